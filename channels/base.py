@@ -1,0 +1,323 @@
+"""The small base every channel adapter stands on.
+
+A channel declares what it can do (`capabilities`) and fills in four hooks: `create`,
+`update`, `delete`, `lookup`. The sequence inside each is fixed by the base: render the
+publication into the channel's shape, send it, parse the receipt. `HttpChannel.request` maps
+every HTTP outcome onto the typed errors of `channels.errors`, so a hook never has to.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, ClassVar, Protocol
+
+import requests
+
+from channels.errors import (
+    AuthExpired,
+    ChannelError,
+    OutcomeUnknown,
+    Permanent,
+    RateLimited,
+    Retryable,
+)
+
+
+class Capability(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    LOOKUP = "lookup"
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Everything a channel may show of one revision of one item, already sanitised."""
+
+    item_id: int
+    revision_id: int
+    revision_number: int
+    external_id: str
+    title: str
+    summary: str
+    body_html: str
+    domain_code: str
+    domain_name: str
+    catecode: str
+    department_code: str
+    department_name: str
+    org_code: str
+    index_no: str
+    written_date: date
+    publish_date: date
+    content_hash: str
+    short_title: str | None = None
+    doc_no: str | None = None
+    keywords: tuple[str, ...] = ()
+    cover_image_url: str | None = None
+    website_url: str | None = None
+    push_tags: tuple[str, ...] | None = None
+    validity: str = "有效"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """What we recorded of the channel's copy: its id, public URL and private state."""
+
+    remote_id: str
+    url: str | None = None
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The channel's answer to a write or a lookup.
+
+    `complete=False` means the channel accepted the work but finishes it asynchronously (e.g.
+    WeChat's freepublish): the engine calls `lookup` again after `poll_after` seconds.
+    `content_hash` is the hash of the revision the channel holds, when the channel tells us.
+    """
+
+    remote_id: str
+    url: str | None = None
+    state: Mapping[str, Any] = field(default_factory=dict)
+    complete: bool = True
+    poll_after: float | None = None
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A preflight finding: this channel would refuse this field for this rule."""
+
+    channel: str
+    field: str
+    rule: str
+    message: str
+
+
+class SharedStore(Protocol):
+    """State shared by every worker: Redis in production, the database when embedded."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
+        """Count one event in the current window; return None if allowed, else seconds to wait."""
+        ...
+
+
+class Channel(ABC):
+    """One channel kind. Subclasses set `kind`, `capabilities` and the hooks they support."""
+
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+    # Channels that link to the website page wait until it exists (DESIGN §3).
+    needs_website_url: ClassVar[bool] = False
+
+    def preflight(self, pub: Publication) -> list[Problem]:
+        """What this channel would refuse in `pub`, found before anything is sent."""
+        return []
+
+    @abstractmethod
+    def create(self, pub: Publication) -> Receipt:
+        """Make the channel show `pub`. Raises `ChannelError` subclasses only."""
+
+    def update(self, pub: Publication, remote: Remote) -> Receipt:
+        """Replace the channel's copy with `pub` (only with `Capability.UPDATE`)."""
+        raise NotImplementedError(f"{self.kind} cannot update in place")
+
+    def delete(self, remote: Remote) -> None:
+        """Withdraw the channel's copy; an already-absent copy is not an error."""
+        raise NotImplementedError(f"{self.kind} cannot delete")
+
+    def lookup(self, pub: Publication, remote: Remote | None) -> Receipt | None:
+        """Find the channel's copy of `pub` (None: the channel does not have it)."""
+        raise NotImplementedError(f"{self.kind} cannot look up")
+
+    def health(self) -> dict[str, Any]:
+        """A cheap status for the operator's channel list."""
+        return {}
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, default=json_default, sort_keys=True).encode()
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    body: Any
+    text: str
+    elapsed_ms: int
+
+
+class HttpChannel(Channel):
+    """A channel spoken to over HTTP with JSON answers.
+
+    `request` raises:
+    - `Retryable` for a connection that failed before the request was sent, 5xx, 408, busy;
+    - `RateLimited` for 429 (with Retry-After);
+    - `AuthExpired` for 401;
+    - `Permanent` for any other 4xx, with the channel's text;
+    - `OutcomeUnknown` for a write whose answer was lost or garbled (read timeout, cut
+      connection, a body that is not JSON): it may have taken effect.
+    """
+
+    def __init__(self, api_base: str, *, timeout: float = 10.0) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    def sign(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        """Headers that authenticate this request (none by default)."""
+        return {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        payload: Any = None,
+        ok: tuple[int, ...] = (200, 201, 204),
+        absent_ok: bool = False,
+    ) -> HttpResponse | None:
+        """Send one request. Returns None for a 404 when `absent_ok`."""
+        body = b"" if payload is None else dumps(payload)
+        headers = {"Accept": "application/json", **self.sign(method, path, body)}
+        if payload is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        write = method not in ("GET", "HEAD")
+        started = time.monotonic()
+        try:
+            resp = self.http.request(
+                method,
+                self.api_base + path,
+                data=body or None,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except requests.ConnectTimeout as exc:
+            raise Retryable(f"{self.kind}: could not connect in time", message=str(exc)) from exc
+        except requests.ConnectionError as exc:
+            if write and _sent(exc):
+                raise OutcomeUnknown(
+                    f"{self.kind}: the connection broke after the request was sent",
+                    message=str(exc),
+                ) from exc
+            raise Retryable(f"{self.kind}: could not connect", message=str(exc)) from exc
+        except requests.Timeout as exc:
+            if write:
+                raise OutcomeUnknown(
+                    f"{self.kind}: no answer in {self.timeout:g}s after the request was sent",
+                    message=str(exc),
+                ) from exc
+            raise Retryable(
+                f"{self.kind}: no answer in {self.timeout:g}s", message=str(exc)
+            ) from exc
+        elapsed = int((time.monotonic() - started) * 1000)
+        return self._answer(resp, method, write=write, ok=ok, absent_ok=absent_ok, elapsed=elapsed)
+
+    def _answer(
+        self,
+        resp: requests.Response,
+        method: str,
+        *,
+        write: bool,
+        ok: tuple[int, ...],
+        absent_ok: bool,
+        elapsed: int,
+    ) -> HttpResponse | None:
+        status, text = resp.status_code, resp.text
+        if status == 404 and absent_ok:
+            return None
+        body: Any = None
+        if text.strip():
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+        code, message = self.error_fields(body, text)
+        common: dict[str, Any] = {"code": code, "message": message, "http_status": status}
+        if status in ok:
+            if text.strip() and body is None:
+                explanation = f"{self.kind}: answered {status} with a body that is not JSON"
+                if write:
+                    raise OutcomeUnknown(explanation, **common)
+                raise Retryable(explanation, **common)
+            return HttpResponse(status, body, text, elapsed)
+        if status == 429:
+            wait = _retry_after(resp.headers.get("Retry-After"))
+            raise RateLimited(f"{self.kind}: rate limit reached", until=_in_seconds(wait), **common)
+        if status == 401:
+            raise AuthExpired(f"{self.kind}: credentials refused", refreshable=False, **common)
+        if status >= 500 or status == 408:
+            raise Retryable(f"{self.kind}: the channel is failing ({status})", **common)
+        raise Permanent(f"{self.kind}: the channel refused the request ({status})", **common)
+
+    def error_fields(self, body: Any, text: str) -> tuple[str | None, str]:
+        """The channel's own error code and message, from a parsed body or the raw text."""
+        if isinstance(body, dict):
+            code = body.get("code") or body.get("error_code")
+            message = body.get("message") or body.get("error") or body.get("detail")
+            if message is not None:
+                return (None if code is None else str(code)), str(message)
+        return None, text[:2000]
+
+
+def _sent(exc: requests.ConnectionError) -> bool:
+    """Whether a connection error happened after the request went out (not at connect)."""
+    text = str(exc)
+    return not any(
+        marker in text
+        for marker in (
+            "Connection refused",
+            "Failed to establish",
+            "Name or service not known",
+            "NewConnectionError",
+            "No route to host",
+        )
+    )
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(1.0, float(value)) if value else 60.0
+    except ValueError:
+        return 60.0
+
+
+def _in_seconds(seconds: float) -> datetime:
+    from datetime import UTC, timedelta
+
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+__all__ = [
+    "Capability",
+    "Channel",
+    "ChannelError",
+    "HttpChannel",
+    "HttpResponse",
+    "Problem",
+    "Publication",
+    "Receipt",
+    "Remote",
+    "SharedStore",
+]

@@ -1,0 +1,84 @@
+"""Typed errors every channel adapter raises; the delivery engine decides from the type alone.
+
+    ChannelError                 the channel's own code and message, plus our explanation
+    ├── Retryable                busy, 5xx, timeout before the request was sent, 429-like
+    ├── RateLimited              the channel's rate window is spent: defer until `until`
+    │   └── QuotaExhausted       the channel's daily quota is spent: defer until `until`
+    ├── AuthExpired              token invalid or expired (`refreshable=False`: an operator
+    │                            must re-authorise the channel; its deliveries wait)
+    ├── Permanent                the content or request is wrong: fail, fixed by editing
+    └── OutcomeUnknown           the request may have taken effect: look up before any resend
+
+Adapters raise nothing else for a channel's answer; anything else escaping an adapter is a
+bug in our code and is treated as retryable by the engine, with the traceback logged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class ChannelError(Exception):
+    """A channel call did not succeed.
+
+    `code` and `message` are the channel's own (kept verbatim for the operator); `explanation`
+    is ours, in plain words; `http_status` is the HTTP status when there was one.
+    """
+
+    kind = "error"
+
+    def __init__(
+        self,
+        explanation: str,
+        *,
+        code: str | int | None = None,
+        message: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+        self.code = None if code is None else str(code)
+        self.message = message
+        self.http_status = http_status
+
+    def __str__(self) -> str:
+        parts = [self.explanation]
+        if self.code is not None or self.message:
+            parts.append(f"[channel said: {self.code or ''} {self.message or ''}]".replace("  ", " "))
+        return " ".join(parts)
+
+
+class Retryable(ChannelError):
+    kind = "retryable"
+
+    def __init__(self, explanation: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(explanation, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class RateLimited(ChannelError):
+    kind = "rate_limited"
+
+    def __init__(self, explanation: str, *, until: datetime, **kw: object) -> None:
+        super().__init__(explanation, **kw)  # type: ignore[arg-type]
+        self.until = until
+
+
+class QuotaExhausted(RateLimited):
+    kind = "quota_exhausted"
+
+
+class AuthExpired(ChannelError):
+    kind = "auth_expired"
+
+    def __init__(self, explanation: str, *, refreshable: bool = True, **kw: object) -> None:
+        super().__init__(explanation, **kw)  # type: ignore[arg-type]
+        self.refreshable = refreshable
+
+
+class Permanent(ChannelError):
+    kind = "permanent"
+
+
+class OutcomeUnknown(ChannelError):
+    kind = "outcome_unknown"

@@ -1,0 +1,85 @@
+"""One typed settings object, built once from the environment (`PUBLISHER_*`, DESIGN §6).
+
+Adapters never read the environment: they receive the part of these settings they need.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
+DEFAULT_SANDBOX_SECRET = "sandbox-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PUBLISHER_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str | None = None
+    broker_url: str | None = None
+    redis_url: str | None = None
+    bootstrap_token: str | None = None
+    org_code: str = "733099896"
+    org_name: str = "松山湖管委会"
+    timezone: str = "Asia/Shanghai"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str | None = None
+
+    # Sandbox ports (DESIGN §6) and whether `publisher up` points unset channels at them.
+    website_port: int = 8101
+    catalogue_port: int = 8102
+    wechat_port: int = 8103
+    weibo_port: int = 8104
+
+    website_api_base: str | None = None
+    website_app_id: str | None = None
+    website_secret: str | None = None
+    catalogue_api_base: str | None = None
+    catalogue_app_id: str | None = None
+    catalogue_secret: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_appid: str | None = None
+    wechat_secret: str | None = None
+    weibo_api_base: str = "https://api.weibo.com"
+    weibo_access_token: str | None = None
+
+    # Delivery engine.
+    lease_seconds: int = 120
+    http_timeout_seconds: float = 10.0
+    backoff_base_seconds: float = 2.0
+    backoff_cap_seconds: float = 600.0
+    failure_budget_seconds: int = 24 * 3600
+    sweep_interval_seconds: float = 5.0
+    dependency_wait_seconds: float = 5.0
+
+    # Catalogue sub-codes per domain are our assumption (DESIGN §2): overridable per domain in
+    # the store; this is the section the catalogue groups them under.
+    catalogue_section: str = "0900"
+
+    max_body_bytes: int = Field(default=1_000_000, description="body limit, bytes of UTF-8")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'publisher.sqlite').resolve()}"
+
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"sqla+sqlite:///{(self.var_dir / 'broker.sqlite').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and `publisher up` change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,332 @@
+"""The canonical store: typed SQLAlchemy 2 models (DESIGN §3).
+
+An *item* has immutable *revisions*; a *delivery* says "channel C must show revision R of item
+I" (or must not show it); every call to a channel is an *attempt* row. Enums are stored by value.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(
+        cls,
+        values_callable=lambda members: [m.value for m in members],
+        native_enum=False,
+        validate_strings=True,
+        length=16,
+    )
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+
+
+class ItemStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    RETRACTED = "retracted"
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    DEFERRED = "deferred"
+    LIVE = "live"
+    WITHDRAWN = "withdrawn"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+
+
+# States a worker may claim once `next_attempt_at` is due.
+CLAIMABLE_STATES = (
+    DeliveryState.PENDING,
+    DeliveryState.RETRYING,
+    DeliveryState.DEFERRED,
+    DeliveryState.UNKNOWN,
+)
+SETTLED_STATES = (
+    DeliveryState.LIVE,
+    DeliveryState.WITHDRAWN,
+    DeliveryState.FAILED,
+    DeliveryState.CANCELLED,
+)
+
+
+class AttemptOutcome(enum.StrEnum):
+    STARTED = "started"
+    OK = "ok"
+    RETRY = "retry"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    ABANDONED = "abandoned"  # the worker died mid-call; its lease expired
+
+
+class Domain(Base):
+    __tablename__ = "domains"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    catecode: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    departments: Mapped[list[Department]] = relationship(
+        secondary="domain_departments", order_by="Department.code", lazy="selectin"
+    )
+
+
+class Department(Base):
+    __tablename__ = "departments"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DomainDepartment(Base):
+    __tablename__ = "domain_departments"
+
+    domain_code: Mapped[str] = mapped_column(ForeignKey("domains.code"), primary_key=True)
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"), primary_key=True)
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain_code: Mapped[str] = mapped_column(ForeignKey("domains.code"))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    status: Mapped[ItemStatus] = mapped_column(_enum(ItemStatus), default=ItemStatus.DRAFT)
+    index_no: Mapped[str | None] = mapped_column(String(48), unique=True)
+    channels: Mapped[list[str]] = mapped_column(default=list)
+    push_tags: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column()
+    retracted_at: Mapped[datetime | None] = mapped_column()
+
+    revisions: Mapped[list[Revision]] = relationship(
+        back_populates="item", order_by="Revision.number", lazy="raise_on_sql"
+    )
+    domain: Mapped[Domain] = relationship(lazy="joined")
+    department: Mapped[Department] = relationship(lazy="joined")
+
+
+class Revision(Base):
+    """An immutable version of an item's content; `content_hash` covers every rendered field."""
+
+    __tablename__ = "revisions"
+    __table_args__ = (UniqueConstraint("item_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    short_title: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text)
+    body_markdown: Mapped[str | None] = mapped_column(Text)
+    keywords: Mapped[list[str]] = mapped_column(default=list)
+    doc_number: Mapped[str | None] = mapped_column(String(64))
+    formed_on: Mapped[date] = mapped_column(Date)
+    cover_image: Mapped[str | None] = mapped_column(String(1000))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="revisions", lazy="raise_on_sql")
+
+
+class Channel(Base):
+    """Operator-visible state of one channel kind (paused, needs re-authorisation)."""
+
+    __tablename__ = "channels"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
+    reauth_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("item_id", "channel_kind"),
+        Index("ix_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_deliveries_channel_state", "channel_kind", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    channel_kind: Mapped[str] = mapped_column(String(32))
+    desired_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    desired_present: Mapped[bool] = mapped_column(Boolean, default=True)
+    applied_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    remote_id: Mapped[str | None] = mapped_column(String(200))
+    remote_url: Mapped[str | None] = mapped_column(String(1000))
+    remote_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[DeliveryState] = mapped_column(
+        _enum(DeliveryState), default=DeliveryState.PENDING
+    )
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None] = mapped_column()
+    last_error_kind: Mapped[str | None] = mapped_column(String(32))
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error_message: Mapped[str | None] = mapped_column(Text)
+    explanation: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    live_at: Mapped[datetime | None] = mapped_column()
+
+    item: Mapped[Item] = relationship(lazy="raise_on_sql")
+
+
+class Attempt(Base):
+    """One call to a channel, written before (outcome `started`) and after the call."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    worker: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[AttemptOutcome] = mapped_column(
+        _enum(AttemptOutcome), default=AttemptOutcome.STARTED
+    )
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    explanation: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiToken(Base):
+    """A bearer token; only its SHA-256 is stored, with a short prefix to recognise it by."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    label: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class IndexSerial(Base):
+    """The last 索引号 serial handed out per organisation and year (never reused)."""
+
+    __tablename__ = "index_serials"
+
+    org_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_serial: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SharedValue(Base):
+    """Embedded stand-in for Redis: shared tokens and rate windows when running on SQLite."""
+
+    __tablename__ = "shared_values"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column()
+
+
+class Media(Base):
+    """An uploaded image (cover or inline), served at `/media/{sha256}`."""
+
+    __tablename__ = "media"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,639 @@
+"""The delivery engine: bring one channel in line with one item's desired state.
+
+`sync_delivery` is level-triggered. It claims the row with a conditional UPDATE and a lease
+(so a duplicate or stale message is a no-op), reads the *current* desired state and what the
+channel was last known to hold, and does the one action that closes the gap: look up, create,
+update, delete or nothing. Every call to a channel is an `Attempt` row written before the call
+(outcome `started`) and completed after it, each in its own short transaction; that is why this
+module, unlike the other services, commits: the remote call must sit between two commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from channels.base import Capability, Channel, Publication, Receipt, Remote, SharedStore
+from channels.errors import (
+    AuthExpired,
+    ChannelError,
+    OutcomeUnknown,
+    Permanent,
+    RateLimited,
+    Retryable,
+)
+from channels.registry import ChannelDisabled, build_channel
+from publisher.config import Settings
+from publisher.db import Database, enqueue_after_commit
+from publisher.errors import Conflict, NotFound
+from publisher.models import (
+    CLAIMABLE_STATES,
+    Attempt,
+    AttemptOutcome,
+    Delivery,
+    DeliveryState,
+    Item,
+    Revision,
+    utcnow,
+)
+from publisher.models import Channel as ChannelRow
+
+log = logging.getLogger(__name__)
+
+Action = Literal["create", "update", "delete", "lookup", "replace"]
+
+
+def backoff_seconds(
+    failures: int, base: float, cap: float, rng: random.Random | None = None
+) -> float:
+    """Capped exponential backoff with "equal jitter": half fixed, half random.
+
+    `failures` counts consecutive failures (1 for the first). The fixed half keeps retries
+    from bunching at zero; the random half spreads workers that failed together.
+    """
+    ceiling = min(cap, base * 2 ** max(0, failures - 1))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+# --- claiming --------------------------------------------------------------------------------
+
+
+def claim_delivery(
+    session: Session, delivery_id: int, worker: str, lease_seconds: float, now: datetime
+) -> bool:
+    """Take the delivery for `worker` if it is due and unclaimed (or its lease expired)."""
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            or_(
+                Delivery.state.in_(CLAIMABLE_STATES) & (Delivery.next_attempt_at <= now),
+                (Delivery.state == DeliveryState.RUNNING) & (Delivery.lease_expires_at < now),
+            ),
+        )
+        .values(
+            state=DeliveryState.RUNNING,
+            lease_owner=worker,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def due_deliveries(session: Session, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
+    """Deliveries a worker should take now: due and unclaimed, or with an expired lease."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.channel_kind)
+        .where(
+            or_(
+                Delivery.state.in_(CLAIMABLE_STATES) & (Delivery.next_attempt_at <= now),
+                (Delivery.state == DeliveryState.RUNNING) & (Delivery.lease_expires_at < now),
+            )
+        )
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    ).all()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+# --- building what the channel sees ----------------------------------------------------------
+
+
+def build_publication(
+    session: Session,
+    settings: Settings,
+    item: Item,
+    rev: Revision,
+    website_url: str | None,
+) -> Publication:
+    tz = ZoneInfo(settings.timezone)
+    published = (item.published_at or datetime.now(UTC)).astimezone(tz).date()
+    return Publication(
+        item_id=item.id,
+        revision_id=rev.id,
+        revision_number=rev.number,
+        external_id=f"item-{item.id}",
+        title=rev.title,
+        short_title=rev.short_title,
+        summary=rev.summary or "",
+        body_html=rev.body_html,
+        domain_code=item.domain_code,
+        domain_name=item.domain.name,
+        catecode=item.domain.catecode,
+        department_code=item.department_code,
+        department_name=item.department.name,
+        org_code=settings.org_code,
+        index_no=item.index_no or "",
+        written_date=rev.formed_on,
+        publish_date=published,
+        content_hash=rev.content_hash,
+        doc_no=rev.doc_number,
+        keywords=tuple(rev.keywords or ()),
+        cover_image_url=absolute_media_url(settings, rev.cover_image),
+        website_url=website_url,
+        push_tags=None if item.push_tags is None else tuple(item.push_tags),
+    )
+
+
+def absolute_media_url(settings: Settings, url: str | None) -> str | None:
+    if url and url.startswith("/"):
+        base = settings.public_base_url or f"http://{settings.api_host}:{settings.api_port}"
+        return base.rstrip("/") + url
+    return url
+
+
+def website_url_of(session: Session, item_id: int) -> str | None:
+    return session.scalars(
+        select(Delivery.remote_url).where(
+            Delivery.item_id == item_id,
+            Delivery.channel_kind == "website",
+            Delivery.desired_present.is_(True),
+        )
+    ).first()
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    action: Action
+    pub: Publication | None
+    remote: Remote | None
+
+
+@dataclass
+class Settle:
+    state: DeliveryState
+    explanation: str | None = None
+    next_attempt_in: float | None = None
+
+
+@dataclass
+class SyncResult:
+    delivery_id: int
+    claimed: bool
+    state: DeliveryState | None = None
+    actions: list[str] = field(default_factory=list)
+
+
+class ChannelPool:
+    """Adapters built once per process; a disabled channel remembers why."""
+
+    def __init__(self, settings: Settings, shared: SharedStore) -> None:
+        self.settings = settings
+        self.shared = shared
+        self._channels: dict[str, Channel | ChannelDisabled] = {}
+
+    def get(self, kind: str) -> Channel:
+        if kind not in self._channels:
+            try:
+                self._channels[kind] = build_channel(kind, self.settings, self.shared)
+            except ChannelDisabled as exc:
+                self._channels[kind] = exc
+        found = self._channels[kind]
+        if isinstance(found, ChannelDisabled):
+            raise found
+        return found
+
+    def disabled_reason(self, kind: str) -> str | None:
+        try:
+            self.get(kind)
+        except ChannelDisabled as exc:
+            return str(exc)
+        return None
+
+
+class DeliveryEngine:
+    def __init__(self, database: Database, settings: Settings, pool: ChannelPool) -> None:
+        self.database = database
+        self.settings = settings
+        self.pool = pool
+
+    def sync(self, delivery_id: int, worker: str, max_steps: int = 4) -> SyncResult:
+        """Claim the delivery and close the gap with at most `max_steps` channel calls."""
+        now = utcnow()
+        with self.database.session() as session:
+            if not claim_delivery(session, delivery_id, worker, self.settings.lease_seconds, now):
+                return SyncResult(delivery_id, claimed=False)
+            self._abandon_unfinished(session, delivery_id)
+        result = SyncResult(delivery_id, claimed=True)
+        for _ in range(max_steps):
+            with self.database.session() as session:
+                d = session.get(Delivery, delivery_id)
+                assert d is not None
+                plan = self._plan(session, d)
+                if isinstance(plan, Settle):
+                    self._settle(session, d, plan)
+                    result.state = d.state
+                    return result
+                attempt = self._start_attempt(session, d, plan, worker)
+                channel = self.pool.get(d.channel_kind)
+            result.actions.append(plan.action)
+            started = time.monotonic()
+            try:
+                receipt = self._call(channel, plan)
+            except ChannelError as exc:
+                with self.database.session() as session:
+                    state = self._record_error(session, delivery_id, attempt, plan, exc, started)
+                result.state = state
+                return result
+            except Exception as exc:  # a bug of ours: keep the worker alive, retry later
+                log.exception("adapter %s crashed on delivery %s", channel.kind, delivery_id)
+                wrapped = Retryable(f"internal error in the {channel.kind} adapter: {exc!r}")
+                with self.database.session() as session:
+                    state = self._record_error(
+                        session, delivery_id, attempt, plan, wrapped, started
+                    )
+                result.state = state
+                return result
+            with self.database.session() as session:
+                waiting = self._record_success(
+                    session, delivery_id, attempt, plan, receipt, started
+                )
+                if waiting is not None:
+                    result.state = waiting
+                    return result
+        with self.database.session() as session:  # out of steps: hand back to the queue
+            d = session.get(Delivery, delivery_id)
+            assert d is not None
+            self._settle(session, d, Settle(DeliveryState.PENDING, next_attempt_in=0))
+            result.state = d.state
+        return result
+
+    # planning
+
+    def _plan(self, session: Session, d: Delivery) -> Step | Settle:
+        row = session.get(ChannelRow, d.channel_kind)
+        if row is not None and row.paused:
+            return Settle(
+                DeliveryState.DEFERRED,
+                f"channel paused: {row.paused_reason or ''}",
+                next_attempt_in=3600,
+            )
+        if row is not None and row.needs_reauth:
+            return Settle(
+                DeliveryState.DEFERRED,
+                f"channel needs re-authorisation: {row.reauth_reason or ''}",
+                next_attempt_in=3600,
+            )
+        if d.state == DeliveryState.CANCELLED:
+            return Settle(DeliveryState.CANCELLED)
+        try:
+            channel = self.pool.get(d.channel_kind)
+        except ChannelDisabled as exc:
+            return Settle(DeliveryState.DEFERRED, f"channel disabled: {exc}", next_attempt_in=300)
+        item = session.get(Item, d.item_id)
+        assert item is not None
+        remote = (
+            Remote(d.remote_id or "", d.remote_url, dict(d.remote_state or {}))
+            if d.remote_id or (d.remote_state or {}).get("incomplete")
+            else None
+        )
+        website_url = website_url_of(session, item.id) if d.channel_kind != "website" else None
+        if d.channel_kind == "website":
+            website_url = d.remote_url
+
+        def pub_for(revision_id: int | None) -> Publication | None:
+            if revision_id is None:
+                return None
+            rev = session.get(Revision, revision_id)
+            assert rev is not None
+            return build_publication(session, self.settings, item, rev, website_url)
+
+        state = d.remote_state or {}
+        if state.get("uncertain") or state.get("incomplete"):
+            attempted = state.get("attempted_revision_id") or d.desired_revision_id
+            return Step("lookup", pub_for(attempted), remote)
+        if not d.desired_present:
+            if remote is None:
+                return Settle(DeliveryState.WITHDRAWN)
+            return Step("delete", pub_for(d.applied_revision_id), remote)
+        if remote is not None and d.applied_revision_id == d.desired_revision_id:
+            return Settle(DeliveryState.LIVE)
+        if channel.needs_website_url and not website_url:
+            if website_url_of(session, item.id) is None and not _has_website(session, item.id):
+                return Settle(
+                    DeliveryState.FAILED,
+                    f"{d.channel_kind} links to the website article, but this item is "
+                    "not published to the website",
+                )
+            return Settle(
+                DeliveryState.PENDING,
+                "waiting for the website page to exist",
+                next_attempt_in=self.settings.dependency_wait_seconds,
+            )
+        pub = pub_for(d.desired_revision_id)
+        if remote is None:
+            return Step("create", pub, None)
+        if Capability.UPDATE in channel.capabilities:
+            return Step("update", pub, remote)
+        return Step("replace", pub, remote)
+
+    def _call(self, channel: Channel, step: Step) -> Receipt | None:
+        if step.action == "lookup":
+            assert step.pub is not None
+            return channel.lookup(step.pub, step.remote)
+        if step.action == "delete":
+            assert step.remote is not None
+            channel.delete(step.remote)
+            return None
+        assert step.pub is not None
+        if step.action == "update":
+            assert step.remote is not None
+            return channel.update(step.pub, step.remote)
+        if step.action == "replace":
+            assert step.remote is not None
+            channel.delete(step.remote)
+        return channel.create(step.pub)
+
+    # recording
+
+    def _abandon_unfinished(self, session: Session, delivery_id: int) -> None:
+        """Attempts left `started` by a worker that died; their outcome is unknown."""
+        session.execute(
+            update(Attempt)
+            .where(Attempt.delivery_id == delivery_id, Attempt.outcome == AttemptOutcome.STARTED)
+            .values(
+                outcome=AttemptOutcome.ABANDONED,
+                finished_at=utcnow(),
+                explanation="the worker stopped during this call; its lease expired",
+            )
+        )
+        d = session.get(Delivery, delivery_id)
+        assert d is not None
+        state = dict(d.remote_state or {})
+        if state.get("in_flight"):
+            # A write may have reached the channel before the worker died: look before writing.
+            state["uncertain"] = True
+            state.pop("in_flight", None)
+            d.remote_state = state
+
+    def _start_attempt(self, session: Session, d: Delivery, step: Step, worker: str) -> int:
+        d.attempt_count += 1
+        state = dict(d.remote_state or {})
+        if step.action in ("create", "update", "replace"):
+            assert step.pub is not None
+            state["attempted_revision_id"] = step.pub.revision_id
+        state["in_flight"] = step.action
+        d.remote_state = state
+        attempt = Attempt(
+            delivery_id=d.id,
+            number=d.attempt_count,
+            action=step.action,
+            revision_id=step.pub.revision_id if step.pub else None,
+            worker=worker,
+        )
+        session.add(attempt)
+        session.flush()
+        return attempt.id
+
+    def _finish_attempt(
+        self,
+        session: Session,
+        attempt_id: int,
+        outcome: AttemptOutcome,
+        started: float,
+        exc: ChannelError | None = None,
+    ) -> None:
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None
+        attempt.outcome = outcome
+        attempt.finished_at = utcnow()
+        attempt.duration_ms = int((time.monotonic() - started) * 1000)
+        if exc is not None:
+            attempt.error_kind = exc.kind
+            attempt.error_code = exc.code
+            attempt.error_message = exc.message
+            attempt.explanation = exc.explanation
+            attempt.http_status = exc.http_status
+
+    def _record_success(
+        self,
+        session: Session,
+        delivery_id: int,
+        attempt_id: int,
+        step: Step,
+        receipt: Receipt | None,
+        started: float,
+    ) -> DeliveryState | None:
+        """Apply the channel's answer. Returns a state when the delivery must wait."""
+        self._finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
+        d = session.get(Delivery, delivery_id)
+        assert d is not None
+        state = dict(d.remote_state or {})
+        state.pop("in_flight", None)
+        state.pop("uncertain", None)
+        d.consecutive_failures = 0
+        d.failing_since = None
+        d.last_error_kind = d.last_error_code = d.last_error_message = None
+        d.explanation = None
+        if step.action == "delete":
+            d.remote_id = d.remote_url = None
+            d.applied_revision_id = None
+            d.remote_state = {}
+            return None
+        if receipt is None:  # a lookup that found nothing
+            d.remote_id = d.remote_url = None
+            d.applied_revision_id = None
+            state.pop("incomplete", None)
+            d.remote_state = state
+            return None
+        state.update(receipt.state)
+        d.remote_id = receipt.remote_id
+        d.remote_url = receipt.url or d.remote_url
+        if not receipt.complete:
+            state["incomplete"] = True
+            d.remote_state = state
+            d.state = DeliveryState.UNKNOWN
+            d.explanation = "accepted by the channel; waiting for it to finish publishing"
+            d.next_attempt_at = utcnow() + timedelta(seconds=receipt.poll_after or 60)
+            d.lease_owner = d.lease_expires_at = None
+            return d.state
+        state.pop("incomplete", None)
+        d.applied_revision_id = self._revision_for(session, d, receipt, state)
+        d.remote_state = state
+        return None
+
+    def _revision_for(
+        self, session: Session, d: Delivery, receipt: Receipt, state: dict[str, Any]
+    ) -> int | None:
+        if receipt.content_hash:
+            found = session.scalars(
+                select(Revision.id)
+                .where(Revision.item_id == d.item_id, Revision.content_hash == receipt.content_hash)
+                .order_by(Revision.number.desc())
+            ).first()
+            if found is not None:
+                return found
+        attempted = state.get("attempted_revision_id")
+        return int(attempted) if attempted else d.desired_revision_id
+
+    def _record_error(
+        self,
+        session: Session,
+        delivery_id: int,
+        attempt_id: int,
+        step: Step,
+        exc: ChannelError,
+        started: float,
+    ) -> DeliveryState:
+        d = session.get(Delivery, delivery_id)
+        assert d is not None
+        now = utcnow()
+        state = dict(d.remote_state or {})
+        state.pop("in_flight", None)
+        d.last_error_kind, d.last_error_code = exc.kind, exc.code
+        d.last_error_message, d.explanation = exc.message, exc.explanation
+        d.lease_owner = d.lease_expires_at = None
+        if isinstance(exc, OutcomeUnknown):
+            outcome, d.state = AttemptOutcome.UNKNOWN, DeliveryState.UNKNOWN
+            state["uncertain"] = True
+            d.next_attempt_at = now + timedelta(seconds=self._backoff(d, now))
+        elif isinstance(exc, RateLimited):
+            outcome, d.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
+            d.next_attempt_at = max(exc.until, now)
+            d.explanation = f"{exc.explanation}; waits until {exc.until.isoformat()}"
+        elif isinstance(exc, AuthExpired):
+            outcome, d.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
+            self._needs_reauth(session, d.channel_kind, exc)
+            d.next_attempt_at = now + timedelta(hours=1)
+        elif isinstance(exc, Permanent):
+            outcome, d.state = AttemptOutcome.FAILED, DeliveryState.FAILED
+        else:
+            delay = (exc.retry_after if isinstance(exc, Retryable) else None) or self._backoff(
+                d, now
+            )
+            d.failing_since = d.failing_since or now
+            budget = timedelta(seconds=self.settings.failure_budget_seconds)
+            if now - d.failing_since > budget:
+                outcome, d.state = AttemptOutcome.FAILED, DeliveryState.FAILED
+                d.explanation = f"{exc.explanation}; still failing after {budget}, gave up"
+            else:
+                outcome, d.state = AttemptOutcome.RETRY, DeliveryState.RETRYING
+                d.next_attempt_at = now + timedelta(seconds=delay)
+        d.remote_state = state
+        self._finish_attempt(session, attempt_id, outcome, started, exc)
+        if d.state in (DeliveryState.RETRYING, DeliveryState.UNKNOWN, DeliveryState.DEFERRED):
+            delay = (d.next_attempt_at - now).total_seconds()
+            if delay < 3600:  # longer waits are left to the sweeper
+                enqueue_after_commit(session, [(d.id, d.channel_kind)], countdown=delay)
+        return d.state
+
+    def _backoff(self, d: Delivery, now: datetime) -> float:
+        d.consecutive_failures += 1
+        return backoff_seconds(
+            d.consecutive_failures,
+            self.settings.backoff_base_seconds,
+            self.settings.backoff_cap_seconds,
+        )
+
+    def _needs_reauth(self, session: Session, kind: str, exc: AuthExpired) -> None:
+        row = session.get(ChannelRow, kind) or ChannelRow(kind=kind)
+        row.needs_reauth = True
+        row.reauth_reason = str(exc)
+        session.add(row)
+
+    def _settle(self, session: Session, d: Delivery, plan: Settle) -> None:
+        now = utcnow()
+        d.state = plan.state
+        d.lease_owner = d.lease_expires_at = None
+        if plan.explanation is not None or plan.state in (
+            DeliveryState.LIVE,
+            DeliveryState.WITHDRAWN,
+        ):
+            d.explanation = plan.explanation
+        if plan.next_attempt_in is not None:
+            d.next_attempt_at = now + timedelta(seconds=plan.next_attempt_in)
+        if plan.state == DeliveryState.LIVE:
+            d.live_at = d.live_at or now
+            d.last_error_kind = d.last_error_code = d.last_error_message = None
+            if d.channel_kind == "website":
+                self._wake_dependents(session, d)
+        if plan.state == DeliveryState.WITHDRAWN:
+            d.live_at = None
+        if plan.state == DeliveryState.PENDING and plan.next_attempt_in == 0:
+            enqueue_after_commit(session, [(d.id, d.channel_kind)])
+
+    def _wake_dependents(self, session: Session, website: Delivery) -> None:
+        waiting = session.scalars(
+            select(Delivery).where(
+                Delivery.item_id == website.item_id,
+                Delivery.channel_kind != "website",
+                Delivery.state == DeliveryState.PENDING,
+            )
+        ).all()
+        for d in waiting:
+            d.next_attempt_at = utcnow()
+        enqueue_after_commit(session, [(d.id, d.channel_kind) for d in waiting])
+
+
+def _has_website(session: Session, item_id: int) -> bool:
+    return (
+        session.scalars(
+            select(Delivery.id).where(
+                Delivery.item_id == item_id,
+                Delivery.channel_kind == "website",
+                Delivery.desired_present.is_(True),
+            )
+        ).first()
+        is not None
+    )
+
+
+# --- operator actions ------------------------------------------------------------------------
+
+
+def retry_delivery(session: Session, delivery_id: int, *, actor: str) -> Delivery:
+    """Start a failed, deferred or cancelled delivery again, with a new failure budget."""
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise NotFound(f"delivery {delivery_id} does not exist")
+    if d.state in (DeliveryState.RUNNING, DeliveryState.LIVE, DeliveryState.WITHDRAWN):
+        raise Conflict(f"delivery {delivery_id} is {d.state.value}; nothing to retry")
+    d.state = DeliveryState.PENDING
+    d.next_attempt_at = utcnow()
+    d.failing_since = None
+    d.consecutive_failures = 0
+    from publisher.services.items import audit
+
+    audit(session, actor, "delivery.retry", f"delivery:{d.id}")
+    enqueue_after_commit(session, [(d.id, d.channel_kind)])
+    return d
+
+
+def poke_delivery(session: Session, delivery_id: int) -> None:
+    """Make a waiting delivery due now (e.g. WeChat said its publish job finished)."""
+    d = session.get(Delivery, delivery_id)
+    if d is not None and d.state in CLAIMABLE_STATES:
+        d.next_attempt_at = utcnow()
+        enqueue_after_commit(session, [(d.id, d.channel_kind)])
+
+
+def preflight(pool: ChannelPool, pubs: dict[str, Publication]) -> list[Any]:
+    """Every channel's objections to its publication, before anything is sent."""
+    problems: list[Any] = []
+    for kind, pub in pubs.items():
+        try:
+            channel = pool.get(kind)
+        except ChannelDisabled:
+            continue
+        problems.extend(channel.preflight(pub))
+    return problems
+
+
+def with_website_estimate(pub: Publication, settings: Settings) -> Publication:
+    """`pub` with a stand-in website URL of the right shape, for preflight length checks."""
+    if pub.website_url:
+        return pub
+    base = (settings.website_api_base or "https://www.example.gov.cn").rstrip("/")
+    return replace(pub, website_url=f"{base}/articles/{pub.external_id}.html")

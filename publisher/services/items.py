@@ -1,0 +1,368 @@
+"""Create, edit, publish and retract items.
+
+Each function changes desired state only, inside the caller's transaction (services never
+commit); deliveries that need work are handed to the workers after that transaction commits.
+Bad input raises `InvalidInput` naming every field and rule before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from channels.registry import KINDS
+from publisher.config import Settings
+from publisher.db import enqueue_after_commit
+from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from publisher.models import (
+    AuditEvent,
+    Delivery,
+    DeliveryState,
+    Department,
+    Domain,
+    DomainDepartment,
+    IndexSerial,
+    Item,
+    ItemStatus,
+    Revision,
+    utcnow,
+)
+from publisher.services.content import content_hash, markdown_to_html, sanitize_html
+
+TITLE_MAX = 200
+SUMMARY_MAX = 1000
+_UNSET: Any = object()
+
+
+@dataclass
+class ItemFields:
+    """What an editor writes. `None` in an edit means "unchanged"."""
+
+    title: str | None = None
+    body_html: str | None = None
+    body_markdown: str | None = None
+    summary: str | None = None
+    short_title: str | None = None
+    domain: str | None = None
+    department: str | None = None
+    doc_number: str | None = None
+    formed_on: date | None = None
+    keywords: list[str] | None = None
+    cover_image: str | None = None
+    channels: list[str] | None = None
+    push: list[str] | None = None
+    urgent: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def today_local(settings: Settings) -> date:
+    return datetime.now(ZoneInfo(settings.timezone)).date()
+
+
+def _validate(
+    session: Session,
+    settings: Settings,
+    f: ItemFields,
+    *,
+    creating: bool,
+    enabled: dict[str, str | None],
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+
+    def bad(name: str, rule: str, message: str) -> None:
+        problems.append(FieldProblem(name, rule, message))
+
+    if creating or f.title is not None:
+        if f.title is None or not f.title.strip():
+            bad("title", "required", "title is required and must not be empty")
+        elif len(f.title.strip()) > TITLE_MAX:
+            bad("title", "max_length", f"title must be at most {TITLE_MAX} characters")
+    if creating and not (f.body_html or f.body_markdown):
+        bad("body_html", "required", "one of body_html or body_markdown is required")
+    if f.body_html is not None and f.body_markdown is not None:
+        bad("body_markdown", "exclusive", "give body_html or body_markdown, not both")
+    for name in ("body_html", "body_markdown"):
+        value = getattr(f, name)
+        if value is not None and len(value.encode()) > settings.max_body_bytes:
+            bad(name, "max_bytes", f"{name} must be at most {settings.max_body_bytes} bytes")
+    if f.summary is not None and len(f.summary) > SUMMARY_MAX:
+        bad("summary", "max_length", f"summary must be at most {SUMMARY_MAX} characters")
+    if creating and not f.domain:
+        bad("domain", "required", "domain is required (a domain code such as 'welfare')")
+    if creating and not f.department:
+        bad("department", "required", "department is required (a code such as 'sgj')")
+    domain = session.get(Domain, f.domain) if f.domain else None
+    if f.domain and (domain is None or not domain.active):
+        bad("domain", "known", f"unknown or inactive domain {f.domain!r}")
+    department = session.get(Department, f.department) if f.department else None
+    if f.department and (department is None or not department.active):
+        bad("department", "known", f"unknown or inactive department {f.department!r}")
+    if domain is not None and department is not None:
+        responsible = session.get(DomainDepartment, (domain.code, department.code))
+        if responsible is None:
+            bad(
+                "department",
+                "responsible",
+                f"department {department.code!r} is not responsible for domain {domain.code!r}",
+            )
+    if creating and f.formed_on is None:
+        bad("formed_on", "required", "formed_on (the date the information was formed) is required")
+    if f.formed_on is not None and f.formed_on > today_local(settings):
+        bad("formed_on", "not_future", "formed_on must not be in the future")
+    if f.channels is not None:
+        for kind in f.channels:
+            if kind not in KINDS:
+                bad("channels", "known", f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
+            elif enabled.get(kind):
+                bad("channels", "enabled", f"channel {kind!r} is disabled: {enabled[kind]}")
+    if f.keywords is not None and any(not k.strip() or len(k) > 32 for k in f.keywords):
+        bad("keywords", "format", "keywords must be non-empty and at most 32 characters each")
+    return problems
+
+
+def _revision_body(f: ItemFields, previous: Revision | None) -> tuple[str, str | None]:
+    if f.body_markdown is not None:
+        return sanitize_html(markdown_to_html(f.body_markdown)), f.body_markdown
+    if f.body_html is not None:
+        return sanitize_html(f.body_html), None
+    assert previous is not None
+    return previous.body_html, previous.body_markdown
+
+
+def _hash_fields(rev: Revision, item: Item) -> dict[str, Any]:
+    return {
+        "title": rev.title,
+        "short_title": rev.short_title,
+        "summary": rev.summary,
+        "body_html": rev.body_html,
+        "keywords": rev.keywords,
+        "doc_number": rev.doc_number,
+        "formed_on": rev.formed_on,
+        "cover_image": rev.cover_image,
+        "domain": item.domain_code,
+        "department": item.department_code,
+    }
+
+
+def audit(session: Session, actor: str, action: str, subject: str, **details: Any) -> None:
+    session.add(AuditEvent(actor=actor, action=action, subject=subject, details=details))
+
+
+def create_item(
+    session: Session,
+    settings: Settings,
+    fields: ItemFields,
+    *,
+    actor: str,
+    disabled: dict[str, str | None] | None = None,
+) -> Item:
+    """A new draft item with revision 1. Raises `InvalidInput`."""
+    problems = _validate(session, settings, fields, creating=True, enabled=disabled or {})
+    if problems:
+        raise InvalidInput(problems)
+    assert fields.domain and fields.department and fields.title and fields.formed_on
+    item = Item(
+        domain_code=fields.domain,
+        department_code=fields.department,
+        channels=list(dict.fromkeys(fields.channels)) if fields.channels is not None else [],
+        push_tags=fields.push,
+        urgent=bool(fields.urgent),
+        created_by=actor,
+    )
+    session.add(item)
+    session.flush()
+    _add_revision(session, item, fields, None, actor)
+    audit(session, actor, "item.create", f"item:{item.id}")
+    return item
+
+
+def _add_revision(
+    session: Session, item: Item, f: ItemFields, previous: Revision | None, actor: str
+) -> Revision | None:
+    body_html, body_markdown = _revision_body(f, previous)
+
+    def pick(name: str, default: Any) -> Any:
+        value = getattr(f, name)
+        return value if value is not None else default
+
+    rev = Revision(
+        item_id=item.id,
+        number=(previous.number + 1) if previous else 1,
+        title=pick("title", previous.title if previous else "").strip(),
+        short_title=pick("short_title", previous.short_title if previous else None),
+        summary=pick("summary", previous.summary if previous else ""),
+        body_html=body_html,
+        body_markdown=body_markdown,
+        keywords=list(pick("keywords", previous.keywords if previous else [])),
+        doc_number=pick("doc_number", previous.doc_number if previous else None),
+        formed_on=pick("formed_on", previous.formed_on if previous else None),
+        cover_image=pick("cover_image", previous.cover_image if previous else None),
+        created_by=actor,
+    )
+    rev.content_hash = content_hash(_hash_fields(rev, item))
+    if previous is not None and previous.content_hash == rev.content_hash:
+        return None
+    session.add(rev)
+    session.flush()
+    return rev
+
+
+def get_item(session: Session, item_id: int, *, for_update: bool = False) -> Item:
+    stmt = select(Item).where(Item.id == item_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    item = session.scalars(stmt).first()
+    if item is None:
+        raise NotFound(f"item {item_id} does not exist")
+    return item
+
+
+def latest_revision(session: Session, item_id: int) -> Revision:
+    rev = session.scalars(
+        select(Revision).where(Revision.item_id == item_id).order_by(Revision.number.desc())
+    ).first()
+    if rev is None:
+        raise NotFound(f"item {item_id} has no revision")
+    return rev
+
+
+def edit_item(
+    session: Session,
+    settings: Settings,
+    item_id: int,
+    fields: ItemFields,
+    *,
+    actor: str,
+    disabled: dict[str, str | None] | None = None,
+) -> Revision | None:
+    """A new revision (None when nothing changed); a published item's deliveries follow it."""
+    item = get_item(session, item_id, for_update=True)
+    if item.status == ItemStatus.RETRACTED:
+        raise Conflict(f"item {item_id} is retracted; publish it again before editing")
+    merged = ItemFields(**{**vars(fields)})
+    merged.domain = fields.domain or item.domain_code
+    merged.department = fields.department or item.department_code
+    problems = _validate(session, settings, merged, creating=False, enabled=disabled or {})
+    if problems:
+        raise InvalidInput(problems)
+    item.domain_code, item.department_code = merged.domain, merged.department
+    if fields.channels is not None:
+        item.channels = list(dict.fromkeys(fields.channels))
+    if fields.push is not None:
+        item.push_tags = fields.push
+    if fields.urgent is not None:
+        item.urgent = fields.urgent
+    previous = latest_revision(session, item_id)
+    rev = _add_revision(session, item, fields, previous, actor)
+    if rev is not None:
+        audit(session, actor, "item.edit", f"item:{item.id}", revision=rev.number)
+        if item.status == ItemStatus.PUBLISHED:
+            _point_deliveries(session, item, rev, present=True)
+    return rev
+
+
+def allocate_index_no(session: Session, org_code: str, year: int) -> str:
+    """The next 索引号 for the organisation and year; unique under concurrency, never reused.
+
+    The counter row is created if missing, then incremented by a single UPDATE … RETURNING,
+    which takes the row lock (PostgreSQL) or the database write lock (SQLite) until commit.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(IndexSerial)
+        .values(org_code=org_code, year=year, last_serial=0)
+        .on_conflict_do_nothing(index_elements=["org_code", "year"])
+    )
+    serial = session.execute(
+        update(IndexSerial)
+        .where(IndexSerial.org_code == org_code, IndexSerial.year == year)
+        .values(last_serial=IndexSerial.last_serial + 1)
+        .returning(IndexSerial.last_serial)
+    ).scalar_one()
+    return f"{org_code}/{year}-{serial:05d}"
+
+
+def _point_deliveries(session: Session, item: Item, rev: Revision | None, *, present: bool) -> None:
+    deliveries = session.scalars(select(Delivery).where(Delivery.item_id == item.id)).all()
+    now = utcnow()
+    for d in deliveries:
+        if d.state == DeliveryState.CANCELLED and present:
+            continue
+        d.desired_present = present
+        if rev is not None:
+            d.desired_revision_id = rev.id
+        if d.state != DeliveryState.RUNNING:
+            d.state = DeliveryState.PENDING
+        d.next_attempt_at = now
+        d.failing_since = None
+        d.consecutive_failures = 0
+    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in deliveries])
+
+
+def publish_item(
+    session: Session,
+    settings: Settings,
+    item_id: int,
+    *,
+    actor: str,
+    enabled_kinds: list[str],
+) -> Item:
+    """Desired state: every chosen channel shows the latest revision. Assigns the 索引号."""
+    item = get_item(session, item_id, for_update=True)
+    rev = latest_revision(session, item_id)
+    kinds = [k for k in (item.channels or enabled_kinds) if k in KINDS]
+    if not kinds:
+        raise InvalidInput(
+            [FieldProblem("channels", "enabled", "no enabled channel to publish to")]
+        )
+    if item.index_no is None:
+        year = datetime.now(ZoneInfo(settings.timezone)).year
+        item.index_no = allocate_index_no(session, settings.org_code, year)
+    existing = {
+        d.channel_kind: d
+        for d in session.scalars(select(Delivery).where(Delivery.item_id == item.id))
+    }
+    for kind in kinds:
+        if kind not in existing:
+            session.add(Delivery(item_id=item.id, channel_kind=kind, desired_revision_id=rev.id))
+    for kind, d in existing.items():
+        if kind not in kinds:  # a channel dropped from the item: withdraw it there
+            d.desired_present = False
+    session.flush()
+    item.status = ItemStatus.PUBLISHED
+    item.published_at = item.published_at or datetime.now(UTC)
+    item.retracted_at = None
+    _point_deliveries(session, item, rev, present=True)
+    for kind, d in existing.items():
+        if kind not in kinds:
+            d.desired_present = False
+    audit(
+        session,
+        actor,
+        "item.publish",
+        f"item:{item.id}",
+        revision=rev.number,
+        index_no=item.index_no,
+        channels=kinds,
+    )
+    return item
+
+
+def retract_item(session: Session, item_id: int, *, actor: str, reason: str | None = None) -> Item:
+    """Desired state: no channel shows the item."""
+    item = get_item(session, item_id, for_update=True)
+    if item.status != ItemStatus.PUBLISHED:
+        raise Conflict(f"item {item_id} is {item.status.value}, not published")
+    item.status = ItemStatus.RETRACTED
+    item.retracted_at = datetime.now(UTC)
+    _point_deliveries(session, item, None, present=False)
+    audit(session, actor, "item.retract", f"item:{item.id}", reason=reason)
+    return item

@@ -1,0 +1,115 @@
+"""State shared by every worker (tokens, rate windows): Redis, or the database when embedded.
+
+Both implement `channels.base.SharedStore`. Rate windows are fixed windows: `take_slot` counts
+one event in the window containing now and answers how long to wait when the window is full.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime, timedelta
+
+import redis
+from sqlalchemy import Integer, Text, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from channels.base import SharedStore
+from publisher.config import Settings
+from publisher.db import Database, get_database
+from publisher.models import SharedValue
+
+
+def _window(window_seconds: float, now: float) -> tuple[int, float]:
+    start = math.floor(now / window_seconds) * window_seconds
+    return int(start), start + window_seconds - now
+
+
+class RedisSharedStore:
+    def __init__(self, url: str, prefix: str = "publisher:") -> None:
+        self.redis = redis.Redis.from_url(url, decode_responses=True)
+        self.prefix = prefix
+
+    def get(self, key: str) -> str | None:
+        value = self.redis.get(self.prefix + key)
+        return None if value is None else str(value)
+
+    def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None:
+        px = None if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
+        self.redis.set(self.prefix + key, value, px=px)
+
+    def delete(self, key: str) -> None:
+        self.redis.delete(self.prefix + key)
+
+    def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
+        start, remaining = _window(window_seconds, time.time())
+        counter = f"{self.prefix}rate:{key}:{start}"
+        pipe = self.redis.pipeline()
+        pipe.incr(counter)
+        pipe.expire(counter, int(window_seconds) + 60)
+        count = int(pipe.execute()[0])
+        return None if count <= limit else remaining
+
+
+class DatabaseSharedStore:
+    """The embedded stand-in: one row per key in `shared_values`, each call its own transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def get(self, key: str) -> str | None:
+        with self.database.session() as session:
+            row = session.get(SharedValue, key)
+            if row is None or (row.expires_at and row.expires_at <= datetime.now(UTC)):
+                return None
+            return row.value
+
+    def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None:
+        expires = None
+        if ttl_seconds is not None:
+            expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+        with self.database.session() as session:
+            row = session.get(SharedValue, key)
+            if row is None:
+                session.add(SharedValue(key=key, value=value, expires_at=expires))
+            else:
+                row.value, row.expires_at = value, expires
+
+    def delete(self, key: str) -> None:
+        with self.database.session() as session:
+            session.execute(delete(SharedValue).where(SharedValue.key == key))
+
+    def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
+        start, remaining = _window(window_seconds, time.time())
+        counter = f"rate:{key}:{start}"
+        expires = datetime.now(UTC) + timedelta(seconds=remaining + 60)
+        with self.database.session() as session:
+            insert = (
+                pg_insert
+                if session.bind and session.bind.dialect.name == "postgresql"
+                else (sqlite_insert)
+            )
+            stmt = insert(SharedValue).values(key=counter, value="1", expires_at=expires)
+            # Counting in SQL keeps concurrent workers from losing increments.
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[SharedValue.key],
+                set_={"value": (SharedValue.value.cast(Integer) + 1).cast(Text)},
+            )
+            session.execute(stmt)
+            count = int(
+                session.scalars(select(SharedValue.value).where(SharedValue.key == counter)).one()
+            )
+            session.execute(
+                delete(SharedValue).where(
+                    SharedValue.key.like("rate:%"), SharedValue.expires_at < datetime.now(UTC)
+                )
+            )
+        return None if count <= limit else remaining
+
+
+def shared_store(settings: Settings, database: Database | None = None) -> SharedStore:
+    """Redis when `PUBLISHER_REDIS_URL` is set, else the database."""
+    if settings.redis_url:
+        return RedisSharedStore(settings.redis_url)
+    return DatabaseSharedStore(database or get_database(settings))

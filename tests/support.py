@@ -1,0 +1,101 @@
+"""Shared test helpers: sandboxes served in a thread, free ports, sample publications."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+import requests
+import uvicorn
+
+from channels.base import Publication
+from channels.sandbox.common import SandboxState
+from channels.sandbox.server import sandbox_app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningSandbox:
+    kind: str
+    url: str
+    state: SandboxState
+
+    def faults(self, **changes: Any) -> dict[str, Any]:
+        resp = requests.post(f"{self.url}/_sandbox/faults", json=changes, timeout=5)
+        resp.raise_for_status()
+        body: dict[str, Any] = resp.json()
+        return body
+
+    def inspect(self) -> dict[str, Any]:
+        resp = requests.get(f"{self.url}/_sandbox/state", timeout=5)
+        resp.raise_for_status()
+        body: dict[str, Any] = resp.json()
+        return body
+
+
+@contextmanager
+def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a background thread; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server on port {port} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def running_sandbox(kind: str) -> Iterator[RunningSandbox]:
+    app = sandbox_app(kind)
+    state: SandboxState = app.state.sandbox
+    with serve_in_thread(app) as url:
+        yield RunningSandbox(kind, url, state)
+
+
+def sample_publication(**overrides: Any) -> Publication:
+    pub = Publication(
+        item_id=42,
+        revision_id=7,
+        revision_number=1,
+        external_id="item-42",
+        title="松山湖2026年城乡困难群众临时救助资金发放情况公示",
+        summary="公示本年度第三季度临时救助资金发放对象、金额及审批情况。",
+        body_html="<p>根据《广东省临时救助办法》，现将有关情况公示如下。</p>"
+        "<p>公示期间如有异议，请致电社管局。</p>",
+        domain_code="welfare",
+        domain_name="社会救助和社会福利",
+        catecode="0902",
+        department_code="sgj",
+        department_name="社管局",
+        org_code="733099896",
+        index_no="733099896/2026-00042",
+        written_date=date(2026, 11, 2),
+        publish_date=date(2026, 11, 20),
+        content_hash="0" * 64,
+        doc_no="松管社〔2026〕12号",
+        keywords=("临时救助", "公示"),
+        website_url="http://127.0.0.1:8101/articles/item-42.html",
+    )
+    return replace(pub, **overrides)

@@ -1,0 +1,53 @@
+"""The Celery app: Redis in production, Celery's SQLAlchemy transport on SQLite by default.
+
+One queue per channel kind (`channel.website`, …) so a slow or rate-limited channel never holds
+up the others, and a `control` queue for the sweeper. Tasks acknowledge late and are
+re-delivered if a worker dies; the database lease makes a second delivery harmless.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from channels.registry import KINDS
+from publisher.config import Settings, get_settings
+
+
+def queue_for(kind: str) -> str:
+    return f"channel.{kind}"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("publisher", include=["workers.tasks"])
+    app.conf.update(
+        broker_url=settings.resolved_broker_url(),
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="control",
+        task_queues=[Queue("control"), *(Queue(queue_for(kind)) for kind in KINDS)],
+        task_routes={"workers.tasks.sweep": {"queue": "control"}},
+        beat_schedule={
+            "sweep": {
+                "task": "workers.tasks.sweep",
+                "schedule": settings.sweep_interval_seconds,
+                "options": {"expires": settings.sweep_interval_seconds * 2},
+            },
+        },
+        timezone=settings.timezone,
+        worker_hijack_root_logger=False,
+    )
+    if settings.resolved_broker_url().startswith("sqla+"):
+        # The SQLAlchemy transport polls; a short interval keeps the embedded default brisk.
+        app.conf.broker_transport_options = {"polling_interval": 0.2}
+    else:
+        # Redis redelivers unacknowledged messages after this; longer than any delivery call.
+        app.conf.broker_transport_options = {"visibility_timeout": 600}
+    return app
+
+
+app = make_celery(get_settings())

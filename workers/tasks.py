@@ -1,0 +1,58 @@
+"""Thin tasks: each takes an id and calls one service function. No ORM object crosses the broker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from functools import lru_cache
+
+from celery import shared_task
+
+from publisher.config import get_settings
+from publisher.db import get_database
+from publisher.models import utcnow
+from publisher.services.deliveries import ChannelPool, DeliveryEngine, due_deliveries
+from publisher.shared import shared_store
+from workers.app import app, queue_for
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def engine() -> DeliveryEngine:
+    settings = get_settings()
+    database = get_database(settings)
+    pool = ChannelPool(settings, shared_store(settings, database))
+    return DeliveryEngine(database, settings, pool)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@shared_task(name="workers.tasks.sync_delivery", ignore_result=True)
+def sync_delivery(delivery_id: int) -> str | None:
+    result = engine().sync(delivery_id, worker_name())
+    return None if result.state is None else result.state.value
+
+
+@shared_task(name="workers.tasks.sweep", ignore_result=True)
+def sweep() -> int:
+    """Re-send every due, unclaimed delivery: a lost message only delays work."""
+    database = get_database()
+    with database.session() as session:
+        due = due_deliveries(session, utcnow())
+    send_sync_messages([(delivery_id, kind, 0.0) for delivery_id, kind in due])
+    return len(due)
+
+
+def send_sync_messages(items: list[tuple[int, str, float]]) -> None:
+    """Publish one `sync_delivery` message per delivery on its channel's queue."""
+    for delivery_id, kind, countdown in items:
+        sync_delivery.apply_async(
+            args=[delivery_id], queue=queue_for(kind), countdown=countdown or None
+        )
+
+
+__all__ = ["app", "send_sync_messages", "sweep", "sync_delivery"]
