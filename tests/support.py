@@ -99,3 +99,59 @@ def sample_publication(**overrides: Any) -> Publication:
         website_url="http://127.0.0.1:8101/articles/item-42.html",
     )
     return replace(pub, **overrides)
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def require_service(name: str, probe: Any) -> None:
+    """Fail loudly when a real service the test needs is missing (skip only when told to)."""
+    import os
+
+    import pytest
+
+    try:
+        probe()
+    except Exception as exc:
+        if os.environ.get("PUBLISHER_TEST_SKIP_SERVICES") == "1":
+            pytest.skip(f"{name} unavailable and PUBLISHER_TEST_SKIP_SERVICES=1")
+        pytest.fail(f"{name} is required by this test and is not reachable: {exc}")
+
+
+def fresh_postgres() -> str:
+    """An empty, migrated `test` database on the local PostgreSQL; returns its URL."""
+    from sqlalchemy import create_engine, text
+
+    from publisher.migrate import upgrade
+
+    def probe() -> None:
+        engine = create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+
+    require_service("PostgreSQL at 127.0.0.1:5432", probe)
+    upgrade(PG_URL)
+    return PG_URL
+
+
+def fresh_redis() -> str:
+    import redis
+
+    def probe() -> None:
+        redis.Redis.from_url(REDIS_URL).flushdb()
+
+    require_service("Redis at 127.0.0.1:6379", probe)
+    return REDIS_URL
+
+
+def migrated_sqlite(directory: Any) -> str:
+    from publisher.migrate import upgrade
+
+    url = f"sqlite:///{directory}/publisher.sqlite"
+    upgrade(url)
+    return url

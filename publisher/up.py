@@ -1,0 +1,240 @@
+"""`publisher up`: the whole system in one process group on one machine.
+
+Children: the channel sandboxes, the API, a Celery worker and Celery beat. A channel whose base
+URL is set in the environment uses it; the others point at their sandbox with the sandbox
+credentials. Ctrl-C or SIGTERM stops every child.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+
+import requests
+from sqlalchemy import select
+
+from channels.registry import KINDS
+from publisher.config import (
+    DEFAULT_SANDBOX_CREDENTIAL,
+    DEFAULT_SANDBOX_SECRET,
+    Settings,
+    get_settings,
+    reset_settings,
+)
+from publisher.db import get_database, reset_database
+from publisher.migrate import upgrade
+from publisher.models import Delivery
+
+CLI = [sys.executable, "-c", "from publisher.cli import main; main()"]
+
+
+def sandbox_environment(
+    settings: Settings, environ: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Environment for the children, and the channel kinds that use a local sandbox."""
+    env = dict(environ)
+    sandboxed = []
+    ports = {
+        "website": settings.website_port,
+        "catalogue": settings.catalogue_port,
+        "wechat": settings.wechat_port,
+        "weibo": settings.weibo_port,
+    }
+    for kind in KINDS:
+        base_var = f"PUBLISHER_{kind.upper()}_API_BASE"
+        if base_var in environ:
+            continue
+        sandboxed.append(kind)
+        env[base_var] = f"http://127.0.0.1:{ports[kind]}"
+        if kind in ("website", "catalogue"):
+            env.setdefault(f"PUBLISHER_{kind.upper()}_APP_ID", DEFAULT_SANDBOX_CREDENTIAL)
+            env.setdefault(f"PUBLISHER_{kind.upper()}_SECRET", DEFAULT_SANDBOX_SECRET)
+        elif kind == "wechat":
+            env.setdefault("PUBLISHER_WECHAT_APPID", DEFAULT_SANDBOX_CREDENTIAL)
+            env.setdefault("PUBLISHER_WECHAT_SECRET", DEFAULT_SANDBOX_SECRET)
+        elif kind == "weibo":
+            env.setdefault("PUBLISHER_WEIBO_ACCESS_TOKEN", DEFAULT_SANDBOX_CREDENTIAL)
+    return env, sandboxed
+
+
+def bootstrap_token(settings: Settings) -> str:
+    """The admin token for this installation: from the environment, or made once under var/."""
+    if settings.bootstrap_token:
+        return settings.bootstrap_token
+    path = settings.var_dir / "bootstrap-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Children:
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [*CLI, *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.procs.items() if p.poll() is not None]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_http(url: str, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def delivery_summary(settings: Settings) -> str:
+    with get_database(settings).session() as session:
+        rows = session.execute(select(Delivery.channel_kind, Delivery.state)).all()
+    counts = Counter((kind, state.value) for kind, state in rows)
+    parts = []
+    for kind in KINDS:
+        states = {s: n for (k, s), n in counts.items() if k == kind}
+        if states:
+            parts.append(f"{kind}: " + " ".join(f"{s}={n}" for s, n in sorted(states.items())))
+    return " | ".join(parts) or "no deliveries yet"
+
+
+def run_up(demo: bool = True) -> int:
+    settings = get_settings()
+    env, sandboxed = sandbox_environment(settings, dict(os.environ))
+    token = bootstrap_token(settings)
+    env["PUBLISHER_BOOTSTRAP_TOKEN"] = token
+    os.environ.update(env)  # this process loads the demo with the children's configuration
+    reset_settings()
+    reset_database()
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url())
+
+    children = Children(env, settings.var_dir / "logs")
+    stopping = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if sandboxed:
+            children.start(
+                "sandbox",
+                "sandbox",
+                "--data-dir",
+                str(settings.var_dir / "sandbox"),
+                *[arg for kind in sandboxed for arg in ("--only", kind)],
+            )
+        children.start("api", "api", "--host", settings.api_host, "--port", str(settings.api_port))
+        children.start("worker", "worker")
+        children.start("beat", "beat")
+        api = f"http://{settings.api_host}:{settings.api_port}"
+        if not wait_http(f"{api}/api/v1/healthz"):
+            print(
+                f"the API did not start; see {settings.var_dir / 'logs' / 'api.log'}",
+                file=sys.stderr,
+            )
+            return 1
+        for kind in sandboxed:
+            wait_http(env[f"PUBLISHER_{kind.upper()}_API_BASE"] + "/_sandbox/faults", 15)
+        if demo:
+            from publisher.demo import load_demo
+            from publisher.services.deliveries import ChannelPool
+            from publisher.shared import shared_store
+
+            pool = ChannelPool(settings, shared_store(settings))
+            enabled = [k for k in KINDS if pool.disabled_reason(k) is None]
+            with get_database(settings).session() as session:
+                created = load_demo(session, settings, enabled_kinds=enabled)
+            print(
+                f"demo: {len(created)} items created and published"
+                if created
+                else "demo: the store already has items; nothing loaded"
+            )
+        print_where_to_look(settings, env, sandboxed, token)
+        last = ""
+        while not stopping:
+            dead = children.dead()
+            if dead:
+                print(
+                    f"stopped unexpectedly: {', '.join(dead)} (logs in "
+                    f"{settings.var_dir / 'logs'})",
+                    file=sys.stderr,
+                )
+                return 1
+            summary = delivery_summary(settings)
+            if summary != last:
+                print(time.strftime("%H:%M:%S"), summary, flush=True)
+                last = summary
+            for _ in range(20):
+                if stopping:
+                    break
+                time.sleep(0.1)
+        print("stopping…", flush=True)
+        return 0
+    finally:
+        children.stop()
+
+
+def print_where_to_look(
+    settings: Settings, env: dict[str, str], sandboxed: list[str], token: str
+) -> None:
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    lines = [
+        "",
+        "publisher is running (Ctrl-C stops everything)",
+        f"  API docs            {api}/docs",
+        f"  admin token         {token}   (curl -H 'Authorization: Bearer …' {api}/api/v1/items)",
+        f"  metrics             {api}/api/v1/metrics",
+    ]
+    if "website" in sandboxed:
+        lines.append(f"  sandbox website     {env['PUBLISHER_WEBSITE_API_BASE']}/")
+    if "catalogue" in sandboxed:
+        lines.append(
+            f"  catalogue listing   {env['PUBLISHER_CATALOGUE_API_BASE']}/{settings.org_code}"
+            f"/zwgkList.shtml?catecode={settings.catalogue_section}"
+        )
+    if "wechat" in sandboxed:
+        lines.append(f"  sandbox WeChat      {env['PUBLISHER_WECHAT_API_BASE']}/_sandbox/state")
+    if "weibo" in sandboxed:
+        lines.append(f"  sandbox Weibo       {env['PUBLISHER_WEIBO_API_BASE']}/_sandbox/state")
+    lines += [f"  logs                {settings.var_dir / 'logs'}/", ""]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,226 @@
+"""The delivery engine against the website and catalogue sandboxes, without Celery.
+
+Each test drives `DeliveryEngine.sync` directly, as a worker would, and checks both the store
+(delivery state, attempt rows) and the sandboxes (what the public actually sees).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select, update
+
+from publisher.config import Settings
+from publisher.db import Database, set_dispatcher
+from publisher.models import (
+    Attempt,
+    AttemptOutcome,
+    Delivery,
+    DeliveryState,
+    utcnow,
+)
+from publisher.models import Channel as ChannelRow
+from publisher.services.deliveries import ChannelPool, DeliveryEngine, claim_delivery
+from publisher.services.items import (
+    ItemFields,
+    create_item,
+    edit_item,
+    publish_item,
+    retract_item,
+)
+from publisher.shared import DatabaseSharedStore
+from tests.support import RunningSandbox, migrated_sqlite, running_sandbox
+
+
+@dataclass
+class World:
+    settings: Settings
+    db: Database
+    engine: DeliveryEngine
+    website: RunningSandbox
+    catalogue: RunningSandbox
+
+    def publish(self, **overrides: object) -> int:
+        f = ItemFields(
+            title="2026年松山湖园区企业稳岗补贴申领指南",
+            body_html="<p>符合条件的企业可于12月31日前申领。</p>",
+            summary="稳岗补贴申领条件与流程",
+            domain="welfare",
+            department="sgj",
+            formed_on=date(2026, 11, 18),
+        )
+        for k, v in overrides.items():
+            setattr(f, k, v)
+        with self.db.session() as session:
+            item_id = create_item(session, self.settings, f, actor="t").id
+        with self.db.session() as session:
+            publish_item(
+                session, self.settings, item_id, actor="t", enabled_kinds=["website", "catalogue"]
+            )
+        return item_id
+
+    def delivery(self, item_id: int, kind: str) -> Delivery:
+        with self.db.session() as session:
+            d = session.scalars(
+                select(Delivery).where(Delivery.item_id == item_id, Delivery.channel_kind == kind)
+            ).one()
+            session.expunge(d)
+            return d
+
+    def sync(self, item_id: int, kind: str, *, force: bool = True) -> Delivery:
+        d = self.delivery(item_id, kind)
+        if force:  # skip the wait the engine scheduled: the test plays the clock
+            with self.db.session() as session:
+                session.execute(
+                    update(Delivery).where(Delivery.id == d.id).values(next_attempt_at=utcnow())
+                )
+        self.engine.sync(d.id, "test-worker")
+        return self.delivery(item_id, kind)
+
+    def attempts(self, delivery_id: int) -> list[Attempt]:
+        with self.db.session() as session:
+            rows = list(
+                session.scalars(
+                    select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id)
+                )
+            )
+            session.expunge_all()
+            return rows
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    set_dispatcher(lambda messages: None)
+    with running_sandbox("website") as website, running_sandbox("catalogue") as catalogue:
+        settings = Settings(
+            var_dir=tmp_path,
+            database_url=migrated_sqlite(tmp_path),
+            website_api_base=website.url,
+            website_app_id="sandbox",
+            website_secret="sandbox-secret",
+            catalogue_api_base=catalogue.url,
+            catalogue_app_id="sandbox",
+            catalogue_secret="sandbox-secret",
+            http_timeout_seconds=1.0,
+        )
+        db = Database(settings.resolved_database_url())
+        engine = DeliveryEngine(db, settings, ChannelPool(settings, DatabaseSharedStore(db)))
+        yield World(settings, db, engine, website, catalogue)
+        db.dispose()
+    set_dispatcher(None)
+
+
+def page(url: str) -> requests.Response:
+    return requests.get(url, timeout=5)
+
+
+def test_publish_edit_retract_reach_the_public_pages(world: World) -> None:
+    item_id = world.publish()
+    waiting = world.sync(item_id, "catalogue")
+    assert waiting.state == DeliveryState.PENDING
+    assert waiting.explanation == "waiting for the website page to exist"
+
+    site = world.sync(item_id, "website")
+    assert site.state == DeliveryState.LIVE and site.remote_url
+    assert "稳岗补贴申领指南" in page(site.remote_url).text
+    cat = world.sync(item_id, "catalogue")
+    assert cat.state == DeliveryState.LIVE and cat.remote_url
+    entry = page(cat.remote_url).text
+    assert site.remote_url in entry and "733099896/2026-00001" in entry
+
+    with world.db.session() as session:
+        rev = edit_item(
+            session,
+            world.settings,
+            item_id,
+            ItemFields(title="2026年松山湖园区企业稳岗补贴申领指南（修订）"),
+            actor="t",
+        )
+    assert rev is not None
+    site = world.sync(item_id, "website")
+    assert site.applied_revision_id == rev.id and site.state == DeliveryState.LIVE
+    assert "（修订）" in page(site.remote_url or "").text
+    assert world.sync(item_id, "catalogue").applied_revision_id == rev.id
+
+    with world.db.session() as session:
+        retract_item(session, item_id, actor="t")
+    assert world.sync(item_id, "website").state == DeliveryState.WITHDRAWN
+    assert world.sync(item_id, "catalogue").state == DeliveryState.WITHDRAWN
+    assert page(site.remote_url or "").status_code == 404
+    assert "（修订）" not in page(world.website.url + "/").text
+    assert [a.outcome for a in world.attempts(site.id)] == [AttemptOutcome.OK] * 3
+
+
+def test_busy_channel_is_retried_with_backoff_then_goes_live(world: World) -> None:
+    item_id = world.publish()
+    world.website.faults(fail_next=2)
+    first = world.sync(item_id, "website", force=False)
+    assert first.state == DeliveryState.RETRYING
+    assert first.last_error_code == "busy" and first.last_error_message == "服务繁忙，请稍后再试"
+    assert first.next_attempt_at > utcnow()
+    assert world.sync(item_id, "website", force=False).state == DeliveryState.RETRYING  # not due
+    assert world.sync(item_id, "website").state == DeliveryState.RETRYING
+    live = world.sync(item_id, "website")
+    assert live.state == DeliveryState.LIVE
+    outcomes = [a.outcome for a in world.attempts(live.id)]
+    assert outcomes == [AttemptOutcome.RETRY, AttemptOutcome.RETRY, AttemptOutcome.OK]
+    assert world.attempts(live.id)[0].http_status == 503
+
+
+def test_timeout_after_the_write_is_looked_up_not_written_twice(world: World) -> None:
+    item_id = world.publish()
+    world.website.faults(timeout_next_writes=1, hang_seconds=2)
+    uncertain = world.sync(item_id, "website")
+    assert uncertain.state == DeliveryState.UNKNOWN
+    live = world.sync(item_id, "website")
+    assert live.state == DeliveryState.LIVE
+    assert [a.action for a in world.attempts(live.id)] == ["create", "lookup"]
+    assert world.website.inspect()["counters"].get("creates") == 1
+
+
+def test_garbage_answer_is_an_error_with_the_text_kept(world: World) -> None:
+    item_id = world.publish()
+    world.website.faults(garbage_next=1)
+    d = world.sync(item_id, "website")
+    assert d.state == DeliveryState.UNKNOWN and d.last_error_kind == "outcome_unknown"
+    assert d.last_error_message and "<html" in d.last_error_message.lower()
+    assert world.sync(item_id, "website").state == DeliveryState.LIVE
+
+
+def test_refused_credentials_pause_the_channel_instead_of_failing(world: World) -> None:
+    world.settings.website_secret = "wrong-secret"
+    item_id = world.publish()
+    d = world.sync(item_id, "website")
+    assert d.state == DeliveryState.DEFERRED and d.last_error_kind == "auth_expired"
+    assert "X-Signature does not match" in (d.last_error_message or "")
+    assert "wrong-secret" not in (d.last_error_message or "") + (d.explanation or "")
+    with world.db.session() as session:
+        row = session.get(ChannelRow, "website")
+        assert row is not None and row.needs_reauth
+
+
+def test_a_claimed_delivery_cannot_be_claimed_twice_until_its_lease_expires(
+    world: World,
+) -> None:
+    item_id = world.publish()
+    d = world.delivery(item_id, "website")
+    now = utcnow()
+    with world.db.session() as session:
+        assert claim_delivery(session, d.id, "w1", 60, now)
+    with world.db.session() as session:
+        assert not claim_delivery(session, d.id, "w2", 60, now)
+    assert not world.engine.sync(d.id, "w2").claimed
+    with world.db.session() as session:  # w1 dies: its lease runs out
+        session.execute(
+            update(Delivery).where(Delivery.id == d.id).values(lease_expires_at=utcnow())
+        )
+        session.add(Attempt(delivery_id=d.id, number=1, action="create", worker="w1"))
+    result = world.engine.sync(d.id, "w2")
+    assert result.claimed and result.state == DeliveryState.LIVE
+    outcomes = [a.outcome for a in world.attempts(d.id)]
+    assert outcomes[0] == AttemptOutcome.ABANDONED and outcomes[-1] == AttemptOutcome.OK
