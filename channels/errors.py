@@ -44,7 +44,8 @@ class ChannelError(Exception):
     def __str__(self) -> str:
         parts = [self.explanation]
         if self.code is not None or self.message:
-            parts.append(f"[channel said: {self.code or ''} {self.message or ''}]".replace("  ", " "))
+            said = " ".join(part for part in (self.code, self.message) if part)
+            parts.append(f"[channel said: {said}]")
         return " ".join(parts)
 
 
