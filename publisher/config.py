@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,14 @@ class Settings(BaseSettings):
     wechat_secret: str | None = None
     weibo_api_base: str = "https://api.weibo.com"
     weibo_access_token: str | None = None
+    weibo_posts_per_hour: int = 30
+    weibo_rate_window_seconds: float = 3600
+    weibo_edit_policy: Literal["repost", "correction"] = "repost"
+    # Hosts a post may link to (the app's registered safe domains); empty: the website's host.
+    weibo_safe_domains: tuple[str, ...] = ()
+    weibo_rip: str = "127.0.0.1"
+    weibo_account: str = "default"
+    weibo_web_base: str | None = None
 
     # Delivery engine.
     lease_seconds: int = 120

@@ -21,6 +21,7 @@ from tests.support import RunningSandbox, running_sandbox, sample_publication
 HARNESSES: dict[str, str] = {
     "website": "tests.contract.harnesses:make_website",
     "catalogue": "tests.contract.harnesses:make_catalogue",
+    "weibo": "tests.contract.harness_weibo:make",
 }
 
 CLIENT_TIMEOUT_SECONDS = 1.0

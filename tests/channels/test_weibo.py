@@ -1,0 +1,326 @@
+"""The Weibo adapter against the Weibo sandbox over real HTTP (DESIGN §5.2)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from channels.base import Publication, Remote
+from channels.errors import AuthExpired, OutcomeUnknown, Permanent, RateLimited, Retryable
+from channels.registry import ChannelDisabled
+from channels.weibo import TOKEN_KEY, WeiboChannel
+from channels.weibo_text import units
+from publisher.config import Settings
+from publisher.db import Database
+from publisher.models import SharedValue
+from publisher.shared import DatabaseSharedStore
+from tests.support import (
+    RunningSandbox,
+    free_port,
+    running_sandbox,
+    sample_publication,
+    serve_in_thread,
+)
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00"
+    b"\x00\x00IEND\xaeB`\x82"
+)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    with running_sandbox("weibo") as running:
+        yield running
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DatabaseSharedStore]:
+    database = Database(f"sqlite:///{tmp_path / 'shared.sqlite'}")
+    SharedValue.__table__.create(database.engine)  # type: ignore[attr-defined]
+    yield DatabaseSharedStore(database)
+    database.dispose()
+
+
+def make_channel(
+    sandbox: RunningSandbox, store: DatabaseSharedStore, **overrides: Any
+) -> WeiboChannel:
+    settings = Settings(
+        weibo_api_base=sandbox.url,
+        weibo_access_token="sandbox",
+        http_timeout_seconds=1.0,
+        **overrides,
+    )
+    return WeiboChannel.from_settings(settings, store)
+
+
+def configure(sandbox: RunningSandbox, **config: Any) -> None:
+    requests.post(f"{sandbox.url}/_sandbox/weibo/config", json=config, timeout=5).raise_for_status()
+
+
+def statuses(sandbox: RunningSandbox) -> dict[str, Any]:
+    found: dict[str, Any] = sandbox.inspect()["records"].get("statuses", {})
+    return found
+
+
+def live(sandbox: RunningSandbox) -> list[dict[str, Any]]:
+    return [s for s in statuses(sandbox).values() if not s["deleted"]]
+
+
+def numbered(n: int) -> Publication:
+    return sample_publication(
+        item_id=1000 + n,
+        external_id=f"item-{1000 + n}",
+        title=f"第{n}号通知：临时救助资金发放情况",
+        website_url=f"http://127.0.0.1:8101/articles/item-{1000 + n}.html",
+    )
+
+
+def test_create_posts_the_composed_status_and_links_to_it(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    receipt = channel.create(pub)
+    [posted] = live(sandbox)
+    assert receipt.remote_id == posted["idstr"]
+    assert receipt.state["id"] == posted["idstr"]
+    assert receipt.content_hash == pub.content_hash
+    assert posted["text"] == f"【{pub.title}】{pub.summary} {pub.website_url}"
+    assert posted["rip"] == "127.0.0.1"
+    assert receipt.url == f"{sandbox.url}/{posted['uid']}/{posted['idstr']}"
+    page = requests.get(receipt.url, timeout=5)
+    assert page.status_code == 200 and pub.title in page.text
+
+
+def test_status_of_exactly_140_units_is_accepted_and_141_refused(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    pub = sample_publication(title="临时救助公示", summary="")
+    head = f"【临时救助公示】 {pub.website_url}"
+    pub = replace(pub, summary="公" * (140 - units(head)) + ("a" if len(head) % 2 else ""))
+    receipt = make_channel(sandbox, store).create(pub)
+    text = statuses(sandbox)[receipt.remote_id]["text"]
+    assert units(text) == 140
+    assert pub.summary in text
+    answer = requests.post(
+        f"{sandbox.url}/2/statuses/share.json",
+        data={"access_token": "sandbox", "rip": "127.0.0.1", "status": text + "公"},
+        timeout=5,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error_code"] == 20012
+
+
+def test_pacing_posts_30_per_window_and_defers_the_rest_until_the_window_ends(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    window = 3.0
+    # Weibo's own limit is set above ours: every deferral here must come from our pacing.
+    configure(sandbox, rate_limit=100, rate_window_seconds=window)
+    channel = make_channel(sandbox, store, weibo_rate_window_seconds=window)
+    # Start at the beginning of a fixed window so that all 35 attempts fall inside it.
+    time.sleep(window - time.time() % window + 0.05)
+    window_end = (math.floor(time.time() / window) + 1) * window
+    posted, deferred = [], []
+    for n in range(35):
+        try:
+            posted.append(channel.create(numbered(n)))
+        except RateLimited as exc:
+            assert exc.code is None, "deferred before sending, not by Weibo's 10023"
+            deferred.append((n, exc.until))
+    assert len(posted) == 30
+    assert [n for n, _ in deferred] == list(range(30, 35))
+    for _, until in deferred:
+        assert abs(until.timestamp() - window_end) < 0.5
+    time.sleep(max(0.0, deferred[-1][1].timestamp() - time.time()) + 0.05)
+    for n, _ in deferred:
+        posted.append(channel.create(numbered(n)))
+    texts = [s["text"] for s in live(sandbox)]
+    assert len(texts) == 35 == len(set(texts))
+    assert sandbox.inspect()["counters"]["statuses_created"] == 35
+    assert len({r.remote_id for r in posted}) == 35
+
+
+def test_timeout_after_write_is_unknown_and_lookup_finds_the_one_post(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        channel.create(pub)
+    found = channel.lookup(pub, None)
+    assert found is not None
+    [posted] = live(sandbox)
+    assert found.remote_id == posted["idstr"]
+    assert found.content_hash == pub.content_hash
+    assert channel.lookup(numbered(1), None) is None
+    assert len(statuses(sandbox)) == 1
+
+
+def test_repeat_content_adopts_the_existing_post(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    first = channel.create(pub)
+    second = channel.create(pub)
+    assert second.remote_id == first.remote_id
+    assert second.url == first.url
+    assert len(statuses(sandbox)) == 1
+
+
+def test_expired_token_needs_an_operator_and_a_new_shared_token_works_at_once(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    requests.post(f"{sandbox.url}/_sandbox/weibo/expire-token", timeout=5).raise_for_status()
+    with pytest.raises(AuthExpired) as caught:
+        channel.create(sample_publication())
+    assert caught.value.refreshable is False
+    assert (caught.value.code, caught.value.message) == ("21327", "expired_token")
+    requests.post(
+        f"{sandbox.url}/_sandbox/weibo/token", json={"token": "renewed-token"}, timeout=5
+    ).raise_for_status()
+    store.set(TOKEN_KEY, "renewed-token")
+    receipt = channel.create(sample_publication())
+    assert [s["idstr"] for s in live(sandbox)] == [receipt.remote_id]
+
+
+def test_retract_deletes_the_post_and_a_second_retract_is_fine(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    receipt = channel.create(sample_publication())
+    remote = Remote(receipt.remote_id, receipt.url, receipt.state)
+    channel.delete(remote)
+    assert statuses(sandbox)[receipt.remote_id]["deleted"] is True
+    channel.delete(remote)  # Weibo answers 20101: already gone counts as done
+    assert channel.lookup(sample_publication(), remote) is None
+    assert receipt.url is not None
+    assert requests.get(receipt.url, timeout=5).status_code == 404
+
+
+def test_update_reposts_by_default(sandbox: RunningSandbox, store: DatabaseSharedStore) -> None:
+    channel = make_channel(sandbox, store)
+    first = channel.create(sample_publication())
+    edited = sample_publication(summary="更正后的摘要：发放对象名单已更新。", revision_id=8)
+    remote = Remote(first.remote_id, first.url, first.state)
+    second = channel.update(edited, remote)
+    assert second.remote_id != first.remote_id
+    assert statuses(sandbox)[first.remote_id]["deleted"] is True
+    [now] = live(sandbox)
+    assert now["idstr"] == second.remote_id and "更正后的摘要" in now["text"]
+    # The same text again needs nothing on Weibo.
+    again = channel.update(edited, Remote(second.remote_id, second.url, second.state))
+    assert again.remote_id == second.remote_id
+    assert len(statuses(sandbox)) == 2
+
+
+def test_update_by_correction_keeps_the_old_post_and_retract_removes_both(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store, weibo_edit_policy="correction")
+    first = channel.create(sample_publication())
+    edited = sample_publication(summary="发放对象名单已更新。")
+    second = channel.update(edited, Remote(first.remote_id, first.url, first.state))
+    texts = {s["idstr"]: s["text"] for s in live(sandbox)}
+    assert set(texts) == {first.remote_id, second.remote_id}
+    assert texts[second.remote_id].startswith("【更正】")
+    channel.delete(Remote(second.remote_id, second.url, second.state))
+    assert live(sandbox) == []
+
+
+def test_busy_is_retryable_and_garbage_after_a_write_is_unknown(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    sandbox.faults(fail_next=1)
+    with pytest.raises(Retryable) as caught:
+        channel.create(sample_publication())
+    assert (caught.value.code, caught.value.message) == ("10001", "system error")
+    sandbox.faults(garbage_next=1)
+    with pytest.raises(OutcomeUnknown):
+        channel.create(sample_publication())
+
+
+def test_weibo_refusals_are_permanent_with_weibo_text_kept(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    outside = sample_publication(website_url="http://www.example.org/articles/item-42.html")
+    with pytest.raises(Permanent) as caught:
+        channel.create(outside)
+    assert caught.value.code == "10017"
+    assert caught.value.message is not None and "safe domain" in caught.value.message
+    assert "safe domain" in caught.value.explanation
+    assert live(sandbox) == []
+
+
+def test_our_safe_domains_refuse_before_sending(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store, weibo_safe_domains=("www.dg.gov.cn",))
+    [problem] = channel.preflight(sample_publication())
+    assert problem.rule == "safe_domain"
+    with pytest.raises(Permanent):
+        channel.create(sample_publication())
+    assert sandbox.inspect()["counters"].get("calls", 0) == 0
+
+
+def test_weibo_rate_limit_defers_until_its_reset(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    configure(sandbox, rate_limit=1, rate_window_seconds=3600)
+    channel = make_channel(sandbox, store)
+    channel.create(numbered(1))
+    with pytest.raises(RateLimited) as caught:
+        channel.create(numbered(2))
+    assert caught.value.code == "10023"
+    end = (math.floor(time.time() / 3600) + 1) * 3600
+    assert abs(caught.value.until.timestamp() - end) < 2
+    assert caught.value.until > datetime.now(UTC)
+
+
+def test_cover_image_is_uploaded_as_multipart(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    images = FastAPI()
+
+    @images.get("/cover.png")
+    def cover() -> Response:
+        return Response(PNG, media_type="image/png")
+
+    with serve_in_thread(images) as image_base:
+        receipt = make_channel(sandbox, store).create(
+            sample_publication(cover_image_url=f"{image_base}/cover.png")
+        )
+    assert statuses(sandbox)[receipt.remote_id]["pic_bytes"] == len(PNG)
+
+
+def test_token_never_appears_in_errors(store: DatabaseSharedStore) -> None:
+    settings = Settings(
+        weibo_api_base=f"http://127.0.0.1:{free_port()}", http_timeout_seconds=1.0
+    )
+    store.set(TOKEN_KEY, "very-secret-token")
+    channel = WeiboChannel.from_settings(settings, store)
+    with pytest.raises(Retryable) as caught:
+        channel.lookup(sample_publication(), None)
+    assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
+
+
+def test_disabled_without_a_token(store: DatabaseSharedStore) -> None:
+    with pytest.raises(ChannelDisabled, match="PUBLISHER_WEIBO_ACCESS_TOKEN"):
+        WeiboChannel.from_settings(Settings(weibo_access_token=None), store)
