@@ -330,3 +330,49 @@ class Media(Base):
     content_type: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- WeChat push digests (issue 3) ---
+
+
+class WeChatDigestState(enum.StrEnum):
+    SENT = "sent"  # WeChat accepted the mass send (or already had its clientmsgid)
+    UNKNOWN = "unknown"  # the sendall answer was lost: resend with the same clientmsgid
+    FAILED = "failed"  # WeChat refused the digest for good; its items are not pushed again
+
+
+class WeChatDigest(Base):
+    """One daily mass send to one audience ("all" or "tag:<id>"), of up to 8 articles."""
+
+    __tablename__ = "wechat_digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)  # the day in Beijing
+    audience: Mapped[str] = mapped_column(String(64))
+    clientmsgid: Mapped[str] = mapped_column(String(64), unique=True)
+    media_id: Mapped[str | None] = mapped_column(String(128))
+    msg_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[WeChatDigestState] = mapped_column(_enum(WeChatDigestState))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    entries: Mapped[list[WeChatDigestEntry]] = relationship(
+        back_populates="digest", order_by="WeChatDigestEntry.position",
+        cascade="all, delete-orphan", lazy="selectin",
+    )
+
+
+class WeChatDigestEntry(Base):
+    """Which item went in which digest: an item reaches each of its audiences once."""
+
+    __tablename__ = "wechat_digest_entries"
+    __table_args__ = (UniqueConstraint("item_id", "audience"),)
+
+    digest_id: Mapped[int] = mapped_column(ForeignKey("wechat_digests.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    audience: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    article_id: Mapped[str | None] = mapped_column(String(128))
+
+    digest: Mapped[WeChatDigest] = relationship(back_populates="entries")

@@ -433,10 +433,14 @@ class DeliveryEngine:
         state = dict(d.remote_state or {})
         state.pop("in_flight", None)
         state.pop("uncertain", None)
-        d.consecutive_failures = 0
-        d.failing_since = None
-        d.last_error_kind = d.last_error_code = d.last_error_message = None
-        d.explanation = None
+        if step.action != "lookup" or receipt is not None:
+            # A lookup that finds nothing proves nothing went out: the write that made us look
+            # still counts against the failure budget, so a create that keeps ending uncertain
+            # cannot loop forever.
+            d.consecutive_failures = 0
+            d.failing_since = None
+            d.last_error_kind = d.last_error_code = d.last_error_message = None
+            d.explanation = None
         if step.action == "delete":
             d.remote_id = d.remote_url = None
             d.applied_revision_id = None
@@ -495,10 +499,15 @@ class DeliveryEngine:
         d.last_error_kind, d.last_error_code = exc.kind, exc.code
         d.last_error_message, d.explanation = exc.message, exc.explanation
         d.lease_owner = d.lease_expires_at = None
+        budget = timedelta(seconds=self.settings.failure_budget_seconds)
         if isinstance(exc, OutcomeUnknown):
             outcome, d.state = AttemptOutcome.UNKNOWN, DeliveryState.UNKNOWN
             state["uncertain"] = True
+            d.failing_since = d.failing_since or now
             d.next_attempt_at = now + timedelta(seconds=self._backoff(d, now))
+            if now - d.failing_since > budget:  # `uncertain` stays: a retry looks up first
+                outcome, d.state = AttemptOutcome.FAILED, DeliveryState.FAILED
+                d.explanation = f"{exc.explanation}; still uncertain after {budget}, gave up"
         elif isinstance(exc, RateLimited):
             outcome, d.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
             d.next_attempt_at = max(exc.until, now)
@@ -514,7 +523,6 @@ class DeliveryEngine:
                 d, now
             )
             d.failing_since = d.failing_since or now
-            budget = timedelta(seconds=self.settings.failure_budget_seconds)
             if now - d.failing_since > budget:
                 outcome, d.state = AttemptOutcome.FAILED, DeliveryState.FAILED
                 d.explanation = f"{exc.explanation}; still failing after {budget}, gave up"
