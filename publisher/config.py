@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_appid: str | None = None
     wechat_secret: str | None = None
+    # Token WeChat signs callbacks with (the "Token" on the account's server settings page).
+    wechat_callback_token: str | None = None
+    wechat_edit_policy: Literal["republish", "correction"] = "republish"
+    wechat_digest_time: str = "18:00"  # Asia/Shanghai
+    wechat_mass_quota: int = 1  # mass sends a day: 1 for a subscription account
+    wechat_default_author: str | None = None  # None: the department's name
+    wechat_poll_seconds: float = 120.0
     weibo_api_base: str = "https://api.weibo.com"
     weibo_access_token: str | None = None
     weibo_posts_per_hour: int = 30

@@ -172,8 +172,8 @@ class Item(Base):
     revisions: Mapped[list[Revision]] = relationship(
         back_populates="item", order_by="Revision.number", lazy="raise_on_sql"
     )
-    domain: Mapped[Domain] = relationship(lazy="joined")
-    department: Mapped[Department] = relationship(lazy="joined")
+    domain: Mapped[Domain] = relationship(lazy="joined", innerjoin=True)
+    department: Mapped[Department] = relationship(lazy="joined", innerjoin=True)
 
 
 class Revision(Base):
@@ -358,8 +358,10 @@ class WeChatDigest(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
 
     entries: Mapped[list[WeChatDigestEntry]] = relationship(
-        back_populates="digest", order_by="WeChatDigestEntry.position",
-        cascade="all, delete-orphan", lazy="selectin",
+        back_populates="digest",
+        order_by="WeChatDigestEntry.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
     )
 
 

@@ -30,20 +30,34 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue="control",
         task_queues=[Queue("control"), *(Queue(queue_for(kind)) for kind in KINDS)],
-        task_routes={"workers.tasks.sweep": {"queue": "control"}},
+        task_routes={
+            "workers.tasks.sweep": {"queue": "control"},
+            "workers.tasks.send_wechat_digest": {"queue": queue_for("wechat")},
+        },
         beat_schedule={
             "sweep": {
                 "task": "workers.tasks.sweep",
                 "schedule": settings.sweep_interval_seconds,
                 "options": {"expires": settings.sweep_interval_seconds * 2},
             },
+            # Checks every few minutes; sends only once the digest time has come, once a day.
+            "wechat-digest": {
+                "task": "workers.tasks.send_wechat_digest",
+                "schedule": 300.0,
+                "options": {"expires": 290},
+            },
         },
         timezone=settings.timezone,
         worker_hijack_root_logger=False,
     )
     if settings.resolved_broker_url().startswith("sqla+"):
-        # The SQLAlchemy transport polls; a short interval keeps the embedded default brisk.
-        app.conf.broker_transport_options = {"polling_interval": 0.2}
+        # The SQLAlchemy transport hands its options to create_engine: wait on SQLite's lock
+        # rather than fail while the API, worker and beat write at once. It polls once a
+        # second by default and takes no option for it, hence the class attribute.
+        from kombu.transport.sqlalchemy import Transport
+
+        Transport.polling_interval = 0.2
+        app.conf.broker_transport_options = {"connect_args": {"timeout": 30}}
     else:
         # Redis redelivers unacknowledged messages after this; longer than any delivery call.
         app.conf.broker_transport_options = {"visibility_timeout": 600}

@@ -13,6 +13,7 @@ from publisher.config import get_settings
 from publisher.db import get_database
 from publisher.models import utcnow
 from publisher.services.deliveries import ChannelPool, DeliveryEngine, due_deliveries
+from publisher.services.wechat_push import scheduled_wechat_digest
 from publisher.shared import shared_store
 from workers.app import app, queue_for
 
@@ -47,6 +48,12 @@ def sweep() -> int:
     return len(due)
 
 
+@shared_task(name="workers.tasks.send_wechat_digest", ignore_result=True)
+def send_wechat_digest() -> int:
+    """Send today's WeChat push digest once its time has come (a no-op before, or after)."""
+    return len(scheduled_wechat_digest(engine().database, get_settings(), engine().pool).sent)
+
+
 def send_sync_messages(items: list[tuple[int, str, float]]) -> None:
     """Publish one `sync_delivery` message per delivery on its channel's queue."""
     for delivery_id, kind, countdown in items:
@@ -55,4 +62,4 @@ def send_sync_messages(items: list[tuple[int, str, float]]) -> None:
         )
 
 
-__all__ = ["app", "send_sync_messages", "sweep", "sync_delivery"]
+__all__ = ["app", "send_sync_messages", "send_wechat_digest", "sweep", "sync_delivery"]

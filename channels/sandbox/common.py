@@ -71,8 +71,11 @@ class SandboxState:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(
-                json.dumps({"records": self.records, "counters": self.counters},
-                           ensure_ascii=False, default=str),
+                json.dumps(
+                    {"records": self.records, "counters": self.counters},
+                    ensure_ascii=False,
+                    default=str,
+                ),
                 "utf-8",
             )
             tmp.replace(self.path)

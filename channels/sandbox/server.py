@@ -38,8 +38,12 @@ async def serve_sandboxes(
     servers = []
     for kind, port in ports.items():
         config = uvicorn.Config(
-            sandbox_app(kind, data_dir), host=host, port=port, log_level="warning",
-            lifespan="off", timeout_graceful_shutdown=1,
+            sandbox_app(kind, data_dir),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
         )
         servers.append(uvicorn.Server(config))
     await asyncio.gather(*(server.serve() for server in servers))

@@ -217,7 +217,7 @@ def _add_revision(
 def get_item(session: Session, item_id: int, *, for_update: bool = False) -> Item:
     stmt = select(Item).where(Item.id == item_id)
     if for_update:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(of=Item)
     item = session.scalars(stmt).first()
     if item is None:
         raise NotFound(f"item {item_id} does not exist")

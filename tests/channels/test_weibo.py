@@ -311,9 +311,7 @@ def test_cover_image_is_uploaded_as_multipart(
 
 
 def test_token_never_appears_in_errors(store: DatabaseSharedStore) -> None:
-    settings = Settings(
-        weibo_api_base=f"http://127.0.0.1:{free_port()}", http_timeout_seconds=1.0
-    )
+    settings = Settings(weibo_api_base=f"http://127.0.0.1:{free_port()}", http_timeout_seconds=1.0)
     store.set(TOKEN_KEY, "very-secret-token")
     channel = WeiboChannel.from_settings(settings, store)
     with pytest.raises(Retryable) as caught:

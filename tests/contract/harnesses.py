@@ -21,6 +21,7 @@ from tests.support import RunningSandbox, running_sandbox, sample_publication
 HARNESSES: dict[str, str] = {
     "website": "tests.contract.harnesses:make_website",
     "catalogue": "tests.contract.harnesses:make_catalogue",
+    "wechat": "tests.contract.harness_wechat:make",
     "weibo": "tests.contract.harness_weibo:make",
 }
 

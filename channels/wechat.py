@@ -1,0 +1,675 @@
+"""The WeChat official account (DESIGN §5.1): free-publish articles, retract, edit, push.
+
+Publishing is asynchronous: `create` uploads the inline images and the cover, adds a draft and
+submits it, and returns an incomplete `Receipt` holding `media_id` and `publish_id`; `lookup`
+polls `freepublish/get` (100 calls a day, counted across workers) until WeChat says success
+(the article's id and URL) or failure. WeChat has no idempotency key for publishing, so after
+an uncertain submit `lookup` searches the published list (`freepublish/batchget`) before the
+engine writes again. A published article cannot be edited: `update` deletes and republishes,
+or publishes a correction notice, per `edit_policy`.
+
+Error codes (WeChat answers HTTP 200 with `{"errcode", "errmsg"}`):
+-1 busy → Retryable; 45011/53501 too frequent → Retryable with a hint; 45009 daily API quota →
+QuotaExhausted until midnight in Beijing; 40001/40014/42001 token → refresh once, retry once,
+then AuthExpired(refreshable=False); credentials refused → AuthExpired(refreshable=False);
+anything else (45002/45003/45004 too long, 40007 bad media id, 53503 check failed…) → Permanent
+with WeChat's errmsg verbatim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+
+import requests
+from wechatpy.exceptions import WeChatClientException
+
+from channels import wechat_render as render
+from channels.base import Capability, Channel, Problem, Publication, Receipt, Remote, SharedStore
+from channels.errors import (
+    AuthExpired,
+    ChannelError,
+    OutcomeUnknown,
+    Permanent,
+    QuotaExhausted,
+    Retryable,
+)
+from channels.wechat_api import PublisherWeChatClient, UnexpectedAnswer
+
+if TYPE_CHECKING:
+    from publisher.config import Settings
+
+T = TypeVar("T")
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving in China
+
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+CREDENTIAL_ERRORS = frozenset({40013, 40125, 40164, 41004, 61024})
+TOO_FREQUENT = frozenset({45011, 53501})
+DAILY_QUOTA = 45009
+MASS_QUOTA = 45028
+MASS_DUPLICATE = 45065
+ARTICLE_ABSENT = 53600
+
+PUBLISH_SUCCESS, PUBLISH_RUNNING, PUBLISH_DELETED = 0, 1, 5
+PUBLISH_FAILURES = {
+    2: "原创声明失败",
+    3: "常规失败",
+    4: "平台审核不通过",
+    6: "成功后被系统封禁",
+}
+EDIT_POLICIES = ("republish", "correction")
+CORRECTION_PREFIX = "更正："
+FREEPUBLISH_GET_PER_DAY = 100
+_DEFAULT_THUMB_TTL = 7 * 24 * 3600
+# Uploads and drafts are invisible until submitted, and repeating them only leaves an unused
+# material or draft behind: a lost answer to one is retried, not looked up (no OutcomeUnknown).
+PREPARE = False
+# What WeChat itself answers for each preflight rule, so a refusal reads the same either way.
+PREFLIGHT_ERRORS = {
+    "max_32_chars": (45003, "title size out of limit"),
+    "max_16_chars": (45110, "author size out of limit"),
+    "max_128_chars": (45004, "description size out of limit"),
+    "under_20000_chars": (45002, "content size out of limit"),
+    "under_1mb": (45002, "content size out of limit"),
+}
+
+
+@dataclass(frozen=True)
+class MassSend:
+    """A mass send WeChat accepted (`duplicate`: it had this clientmsgid already)."""
+
+    msg_id: str | None
+    duplicate: bool = False
+
+
+def next_beijing_midnight(now: datetime | None = None) -> datetime:
+    """The next 00:00 in Beijing, when WeChat's daily quotas reset, as a UTC datetime."""
+    local = (now or datetime.now(UTC)).astimezone(BEIJING)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), BEIJING)
+    return midnight.astimezone(UTC)
+
+
+class WeChatChannel(Channel):
+    kind: ClassVar[str] = "wechat"
+    title: ClassVar[str] = "微信公众号"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    needs_website_url: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        appid: str,
+        secret: str,
+        api_base: str,
+        shared: SharedStore,
+        timeout: float = 10.0,
+        edit_policy: str = "republish",
+        default_author: str | None = None,
+        poll_seconds: float = 120.0,
+    ) -> None:
+        if edit_policy not in EDIT_POLICIES:
+            raise ValueError(f"wechat edit policy must be one of {EDIT_POLICIES}")
+        self.client = PublisherWeChatClient(
+            appid, secret, api_base=api_base, shared=shared, timeout=timeout
+        )
+        self.shared = shared
+        self.timeout = timeout
+        self.edit_policy = edit_policy
+        self.default_author = default_author
+        self.poll_seconds = poll_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings, shared: SharedStore) -> Self:
+        from channels.registry import ChannelDisabled
+
+        if not settings.wechat_appid or not settings.wechat_secret:
+            raise ChannelDisabled("wechat: set PUBLISHER_WECHAT_APPID and PUBLISHER_WECHAT_SECRET")
+        return cls(
+            appid=settings.wechat_appid,
+            secret=settings.wechat_secret,
+            api_base=settings.wechat_api_base,
+            shared=shared,
+            timeout=settings.http_timeout_seconds,
+            edit_policy=settings.wechat_edit_policy,
+            default_author=settings.wechat_default_author,
+            poll_seconds=settings.wechat_poll_seconds,
+        )
+
+    # --- preflight --------------------------------------------------------------------------
+
+    def preflight(self, pub: Publication) -> list[Problem]:
+        """WeChat's limits: title ≤ 32, author ≤ 16, digest ≤ 128, content < 20,000 and < 1 MB."""
+        problems: list[Problem] = []
+        title, author = self._title(pub), self._author(pub)
+        content = render.wechat_html(pub.body_html)
+        if len(title) > render.TITLE_MAX:
+            problems.append(
+                self._problem(
+                    "title",
+                    "max_32_chars",
+                    f"微信标题最多{render.TITLE_MAX}个字，当前{len(title)}个字：请填写不超过"
+                    f"{render.TITLE_MAX}个字的短标题",
+                )
+            )
+        if len(author) > render.AUTHOR_MAX:
+            problems.append(
+                self._problem(
+                    "author",
+                    "max_16_chars",
+                    f"微信作者最多{render.AUTHOR_MAX}个字，当前{len(author)}个字",
+                )
+            )
+        if len(pub.summary) > render.DIGEST_MAX:
+            problems.append(
+                self._problem(
+                    "summary",
+                    "max_128_chars",
+                    f"微信摘要最多{render.DIGEST_MAX}个字，当前{len(pub.summary)}个字",
+                )
+            )
+        if len(content) >= render.CONTENT_MAX_CHARS:
+            problems.append(
+                self._problem(
+                    "body_html",
+                    "under_20000_chars",
+                    f"微信正文须少于{render.CONTENT_MAX_CHARS}字，当前{len(content)}字",
+                )
+            )
+        if len(content.encode()) >= render.CONTENT_MAX_BYTES:
+            problems.append(
+                self._problem(
+                    "body_html",
+                    "under_1mb",
+                    "微信正文须小于1MB，请精简正文或改用附件",
+                )
+            )
+        return problems
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def create(self, pub: Publication) -> Receipt:
+        """Draft and submit `pub`; returns an incomplete Receipt (poll with `lookup`).
+
+        Raises Permanent for what preflight refuses, and OutcomeUnknown when the submit's
+        answer was lost (look up before writing again).
+        """
+        self._refuse_problems(pub)
+        article = self._article(pub)
+        return self._publish([article], pub.content_hash)
+
+    def update(self, pub: Publication, remote: Remote) -> Receipt:
+        """Published articles cannot be edited: republish, or publish a correction notice."""
+        self._refuse_problems(pub)
+        if self.edit_policy == "correction":
+            return self._publish_correction(pub, remote)
+        self.delete(remote)
+        return self.create(pub)
+
+    def delete(self, remote: Remote) -> None:
+        """Delete the published article; an article already gone is not an error."""
+        article_id = remote.state.get("article_id")
+        if not article_id and remote.state.get("publish_id"):
+            article_id = self._article_id_of(str(remote.state["publish_id"]))
+        if not article_id:
+            return
+        try:
+            self._call(
+                "freepublish/delete",
+                lambda: self.client.freepublish.delete(str(article_id), 0),
+                write=True,
+            )
+        except Permanent as exc:
+            if exc.code != str(ARTICLE_ABSENT):
+                raise
+
+    # --- lookup -----------------------------------------------------------------------------
+
+    def lookup(self, pub: Publication, remote: Remote | None) -> Receipt | None:
+        """Where `pub` stands on WeChat.
+
+        With an article id: that article (None once deleted). With a publish id: the publish
+        job (incomplete while running; Permanent if WeChat failed it; None if deleted). With
+        neither (after an uncertain submit): the published list searched by source URL and
+        title.
+        """
+        state = dict(remote.state) if remote else {}
+        if state.get("article_id"):
+            return self._lookup_article(pub, state)
+        if state.get("publish_id"):
+            return self._poll_publish(pub, state)
+        return self._find_published(pub)
+
+    def health(self) -> dict[str, Any]:
+        return {"api_base": self.client.api_base, "edit_policy": self.edit_policy}
+
+    # --- push (used by publisher.services.wechat_push) ---------------------------------------
+
+    def create_digest_draft(self, pubs: Sequence[Publication]) -> str:
+        """A draft of up to 8 articles for a mass send; returns its media_id."""
+        if not 1 <= len(pubs) <= 8:
+            raise ValueError("a WeChat digest holds 1 to 8 articles")
+        articles = [self._article(pub) for pub in pubs]
+        return self._call("draft/add", lambda: self.client.draft.add(articles), write=PREPARE)
+
+    def mass_send(self, media_id: str, *, tag_id: str | None, clientmsgid: str) -> MassSend:
+        """Send the draft to all followers (tag_id None) or one tag.
+
+        A clientmsgid WeChat already saw (45065) counts as sent. Raises QuotaExhausted when
+        the account's mass sends for today are spent (45028), OutcomeUnknown on a lost answer.
+        """
+
+        def sendall() -> dict[str, Any]:
+            try:
+                return self.client.mass.sendall(media_id, tag_id=tag_id, clientmsgid=clientmsgid)
+            except WeChatClientException as exc:
+                if exc.errcode != MASS_DUPLICATE:
+                    raise
+                return {"msg_id": _msg_id_of(exc), "duplicate": True}
+
+        try:
+            result = self._call("message/mass/sendall", sendall, write=True)
+        except QuotaExhausted:
+            raise
+        except Permanent as exc:
+            if exc.code == str(MASS_QUOTA):
+                raise QuotaExhausted(
+                    "wechat: today's mass send is used up; the digest waits for tomorrow",
+                    until=next_beijing_midnight(),
+                    code=exc.code,
+                    message=exc.message,
+                ) from exc
+            raise
+        msg_id = result.get("msg_id")
+        return MassSend(
+            msg_id=None if msg_id is None else str(msg_id),
+            duplicate=bool(result.get("duplicate")),
+        )
+
+    def mass_status(self, msg_id: str) -> str:
+        """WeChat's status of a mass send (e.g. SEND_SUCCESS, SENDING, SEND_FAIL, DELETE)."""
+        result = self._call("message/mass/get", lambda: self.client.mass.get(msg_id), write=False)
+        return str(result["msg_status"])
+
+    # --- publishing steps -------------------------------------------------------------------
+
+    def _publish(self, articles: list[dict[str, Any]], content_hash: str) -> Receipt:
+        media_id = self._call("draft/add", lambda: self.client.draft.add(articles), write=PREPARE)
+        publish_id = self._call(
+            "freepublish/submit", lambda: self.client.freepublish.submit(media_id), write=True
+        )
+        return Receipt(
+            remote_id=publish_id,
+            complete=False,
+            poll_after=self.poll_seconds,
+            content_hash=content_hash,
+            state={
+                "media_id": media_id,
+                "publish_id": publish_id,
+                "article_id": None,
+                "content_hash": content_hash,
+            },
+        )
+
+    def _publish_correction(self, pub: Publication, remote: Remote) -> Receipt:
+        """Keep the published article and publish a short notice pointing at the website."""
+        notice = (
+            f"<p>《{pub.title}》已于{pub.publish_date:%Y年%m月%d日}更正，"
+            "内容以官方网站发布的最新版本为准。</p>"
+            f"<p>请点击“阅读原文”查看：{pub.website_url or ''}</p>"
+        )
+        article = {
+            **self._article(pub),
+            "title": render.clip(CORRECTION_PREFIX + self._title(pub), render.TITLE_MAX),
+            "digest": render.clip(f"更正：{pub.title}", render.DIGEST_MAX),
+            "content": notice,
+        }
+        receipt = self._publish([article], pub.content_hash)
+        corrections = [*remote.state.get("correction_publish_ids", []), receipt.remote_id]
+        return Receipt(
+            remote_id=remote.remote_id,
+            url=remote.url,
+            complete=True,
+            content_hash=pub.content_hash,
+            state={"correction_publish_ids": corrections, "content_hash": pub.content_hash},
+        )
+
+    def _article(self, pub: Publication) -> dict[str, Any]:
+        """One draft article: inline images moved to WeChat's CDN, cover uploaded as thumb."""
+        content = render.wechat_html(pub.body_html)
+        new_urls = {url: self._upload_inline(url) for url in render.inline_images(content)}
+        return {
+            "title": self._title(pub),
+            "author": self._author(pub),
+            "digest": pub.summary,
+            "content": render.replace_images(content, new_urls),
+            "content_source_url": pub.website_url or "",
+            "thumb_media_id": self._thumb(pub),
+            "need_open_comment": 0,
+            "only_fans_can_comment": 0,
+        }
+
+    def _upload_inline(self, url: str) -> str:
+        data = self._download(url, "inline image")
+        try:
+            image, filename, mime = render.inline_image(data)
+        except ValueError as exc:
+            raise Permanent(
+                f"wechat: the inline image {url} is not an image", message=str(exc)
+            ) from exc
+        return self._call(
+            "media/uploadimg",
+            lambda: self.client.uploads.upload_image(image, filename, mime),
+            write=PREPARE,
+        )
+
+    def _thumb(self, pub: Publication) -> str:
+        """The cover's thumb media_id: the item's own cover, or the domain's default card."""
+        if pub.cover_image_url:
+            data = self._download(pub.cover_image_url, "cover image")
+            try:
+                jpeg = render.cover_jpeg(data)
+            except ValueError as exc:
+                raise Permanent(
+                    f"wechat: the cover {pub.cover_image_url} is not an image", message=str(exc)
+                ) from exc
+            return self._call(
+                "material/add_material", lambda: self.client.uploads.add_thumb(jpeg), write=PREPARE
+            )
+        # One default card per domain serves every item of it: permanent material is finite.
+        key = f"wechat:default_thumb:{pub.domain_code}"
+        cached = self.shared.get(key)
+        if cached:
+            return cached
+        card = render.default_cover(pub.domain_code, pub.domain_name)
+        media_id = self._call(
+            "material/add_material", lambda: self.client.uploads.add_thumb(card), write=PREPARE
+        )
+        self.shared.set(key, media_id, ttl_seconds=_DEFAULT_THUMB_TTL)
+        return media_id
+
+    def _download(self, url: str, what: str) -> bytes:
+        try:
+            resp = requests.get(url, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise Retryable(
+                f"wechat: could not download the {what} {url}", message=str(exc)
+            ) from exc
+        if resp.status_code >= 500:
+            raise Retryable(
+                f"wechat: the {what} {url} could not be fetched ({resp.status_code})",
+                http_status=resp.status_code,
+            )
+        if resp.status_code != 200:
+            raise Permanent(
+                f"wechat: the {what} {url} is not available ({resp.status_code})",
+                http_status=resp.status_code,
+            )
+        return resp.content
+
+    # --- lookup steps -----------------------------------------------------------------------
+
+    def _lookup_article(self, pub: Publication, state: dict[str, Any]) -> Receipt | None:
+        article_id = str(state["article_id"])
+        try:
+            result = self._call(
+                "freepublish/getarticle",
+                lambda: self.client.freepublish.getarticle(article_id),
+                write=False,
+            )
+        except Permanent as exc:
+            if exc.code == str(ARTICLE_ABSENT):
+                return None
+            raise
+        items = [item for item in result["news_item"] if not item.get("is_deleted")]
+        if not items:
+            return None
+        content_hash = state.get("content_hash")
+        return Receipt(
+            remote_id=article_id,
+            url=items[0].get("url"),
+            complete=True,
+            content_hash=None if content_hash is None else str(content_hash),
+            state={"article_id": article_id, "content_hash": content_hash},
+        )
+
+    def _poll_publish(self, pub: Publication, state: dict[str, Any]) -> Receipt | None:
+        publish_id = str(state["publish_id"])
+        content_hash = state.get("content_hash") or pub.content_hash
+        waiting = Receipt(
+            remote_id=publish_id,
+            complete=False,
+            poll_after=self.poll_seconds,
+            content_hash=content_hash,
+            state={"publish_id": publish_id},
+        )
+        wait = self.shared.take_slot("wechat:freepublish_get", FREEPUBLISH_GET_PER_DAY, 86400)
+        if wait is not None:
+            # Today's polls are spent: check again when the window turns, without calling.
+            return replace(waiting, poll_after=max(wait, self.poll_seconds))
+        result = self._call(
+            "freepublish/get", lambda: self.client.freepublish.get(publish_id), write=False
+        )
+        status = int(result["publish_status"])
+        if status == PUBLISH_RUNNING:
+            return waiting
+        if status == PUBLISH_DELETED:
+            return None
+        if status != PUBLISH_SUCCESS:
+            fail_idx = result.get("fail_idx", [])
+            reason = PUBLISH_FAILURES.get(status, "发布失败")
+            raise Permanent(
+                f"wechat: WeChat did not publish the article ({reason})",
+                code=f"publish_status={status}",
+                message=f"{reason}; fail_idx={fail_idx}",
+            )
+        article_id = str(result["article_id"])
+        items = result.get("article_detail", {}).get("item", [])
+        url = items[0].get("article_url") if items else None
+        return Receipt(
+            remote_id=article_id,
+            url=url,
+            complete=True,
+            content_hash=content_hash,
+            state={
+                "publish_id": publish_id,
+                "article_id": article_id,
+                "publish_status": 0,
+                "content_hash": content_hash,
+            },
+        )
+
+    def _article_id_of(self, publish_id: str) -> str | None:
+        """The article of a publish job (None if it failed or was deleted).
+
+        Raises Retryable while WeChat is still publishing it.
+        """
+        result = self._call(
+            "freepublish/get", lambda: self.client.freepublish.get(publish_id), write=False
+        )
+        status = int(result["publish_status"])
+        if status == PUBLISH_RUNNING:
+            raise Retryable(
+                "wechat: the article is still being published; it can be deleted once it is out",
+                retry_after=self.poll_seconds,
+            )
+        return str(result["article_id"]) if status == PUBLISH_SUCCESS else None
+
+    def _find_published(self, pub: Publication, pages: int = 5) -> Receipt | None:
+        """Search the most recent published articles for `pub` (by title, then source URL)."""
+        title = self._title(pub)
+        by_url: Receipt | None = None
+        for page in range(pages):
+            result = self._call(
+                "freepublish/batchget",
+                lambda page=page: self.client.freepublish.batchget(page * 20, 20, True),  # type: ignore[misc]
+                write=False,
+            )
+            entries = result.get("item", [])
+            for entry in entries:
+                for news in entry.get("content", {}).get("news_item", []):
+                    if news.get("is_deleted"):
+                        continue
+                    receipt = Receipt(
+                        remote_id=str(entry["article_id"]),
+                        url=news.get("url"),
+                        complete=True,
+                        content_hash=pub.content_hash,
+                        state={
+                            "article_id": str(entry["article_id"]),
+                            "publish_status": 0,
+                            "content_hash": pub.content_hash,
+                        },
+                    )
+                    if news.get("title") == title:
+                        return receipt
+                    source = news.get("content_source_url")
+                    correction = str(news.get("title", "")).startswith(CORRECTION_PREFIX)
+                    if pub.website_url and source == pub.website_url and not correction:
+                        by_url = by_url or receipt
+            if len(entries) < 20:
+                break
+        return by_url
+
+    # --- calls and errors -------------------------------------------------------------------
+
+    def _call(self, what: str, call: Callable[[], T], *, write: bool) -> T:
+        """Run one API call; a refused token is refreshed once and the call retried once.
+
+        Raises only `channels.errors` types.
+        """
+        for attempt in (1, 2):
+            try:
+                return call()
+            except WeChatClientException as exc:
+                if exc.errcode in TOKEN_ERRORS and attempt == 1:
+                    self._refresh_token(what)
+                    continue
+                raise self._error(what, exc) from exc
+            except UnexpectedAnswer as exc:
+                explanation = f"wechat: {what} answered with something that is not its JSON"
+                if write:
+                    raise OutcomeUnknown(explanation, message=str(exc)) from exc
+                raise Retryable(explanation, message=str(exc)) from exc
+            except requests.RequestException as exc:
+                raise _transport_error(what, exc, write=write) from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _refresh_token(self, what: str) -> None:
+        try:
+            self.client.refresh_after_rejection()
+        except WeChatClientException as exc:
+            raise self._error("stable_token", exc) from exc
+        except UnexpectedAnswer as exc:
+            raise Retryable("wechat: stable_token answered oddly", message=str(exc)) from exc
+        except requests.RequestException as exc:
+            raise _transport_error("stable_token", exc, write=False) from exc
+
+    def _error(self, what: str, exc: WeChatClientException) -> ChannelError:
+        code, message = exc.errcode, None if exc.errmsg is None else str(exc.errmsg)
+        if code is None:
+            status = getattr(exc.response, "status_code", None)
+            common: dict[str, Any] = {"message": message, "http_status": status}
+            if status is None or status >= 500 or status in (408, 429):
+                return Retryable(f"wechat: {what} failed at the HTTP level ({status})", **common)
+            return Permanent(f"wechat: {what} was refused at the HTTP level ({status})", **common)
+        code = int(code)
+        if code == -1:
+            return Retryable(f"wechat: WeChat is busy ({what})", code=code, message=message)
+        if code in TOO_FREQUENT:
+            return Retryable(
+                f"wechat: {what} called too often; slowing down",
+                retry_after=60.0,
+                code=code,
+                message=message,
+            )
+        if code == DAILY_QUOTA:
+            return QuotaExhausted(
+                f"wechat: today's API quota for {what} is spent; continuing after midnight",
+                until=next_beijing_midnight(),
+                code=code,
+                message=message,
+            )
+        if code in TOKEN_ERRORS:
+            return AuthExpired(
+                "wechat: WeChat refused a freshly refreshed access token; "
+                "check the account's API permissions and IP whitelist",
+                refreshable=False,
+                code=code,
+                message=message,
+            )
+        if code in CREDENTIAL_ERRORS:
+            return AuthExpired(
+                "wechat: WeChat refused the AppID or secret; "
+                "check PUBLISHER_WECHAT_APPID / PUBLISHER_WECHAT_SECRET and the IP whitelist",
+                refreshable=False,
+                code=code,
+                message=message,
+            )
+        return Permanent(f"wechat: WeChat refused {what}", code=code, message=message)
+
+    def _refuse_problems(self, pub: Publication) -> None:
+        problems = self.preflight(pub)
+        if problems:
+            errors = [(PREFLIGHT_ERRORS[p.rule], p) for p in problems]
+            raise Permanent(
+                "wechat: " + "；".join(p.message for p in problems),
+                code=errors[0][0][0],
+                message="; ".join(f"{p.field}: {errmsg}" for (_, errmsg), p in errors),
+            )
+
+    def _title(self, pub: Publication) -> str:
+        return pub.short_title or pub.title
+
+    def _author(self, pub: Publication) -> str:
+        return self.default_author or pub.department_name
+
+    def _problem(self, field: str, rule: str, message: str) -> Problem:
+        return Problem(channel=self.kind, field=field, rule=rule, message=message)
+
+
+def digest_clientmsgid(day: str, audience: str, article_ids: Sequence[str]) -> str:
+    """The clientmsgid of a digest: the same digest always gets the same id (≤ 64 chars)."""
+    basis = json.dumps([day, audience, sorted(article_ids)], separators=(",", ":"))
+    return f"d{day.replace('-', '')}-{hashlib.sha256(basis.encode()).hexdigest()[:48]}"
+
+
+def _msg_id_of(exc: WeChatClientException) -> str | None:
+    try:
+        body = exc.response.json() if exc.response is not None else {}
+    except ValueError:
+        return None
+    msg_id = body.get("msg_id") if isinstance(body, dict) else None
+    return None if msg_id is None else str(msg_id)
+
+
+def _transport_error(what: str, exc: requests.RequestException, *, write: bool) -> ChannelError:
+    """A failed HTTP exchange: OutcomeUnknown if a write may have reached WeChat."""
+    message = str(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return Retryable(f"wechat: could not connect for {what}", message=message)
+    if isinstance(exc, requests.Timeout):
+        if write:
+            return OutcomeUnknown(f"wechat: no answer to {what} after sending it", message=message)
+        return Retryable(f"wechat: no answer to {what}", message=message)
+    if isinstance(exc, requests.ConnectionError):
+        refused = any(
+            marker in message
+            for marker in (
+                "Connection refused",
+                "Failed to establish",
+                "NewConnectionError",
+                "Name or service not known",
+                "No route to host",
+            )
+        )
+        if write and not refused:
+            return OutcomeUnknown(
+                f"wechat: the connection broke after sending {what}", message=message
+            )
+        return Retryable(f"wechat: could not connect for {what}", message=message)
+    return Retryable(f"wechat: {what} failed: {type(exc).__name__}", message=message)

@@ -1,0 +1,78 @@
+"""Channels: status, pause, resume, new credentials (never echoed, logged or audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from publisher.api.routes_common import (
+    READERS,
+    channel_pool,
+    database_of,
+    requires,
+    settings_of,
+)
+from publisher.api.schemas import CredentialsIn, PauseIn
+from publisher.auth import Principal
+from publisher.models import Role
+from publisher.services.channels import (
+    channel_statuses,
+    credentials_renewed,
+    pause_channel,
+    resume_channel,
+    store_credentials,
+    warm_pool,
+)
+from publisher.shared import shared_store
+
+router = APIRouter(tags=["channels"])
+
+
+@router.get("/channels")
+def list_channels(request: Request, _: Principal = Depends(requires(*READERS))) -> dict[str, Any]:
+    """Each kind: enabled (or why not), paused, needs re-authorisation, deliveries by state."""
+    pool = channel_pool(request)
+    health = warm_pool(pool)
+    with database_of(request).session() as session:
+        return {"channels": channel_statuses(session, pool, health)}
+
+
+@router.post("/channels/{kind}/pause")
+def pause(
+    kind: str,
+    request: Request,
+    body: PauseIn | None = None,
+    who: Principal = Depends(requires(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Stop sending to this channel; its deliveries wait (deferred) and none fail."""
+    with database_of(request).session() as session:
+        row = pause_channel(session, kind, body.reason if body else None, actor=who.actor)
+        return {"kind": kind, "paused": row.paused, "paused_reason": row.paused_reason}
+
+
+@router.post("/channels/{kind}/resume")
+def resume(
+    kind: str, request: Request, who: Principal = Depends(requires(Role.OPERATOR))
+) -> dict[str, Any]:
+    """Send to this channel again; what it deferred becomes due now."""
+    with database_of(request).session() as session:
+        row = resume_channel(session, kind, actor=who.actor)
+        return {"kind": kind, "paused": row.paused}
+
+
+@router.put("/channels/{kind}/credentials")
+def set_credentials(
+    kind: str,
+    body: CredentialsIn,
+    request: Request,
+    who: Principal = Depends(requires(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Give the channel a new access token; clears "needs re-authorisation" and wakes its
+    waiting deliveries. The token is not echoed."""
+    settings = settings_of(request)
+    database = database_of(request)
+    store_credentials(shared_store(settings, database), kind, body.access_token)
+    with database.session() as session:
+        woken = credentials_renewed(session, kind, actor=who.actor)
+    return {"kind": kind, "needs_reauth": False, "woken": woken}

@@ -1,0 +1,83 @@
+"""What every route shares: the app's settings and database, the caller, the channel pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from publisher.auth import Principal, authenticate
+from publisher.config import Settings
+from publisher.db import Database
+from publisher.errors import FieldProblem
+from publisher.models import Role
+from publisher.services.deliveries import ChannelPool
+from publisher.services.queries import Page
+from publisher.shared import shared_store
+
+bearer = HTTPBearer(auto_error=False, description="a token from `publisher token create`")
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def database_of(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def channel_pool(request: Request) -> ChannelPool:
+    """A fresh pool per request, so a token given at run time is seen at once."""
+    settings = settings_of(request)
+    return ChannelPool(settings, shared_store(settings, database_of(request)))
+
+
+def _unauthorised(message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def current_principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
+    """The caller, from `Authorization: Bearer <token>`; 401 when missing, unknown or revoked."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorised("send Authorization: Bearer <token>")
+    with database_of(request).session() as session:
+        principal = authenticate(session, settings_of(request), credentials.credentials)
+    if principal is None:
+        raise _unauthorised("unknown or revoked token")
+    return principal
+
+
+def requires(*roles: Role) -> Callable[..., Principal]:
+    """A dependency admitting admins and `roles` (403 naming the role needed otherwise)."""
+
+    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        principal.require(*roles)
+        return principal
+
+    return dependency
+
+
+def page(limit: int = 50, offset: int = 0) -> Page:
+    return Page(limit=max(1, min(limit, 500)), offset=max(0, offset))
+
+
+READERS = (Role.EDITOR, Role.OPERATOR, Role.SUPERVISOR)
+
+
+def problems_detail(problems: list[FieldProblem]) -> list[dict[str, Any]]:
+    """Service problems in FastAPI's 422 shape: loc, msg, type (+ channel when one objects)."""
+    detail = []
+    for p in problems:
+        entry: dict[str, Any] = {"loc": ["body", p.field], "msg": p.message, "type": p.rule}
+        if p.channel:
+            entry["channel"] = p.channel
+        detail.append(entry)
+    return detail

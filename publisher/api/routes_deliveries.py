@@ -1,0 +1,67 @@
+"""Deliveries (one per item × channel): list, inspect with attempts, retry, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from publisher.api.routes_common import READERS, database_of, page, requires
+from publisher.api.schemas import CancelIn
+from publisher.auth import Principal
+from publisher.models import Role
+from publisher.services import queries
+from publisher.services.channels import cancel_delivery
+from publisher.services.deliveries import retry_delivery
+from publisher.services.queries import Page
+
+router = APIRouter(tags=["deliveries"])
+
+
+@router.get("/deliveries")
+def list_deliveries(
+    request: Request,
+    state: str | None = None,
+    channel: str | None = None,
+    item: int | None = None,
+    paging: Page = Depends(page),
+    _: Principal = Depends(requires(*READERS)),
+) -> dict[str, Any]:
+    """Deliveries, most recently changed first; filter by state, channel, item."""
+    with database_of(request).session() as session:
+        return queries.list_deliveries(session, paging, state=state, channel=channel, item=item)
+
+
+@router.get("/deliveries/{delivery_id}")
+def get_delivery(
+    delivery_id: int, request: Request, _: Principal = Depends(requires(*READERS))
+) -> dict[str, Any]:
+    """The delivery and every attempt made for it (`attempt_log`, newest first)."""
+    with database_of(request).session() as session:
+        return queries.delivery_detail(session, delivery_id)
+
+
+@router.post("/deliveries/{delivery_id}/retry", status_code=202)
+def retry(
+    delivery_id: int, request: Request, who: Principal = Depends(requires(Role.OPERATOR))
+) -> dict[str, Any]:
+    """Start a failed, deferred or cancelled delivery again (409 if live or running)."""
+    with database_of(request).session() as session:
+        retry_delivery(session, delivery_id, actor=who.actor)
+        session.flush()
+        return queries.delivery_detail(session, delivery_id)
+
+
+@router.post("/deliveries/{delivery_id}/cancel")
+def cancel(
+    delivery_id: int,
+    request: Request,
+    body: CancelIn | None = None,
+    who: Principal = Depends(requires(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Stop working on a delivery (state `cancelled`, audited); 409 if running or settled."""
+    with database_of(request).session() as session:
+        reason = body.reason if body else None
+        cancel_delivery(session, delivery_id, actor=who.actor, reason=reason)
+        session.flush()
+        return queries.delivery_detail(session, delivery_id)

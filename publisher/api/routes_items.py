@@ -1,0 +1,186 @@
+"""Items: create, read, edit (new revision), preview, publish, retract; media uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Request, UploadFile, status
+from PIL import Image, UnidentifiedImageError
+
+from publisher.api.routes_common import (
+    READERS,
+    channel_pool,
+    database_of,
+    page,
+    requires,
+    settings_of,
+)
+from publisher.api.schemas import ItemIn, ItemPatch, MediaOut, RetractIn
+from publisher.auth import Principal
+from publisher.errors import FieldProblem, InvalidInput
+from publisher.models import Media, Role
+from publisher.services import items as item_service
+from publisher.services import queries
+from publisher.services.channels import disabled_map, preview_item, publish_checked, warm_pool
+from publisher.services.queries import Page
+
+router = APIRouter(tags=["items"])
+
+MAX_MEDIA_BYTES = 5_000_000
+IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+@router.post("/items", status_code=status.HTTP_201_CREATED)
+def create_item(
+    body: ItemIn, request: Request, who: Principal = Depends(requires(Role.EDITOR))
+) -> dict[str, Any]:
+    """A new draft item (revision 1). 422 names each bad field and rule; nothing is stored."""
+    who.require_department(body.department)
+    pool = channel_pool(request)
+    warm_pool(pool)
+    disabled = disabled_map(pool)
+    with database_of(request).session() as session:
+        item = item_service.create_item(
+            session, settings_of(request), body.fields(), actor=who.actor, disabled=disabled
+        )
+        return queries.item_view(session, item.id)
+
+
+@router.get("/items")
+def list_items(
+    request: Request,
+    status: str | None = None,
+    domain: str | None = None,
+    department: str | None = None,
+    paging: Page = Depends(page),
+    _: Principal = Depends(requires(*READERS)),
+) -> dict[str, Any]:
+    """Items, newest first; filter by status, domain, department; `limit`/`offset` paging."""
+    with database_of(request).session() as session:
+        return queries.list_items(
+            session, paging, status=status, domain=domain, department=department
+        )
+
+
+@router.get("/items/{item_id}")
+def get_item(
+    item_id: int, request: Request, _: Principal = Depends(requires(*READERS))
+) -> dict[str, Any]:
+    """The item, its latest revision, its revisions and one delivery per channel."""
+    with database_of(request).session() as session:
+        return queries.item_view(session, item_id)
+
+
+@router.patch("/items/{item_id}")
+def edit_item(
+    item_id: int,
+    body: ItemPatch,
+    request: Request,
+    who: Principal = Depends(requires(Role.EDITOR)),
+) -> dict[str, Any]:
+    """Changed fields become a new revision; a published item's channels follow it."""
+    pool = channel_pool(request)
+    warm_pool(pool)
+    disabled = disabled_map(pool)
+    with database_of(request).session() as session:
+        item = item_service.get_item(session, item_id)
+        who.require_department(item.department_code)
+        if body.department:
+            who.require_department(body.department)
+        fields = body.fields()
+        item_service.edit_item(
+            session, settings_of(request), item_id, fields, actor=who.actor, disabled=disabled
+        )
+        return queries.item_view(session, item_id)
+
+
+@router.post("/items/{item_id}/publish", status_code=status.HTTP_202_ACCEPTED)
+def publish_item(
+    item_id: int, request: Request, who: Principal = Depends(requires(Role.EDITOR))
+) -> dict[str, Any]:
+    """Preflight every target channel, assign the 索引号, and hand the deliveries to the workers.
+
+    422 (nothing changed) when a channel would refuse the item, naming field, rule and channel.
+    """
+    pool = channel_pool(request)
+    warm_pool(pool)
+    with database_of(request).session() as session:
+        item = item_service.get_item(session, item_id)
+        who.require_department(item.department_code)
+        publish_checked(session, settings_of(request), item_id, pool, actor=who.actor)
+        return queries.item_view(session, item_id)
+
+
+@router.post("/items/{item_id}/retract", status_code=status.HTTP_202_ACCEPTED)
+def retract_item(
+    item_id: int,
+    request: Request,
+    body: RetractIn | None = None,
+    who: Principal = Depends(requires(Role.EDITOR)),
+) -> dict[str, Any]:
+    """Withdraw the item from every channel."""
+    with database_of(request).session() as session:
+        item = item_service.get_item(session, item_id)
+        who.require_department(item.department_code)
+        reason = body.reason if body else None
+        item_service.retract_item(session, item_id, actor=who.actor, reason=reason)
+        return queries.item_view(session, item_id)
+
+
+@router.get("/items/{item_id}/preview")
+def preview(
+    item_id: int, request: Request, _: Principal = Depends(requires(*READERS))
+) -> dict[str, Any]:
+    """Per target channel: what it will be given and what it would refuse."""
+    pool = channel_pool(request)
+    warm_pool(pool)
+    with database_of(request).session() as session:
+        item = item_service.get_item(session, item_id)
+        return {
+            "item_id": item_id,
+            "channels": preview_item(session, settings_of(request), item, pool),
+        }
+
+
+@router.get("/items/{item_id}/attempts")
+def attempts(
+    item_id: int, request: Request, _: Principal = Depends(requires(*READERS))
+) -> dict[str, Any]:
+    """Every call made to a channel for this item, newest first."""
+    with database_of(request).session() as session:
+        return {"item_id": item_id, "attempts": queries.item_attempts(session, item_id)}
+
+
+@router.post("/media", status_code=status.HTTP_201_CREATED, response_model=MediaOut)
+def upload_media(
+    request: Request,
+    file: UploadFile = File(...),
+    _: Principal = Depends(requires(Role.EDITOR)),
+) -> MediaOut:
+    """Store an image (cover or inline); pass the returned `url` as `cover_image`."""
+    data = file.file.read(MAX_MEDIA_BYTES + 1)
+    if len(data) > MAX_MEDIA_BYTES:
+        raise InvalidInput(
+            [FieldProblem("file", "max_bytes", f"images must be at most {MAX_MEDIA_BYTES} bytes")]
+        )
+    content_type = image_type(data)
+    sha = hashlib.sha256(data).hexdigest()
+    with database_of(request).session() as session:
+        if session.get(Media, sha) is None:
+            session.add(Media(sha256=sha, content_type=content_type, data=data))
+    return MediaOut(url=f"/media/{sha}", sha256=sha, content_type=content_type)
+
+
+def image_type(data: bytes) -> str:
+    """The MIME type of an image we accept. Raises `InvalidInput` for anything else."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            kind = image.format or ""
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        kind = ""
+    if kind not in IMAGE_TYPES:
+        raise InvalidInput([FieldProblem("file", "image", "upload a JPEG, PNG, GIF or WebP image")])
+    return IMAGE_TYPES[kind]

@@ -1,0 +1,98 @@
+"""Unauthenticated endpoints: health, Prometheus metrics, uploaded images (public content)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import create_engine, text
+
+from publisher.api.routes_common import database_of, settings_of
+from publisher.config import Settings
+from publisher.db import Database
+from publisher.metrics import render_metrics
+from publisher.models import Media
+
+router = APIRouter(tags=["system"])
+
+CHECK_TIMEOUT_SECONDS = 2
+
+
+def check_database(database: Database) -> str:
+    with database.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return "ok"
+
+
+def check_broker(settings: Settings) -> str:
+    """Whether the broker answers: Redis PING, or the embedded SQLite transport's database."""
+    url = settings.resolved_broker_url()
+    if url.startswith(("redis://", "rediss://")):
+        client = redis.Redis.from_url(url, socket_timeout=CHECK_TIMEOUT_SECONDS)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return "ok"
+    if url.startswith("sqla+"):
+        engine = create_engine(url.removeprefix("sqla+"))
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+        return "ok"
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=CHECK_TIMEOUT_SECONDS) as conn:
+        conn.ensure_connection(max_retries=1)
+    return "ok"
+
+
+def health(request: Request) -> JSONResponse:
+    """200 {"status": "ok", "checks": {...}} when the database and broker answer, else 503."""
+    checks: dict[str, Any] = {}
+    for name, check in (
+        ("database", lambda: check_database(database_of(request))),
+        ("broker", lambda: check_broker(settings_of(request))),
+    ):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # any failure is the answer, not a crash
+            checks[name] = f"error: {type(exc).__name__}: {exc}"[:500]
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks},
+        status_code=200 if ok else 503,
+    )
+
+
+def metrics(request: Request) -> Response:
+    """Prometheus text, read from the database so every process reports the same numbers."""
+    return Response(render_metrics(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
+def media(sha256: str, request: Request) -> Response:
+    with database_of(request).session() as session:
+        found = session.get(Media, sha256.lower())
+        if found is None:
+            raise HTTPException(404, detail=f"no media {sha256}")
+        return Response(
+            found.data,
+            media_type=found.content_type,
+            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        )
+
+
+def add_system_routes(router: APIRouter, *, in_schema: bool = True) -> None:
+    router.add_api_route("/healthz", health, methods=["GET"], include_in_schema=in_schema)
+    router.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=in_schema)
+
+
+add_system_routes(router)
+root_router = APIRouter()
+add_system_routes(root_router, in_schema=False)
+root_router.add_api_route("/media/{sha256}", media, methods=["GET"], tags=["system"])

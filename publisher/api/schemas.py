@@ -1,0 +1,113 @@
+"""Request bodies of the REST API (DESIGN §6, stable: extend, do not break).
+
+Pydantic checks shapes and types; the services check meaning (known domain, responsible
+department, dates, sizes) and their problems come back in the same 422 shape.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from publisher.services.items import ItemFields
+
+
+class ItemIn(BaseModel):
+    """A new item. Give `body_html` or `body_markdown`; `push` absent/null = no push,
+    `[]` = every follower, else WeChat tag ids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    body_html: str | None = None
+    body_markdown: str | None = None
+    summary: str | None = None
+    short_title: str | None = None
+    domain: str
+    department: str
+    doc_number: str | None = None
+    formed_on: date
+    keywords: list[str] | None = None
+    cover_image: str | None = Field(default=None, description="URL, or the url of POST /media")
+    channels: list[str] | None = Field(default=None, description="default: every enabled one")
+    push: list[str] | None = None
+    urgent: bool = False
+
+    def fields(self) -> ItemFields:
+        return ItemFields(**self.model_dump())
+
+
+class ItemPatch(BaseModel):
+    """Changed fields only; the result is a new revision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+    body_html: str | None = None
+    body_markdown: str | None = None
+    summary: str | None = None
+    short_title: str | None = None
+    domain: str | None = None
+    department: str | None = None
+    doc_number: str | None = None
+    formed_on: date | None = None
+    keywords: list[str] | None = None
+    cover_image: str | None = None
+    channels: list[str] | None = None
+    push: list[str] | None = None
+    urgent: bool | None = None
+
+    def fields(self) -> ItemFields:
+        return ItemFields(**self.model_dump())
+
+
+class RetractIn(BaseModel):
+    reason: str | None = None
+
+
+class CancelIn(BaseModel):
+    reason: str | None = None
+
+
+class PauseIn(BaseModel):
+    reason: str | None = None
+
+
+class CredentialsIn(BaseModel):
+    access_token: str = Field(min_length=1, json_schema_extra={"writeOnly": True})
+
+
+class DomainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    name: str
+    catecode: str
+    departments: list[str]
+
+
+class DomainPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    catecode: str | None = None
+    departments: list[str] | None = None
+    active: bool | None = None
+
+
+class DepartmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    name: str
+
+
+class MediaOut(BaseModel):
+    url: str
+    sha256: str
+    content_type: str
+
+
+JSON = dict[str, Any]

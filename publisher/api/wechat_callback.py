@@ -1,0 +1,64 @@
+"""WeChat's server callback: URL verification and the PUBLISHJOBFINISH event (DESIGN §5.1).
+
+WeChat signs every call with `signature` = sha1 of the sorted, concatenated (token, timestamp,
+nonce). `GET` is the URL check when the callback is configured: answer `echostr` verbatim.
+`POST` carries XML events; a finished publish job (`PUBLISHJOBFINISH`) is handed to
+`on_publish_finished(publish_id)`, which lets the delivery engine look the job up now instead of
+waiting for its next sparse poll. WeChat expects "success" (or an empty body) within 5 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from xml.etree import ElementTree
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import PlainTextResponse
+
+log = logging.getLogger(__name__)
+
+
+def wechat_signature(token: str, timestamp: str, nonce: str) -> str:
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+
+
+def wechat_callback_router(token: str, on_publish_finished: Callable[[str], None]) -> APIRouter:
+    """GET/POST `/wechat/callback`. A bad or missing signature is answered 403."""
+    router = APIRouter(tags=["wechat callback"])
+
+    def verify(request: Request) -> None:
+        q = request.query_params
+        expected = wechat_signature(token, q.get("timestamp", ""), q.get("nonce", ""))
+        if not hmac.compare_digest(expected, q.get("signature", "")):
+            raise HTTPException(403, "invalid signature")
+
+    @router.get("/wechat/callback", response_class=PlainTextResponse)
+    def verify_url(request: Request) -> str:
+        verify(request)
+        return request.query_params.get("echostr", "")
+
+    @router.post("/wechat/callback", response_class=PlainTextResponse)
+    async def receive_event(request: Request) -> str:
+        verify(request)
+        try:
+            root = ElementTree.fromstring(await request.body())
+        except ElementTree.ParseError as exc:
+            raise HTTPException(400, "body is not XML") from exc
+        if (root.findtext("Event") or "").strip() != "PUBLISHJOBFINISH":
+            return "success"  # other events (follows, menu clicks) are not ours to handle
+        info = root.find("PublishEventInfo")
+        publish_id = (info.findtext("publish_id") if info is not None else None) or ""
+        if not publish_id.strip():
+            raise HTTPException(400, "PUBLISHJOBFINISH without publish_id")
+        log.info(
+            "wechat publish %s finished with status %s",
+            publish_id.strip(),
+            info.findtext("publish_status") if info is not None else None,
+        )
+        on_publish_finished(publish_id.strip())
+        return "success"
+
+    return router

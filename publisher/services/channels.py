@@ -1,0 +1,308 @@
+"""Operator actions on channels and deliveries: status, pause, resume, credentials, cancel.
+
+Services never commit. A credential given here goes only to the shared store (where every
+worker's adapter reads it): never into the audit trail, a log or an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from channels.base import Publication, SharedStore
+from channels.registry import KINDS
+from publisher.config import Settings
+from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from publisher.models import Channel as ChannelRow
+from publisher.models import Delivery, DeliveryState, Item, utcnow
+from publisher.services.deliveries import (
+    ChannelPool,
+    build_publication,
+    poke_delivery,
+    preflight,
+    website_url_of,
+    with_website_estimate,
+)
+from publisher.services.items import audit, get_item, latest_revision, publish_item
+
+log = logging.getLogger(__name__)
+
+
+def disabled_reason(pool: ChannelPool, kind: str) -> str | None:
+    """Why `kind` cannot be used here (None: it is usable).
+
+    An adapter module that does not import (not installed yet, or broken) counts as disabled
+    rather than failing the whole request.
+    """
+    try:
+        return pool.disabled_reason(kind)
+    except ImportError as exc:
+        return f"{kind}: adapter not available ({exc})"
+
+
+def enabled_kinds(pool: ChannelPool) -> list[str]:
+    return [kind for kind in KINDS if disabled_reason(pool, kind) is None]
+
+
+def disabled_map(pool: ChannelPool) -> dict[str, str | None]:
+    return {kind: disabled_reason(pool, kind) for kind in KINDS}
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise NotFound(f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
+
+
+def _row(session: Session, kind: str) -> ChannelRow:
+    row = session.get(ChannelRow, kind)
+    if row is None:
+        row = ChannelRow(kind=kind, paused=False, needs_reauth=False)
+        session.add(row)
+    return row
+
+
+def counts_by_state(session: Session) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
+    rows = session.execute(
+        select(Delivery.channel_kind, Delivery.state, func.count()).group_by(
+            Delivery.channel_kind, Delivery.state
+        )
+    )
+    for kind, state, n in rows:
+        counts.setdefault(kind, {})[DeliveryState(state).value] = int(n)
+    return counts
+
+
+def warm_pool(pool: ChannelPool) -> dict[str, dict[str, Any]]:
+    """Build every adapter now and read its health; returns health per enabled kind.
+
+    Call this before opening a database session: on SQLite, building an adapter may read the
+    shared store (the same database, its own transaction), which would wait on the open one.
+    """
+    health: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        if disabled_reason(pool, kind) is None:
+            try:
+                health[kind] = pool.get(kind).health()
+            except Exception as exc:  # a status page must not fail on one channel's bug
+                health[kind] = {"error": str(exc)}
+    return health
+
+
+def channel_statuses(
+    session: Session, pool: ChannelPool, health: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One entry per kind: enabled (or why not), paused, needs re-authorisation, counts.
+
+    `health` comes from `warm_pool`, called before `session` began.
+    """
+    counts = counts_by_state(session)
+    out = []
+    for kind in KINDS:
+        row = session.get(ChannelRow, kind)
+        reason = disabled_reason(pool, kind)
+        kind_health = health.get(kind, {})
+        out.append(
+            {
+                "kind": kind,
+                "enabled": reason is None,
+                "disabled_reason": reason,
+                "paused": bool(row and row.paused),
+                "paused_reason": row.paused_reason if row else None,
+                "needs_reauth": bool(row and row.needs_reauth),
+                "reauth_reason": row.reauth_reason if row else None,
+                "deliveries": counts.get(kind, {}),
+                "rate_budget": _rate_budget(kind_health),
+                "health": kind_health,
+            }
+        )
+    return out
+
+
+def _rate_budget(health: dict[str, Any]) -> dict[str, Any] | None:
+    if "posts_per_window" in health:
+        return {
+            "limit": health["posts_per_window"],
+            "window_seconds": health.get("window_seconds"),
+        }
+    budget = health.get("rate_budget")
+    return budget if isinstance(budget, dict) else None
+
+
+def pause_channel(session: Session, kind: str, reason: str | None, *, actor: str) -> ChannelRow:
+    """Stop taking work for `kind`; its deliveries wait (deferred), none fail."""
+    check_kind(kind)
+    row = _row(session, kind)
+    row.paused, row.paused_reason = True, (reason or "").strip() or None
+    audit(session, actor, "channel.pause", f"channel:{kind}", reason=row.paused_reason)
+    return row
+
+
+def _wake_waiting(session: Session, kind: str) -> int:
+    ids = session.scalars(
+        select(Delivery.id).where(
+            Delivery.channel_kind == kind,
+            Delivery.state.in_((DeliveryState.DEFERRED, DeliveryState.PENDING)),
+        )
+    ).all()
+    for delivery_id in ids:
+        poke_delivery(session, delivery_id)
+    return len(ids)
+
+
+def resume_channel(session: Session, kind: str, *, actor: str) -> ChannelRow:
+    """Take work for `kind` again; the deliveries it deferred become due now."""
+    check_kind(kind)
+    row = _row(session, kind)
+    row.paused, row.paused_reason = False, None
+    woken = _wake_waiting(session, kind)
+    audit(session, actor, "channel.resume", f"channel:{kind}", woken=woken)
+    return row
+
+
+def store_credentials(shared: SharedStore, kind: str, access_token: str) -> None:
+    """Put a new access token for `kind` where every worker's adapter reads it.
+
+    Raises `NotFound`, `InvalidInput`. Call it outside any open session (see `warm_pool`).
+    The token is never audited, logged or echoed.
+    """
+    check_kind(kind)
+    token = (access_token or "").strip()
+    if not token:
+        raise InvalidInput(
+            [FieldProblem("access_token", "required", "access_token must not be empty")]
+        )
+    shared.set(f"{kind}:access_token", token)
+
+
+def credentials_renewed(session: Session, kind: str, *, actor: str) -> int:
+    """After `store_credentials`: clear "needs re-authorisation" and make the channel's waiting
+    deliveries due now. Returns how many were woken."""
+    check_kind(kind)
+    row = _row(session, kind)
+    row.needs_reauth, row.reauth_reason = False, None
+    woken = _wake_waiting(session, kind)
+    audit(session, actor, "channel.credentials", f"channel:{kind}", woken=woken)
+    return woken
+
+
+CANCELLABLE = (
+    DeliveryState.PENDING,
+    DeliveryState.RETRYING,
+    DeliveryState.DEFERRED,
+    DeliveryState.FAILED,
+    DeliveryState.UNKNOWN,
+)
+
+
+def cancel_delivery(
+    session: Session, delivery_id: int, *, actor: str, reason: str | None = None
+) -> Delivery:
+    """Stop working on a delivery (state `cancelled`). Raises `NotFound`, `Conflict`.
+
+    A running delivery cannot be cancelled under its worker's feet; settled ones have nothing
+    left to stop.
+    """
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise NotFound(f"delivery {delivery_id} does not exist")
+    if d.state not in CANCELLABLE:
+        raise Conflict(f"delivery {delivery_id} is {d.state.value}; it cannot be cancelled")
+    d.state = DeliveryState.CANCELLED
+    d.next_attempt_at = utcnow()
+    d.explanation = f"cancelled by {actor}" + (f": {reason}" if reason else "")
+    audit(session, actor, "delivery.cancel", f"delivery:{d.id}", reason=reason)
+    return d
+
+
+# --- preflight, preview and publishing through the pool --------------------------------------
+
+
+def target_kinds(item: Item, pool: ChannelPool) -> list[str]:
+    """The channels an item goes to: its own choice, else every enabled channel."""
+    chosen = [k for k in (item.channels or []) if k in KINDS]
+    return chosen or enabled_kinds(pool)
+
+
+def publications(
+    session: Session, settings: Settings, item: Item, pool: ChannelPool
+) -> dict[str, Publication]:
+    """What each enabled target channel would be given now (website URL estimated)."""
+    rev = latest_revision(session, item.id)
+    pubs: dict[str, Publication] = {}
+    for kind in target_kinds(item, pool):
+        if disabled_reason(pool, kind) is not None:
+            continue
+        website_url = website_url_of(session, item.id) if kind != "website" else None
+        pub = build_publication(session, settings, item, rev, website_url)
+        if not pub.index_no:  # assigned at publish; the estimate has the right length
+            year = datetime.now(ZoneInfo(settings.timezone)).year
+            pub = replace(pub, index_no=f"{settings.org_code}/{year}-00000")
+        pubs[kind] = with_website_estimate(pub, settings)
+    return pubs
+
+
+def preflight_problems(
+    session: Session, settings: Settings, item: Item, pool: ChannelPool
+) -> list[FieldProblem]:
+    found = preflight(pool, publications(session, settings, item, pool))
+    return [FieldProblem(p.field, p.rule, f"{p.channel}: {p.message}", p.channel) for p in found]
+
+
+def preview_item(
+    session: Session, settings: Settings, item: Item, pool: ChannelPool
+) -> list[dict[str, Any]]:
+    """Per target channel: what it will be given, what it would show, and its objections."""
+    pubs = publications(session, settings, item, pool)
+    out = []
+    for kind in target_kinds(item, pool):
+        reason = disabled_reason(pool, kind)
+        entry: dict[str, Any] = {
+            "channel": kind,
+            "enabled": reason is None,
+            "disabled_reason": reason,
+            "problems": [],
+        }
+        pub = pubs.get(kind)
+        if pub is not None:
+            channel = pool.get(kind)
+            entry["publication"] = asdict(pub)
+            render = getattr(channel, "preview", None)
+            if callable(render):
+                try:
+                    entry["rendered"] = render(pub)
+                except Exception as exc:  # a preview must not fail on one channel's bug
+                    entry["rendered"] = {"error": str(exc)}
+            entry["problems"] = [
+                {"field": p.field, "rule": p.rule, "message": p.message}
+                for p in channel.preflight(pub)
+            ]
+        out.append(entry)
+    return out
+
+
+def publish_checked(
+    session: Session, settings: Settings, item_id: int, pool: ChannelPool, *, actor: str
+) -> Item:
+    """Preflight every target channel, then publish. Raises `InvalidInput` naming the field,
+    the rule and the channel when any channel would refuse the item; nothing is changed then."""
+    item = get_item(session, item_id)
+    problems = preflight_problems(session, settings, item, pool)
+    if problems:
+        raise InvalidInput(problems)
+    return publish_item(session, settings, item_id, actor=actor, enabled_kinds=enabled_kinds(pool))
+
+
+def delivery_for_wechat_publish(session: Session, publish_id: str) -> int | None:
+    """The WeChat delivery waiting on freepublish job `publish_id`, if any."""
+    rows = session.scalars(select(Delivery).where(Delivery.channel_kind == "wechat"))
+    for d in rows:
+        if str((d.remote_state or {}).get("publish_id")) == str(publish_id):
+            return d.id
+    return None

@@ -1,0 +1,252 @@
+"""Read models: what the API and the CLI show of items, deliveries and attempts.
+
+Plain JSON-ready dicts built from the store; nothing here writes. The delivery view carries the
+channel's own error text verbatim next to our plain-words explanation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from publisher.errors import NotFound
+from publisher.models import Attempt, Delivery, Item, Revision
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int = 50
+    offset: int = 0
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def revision_view(rev: Revision, *, full: bool = True) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": rev.id,
+        "number": rev.number,
+        "title": rev.title,
+        "content_hash": rev.content_hash,
+        "created_by": rev.created_by,
+        "created_at": _iso(rev.created_at),
+    }
+    if full:
+        view.update(
+            short_title=rev.short_title,
+            summary=rev.summary,
+            body_html=rev.body_html,
+            body_markdown=rev.body_markdown,
+            keywords=list(rev.keywords or []),
+            doc_number=rev.doc_number,
+            formed_on=rev.formed_on.isoformat(),
+            cover_image=rev.cover_image,
+        )
+    return view
+
+
+def last_error(
+    kind: str | None, code: str | None, message: str | None, explanation: str | None
+) -> dict[str, Any] | None:
+    if kind is None and message is None:
+        return None
+    return {"kind": kind, "code": code, "message": message, "explanation": explanation}
+
+
+def delivery_view(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "item_id": d.item_id,
+        "channel": d.channel_kind,
+        "state": d.state.value,
+        "desired_present": d.desired_present,
+        "desired_revision_id": d.desired_revision_id,
+        "applied_revision_id": d.applied_revision_id,
+        "remote_id": d.remote_id,
+        "url": d.remote_url,
+        "attempts": d.attempt_count,
+        "last_error": last_error(
+            d.last_error_kind, d.last_error_code, d.last_error_message, d.explanation
+        ),
+        "explanation": d.explanation,
+        "next_attempt_at": _iso(d.next_attempt_at),
+        "live_at": _iso(d.live_at),
+        "created_at": _iso(d.created_at),
+        "updated_at": _iso(d.updated_at),
+    }
+
+
+def attempt_view(a: Attempt, channel: str | None = None) -> dict[str, Any]:
+    view = {
+        "id": a.id,
+        "delivery_id": a.delivery_id,
+        "number": a.number,
+        "action": a.action,
+        "revision_id": a.revision_id,
+        "worker": a.worker,
+        "started_at": _iso(a.started_at),
+        "finished_at": _iso(a.finished_at),
+        "outcome": a.outcome.value,
+        "error": last_error(a.error_kind, a.error_code, a.error_message, a.explanation),
+        "http_status": a.http_status,
+        "duration_ms": a.duration_ms,
+    }
+    if channel is not None:
+        view["channel"] = channel
+    return view
+
+
+def item_summary(item: Item, latest: Revision | None) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "status": item.status.value,
+        "title": latest.title if latest else None,
+        "domain": item.domain_code,
+        "department": item.department_code,
+        "index_no": item.index_no,
+        "channels": list(item.channels or []),
+        "push": None if item.push_tags is None else list(item.push_tags),
+        "urgent": item.urgent,
+        "created_by": item.created_by,
+        "created_at": _iso(item.created_at),
+        "updated_at": _iso(item.updated_at),
+        "published_at": _iso(item.published_at),
+        "retracted_at": _iso(item.retracted_at),
+    }
+
+
+def item_view(session: Session, item_id: int) -> dict[str, Any]:
+    """The item, its latest revision, its revisions and one delivery per channel."""
+    item = session.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"item {item_id} does not exist")
+    revisions = list(
+        session.scalars(
+            select(Revision).where(Revision.item_id == item_id).order_by(Revision.number)
+        )
+    )
+    latest = revisions[-1] if revisions else None
+    deliveries = session.scalars(
+        select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)
+    )
+    view = item_summary(item, latest)
+    view["revision"] = revision_view(latest) if latest else None
+    view["revisions"] = [revision_view(r, full=False) for r in revisions]
+    view["deliveries"] = [delivery_view(d) for d in deliveries]
+    return view
+
+
+def _page(session: Session, stmt: Select[Any], page: Page) -> tuple[int, list[Any]]:
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = list(session.scalars(stmt.limit(page.limit).offset(page.offset)))
+    return int(total), rows
+
+
+def list_items(
+    session: Session,
+    page: Page,
+    *,
+    status: str | None = None,
+    domain: str | None = None,
+    department: str | None = None,
+) -> dict[str, Any]:
+    """Items, newest first, with their latest titles."""
+    stmt = select(Item).order_by(Item.id.desc())
+    if status:
+        stmt = stmt.where(Item.status == status)
+    if domain:
+        stmt = stmt.where(Item.domain_code == domain)
+    if department:
+        stmt = stmt.where(Item.department_code == department)
+    total, items = _page(session, stmt, page)
+    latest = _latest_revisions(session, [i.id for i in items])
+    return {
+        "total": total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "results": [item_summary(i, latest.get(i.id)) for i in items],
+    }
+
+
+def _latest_revisions(session: Session, item_ids: list[int]) -> dict[int, Revision]:
+    if not item_ids:
+        return {}
+    newest = (
+        select(Revision.item_id, func.max(Revision.number).label("n"))
+        .where(Revision.item_id.in_(item_ids))
+        .group_by(Revision.item_id)
+        .subquery()
+    )
+    revs = session.scalars(
+        select(Revision).join(
+            newest, (Revision.item_id == newest.c.item_id) & (Revision.number == newest.c.n)
+        )
+    )
+    return {r.item_id: r for r in revs}
+
+
+def list_deliveries(
+    session: Session,
+    page: Page,
+    *,
+    state: str | None = None,
+    channel: str | None = None,
+    item: int | None = None,
+) -> dict[str, Any]:
+    """Deliveries, most recently changed first."""
+    stmt = select(Delivery).order_by(Delivery.updated_at.desc(), Delivery.id.desc())
+    if state:
+        stmt = stmt.where(Delivery.state == state)
+    if channel:
+        stmt = stmt.where(Delivery.channel_kind == channel)
+    if item is not None:
+        stmt = stmt.where(Delivery.item_id == item)
+    total, rows = _page(session, stmt, page)
+    return {
+        "total": total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "results": [delivery_view(d) for d in rows],
+    }
+
+
+def delivery_detail(session: Session, delivery_id: int) -> dict[str, Any]:
+    """A delivery with all its attempts, newest first."""
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise NotFound(f"delivery {delivery_id} does not exist")
+    view = delivery_view(d)
+    view["attempt_log"] = [
+        attempt_view(a)
+        for a in session.scalars(
+            select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id.desc())
+        )
+    ]
+    return view
+
+
+def item_attempts(session: Session, item_id: int) -> list[dict[str, Any]]:
+    """Every attempt on every channel for an item, newest first."""
+    if session.get(Item, item_id) is None:
+        raise NotFound(f"item {item_id} does not exist")
+    rows = session.execute(
+        select(Attempt, Delivery.channel_kind)
+        .join(Delivery, Attempt.delivery_id == Delivery.id)
+        .where(Delivery.item_id == item_id)
+        .order_by(Attempt.id.desc())
+    )
+    return [attempt_view(a, kind) for a, kind in rows]
+
+
+def item_of_delivery(session: Session, delivery_id: int) -> Item:
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise NotFound(f"delivery {delivery_id} does not exist")
+    item = session.get(Item, d.item_id)
+    assert item is not None
+    return item

@@ -1,0 +1,270 @@
+"""WeChat's own quirks, against the WeChat sandbox over real HTTP (DESIGN §5.1).
+
+The shared contract suite covers create/lookup/delete/busy/timeout/garbage; this file covers
+what only WeChat does: token refresh, −1 storms, the daily API quota, uncertain submits,
+preflight limits, retraction of the public page, edit policies, the publish callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from fastapi import FastAPI
+from PIL import Image
+
+from channels import wechat_render as render
+from channels.base import Publication, Receipt, Remote
+from channels.errors import OutcomeUnknown, Permanent, QuotaExhausted, Retryable
+from channels.registry import ChannelDisabled
+from channels.wechat import BEIJING, WeChatChannel
+from publisher.api.wechat_callback import wechat_callback_router, wechat_signature
+from publisher.config import Settings
+from tests.contract.harness_wechat import make
+from tests.contract.harnesses import ContractHarness
+from tests.support import sample_publication, serve_in_thread
+
+
+@pytest.fixture
+def harness() -> Iterator[ContractHarness]:
+    with make() as made:
+        yield made
+
+
+def settled(channel: WeChatChannel, pub: Publication, receipt: Receipt) -> Receipt:
+    """Poll like the engine until the publish job is done (bounded)."""
+    state = dict(receipt.state)
+    deadline = time.monotonic() + 10
+    while not receipt.complete:
+        assert time.monotonic() < deadline, "publish never completed"
+        time.sleep(0.2)
+        found = channel.lookup(pub, Remote(receipt.remote_id, receipt.url, state))
+        assert found is not None
+        receipt, state = found, {**state, **found.state}
+    return replace(receipt, state=state)
+
+
+def counters(h: ContractHarness) -> dict[str, int]:
+    result: dict[str, int] = h.sandbox.inspect()["counters"]
+    return result
+
+
+def articles(h: ContractHarness) -> dict[str, dict[str, object]]:
+    result: dict[str, dict[str, object]] = h.sandbox.inspect()["records"]["articles"]
+    return result
+
+
+def test_a_40_character_title_is_refused_by_preflight_naming_the_title(
+    harness: ContractHarness,
+) -> None:
+    pub = sample_publication(title="标" * 40)
+
+    problems = harness.channel.preflight(pub)
+
+    assert [(p.channel, p.field, p.rule) for p in problems] == [("wechat", "title", "max_32_chars")]
+    with pytest.raises(Permanent) as refused:
+        harness.channel.create(pub)
+    assert refused.value.code == "45003"
+    assert counters(harness).get("calls", 0) == 0, "nothing is sent for a refused publication"
+
+
+def test_a_short_title_makes_a_long_title_acceptable(harness: ContractHarness) -> None:
+    pub = sample_publication(title="标" * 40, short_title="临时救助资金发放情况公示")
+
+    assert harness.channel.preflight(pub) == []
+    receipt = settled(harness.channel, pub, harness.channel.create(pub))  # type: ignore[arg-type]
+
+    assert receipt.url and "/s/" in receipt.url
+    assert requests.get(receipt.url, timeout=5).text.count("临时救助资金发放情况公示") >= 1
+
+
+def test_an_expired_token_mid_run_is_refreshed_once(harness: ContractHarness) -> None:
+    channel = harness.channel
+    channel.create(sample_publication(external_id="item-1", title="第一条"))
+    requests.post(f"{harness.sandbox.url}/_sandbox/wechat/expire_token", timeout=5)
+
+    channel.create(sample_publication(external_id="item-2", title="第二条"))
+    channel.create(sample_publication(external_id="item-3", title="第三条"))
+
+    seen = counters(harness)
+    assert seen["tokens_issued"] == 2
+    assert seen["force_refreshes"] == 1
+    assert seen["publishes_submitted"] == 3
+    assert seen.get("token_calls", 0) == 0, "a plain token call would invalidate other workers"
+
+
+def test_a_storm_of_busy_answers_is_ridden_out_by_retrying(harness: ContractHarness) -> None:
+    pub = sample_publication()
+    harness.sandbox.faults(fail_next=5)
+    retries = 0
+
+    while True:  # the engine's retry loop, without the backoff
+        try:
+            receipt = harness.channel.create(pub)
+            break
+        except Retryable:
+            retries += 1
+            assert retries <= 5, "more Retryable than injected busy answers"
+
+    assert retries == 5
+    settled(harness.channel, pub, receipt)  # type: ignore[arg-type]
+    assert harness.copies(pub) == 1
+
+
+def test_the_daily_api_quota_defers_until_midnight_in_beijing(harness: ContractHarness) -> None:
+    requests.post(
+        f"{harness.sandbox.url}/_sandbox/wechat", json={"api_quota_exhausted": True}, timeout=5
+    )
+
+    with pytest.raises(QuotaExhausted) as spent:
+        harness.channel.create(sample_publication())
+
+    assert spent.value.code == "45009"
+    local = spent.value.until.astimezone(BEIJING)
+    assert (local.hour, local.minute) == (0, 0)
+    assert timedelta(0) < spent.value.until - datetime.now(UTC) <= timedelta(days=1)
+
+
+def test_a_timeout_after_submit_is_unknown_and_lookup_adopts_the_one_article(
+    harness: ContractHarness,
+) -> None:
+    pub = sample_publication()
+    harness.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+
+    with pytest.raises(OutcomeUnknown):
+        harness.channel.create(pub)
+    time.sleep(1.5)  # the sandbox finishes the publish job meanwhile
+    adopted = harness.channel.lookup(pub, None)
+
+    assert adopted is not None and adopted.complete
+    assert adopted.remote_id in articles(harness)
+    assert len(articles(harness)) == 1
+    assert counters(harness)["publishes_submitted"] == 1
+
+
+def test_retract_removes_the_public_page(harness: ContractHarness) -> None:
+    pub = sample_publication()
+    receipt = settled(harness.channel, pub, harness.channel.create(pub))  # type: ignore[arg-type]
+    assert receipt.url is not None
+    assert requests.get(receipt.url, timeout=5).status_code == 200
+
+    harness.channel.delete(Remote(receipt.remote_id, receipt.url, receipt.state))
+
+    assert requests.get(receipt.url, timeout=5).status_code == 404
+    assert harness.copies(pub) == 0
+
+
+def test_a_publish_wechat_rejects_is_permanent_with_its_status(harness: ContractHarness) -> None:
+    pub = sample_publication(body_html="<p>含违禁内容</p>")
+    receipt = harness.channel.create(pub)
+
+    time.sleep(0.5)
+    with pytest.raises(Permanent) as failed:
+        harness.channel.lookup(pub, Remote(receipt.remote_id, None, receipt.state))
+
+    assert failed.value.code == "publish_status=4"
+
+
+def test_the_correction_policy_keeps_the_article_and_publishes_a_notice() -> None:
+    with make(edit_policy="correction") as h:
+        pub = sample_publication()
+        first = settled(h.channel, pub, h.channel.create(pub))  # type: ignore[arg-type]
+        revised = replace(pub, revision_number=2, content_hash="b" * 64)
+
+        receipt = h.channel.update(revised, Remote(first.remote_id, first.url, first.state))
+
+        assert receipt.complete and receipt.remote_id == first.remote_id
+        assert receipt.content_hash == revised.content_hash
+        time.sleep(0.6)
+        titles = [a["news_item"][0]["title"] for a in articles(h).values()]  # type: ignore[index]
+        assert sorted(titles) == sorted([pub.title, "更正：" + pub.title])
+
+
+def test_inline_images_move_to_wechats_cdn(harness: ContractHarness) -> None:
+    image = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(image, "PNG")
+    app = FastAPI()
+
+    @app.get("/pic.png")
+    def pic() -> object:
+        from fastapi.responses import Response
+
+        return Response(image.getvalue(), media_type="image/png")
+
+    with serve_in_thread(app) as host:
+        pub = sample_publication(
+            body_html=f'<p>图：</p><img src="{host}/pic.png"><script>x</script>'
+        )
+        receipt = settled(harness.channel, pub, harness.channel.create(pub))  # type: ignore[arg-type]
+
+    drafts = harness.sandbox.inspect()["records"]["drafts"]
+    content = next(iter(drafts.values()))["articles"][0]["content"]
+    assert host not in content and "/mmbiz/" in content and "<script" not in content
+    assert receipt.complete
+
+
+def test_covers_are_jpegs_under_64kb() -> None:
+    noisy = Image.effect_noise((3000, 2000), 120).convert("RGB")
+    raw = io.BytesIO()
+    noisy.save(raw, "PNG")
+
+    cover = render.cover_jpeg(raw.getvalue())
+    card = render.default_cover("welfare", "社会救助和社会福利")
+
+    for jpeg in (cover, card):
+        assert jpeg[:3] == b"\xff\xd8\xff" and len(jpeg) < render.THUMB_MAX_BYTES
+    assert Image.open(io.BytesIO(cover)).size[0] <= render.COVER_SIZE[0]
+
+
+def test_the_channel_is_disabled_without_credentials() -> None:
+    from publisher.shared import RedisSharedStore
+
+    shared = RedisSharedStore("redis://127.0.0.1:6379/15", prefix="test-wechat-disabled:")
+    with pytest.raises(ChannelDisabled, match="PUBLISHER_WECHAT_SECRET"):
+        WeChatChannel.from_settings(Settings(wechat_appid="x", wechat_secret=None), shared)
+
+
+def test_the_callback_verifies_signatures_and_reports_finished_jobs(
+    harness: ContractHarness,
+) -> None:
+    finished: list[str] = []
+    app = FastAPI()
+    app.include_router(wechat_callback_router("cb-token", finished.append))
+    with serve_in_thread(app) as api:
+        ts, nonce = "1700000000", "n0nce"
+        good = {
+            "timestamp": ts,
+            "nonce": nonce,
+            "signature": wechat_signature("cb-token", ts, nonce),
+        }
+        echoed = requests.get(f"{api}/wechat/callback", params={**good, "echostr": "e1"}, timeout=5)
+        forged = requests.get(
+            f"{api}/wechat/callback",
+            params={**good, "signature": hashlib.sha1(b"x").hexdigest(), "echostr": "e1"},
+            timeout=5,
+        )
+        forged_post = requests.post(
+            f"{api}/wechat/callback",
+            params={**good, "signature": "0" * 40},
+            data=b"<xml/>",
+            timeout=5,
+        )
+        requests.post(
+            f"{harness.sandbox.url}/_sandbox/wechat",
+            json={"callback_url": f"{api}/wechat/callback", "callback_token": "cb-token"},
+            timeout=5,
+        )
+        receipt = harness.channel.create(sample_publication())
+        deadline = time.monotonic() + 5
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert (echoed.status_code, echoed.text) == (200, "e1")
+    assert forged.status_code == 403 and forged_post.status_code == 403
+    assert finished == [receipt.state["publish_id"]]

@@ -1,0 +1,163 @@
+"""The daily push digest: one mass send a day of at most 8 articles, resent safely."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from channels.wechat import BEIJING, WeChatChannel
+from publisher.db import Database
+from publisher.models import (
+    Base,
+    Delivery,
+    DeliveryState,
+    Department,
+    Domain,
+    Item,
+    ItemStatus,
+    Revision,
+    WeChatDigest,
+    WeChatDigestState,
+)
+from publisher.services.wechat_push import run_daily_digest
+from tests.contract.harness_wechat import make
+from tests.contract.harnesses import ContractHarness
+
+DAY_ONE = datetime(2026, 11, 20, 18, 30, tzinfo=BEIJING)
+
+
+@pytest.fixture
+def harness() -> Iterator[ContractHarness]:
+    with make() as made:
+        yield made
+
+
+@pytest.fixture
+def database() -> Iterator[Database]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite:///{Path(tmp) / 'push.sqlite'}")
+        Base.metadata.create_all(db.engine)
+        yield db
+        db.dispose()
+
+
+def add_push_items(session: Session, count: int, push_tags: list[str]) -> list[int]:
+    session.add_all(
+        [
+            Domain(code="welfare", name="社会救助和社会福利", catecode="0902"),
+            Department(code="sgj", name="社管局"),
+        ]
+    )
+    ids = []
+    for n in range(1, count + 1):
+        item = Item(
+            domain_code="welfare",
+            department_code="sgj",
+            status=ItemStatus.PUBLISHED,
+            push_tags=push_tags,
+            index_no=f"733099896/2026-{n:05d}",
+        )
+        session.add(item)
+        session.flush()
+        revision = Revision(
+            item_id=item.id,
+            number=1,
+            title=f"临时救助公示第{n}批",
+            summary="公示",
+            body_html=f"<p>第{n}批名单。</p>",
+            formed_on=date(2026, 11, 2),
+            content_hash=f"{n:064d}",
+        )
+        session.add(revision)
+        session.flush()
+        live_at = datetime(2026, 11, 20, 1, n, tzinfo=UTC)
+        session.add_all(
+            [
+                Delivery(
+                    item_id=item.id,
+                    channel_kind="wechat",
+                    state=DeliveryState.LIVE,
+                    desired_revision_id=revision.id,
+                    applied_revision_id=revision.id,
+                    remote_id=f"article-{n}",
+                    live_at=live_at,
+                ),
+                Delivery(
+                    item_id=item.id,
+                    channel_kind="website",
+                    state=DeliveryState.LIVE,
+                    applied_revision_id=revision.id,
+                    live_at=live_at,
+                    remote_url=f"http://127.0.0.1:8101/articles/item-{item.id}.html",
+                ),
+            ]
+        )
+        ids.append(item.id)
+    return ids
+
+
+def mass_sends(h: ContractHarness) -> list[dict[str, Any]]:
+    records: dict[str, dict[str, Any]] = h.sandbox.inspect()["records"]["mass"]
+    return sorted(records.values(), key=lambda m: m["at"])
+
+
+def channel_of(h: ContractHarness) -> WeChatChannel:
+    assert isinstance(h.channel, WeChatChannel)
+    return h.channel
+
+
+def test_ten_items_make_a_digest_of_eight_and_two_wait_for_the_next_day(
+    harness: ContractHarness, database: Database
+) -> None:
+    channel = channel_of(harness)
+    with database.session() as session:
+        ids = add_push_items(session, 10, push_tags=[])
+
+    with database.session() as session:
+        early = run_daily_digest(session, channel=channel, now=DAY_ONE - timedelta(hours=1))
+        first = run_daily_digest(session, channel=channel, now=DAY_ONE)
+        again = run_daily_digest(session, channel=channel, now=DAY_ONE + timedelta(hours=1))
+    requests.post(f"{harness.sandbox.url}/_sandbox/wechat/new_day", timeout=5)
+    with database.session() as session:
+        second = run_daily_digest(session, channel=channel, now=DAY_ONE + timedelta(days=1))
+
+    assert not early.ran and not early.sent
+    assert [d.item_ids for d in first.sent] == [tuple(ids[:8])]
+    assert first.waiting_item_ids == ids[8:]
+    assert again.sent == [] and again.waiting_item_ids == ids[8:]
+    assert [d.item_ids for d in second.sent] == [tuple(ids[8:])]
+    sends = mass_sends(harness)
+    assert [len(m["articles"]) for m in sends] == [8, 2]
+    assert sends[0]["filter"] == {"is_to_all": True}
+    assert sends[0]["clientmsgid"] != sends[1]["clientmsgid"]
+
+
+def test_a_lost_sendall_answer_is_resent_and_deduplicated_by_clientmsgid(
+    harness: ContractHarness, database: Database
+) -> None:
+    channel = channel_of(harness)
+    with database.session() as session:
+        add_push_items(session, 3, push_tags=["101"])
+    harness.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+
+    with database.session() as session:
+        lost = run_daily_digest(session, channel=channel, now=DAY_ONE)
+    with database.session() as session:
+        resent = run_daily_digest(session, channel=channel, now=DAY_ONE + timedelta(minutes=15))
+        digests = session.scalars(select(WeChatDigest)).all()
+        states = [d.state for d in digests]
+
+    assert lost.sent == [] and lost.errors
+    assert len(resent.sent) == 1 and resent.sent[0].duplicate
+    assert states == [WeChatDigestState.SENT]
+    sends = mass_sends(harness)
+    assert len(sends) == 1, "WeChat saw the clientmsgid: no second mass send"
+    assert sends[0]["filter"] == {"is_to_all": False, "tag_id": 101}

@@ -1,0 +1,210 @@
+"""The `publisher` CLI through click's CliRunner, on a migrated SQLite database."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from publisher.api.app import create_app
+from publisher.cli import cli
+from publisher.config import Settings, get_settings, reset_settings
+from publisher.db import get_database, set_dispatcher
+from publisher.metrics import metrics_registry, render_metrics
+from publisher.services.deliveries import ChannelPool, DeliveryEngine
+from publisher.shared import shared_store
+from tests.support import running_sandbox
+
+FORMED = (date.today() - timedelta(days=1)).isoformat()
+
+
+def enable(monkeypatch: pytest.MonkeyPatch, kind: str, base: str) -> None:
+    monkeypatch.setenv(f"PUBLISHER_{kind.upper()}_API_BASE", base)
+    monkeypatch.setenv(f"PUBLISHER_{kind.upper()}_APP_ID", "sandbox")
+    monkeypatch.setenv(f"PUBLISHER_{kind.upper()}_SECRET", "sandbox-secret")
+
+
+@pytest.fixture
+def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for kind in ("website", "catalogue"):
+        enable(monkeypatch, kind, "http://127.0.0.1:9")
+    reset_settings()
+    return get_settings()
+
+
+def run(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def create_args(**overrides: str) -> list[str]:
+    values = {
+        "--title": "关于开展2026年义诊活动的通知",
+        "--domain": "health",
+        "--department": "wjj",
+        "--formed-on": FORMED,
+        "--body-html": "<p>义诊时间：每周六上午。</p>",
+        **overrides,
+    }
+    args = ["items", "create"]
+    for key, value in values.items():
+        if value:
+            args += [key, value]
+    return args
+
+
+def test_token_create_prints_a_token_the_api_accepts(settings: Settings) -> None:
+    result = run("token", "create", "--role", "operator", "--label", "ops")
+    assert result.exit_code == 0, result.output
+    plaintext = result.output.strip()
+    assert plaintext.startswith("pub_") and "\n" not in plaintext
+    with TestClient(create_app(settings)) as client:
+        ok = client.get("/api/v1/channels", headers={"Authorization": f"Bearer {plaintext}"})
+        assert ok.status_code == 200
+        denied = client.post(
+            "/api/v1/items", json={}, headers={"Authorization": f"Bearer {plaintext}"}
+        )
+        assert denied.status_code == 403
+
+
+def test_token_create_with_unknown_department_exits_2(settings: Settings) -> None:
+    result = CliRunner().invoke(cli, ["token", "create", "--role", "editor", "--department", "x"])
+    assert result.exit_code == 2
+    assert "department (known)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"--title": ""}, "title (required)"),
+        ({"--domain": "astrology"}, "domain (known)"),
+        ({"--department": "jyj"}, "department (responsible)"),
+        ({"--formed-on": (date.today() + timedelta(days=3)).isoformat()}, "formed_on (not_future)"),
+    ],
+)
+def test_bad_input_exits_2_naming_field_and_rule(
+    settings: Settings, overrides: dict[str, str], expected: str
+) -> None:
+    result = CliRunner().invoke(cli, create_args(**overrides))
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    listed = run("items", "list")
+    assert "(0 of 0)" in listed.output
+
+
+def test_bad_date_format_is_a_usage_error(settings: Settings) -> None:
+    result = CliRunner().invoke(cli, create_args(**{"--formed-on": "yesterday"}))
+    assert result.exit_code == 2
+    assert "--formed-on" in result.output
+
+
+def test_items_create_publish_list_show(
+    settings: Settings, dispatched: list[tuple[int, str, float]]
+) -> None:
+    result = run(*create_args())
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "created item 1"
+    result = run("items", "publish", "1")
+    assert result.exit_code == 0, result.output
+    assert f"733099896/{date.today().year}-00001" in result.output
+    assert sorted(kind for _, kind, _ in dispatched) == ["catalogue", "website"]
+
+    listed = run("items", "list", "--status", "published").output.splitlines()
+    assert listed[0].split() == ["ID", "STATUS", "INDEX_NO", "DOMAIN", "DEPARTMENT", "TITLE"]
+    assert listed[1].split()[:2] == ["1", "published"]
+    assert "关于开展2026年义诊活动的通知" in listed[1]
+
+    shown = run("items", "show", "1").output
+    assert "wjj" in shown and "website" in shown and "pending" in shown
+    jobs = run("jobs", "list", "--channel", "website").output
+    assert "website" in jobs and "catalogue" not in jobs
+
+    edited = run("items", "edit", "1", "--title", "更正：义诊活动时间")
+    assert edited.exit_code == 0 and "revision 2" in edited.output
+    retracted = run("items", "retract", "1")
+    assert retracted.exit_code == 0, retracted.output
+    assert CliRunner().invoke(cli, ["items", "show", "99"]).exit_code == 1
+
+
+def test_domains_departments_channels_and_jobs(settings: Settings, dispatched: list[Any]) -> None:
+    assert run("departments", "add", "mzj", "--name", "民政局").exit_code == 0
+    added = run(
+        "domains",
+        "add",
+        "elderly",
+        "--name",
+        "养老服务",
+        "--catecode",
+        "0908",
+        "--department",
+        "mzj",
+    )
+    assert added.exit_code == 0, added.output
+    assert "elderly" in run("domains", "list").output
+    created = run(*create_args(**{"--domain": "elderly", "--department": "mzj"}))
+    assert created.exit_code == 0, created.output
+
+    assert run("channels", "pause", "website", "--reason", "维护").exit_code == 0
+    listing = run("channels", "list").output
+    website_line = next(line for line in listing.splitlines() if line.startswith("website"))
+    assert "paused" in website_line and "维护" in website_line
+    assert run("channels", "resume", "website").exit_code == 0
+
+    result = run("channels", "set-token", "weibo", input="weibo-secret-token\n")
+    assert result.exit_code == 0, result.output
+    assert "weibo-secret-token" not in result.output
+    weibo_line = next(
+        line for line in run("channels", "list").output.splitlines() if line.startswith("weibo")
+    )
+    assert "enabled" in weibo_line
+
+    run("items", "publish", "1")
+    cancelled = run("jobs", "cancel", "1")
+    assert cancelled.exit_code == 0 and "cancelled" in run("jobs", "show", "1").output
+    assert run("jobs", "retry", "1").exit_code == 0
+    assert CliRunner().invoke(cli, ["jobs", "retry", "99"]).exit_code == 1
+
+
+def test_publish_wait_follows_real_deliveries_until_live(
+    publisher_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_sandbox("website") as website, running_sandbox("catalogue") as catalogue:
+        enable(monkeypatch, "website", website.url)
+        enable(monkeypatch, "catalogue", catalogue.url)
+        monkeypatch.setenv("PUBLISHER_HTTP_TIMEOUT_SECONDS", "2")
+        monkeypatch.setenv("PUBLISHER_DEPENDENCY_WAIT_SECONDS", "0.2")
+        reset_settings()
+        settings = get_settings()
+        work: queue.Queue[int | None] = queue.Queue()
+        database = get_database(settings)
+        engine = DeliveryEngine(database, settings, ChannelPool(settings, shared_store(settings)))
+
+        def loop() -> None:
+            while (delivery_id := work.get()) is not None:
+                engine.sync(delivery_id, "test-worker")
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        set_dispatcher(lambda pairs: [work.put(i) for i, _, _ in pairs])
+        try:
+            assert run(*create_args()).exit_code == 0
+            result = run("items", "publish", "1", "--wait", "--timeout", "20")
+        finally:
+            set_dispatcher(None)
+            work.put(None)
+            thread.join(timeout=10)
+        assert result.exit_code == 0, result.output
+        assert "all channels settled" in result.output
+        final = result.output.split("all channels settled")[0].strip().splitlines()[-2:]
+        assert all("live" in line for line in final), result.output
+        assert len(website.inspect()["records"]) == 1
+
+    # The attempts just made show in the metrics, read from the database.
+    text = render_metrics(metrics_registry(get_database(settings))).decode()
+    assert 'publisher_attempts_total{channel="website",outcome="ok"}' in text
+    assert 'publisher_attempt_duration_seconds_count{channel="website"}' in text
+    assert 'publisher_deliveries{channel="website",state="live"} 1.0' in text
