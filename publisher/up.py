@@ -59,6 +59,7 @@ def sandbox_environment(
         elif kind == "wechat":
             env.setdefault("PUBLISHER_WECHAT_APPID", DEFAULT_SANDBOX_CREDENTIAL)
             env.setdefault("PUBLISHER_WECHAT_SECRET", DEFAULT_SANDBOX_SECRET)
+            env.setdefault("PUBLISHER_WECHAT_CALLBACK_TOKEN", DEFAULT_SANDBOX_CREDENTIAL)
         elif kind == "weibo":
             env.setdefault("PUBLISHER_WEIBO_ACCESS_TOKEN", DEFAULT_SANDBOX_CREDENTIAL)
     return env, sandboxed
@@ -175,6 +176,17 @@ def run_up(demo: bool = True) -> int:
             return 1
         for kind in sandboxed:
             wait_http(env[f"PUBLISHER_{kind.upper()}_API_BASE"] + "/_sandbox/faults", 15)
+        if (
+            "wechat" in sandboxed
+        ):  # the sandbox tells us when a publish job finishes, as WeChat does
+            requests.post(
+                env["PUBLISHER_WECHAT_API_BASE"] + "/_sandbox/wechat",
+                json={
+                    "callback_url": f"{api}/wechat/callback",
+                    "callback_token": env["PUBLISHER_WECHAT_CALLBACK_TOKEN"],
+                },
+                timeout=5,
+            ).raise_for_status()
         if demo:
             from publisher.demo import load_demo
             from publisher.services.deliveries import ChannelPool
