@@ -65,6 +65,9 @@ PUBLISH_FAILURES = {
 EDIT_POLICIES = ("republish", "correction")
 CORRECTION_PREFIX = "更正："
 FREEPUBLISH_GET_PER_DAY = 100
+# After a submit whose answer was lost, how long a lookup that cannot find the article yet
+# keeps waiting for WeChat to finish publishing before it concludes nothing went out.
+SUBMIT_SETTLE_SECONDS = 1800
 _DEFAULT_THUMB_TTL = 7 * 24 * 3600
 # Uploads and drafts are invisible until submitted, and repeating them only leaves an unused
 # material or draft behind: a lost answer to one is retried, not looked up (no OutcomeUnknown).
@@ -200,7 +203,7 @@ class WeChatChannel(Channel):
         """
         self._refuse_problems(pub)
         article = self._article(pub)
-        return self._publish([article], pub.content_hash)
+        return self._publish([article], pub.content_hash, pub.external_id)
 
     def update(self, pub: Publication, remote: Remote) -> Receipt:
         """Published articles cannot be edited: republish, or publish a correction notice."""
@@ -242,7 +245,15 @@ class WeChatChannel(Channel):
             return self._lookup_article(pub, state)
         if state.get("publish_id"):
             return self._poll_publish(pub, state)
-        return self._find_published(pub)
+        found = self._find_published(pub)
+        if found is None and self.shared.get(f"wechat:submitting:{pub.external_id}"):
+            return Receipt(
+                remote_id="",
+                complete=False,
+                poll_after=self.poll_seconds,
+                state={"awaiting_submit": True},
+            )
+        return found
 
     def health(self) -> dict[str, Any]:
         return {"api_base": self.client.api_base, "edit_policy": self.edit_policy}
@@ -297,11 +308,20 @@ class WeChatChannel(Channel):
 
     # --- publishing steps -------------------------------------------------------------------
 
-    def _publish(self, articles: list[dict[str, Any]], content_hash: str) -> Receipt:
+    def _publish(
+        self, articles: list[dict[str, Any]], content_hash: str, external_id: str | None = None
+    ) -> Receipt:
         media_id = self._call("draft/add", lambda: self.client.draft.add(articles), write=PREPARE)
+        # A lost submit answer leaves a job WeChat may still be publishing, which batchget does
+        # not list yet: remember the submit so that a lookup waits instead of reporting absence.
+        marker = f"wechat:submitting:{external_id}" if external_id else None
+        if marker:
+            self.shared.set(marker, content_hash, ttl_seconds=SUBMIT_SETTLE_SECONDS)
         publish_id = self._call(
             "freepublish/submit", lambda: self.client.freepublish.submit(media_id), write=True
         )
+        if marker:
+            self.shared.delete(marker)
         return Receipt(
             remote_id=publish_id,
             complete=False,

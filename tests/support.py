@@ -155,3 +155,21 @@ def migrated_sqlite(directory: Any) -> str:
     url = f"sqlite:///{directory}/publisher.sqlite"
     upgrade(url)
     return url
+
+
+@contextmanager
+def scratch_shared_store() -> Iterator[Any]:
+    """A real `DatabaseSharedStore` on a throw-away SQLite file (the embedded default's)."""
+    import tempfile
+
+    from publisher.db import Database
+    from publisher.models import SharedValue
+    from publisher.shared import DatabaseSharedStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        database = Database(f"sqlite:///{tmp}/shared.sqlite")
+        SharedValue.metadata.create_all(database.engine, tables=[SharedValue.__table__])  # type: ignore[list-item]
+        try:
+            yield DatabaseSharedStore(database)
+        finally:
+            database.dispose()

@@ -148,6 +148,27 @@ def test_a_timeout_after_submit_is_unknown_and_lookup_adopts_the_one_article(
     assert counters(harness)["publishes_submitted"] == 1
 
 
+def test_a_lost_submit_answer_waits_for_a_slow_publish_instead_of_publishing_again(
+    harness: ContractHarness,
+) -> None:
+    requests.post(
+        f"{harness.sandbox.url}/_sandbox/wechat", json={"publish_delay_seconds": 3}, timeout=5
+    )
+    pub = sample_publication()
+    harness.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        harness.channel.create(pub)
+
+    waiting = harness.channel.lookup(pub, None)  # WeChat has not listed the article yet
+    assert waiting is not None and not waiting.complete
+    time.sleep(2)
+    adopted = harness.channel.lookup(pub, Remote("", None, waiting.state))
+
+    assert adopted is not None and adopted.complete
+    assert len(articles(harness)) == 1
+    assert counters(harness)["publishes_submitted"] == 1
+
+
 def test_retract_removes_the_public_page(harness: ContractHarness) -> None:
     pub = sample_publication()
     receipt = settled(harness.channel, pub, harness.channel.create(pub))  # type: ignore[arg-type]

@@ -7,25 +7,20 @@ private to the harness. A copy of a publication is a published, undeleted articl
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from channels.base import Publication
 from channels.wechat import WeChatChannel
-from publisher.db import Database
-from publisher.models import SharedValue
-from publisher.shared import DatabaseSharedStore
 from tests.contract.harnesses import (
     CLIENT_TIMEOUT_SECONDS,
     SANDBOX_APP_ID,
     SANDBOX_SECRET,
     ContractHarness,
 )
-from tests.support import RunningSandbox, running_sandbox
+from tests.support import RunningSandbox, running_sandbox, scratch_shared_store
 
 
 def live_articles_linking(sandbox: RunningSandbox, pub: Publication) -> int:
@@ -41,25 +36,20 @@ def live_articles_linking(sandbox: RunningSandbox, pub: Publication) -> int:
 
 @contextmanager
 def make(**channel_options: Any) -> Iterator[ContractHarness]:
-    with tempfile.TemporaryDirectory() as tmp, running_sandbox("wechat") as sandbox:
-        database = Database(f"sqlite:///{Path(tmp) / 'shared.sqlite'}")
-        SharedValue.__table__.create(database.engine)  # type: ignore[attr-defined]
-        try:
-            channel = WeChatChannel(
-                appid=SANDBOX_APP_ID,
-                secret=SANDBOX_SECRET,
-                api_base=sandbox.url,
-                shared=DatabaseSharedStore(database),
-                timeout=CLIENT_TIMEOUT_SECONDS,
-                **{"poll_seconds": 0.2, **channel_options},
-            )
-            yield ContractHarness(
-                kind="wechat",
-                channel=channel,
-                sandbox=sandbox,
-                copies=lambda pub: live_articles_linking(sandbox, pub),
-                refused=lambda pub: replace(pub, title="长" * 40, short_title=None),
-                refusal_text="title size out of limit",
-            )
-        finally:
-            database.dispose()
+    with scratch_shared_store() as shared, running_sandbox("wechat") as sandbox:
+        channel = WeChatChannel(
+            appid=SANDBOX_APP_ID,
+            secret=SANDBOX_SECRET,
+            api_base=sandbox.url,
+            shared=shared,
+            timeout=CLIENT_TIMEOUT_SECONDS,
+            **{"poll_seconds": 0.2, **channel_options},
+        )
+        yield ContractHarness(
+            kind="wechat",
+            channel=channel,
+            sandbox=sandbox,
+            copies=lambda pub: live_articles_linking(sandbox, pub),
+            refused=lambda pub: replace(pub, title="长" * 40, short_title=None),
+            refusal_text="title size out of limit",
+        )

@@ -6,20 +6,15 @@ A copy of a publication is a live status linking to its website article URL.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from channels.base import Publication
 from channels.weibo import WeiboChannel
-from publisher.db import Database
-from publisher.models import SharedValue
-from publisher.shared import DatabaseSharedStore
 from tests.contract.harnesses import CLIENT_TIMEOUT_SECONDS, ContractHarness
-from tests.support import RunningSandbox, running_sandbox
+from tests.support import RunningSandbox, running_sandbox, scratch_shared_store
 
 SANDBOX_TOKEN = "sandbox"
 
@@ -32,26 +27,21 @@ def live_statuses_linking(sandbox: RunningSandbox, pub: Publication) -> int:
 
 @contextmanager
 def make() -> Iterator[ContractHarness]:
-    with tempfile.TemporaryDirectory() as tmp, running_sandbox("weibo") as sandbox:
-        database = Database(f"sqlite:///{Path(tmp) / 'shared.sqlite'}")
-        SharedValue.__table__.create(database.engine)  # type: ignore[attr-defined]
-        try:
-            channel = WeiboChannel(
-                sandbox.url,
-                DatabaseSharedStore(database),
-                access_token=SANDBOX_TOKEN,
-                timeout=CLIENT_TIMEOUT_SECONDS,
-            )
-            yield ContractHarness(
-                kind="weibo",
-                channel=channel,
-                sandbox=sandbox,
-                copies=lambda pub: live_statuses_linking(sandbox, pub),
-                # Weibo refuses a status without a link on the app's safe domain (10017).
-                refused=lambda pub: replace(
-                    pub, website_url="http://www.example.org/articles/item-42.html"
-                ),
-                refusal_text="parameter (status)'s value invalid",
-            )
-        finally:
-            database.dispose()
+    with scratch_shared_store() as shared, running_sandbox("weibo") as sandbox:
+        channel = WeiboChannel(
+            sandbox.url,
+            shared,
+            access_token=SANDBOX_TOKEN,
+            timeout=CLIENT_TIMEOUT_SECONDS,
+        )
+        yield ContractHarness(
+            kind="weibo",
+            channel=channel,
+            sandbox=sandbox,
+            copies=lambda pub: live_statuses_linking(sandbox, pub),
+            # Weibo refuses a status without a link on the app's safe domain (10017).
+            refused=lambda pub: replace(
+                pub, website_url="http://www.example.org/articles/item-42.html"
+            ),
+            refusal_text="parameter (status)'s value invalid",
+        )

@@ -50,25 +50,6 @@ class ContractHarness:
     publication: Callable[..., Publication] = sample_publication
 
 
-class DictStore:
-    """A SharedStore good enough for `from_settings` (website and catalogue do not use it)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def set(self, key: str, value: str, ttl_seconds: float | None = None) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-    def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
-        return None
-
-
 HarnessFactory = Callable[[], AbstractContextManager[ContractHarness]]
 
 

@@ -10,12 +10,12 @@ from dataclasses import replace
 import pytest
 import requests
 
-from channels.base import Publication, Remote
+from channels.base import Publication, Remote, SharedStore
 from channels.catalogue import CatalogueChannel
 from channels.errors import AuthExpired, Permanent
 from channels.registry import ChannelDisabled
 from publisher.config import Settings
-from tests.contract.harnesses import ContractHarness, DictStore, make_catalogue
+from tests.contract.harnesses import ContractHarness, make_catalogue
 from tests.support import sample_publication
 
 ORG = "733099896"
@@ -100,11 +100,11 @@ def test_wrong_secret_needs_reauthorisation(catalogue: ContractHarness) -> None:
     assert catalogue.sandbox.inspect()["records"] == {}
 
 
-def test_from_settings_names_what_to_set() -> None:
+def test_from_settings_names_what_to_set(store: SharedStore) -> None:
     with pytest.raises(ChannelDisabled) as disabled:
         CatalogueChannel.from_settings(
             Settings(catalogue_api_base=None, catalogue_app_id=None, catalogue_secret=None),
-            DictStore(),
+            store,
         )
 
     for name in ["API_BASE", "APP_ID", "SECRET"]:

@@ -12,14 +12,14 @@ import pytest
 import requests
 from fastapi import FastAPI
 
-from channels.base import Remote
+from channels.base import Remote, SharedStore
 from channels.errors import AuthExpired, Permanent
 from channels.registry import ChannelDisabled
 from channels.sandbox.common import SandboxState
 from channels.sandbox.website import create_app
 from channels.website import WebsiteChannel
 from publisher.config import Settings
-from tests.contract.harnesses import ContractHarness, DictStore, make_website
+from tests.contract.harnesses import ContractHarness, make_website
 from tests.support import sample_publication, serve_in_thread
 
 RSS_ITEM = "./channel/item"
@@ -141,18 +141,18 @@ def test_api_base_with_a_path_prefix_signs_the_full_path() -> None:
         assert channel.lookup(sample_publication(), None) == receipt
 
 
-def test_from_settings_names_what_to_set() -> None:
+def test_from_settings_names_what_to_set(store: SharedStore) -> None:
     unset = Settings(website_api_base=None, website_app_id="sandbox", website_secret=None)
 
     with pytest.raises(ChannelDisabled) as disabled:
-        WebsiteChannel.from_settings(unset, DictStore())
+        WebsiteChannel.from_settings(unset, store)
 
     assert "PUBLISHER_WEBSITE_API_BASE" in str(disabled.value)
     assert "PUBLISHER_WEBSITE_SECRET" in str(disabled.value)
     assert "PUBLISHER_WEBSITE_APP_ID" not in str(disabled.value)
 
 
-def test_from_settings_builds_the_adapter() -> None:
+def test_from_settings_builds_the_adapter(store: SharedStore) -> None:
     settings = Settings(
         website_api_base="http://cms.example/",
         website_app_id="app",
@@ -160,7 +160,7 @@ def test_from_settings_builds_the_adapter() -> None:
         http_timeout_seconds=3,
     )
 
-    channel = WebsiteChannel.from_settings(settings, DictStore())
+    channel = WebsiteChannel.from_settings(settings, store)
 
     assert channel.api_base == "http://cms.example"
     assert channel.timeout == 3
