@@ -213,24 +213,8 @@ class HttpChannel(Channel):
                 headers=headers,
                 timeout=self.timeout,
             )
-        except requests.ConnectTimeout as exc:
-            raise Retryable(f"{self.kind}: could not connect in time", message=str(exc)) from exc
-        except requests.ConnectionError as exc:
-            if write and _sent(exc):
-                raise OutcomeUnknown(
-                    f"{self.kind}: the connection broke after the request was sent",
-                    message=str(exc),
-                ) from exc
-            raise Retryable(f"{self.kind}: could not connect", message=str(exc)) from exc
-        except requests.Timeout as exc:
-            if write:
-                raise OutcomeUnknown(
-                    f"{self.kind}: no answer in {self.timeout:g}s after the request was sent",
-                    message=str(exc),
-                ) from exc
-            raise Retryable(
-                f"{self.kind}: no answer in {self.timeout:g}s", message=str(exc)
-            ) from exc
+        except requests.RequestException as exc:
+            raise transport_error(self.kind, exc, write=write) from exc
         elapsed = int((time.monotonic() - started) * 1000)
         return self._answer(resp, method, write=write, ok=ok, absent_ok=absent_ok, elapsed=elapsed)
 
@@ -281,7 +265,34 @@ class HttpChannel(Channel):
         return None, text[:2000]
 
 
-def _sent(exc: requests.ConnectionError) -> bool:
+def transport_error(
+    channel: str,
+    exc: requests.RequestException,
+    *,
+    write: bool,
+    what: str = "the request",
+    message: str | None = None,
+) -> ChannelError:
+    """The typed error for an HTTP exchange that produced no answer.
+
+    `OutcomeUnknown` when a write may have reached the channel (a read timeout, a connection
+    cut after sending), else `Retryable`. `message` replaces the exception text (redacted).
+    """
+    text = str(exc) if message is None else message
+    if isinstance(exc, requests.ConnectTimeout):
+        return Retryable(f"{channel}: could not connect in time for {what}", message=text)
+    if isinstance(exc, requests.Timeout):
+        if write:
+            return OutcomeUnknown(f"{channel}: no answer to {what} after it was sent", message=text)
+        return Retryable(f"{channel}: no answer to {what}", message=text)
+    if isinstance(exc, requests.ConnectionError) and write and request_was_sent(exc):
+        return OutcomeUnknown(
+            f"{channel}: the connection broke after {what} was sent", message=text
+        )
+    return Retryable(f"{channel}: could not reach the channel for {what}", message=text)
+
+
+def request_was_sent(exc: requests.ConnectionError) -> bool:
     """Whether a connection error happened after the request went out (not at connect)."""
     text = str(exc)
     return not any(

@@ -29,7 +29,16 @@ import requests
 from wechatpy.exceptions import WeChatClientException
 
 from channels import wechat_render as render
-from channels.base import Capability, Channel, Problem, Publication, Receipt, Remote, SharedStore
+from channels.base import (
+    Capability,
+    Channel,
+    Problem,
+    Publication,
+    Receipt,
+    Remote,
+    SharedStore,
+    transport_error,
+)
 from channels.errors import (
     AuthExpired,
     ChannelError,
@@ -576,7 +585,7 @@ class WeChatChannel(Channel):
                     raise OutcomeUnknown(explanation, message=str(exc)) from exc
                 raise Retryable(explanation, message=str(exc)) from exc
             except requests.RequestException as exc:
-                raise _transport_error(what, exc, write=write) from exc
+                raise transport_error("wechat", exc, write=write, what=what) from exc
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _refresh_token(self, what: str) -> None:
@@ -587,7 +596,7 @@ class WeChatChannel(Channel):
         except UnexpectedAnswer as exc:
             raise Retryable("wechat: stable_token answered oddly", message=str(exc)) from exc
         except requests.RequestException as exc:
-            raise _transport_error("stable_token", exc, write=False) from exc
+            raise transport_error("wechat", exc, write=False, what="stable_token") from exc
 
     def _error(self, what: str, exc: WeChatClientException) -> ChannelError:
         code, message = exc.errcode, None if exc.errmsg is None else str(exc.errmsg)
@@ -665,31 +674,3 @@ def _msg_id_of(exc: WeChatClientException) -> str | None:
         return None
     msg_id = body.get("msg_id") if isinstance(body, dict) else None
     return None if msg_id is None else str(msg_id)
-
-
-def _transport_error(what: str, exc: requests.RequestException, *, write: bool) -> ChannelError:
-    """A failed HTTP exchange: OutcomeUnknown if a write may have reached WeChat."""
-    message = str(exc)
-    if isinstance(exc, requests.ConnectTimeout):
-        return Retryable(f"wechat: could not connect for {what}", message=message)
-    if isinstance(exc, requests.Timeout):
-        if write:
-            return OutcomeUnknown(f"wechat: no answer to {what} after sending it", message=message)
-        return Retryable(f"wechat: no answer to {what}", message=message)
-    if isinstance(exc, requests.ConnectionError):
-        refused = any(
-            marker in message
-            for marker in (
-                "Connection refused",
-                "Failed to establish",
-                "NewConnectionError",
-                "Name or service not known",
-                "No route to host",
-            )
-        )
-        if write and not refused:
-            return OutcomeUnknown(
-                f"wechat: the connection broke after sending {what}", message=message
-            )
-        return Retryable(f"wechat: could not connect for {what}", message=message)
-    return Retryable(f"wechat: {what} failed: {type(exc).__name__}", message=message)

@@ -23,7 +23,16 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from channels.base import Capability, Channel, Problem, Publication, Receipt, Remote, SharedStore
+from channels.base import (
+    Capability,
+    Channel,
+    Problem,
+    Publication,
+    Receipt,
+    Remote,
+    SharedStore,
+    transport_error,
+)
 from channels.errors import (
     AuthExpired,
     ChannelError,
@@ -346,25 +355,10 @@ class WeiboChannel(Channel):
                 headers=headers,
                 timeout=self.timeout,
             )
-        except requests.ConnectTimeout as exc:
-            raise Retryable(
-                "weibo: could not connect in time", message=_redact(str(exc), token)
+        except requests.RequestException as exc:
+            raise transport_error(
+                "weibo", exc, write=write, message=_redact(str(exc), token)
             ) from exc
-        except requests.ConnectionError as exc:
-            text = _redact(str(exc), token)
-            if write and _sent(exc):
-                raise OutcomeUnknown(
-                    "weibo: the connection broke after the request was sent", message=text
-                ) from exc
-            raise Retryable("weibo: could not connect", message=text) from exc
-        except requests.Timeout as exc:
-            text = _redact(str(exc), token)
-            if write:
-                raise OutcomeUnknown(
-                    f"weibo: no answer in {self.timeout:g}s after the request was sent",
-                    message=text,
-                ) from exc
-            raise Retryable(f"weibo: no answer in {self.timeout:g}s", message=text) from exc
         return self._answer(resp, write=write, token=token)
 
     def _answer(self, resp: requests.Response, *, write: bool, token: str) -> dict[str, Any]:
@@ -492,18 +486,3 @@ def _redact(text: str, token: str) -> str:
     if not token:
         return text
     return text.replace(token, "***").replace(quote(token, safe=""), "***")
-
-
-def _sent(exc: requests.ConnectionError) -> bool:
-    """Whether a connection error happened after the request went out (not at connect)."""
-    text = str(exc)
-    return not any(
-        marker in text
-        for marker in (
-            "Connection refused",
-            "Failed to establish",
-            "Name or service not known",
-            "NewConnectionError",
-            "No route to host",
-        )
-    )

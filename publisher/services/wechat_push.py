@@ -41,7 +41,7 @@ from publisher.models import (
     WeChatDigestState,
     utcnow,
 )
-from publisher.services.deliveries import ChannelPool
+from publisher.services.deliveries import ChannelPool, build_publication, website_url_of
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,11 @@ def scheduled_wechat_digest(
     assert isinstance(channel, WeChatChannel)
     with database.session() as session:
         result = run_daily_digest(
-            session, channel=channel, now=datetime.now(BEIJING), **digest_options(settings)
+            session,
+            channel=channel,
+            settings=settings,
+            now=datetime.now(BEIJING),
+            **digest_options(settings),
         )
     for error in result.errors:
         log.warning("wechat digest: %s", error)
@@ -110,6 +114,7 @@ def run_daily_digest(
     session: Session,
     *,
     channel: WeChatChannel,
+    settings: Settings,
     now: datetime,
     digest_time: time = DEFAULT_DIGEST_TIME,
     mass_quota: int = DEFAULT_MASS_QUOTA,
@@ -130,7 +135,7 @@ def run_daily_digest(
             continue
         batch, rest = rows[:DIGEST_MAX_ARTICLES], rows[DIGEST_MAX_ARTICLES:]
         result.waiting_item_ids.extend(item.id for item, _ in rest)
-        outcome = _send_digest(session, channel, local.date(), audience, batch, result)
+        outcome = _send_digest(session, settings, channel, local.date(), audience, batch, result)
         if outcome == "stop":
             result.waiting_item_ids.extend(item.id for item, _ in batch)
             used = mass_quota
@@ -172,6 +177,7 @@ def _pending_by_audience(session: Session) -> dict[str, list[tuple[Item, Deliver
 
 def _send_digest(
     session: Session,
+    settings: Settings,
     channel: WeChatChannel,
     day: date,
     audience: str,
@@ -182,7 +188,7 @@ def _send_digest(
     article_ids = [delivery.remote_id or str(item.id) for item, delivery in batch]
     clientmsgid = digest_clientmsgid(day.isoformat(), audience, article_ids)
     try:
-        pubs = [_publication(session, item, delivery) for item, delivery in batch]
+        pubs = [_publication(session, settings, item, delivery) for item, delivery in batch]
         media_id = channel.create_digest_draft(pubs)
     except ChannelError as exc:
         result.errors.append(f"{audience}: the digest draft failed: {exc}")
@@ -272,44 +278,13 @@ def _resend_uncertain(session: Session, channel: WeChatChannel, result: DigestRe
     return used
 
 
-def _publication(session: Session, item: Item, delivery: Delivery) -> Publication:
+def _publication(
+    session: Session, settings: Settings, item: Item, delivery: Delivery
+) -> Publication:
     """The publication of the revision live on WeChat, linking to its website page."""
     revision_id = delivery.applied_revision_id or delivery.desired_revision_id
     revision = session.get(Revision, revision_id) if revision_id else None
     if revision is None:
         raise Permanent(f"wechat: item {item.id} has no revision live on WeChat")
-    website_url = session.scalar(
-        select(Delivery.remote_url).where(
-            Delivery.item_id == item.id, Delivery.channel_kind == "website"
-        )
-    )
-    published = (item.published_at or utcnow()).astimezone(BEIJING).date()
-    return Publication(
-        item_id=item.id,
-        revision_id=revision.id,
-        revision_number=revision.number,
-        external_id=f"item-{item.id}",
-        title=revision.title,
-        short_title=revision.short_title,
-        summary=revision.summary,
-        body_html=revision.body_html,
-        domain_code=item.domain_code,
-        domain_name=item.domain.name,
-        catecode=item.domain.catecode,
-        department_code=item.department_code,
-        department_name=item.department.name,
-        org_code="",
-        index_no=item.index_no or "",
-        written_date=revision.formed_on,
-        publish_date=published,
-        content_hash=revision.content_hash,
-        doc_no=revision.doc_number,
-        keywords=tuple(revision.keywords or ()),
-        cover_image_url=revision.cover_image if _is_url(revision.cover_image) else None,
-        website_url=website_url or delivery.remote_url,
-        push_tags=tuple(item.push_tags or ()),
-    )
-
-
-def _is_url(value: str | None) -> bool:
-    return bool(value) and str(value).startswith(("http://", "https://"))
+    website_url = website_url_of(session, item.id)
+    return build_publication(session, settings, item, revision, website_url)

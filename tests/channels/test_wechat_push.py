@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,13 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.wechat import BEIJING, WeChatChannel
+from publisher.config import Settings
 from publisher.db import Database
 from publisher.models import (
-    Base,
     Delivery,
     DeliveryState,
-    Department,
-    Domain,
     Item,
     ItemStatus,
     Revision,
@@ -30,7 +27,9 @@ from publisher.models import (
 from publisher.services.wechat_push import run_daily_digest
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
+from tests.support import migrated_sqlite
 
+SETTINGS = Settings(org_code="733099896")
 DAY_ONE = datetime(2026, 11, 20, 18, 30, tzinfo=BEIJING)
 
 
@@ -41,21 +40,13 @@ def harness() -> Iterator[ContractHarness]:
 
 
 @pytest.fixture
-def database() -> Iterator[Database]:
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(f"sqlite:///{Path(tmp) / 'push.sqlite'}")
-        Base.metadata.create_all(db.engine)
-        yield db
-        db.dispose()
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(migrated_sqlite(tmp_path))
+    yield db
+    db.dispose()
 
 
 def add_push_items(session: Session, count: int, push_tags: list[str]) -> list[int]:
-    session.add_all(
-        [
-            Domain(code="welfare", name="社会救助和社会福利", catecode="0902"),
-            Department(code="sgj", name="社管局"),
-        ]
-    )
     ids = []
     for n in range(1, count + 1):
         item = Item(
@@ -122,12 +113,18 @@ def test_ten_items_make_a_digest_of_eight_and_two_wait_for_the_next_day(
         ids = add_push_items(session, 10, push_tags=[])
 
     with database.session() as session:
-        early = run_daily_digest(session, channel=channel, now=DAY_ONE - timedelta(hours=1))
-        first = run_daily_digest(session, channel=channel, now=DAY_ONE)
-        again = run_daily_digest(session, channel=channel, now=DAY_ONE + timedelta(hours=1))
+        early = run_daily_digest(
+            session, channel=channel, settings=SETTINGS, now=DAY_ONE - timedelta(hours=1)
+        )
+        first = run_daily_digest(session, channel=channel, settings=SETTINGS, now=DAY_ONE)
+        again = run_daily_digest(
+            session, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(hours=1)
+        )
     requests.post(f"{harness.sandbox.url}/_sandbox/wechat/new_day", timeout=5)
     with database.session() as session:
-        second = run_daily_digest(session, channel=channel, now=DAY_ONE + timedelta(days=1))
+        second = run_daily_digest(
+            session, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(days=1)
+        )
 
     assert not early.ran and not early.sent
     assert [d.item_ids for d in first.sent] == [tuple(ids[:8])]
@@ -149,9 +146,11 @@ def test_a_lost_sendall_answer_is_resent_and_deduplicated_by_clientmsgid(
     harness.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
 
     with database.session() as session:
-        lost = run_daily_digest(session, channel=channel, now=DAY_ONE)
+        lost = run_daily_digest(session, channel=channel, settings=SETTINGS, now=DAY_ONE)
     with database.session() as session:
-        resent = run_daily_digest(session, channel=channel, now=DAY_ONE + timedelta(minutes=15))
+        resent = run_daily_digest(
+            session, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(minutes=15)
+        )
         digests = session.scalars(select(WeChatDigest)).all()
         states = [d.state for d in digests]
 
