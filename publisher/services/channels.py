@@ -34,24 +34,12 @@ from publisher.services.items import audit, get_item, latest_revision, publish_i
 log = logging.getLogger(__name__)
 
 
-def disabled_reason(pool: ChannelPool, kind: str) -> str | None:
-    """Why `kind` cannot be used here (None: it is usable).
-
-    An adapter module that does not import (not installed yet, or broken) counts as disabled
-    rather than failing the whole request.
-    """
-    try:
-        return pool.disabled_reason(kind)
-    except ImportError as exc:
-        return f"{kind}: adapter not available ({exc})"
-
-
 def enabled_kinds(pool: ChannelPool) -> list[str]:
-    return [kind for kind in KINDS if disabled_reason(pool, kind) is None]
+    return [kind for kind in KINDS if pool.disabled_reason(kind) is None]
 
 
 def disabled_map(pool: ChannelPool) -> dict[str, str | None]:
-    return {kind: disabled_reason(pool, kind) for kind in KINDS}
+    return {kind: pool.disabled_reason(kind) for kind in KINDS}
 
 
 def check_kind(kind: str) -> None:
@@ -87,7 +75,7 @@ def warm_pool(pool: ChannelPool) -> dict[str, dict[str, Any]]:
     """
     health: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
-        if disabled_reason(pool, kind) is None:
+        if pool.disabled_reason(kind) is None:
             try:
                 health[kind] = pool.get(kind).health()
             except Exception as exc:  # a status page must not fail on one channel's bug
@@ -106,7 +94,7 @@ def channel_statuses(
     out = []
     for kind in KINDS:
         row = session.get(ChannelRow, kind)
-        reason = disabled_reason(pool, kind)
+        reason = pool.disabled_reason(kind)
         kind_health = health.get(kind, {})
         out.append(
             {
@@ -237,7 +225,7 @@ def publications(
     rev = latest_revision(session, item.id)
     pubs: dict[str, Publication] = {}
     for kind in target_kinds(item, pool):
-        if disabled_reason(pool, kind) is not None:
+        if pool.disabled_reason(kind) is not None:
             continue
         website_url = website_url_of(session, item.id) if kind != "website" else None
         pub = build_publication(session, settings, item, rev, website_url)
@@ -262,7 +250,7 @@ def preview_item(
     pubs = publications(session, settings, item, pool)
     out = []
     for kind in target_kinds(item, pool):
-        reason = disabled_reason(pool, kind)
+        reason = pool.disabled_reason(kind)
         entry: dict[str, Any] = {
             "channel": kind,
             "enabled": reason is None,
@@ -300,9 +288,15 @@ def publish_checked(
 
 
 def delivery_for_wechat_publish(session: Session, publish_id: str) -> int | None:
-    """The WeChat delivery waiting on freepublish job `publish_id`, if any."""
-    rows = session.scalars(select(Delivery).where(Delivery.channel_kind == "wechat"))
-    for d in rows:
-        if str((d.remote_state or {}).get("publish_id")) == str(publish_id):
-            return d.id
-    return None
+    """The WeChat delivery waiting on freepublish job `publish_id`, if any.
+
+    While a publish job runs, the delivery's remote id is the job's publish_id.
+    """
+    found: int | None = session.scalars(
+        select(Delivery.id).where(
+            Delivery.channel_kind == "wechat",
+            Delivery.state == DeliveryState.UNKNOWN,
+            Delivery.remote_id == str(publish_id),
+        )
+    ).first()
+    return found

@@ -200,6 +200,8 @@ class ChannelPool:
                 self._channels[kind] = build_channel(kind, self.settings, self.shared)
             except ChannelDisabled as exc:
                 self._channels[kind] = exc
+            except ImportError as exc:  # a broken or missing adapter disables its channel only
+                self._channels[kind] = ChannelDisabled(f"{kind}: adapter not available ({exc})")
         found = self._channels[kind]
         if isinstance(found, ChannelDisabled):
             raise found

@@ -1,0 +1,161 @@
+"""Weibo through the delivery engine: pacing defers (never fails), and an expired token waits
+for an operator's new one. Real website and Weibo sandboxes, the real embedded store."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select, update
+
+from publisher.config import Settings
+from publisher.db import Database, set_dispatcher
+from publisher.models import Attempt, Delivery, DeliveryState, utcnow
+from publisher.models import Channel as ChannelRow
+from publisher.services.channels import credentials_renewed, store_credentials
+from publisher.services.deliveries import ChannelPool, DeliveryEngine
+from publisher.services.items import ItemFields, create_item, publish_item
+from publisher.shared import DatabaseSharedStore
+from tests.support import RunningSandbox, migrated_sqlite, running_sandbox
+
+WINDOW = 6.0
+
+
+class Weibo:
+    def __init__(self, tmp: Path, website: RunningSandbox, weibo: RunningSandbox) -> None:
+        self.weibo = weibo
+        self.settings = Settings(
+            var_dir=tmp,
+            database_url=migrated_sqlite(tmp),
+            website_api_base=website.url,
+            website_app_id="sandbox",
+            website_secret="sandbox-secret",
+            weibo_api_base=weibo.url,
+            weibo_access_token="sandbox",
+            weibo_posts_per_hour=30,
+            weibo_rate_window_seconds=WINDOW,
+            http_timeout_seconds=2,
+        )
+        self.db = Database(self.settings.resolved_database_url())
+        self.shared = DatabaseSharedStore(self.db)
+        self.engine = DeliveryEngine(
+            self.db, self.settings, ChannelPool(self.settings, self.shared)
+        )
+        # Weibo's own limit is the account's; ours must act first, so the sandbox allows more.
+        requests.post(f"{weibo.url}/_sandbox/weibo/config", json={"rate_limit": 1000}, timeout=5)
+
+    def publish(self, n: int) -> int:
+        fields = ItemFields(
+            title=f"松山湖第{n}批公共租赁住房配租结果公示",
+            summary="本批次配租对象名单及房源分配结果。",
+            body_html="<p>公示期为7个工作日。</p>",
+            domain="welfare",
+            department="jsj",
+            formed_on=date(2026, 11, 19),
+            channels=["website", "weibo"],
+        )
+        with self.db.session() as session:
+            item_id = create_item(session, self.settings, fields, actor="t").id
+            publish_item(session, self.settings, item_id, actor="t", enabled_kinds=[])
+        return item_id
+
+    def ids(self, kind: str, state: DeliveryState | None = None) -> list[int]:
+        stmt = select(Delivery.id).where(Delivery.channel_kind == kind)
+        if state is not None:
+            stmt = stmt.where(Delivery.state == state)
+        with self.db.session() as session:
+            return list(session.scalars(stmt.order_by(Delivery.id)))
+
+    def sync(self, delivery_id: int, *, force: bool = False) -> DeliveryState | None:
+        if force:
+            with self.db.session() as session:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id)
+                    .values(next_attempt_at=utcnow())
+                )
+        return self.engine.sync(delivery_id, "test-worker").state
+
+    def delivery(self, delivery_id: int) -> Delivery:
+        with self.db.session() as session:
+            d = session.get(Delivery, delivery_id)
+            assert d is not None
+            session.expunge(d)
+            return d
+
+    def live_posts(self) -> list[str]:
+        statuses = self.weibo.inspect()["records"]["statuses"].values()
+        return [s["text"] for s in statuses if not s["deleted"]]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[Weibo]:
+    set_dispatcher(lambda messages: None)
+    with running_sandbox("website") as website, running_sandbox("weibo") as weibo:
+        made = Weibo(tmp_path, website, weibo)
+        yield made
+        made.db.dispose()
+    set_dispatcher(None)
+
+
+def test_35_posts_with_a_limit_of_30_go_30_now_and_5_after_the_window(world: Weibo) -> None:
+    items = [world.publish(n) for n in range(1, 36)]
+    for delivery_id in world.ids("website"):
+        assert world.sync(delivery_id) == DeliveryState.LIVE
+    time.sleep(math.ceil(time.time() / WINDOW) * WINDOW - time.time() + 0.05)  # a fresh window
+
+    states = [world.sync(delivery_id) for delivery_id in world.ids("weibo")]
+
+    assert states.count(DeliveryState.LIVE) == 30
+    assert states.count(DeliveryState.DEFERRED) == 5
+    window_end = math.ceil(time.time() / WINDOW) * WINDOW
+    for delivery_id in world.ids("weibo", DeliveryState.DEFERRED):
+        d = world.delivery(delivery_id)
+        assert abs(d.next_attempt_at.timestamp() - window_end) < 1.5
+        assert d.explanation and "waits until" in d.explanation
+        assert not world.engine.sync(delivery_id, "w2").claimed  # not due: not even tried
+
+    time.sleep(window_end - time.time() + 0.1)
+    for delivery_id in world.ids("weibo", DeliveryState.DEFERRED):
+        assert world.sync(delivery_id) == DeliveryState.LIVE
+    assert world.ids("weibo", DeliveryState.FAILED) == []
+    posts = world.live_posts()
+    assert len(posts) == 35
+    for item_id in items:  # each item's link in exactly one post
+        assert sum(f"/articles/item-{item_id}.html" in text for text in posts) == 1
+
+
+def test_an_expired_token_waits_for_the_operator_and_a_new_token_resumes(world: Weibo) -> None:
+    world.publish(1)
+    website, weibo = world.ids("website")[0], world.ids("weibo")[0]
+    assert world.sync(website) == DeliveryState.LIVE
+    requests.post(f"{world.weibo.url}/_sandbox/weibo/expire-token", timeout=5)
+
+    assert world.sync(weibo) == DeliveryState.DEFERRED
+    d = world.delivery(weibo)
+    assert d.last_error_code == "21327" and d.last_error_message == "expired_token"
+    with world.db.session() as session:
+        row = session.get(ChannelRow, "weibo")
+        assert row is not None and row.needs_reauth and "21327" in (row.reauth_reason or "")
+        attempts = session.scalar(
+            select(func.count(Attempt.id)).where(Attempt.delivery_id == weibo)
+        )
+    assert world.sync(weibo, force=True) == DeliveryState.DEFERRED  # waits: no call, no loop
+    with world.db.session() as session:
+        assert (
+            session.scalar(select(func.count(Attempt.id)).where(Attempt.delivery_id == weibo))
+            == attempts
+        )
+
+    requests.post(f"{world.weibo.url}/_sandbox/weibo/token", json={"token": "renewed"}, timeout=5)
+    store_credentials(world.shared, "weibo", "renewed")
+    with world.db.session() as session:
+        assert credentials_renewed(session, "weibo", actor="operator") == 1
+
+    assert world.sync(weibo) == DeliveryState.LIVE
+    assert len(world.live_posts()) == 1
