@@ -5,6 +5,7 @@ Adapters never read the environment: they receive the part of these settings the
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -91,9 +92,19 @@ class Settings(BaseSettings):
         return f"sqla+sqlite:///{(self.var_dir / 'broker.sqlite').resolve()}"
 
 
+CHANNELS_ENV_FILE = "channels.env"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings: the environment, then `{var_dir}/channels.env`.
+
+    `publisher up` writes the sandbox endpoints it chose to that file, so that commands run
+    in another terminal (`publisher items publish …`) reach the same channels. Variables set
+    in the environment always win.
+    """
+    var_dir = Path(os.environ.get("PUBLISHER_VAR_DIR", "var"))
+    return Settings(_env_file=var_dir / CHANNELS_ENV_FILE)  # type: ignore[call-arg]
 
 
 def reset_settings() -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from channels.registry import KINDS
 from publisher.config import (
+    CHANNELS_ENV_FILE,
     DEFAULT_SANDBOX_CREDENTIAL,
     DEFAULT_SANDBOX_SECRET,
     Settings,
@@ -63,6 +64,20 @@ def sandbox_environment(
         elif kind == "weibo":
             env.setdefault("PUBLISHER_WEIBO_ACCESS_TOKEN", DEFAULT_SANDBOX_CREDENTIAL)
     return env, sandboxed
+
+
+def write_channels_env(settings: Settings, env: dict[str, str], sandboxed: list[str]) -> None:
+    """Record the sandbox endpoints chosen here for later commands (see `get_settings`)."""
+    names = sorted(
+        name
+        for name in env
+        if any(name.startswith(f"PUBLISHER_{kind.upper()}_") for kind in sandboxed)
+        and name not in os.environ
+    )
+    path = settings.var_dir / CHANNELS_ENV_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `publisher up`: the local channel sandboxes it started."]
+    path.write_text("\n".join([*lines, *(f"{name}={env[name]}" for name in names)]) + "\n")
 
 
 def bootstrap_token(settings: Settings) -> str:
@@ -137,6 +152,7 @@ def delivery_summary(settings: Settings) -> str:
 def run_up(demo: bool = True) -> int:
     settings = get_settings()
     env, sandboxed = sandbox_environment(settings, dict(os.environ))
+    write_channels_env(settings, env, sandboxed)
     token = bootstrap_token(settings)
     env["PUBLISHER_BOOTSTRAP_TOKEN"] = token
     os.environ.update(env)  # this process loads the demo with the children's configuration
