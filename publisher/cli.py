@@ -22,6 +22,7 @@ import click
 from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
+from publisher.cli_drift import drift
 from publisher.config import Settings, get_settings
 from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound, PublisherError
 from publisher.services.deliveries import ChannelPool
@@ -708,6 +709,65 @@ def departments_add(code: str, name: str) -> None:
         add_department(session, code=code, name=name, actor=ACTOR)
     click.echo(f"department {code} added")
 
+
+@channels.command("retry-failed")
+@click.argument("kind", type=click.Choice(KINDS))
+@fail_on_service_errors
+def channels_retry_failed(kind: str) -> None:
+    """Start every failed delivery of a channel again (each with a new failure budget)."""
+    from publisher.services.channels import retry_failed
+
+    with unit_of_work() as (session, _):
+        count = retry_failed(session, kind, actor=ACTOR)
+    click.echo(f"{count} failed {kind} deliveries queued again")
+
+
+# --- freeze ------------------------------------------------------------------------------------
+
+
+@main.group()
+def freeze() -> None:
+    """An organisation-wide publishing freeze (urgent items and withdrawals still go)."""
+
+
+@freeze.command("status")
+def freeze_status() -> None:
+    """Whether a freeze is in force, since when and why."""
+    from publisher.services.channels import freeze_view
+    from publisher.services.deliveries import active_freeze
+
+    with unit_of_work() as (session, _):
+        view = freeze_view(active_freeze(session))
+    if not view["active"]:
+        click.echo("no freeze in force")
+        return
+    show_pairs([(key, view[key]) for key in ("id", "reason", "started_at", "started_by")])
+
+
+@freeze.command("start")
+@click.option("--reason", required=True, help="why publishing is frozen")
+@fail_on_service_errors
+def freeze_start(reason: str) -> None:
+    """Hold publishing and edits of every item not marked urgent."""
+    from publisher.services.channels import start_freeze
+
+    with unit_of_work() as (session, _):
+        started = start_freeze(session, reason, actor=ACTOR)
+        click.echo(f"freeze {started.id} in force: {started.reason}")
+
+
+@freeze.command("lift")
+@fail_on_service_errors
+def freeze_lift() -> None:
+    """End the freeze; what it held goes out now."""
+    from publisher.services.channels import lift_freeze
+
+    with unit_of_work() as (session, _):
+        _, woken = lift_freeze(session, actor=ACTOR)
+    click.echo(f"freeze lifted; {woken} deliveries released")
+
+
+main.add_command(drift)
 
 if __name__ == "__main__":
     main(prog_name="publisher")

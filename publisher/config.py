@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     failure_budget_seconds: int = 24 * 3600
     sweep_interval_seconds: float = 5.0
     dependency_wait_seconds: float = 5.0
+    # Circuit breaker per channel: open after this many consecutive failures, probe after the
+    # cooldown (doubling on each failed probe, up to the cap).
+    breaker_threshold: int = 5
+    breaker_cooldown_seconds: float = 30.0
+    breaker_cooldown_cap_seconds: float = 600.0
+
+    # Reconciliation: how often beat checks live and withdrawn deliveries against the
+    # channels, how many per channel per run, and whether drift is repaired or only reported.
+    reconcile_interval_seconds: float = 3600.0
+    reconcile_batch: int = 200
+    reconcile_policy: Literal["repair", "report"] = "repair"
 
     # Catalogue sub-codes per domain are our assumption (DESIGN §2): overridable per domain in
     # the store; this is the section the catalogue groups them under.

@@ -112,6 +112,18 @@ SETTLED_STATES = (
 )
 
 
+class WaitReason(enum.StrEnum):
+    """Why a delivery waits without being tried; the matching control wakes it."""
+
+    PAUSED = "paused"  # the operator paused the channel
+    REAUTH = "reauth"  # the channel needs re-authorisation
+    FREEZE = "freeze"  # an organisation-wide freeze holds non-urgent publishing
+    BREAKER = "breaker"  # the channel's circuit breaker is open
+    RATE_LIMIT = "rate_limit"  # the channel's rate window or daily quota is spent
+    WEBSITE = "website"  # waiting for the website page it links to
+    DISABLED = "disabled"  # the channel is not configured here
+
+
 class AttemptOutcome(enum.StrEnum):
     STARTED = "started"
     OK = "ok"
@@ -211,6 +223,13 @@ class Channel(Base):
     paused_reason: Mapped[str | None] = mapped_column(Text)
     needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
     reauth_reason: Mapped[str | None] = mapped_column(Text)
+    # Circuit breaker: consecutive channel failures across all its deliveries; while open,
+    # deliveries wait and, once `breaker_open_until` passes, a single probe tests the channel.
+    breaker_failures: Mapped[int] = mapped_column(Integer, default=0)
+    breaker_trips: Mapped[int] = mapped_column(Integer, default=0)
+    breaker_open_until: Mapped[datetime | None] = mapped_column()
+    breaker_probe_owner: Mapped[str | None] = mapped_column(String(128))
+    breaker_probe_expires: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -244,6 +263,8 @@ class Delivery(Base):
     last_error_code: Mapped[str | None] = mapped_column(String(64))
     last_error_message: Mapped[str | None] = mapped_column(Text)
     explanation: Mapped[str | None] = mapped_column(Text)
+    # Why a pending/deferred delivery is waiting (see `WaitReason`); None when it is not.
+    wait_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     live_at: Mapped[datetime | None] = mapped_column()
@@ -273,6 +294,23 @@ class Attempt(Base):
     explanation: Mapped[str | None] = mapped_column(Text)
     http_status: Mapped[int | None] = mapped_column(Integer)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class Freeze(Base):
+    """An organisation-wide publishing freeze (a day of mourning, an emergency).
+
+    While one is active (`lifted_at` is None), publishing and edits of items not marked urgent
+    wait; withdrawals still go out.
+    """
+
+    __tablename__ = "freezes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_by: Mapped[str] = mapped_column(String(64))
+    lifted_at: Mapped[datetime | None] = mapped_column()
+    lifted_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEvent(Base):
@@ -378,3 +416,65 @@ class WeChatDigestEntry(Base):
     article_id: Mapped[str | None] = mapped_column(String(128))
 
     digest: Mapped[WeChatDigest] = relationship(back_populates="entries")
+
+
+# --- Drift (issue 5) ---
+
+
+class DriftKind(enum.StrEnum):
+    MISSING = "missing"  # a live delivery's copy is gone from the channel
+    CHANGED = "changed"  # the channel holds other content than the applied revision
+    REAPPEARED = "reappeared"  # a withdrawn delivery's copy is back on the channel
+
+
+class DriftResolution(enum.StrEnum):
+    REPAIRED = "repaired"  # handed to the engine to bring the channel back in line
+    REPORTED = "reported"  # recorded only (policy "report", or a repair that did not hold)
+    GONE = "gone"  # found in line again without a repair of ours (closed)
+
+
+class Drift(Base):
+    """A difference between the store and a channel, found by reconciliation.
+
+    At most one is open (`resolved_at` None) per delivery. `resolution` says what was done:
+    `repaired` or `reported` while open; a later check that finds the channel in line closes
+    it, keeping `repaired`, or turning `reported` into `gone`.
+    """
+
+    __tablename__ = "drifts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    channel_kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[DriftKind] = mapped_column(_enum(DriftKind))
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    resolution: Mapped[DriftResolution] = mapped_column(_enum(DriftResolution))
+    resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+# Two checks running at once (beat and an operator) cannot open the same drift twice.
+Index(
+    "uq_drifts_open_delivery",
+    Drift.delivery_id,
+    unique=True,
+    sqlite_where=Drift.resolved_at.is_(None),
+    postgresql_where=Drift.resolved_at.is_(None),
+)
+
+
+class DriftCheck(Base):
+    """When reconciliation last looked at a delivery, so each run takes the stalest first.
+
+    Kept apart from `deliveries`: the engine owns that row (claims, leases, `updated_at` in
+    the operator's queue), and a check that finds nothing must not touch it.
+    """
+
+    __tablename__ = "drift_checks"
+
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # in_line | drift | error | moved

@@ -33,6 +33,7 @@ def make_celery(settings: Settings) -> Celery:
         task_routes={
             "workers.tasks.sweep": {"queue": "control"},
             "workers.tasks.send_wechat_digest": {"queue": queue_for("wechat")},
+            "workers.tasks.check_drift": {"queue": "control"},
         },
         beat_schedule={
             "sweep": {
@@ -45,6 +46,11 @@ def make_celery(settings: Settings) -> Celery:
                 "task": "workers.tasks.send_wechat_digest",
                 "schedule": 300.0,
                 "options": {"expires": 290},
+            },
+            "check-drift": {
+                "task": "workers.tasks.check_drift",
+                "schedule": settings.reconcile_interval_seconds,
+                "options": {"expires": settings.reconcile_interval_seconds / 2},
             },
         },
         timezone=settings.timezone,

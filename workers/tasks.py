@@ -9,10 +9,12 @@ from functools import lru_cache
 
 from celery import shared_task
 
+from channels.registry import KINDS
 from publisher.config import get_settings
 from publisher.db import get_database
 from publisher.models import utcnow
 from publisher.services.deliveries import ChannelPool, DeliveryEngine, due_deliveries
+from publisher.services.reconcile import scheduled_reconcile
 from publisher.services.wechat_push import scheduled_wechat_digest
 from publisher.shared import shared_store
 from workers.app import app, queue_for
@@ -54,6 +56,20 @@ def send_wechat_digest() -> int:
     return len(scheduled_wechat_digest(engine().database, get_settings(), engine().pool).sent)
 
 
+@shared_task(name="workers.tasks.check_drift", ignore_result=True)
+def check_drift() -> int:
+    """Start the periodic drift check: one task per channel, on that channel's queue."""
+    for kind in KINDS:
+        check_channel_drift.apply_async(args=[kind], queue=queue_for(kind))
+    return len(KINDS)
+
+
+@shared_task(name="workers.tasks.check_channel_drift", ignore_result=True)
+def check_channel_drift(kind: str) -> int:
+    """Look each live and withdrawn delivery of `kind` up on the channel; repair or report."""
+    return len(scheduled_reconcile(engine().database, get_settings(), engine().pool, kind).drift)
+
+
 def send_sync_messages(items: list[tuple[int, str, float]]) -> None:
     """Publish one `sync_delivery` message per delivery on its channel's queue."""
     for delivery_id, kind, countdown in items:
@@ -62,4 +78,12 @@ def send_sync_messages(items: list[tuple[int, str, float]]) -> None:
         )
 
 
-__all__ = ["app", "send_sync_messages", "send_wechat_digest", "sweep", "sync_delivery"]
+__all__ = [
+    "app",
+    "check_channel_drift",
+    "check_drift",
+    "send_sync_messages",
+    "send_wechat_digest",
+    "sweep",
+    "sync_delivery",
+]

@@ -15,7 +15,13 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from publisher.api import routes_catalog, routes_channels, routes_deliveries, routes_items
+from publisher.api import (
+    routes_catalog,
+    routes_channels,
+    routes_deliveries,
+    routes_drift,
+    routes_items,
+)
 from publisher.api.routes_common import problems_detail
 from publisher.api.routes_system import root_router
 from publisher.api.routes_system import router as system_router
@@ -45,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics_registry(database)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (routes_items, routes_deliveries, routes_channels, routes_catalog):
+    for module in (routes_items, routes_deliveries, routes_channels, routes_catalog, routes_drift):
         api.include_router(module.router)
     api.include_router(system_router)
     app.include_router(api)

@@ -13,17 +13,22 @@ from publisher.api.routes_common import (
     requires,
     settings_of,
 )
-from publisher.api.schemas import CredentialsIn, PauseIn
+from publisher.api.schemas import CredentialsIn, FreezeIn, PauseIn
 from publisher.auth import Principal
 from publisher.models import Role
 from publisher.services.channels import (
     channel_statuses,
     credentials_renewed,
+    freeze_view,
+    lift_freeze,
     pause_channel,
     resume_channel,
+    retry_failed,
+    start_freeze,
     store_credentials,
     warm_pool,
 )
+from publisher.services.deliveries import active_freeze
 from publisher.shared import shared_store
 
 router = APIRouter(tags=["channels"])
@@ -76,3 +81,36 @@ def set_credentials(
     with database.session() as session:
         woken = credentials_renewed(session, kind, actor=who.actor)
     return {"kind": kind, "needs_reauth": False, "woken": woken}
+
+
+@router.post("/channels/{kind}/retry-failed")
+def retry_all_failed(
+    kind: str, request: Request, who: Principal = Depends(requires(Role.OPERATOR))
+) -> dict[str, Any]:
+    """Start every failed delivery of this channel again, each with a new failure budget."""
+    with database_of(request).session() as session:
+        return {"kind": kind, "retried": retry_failed(session, kind, actor=who.actor)}
+
+
+@router.get("/freeze")
+def get_freeze(request: Request, _: Principal = Depends(requires(*READERS))) -> dict[str, Any]:
+    """The organisation-wide freeze in force, if any."""
+    with database_of(request).session() as session:
+        return freeze_view(active_freeze(session))
+
+
+@router.post("/freeze", status_code=201)
+def freeze(
+    body: FreezeIn, request: Request, who: Principal = Depends(requires(Role.OPERATOR))
+) -> dict[str, Any]:
+    """Hold all publishing and edits except items marked urgent (withdrawals still go)."""
+    with database_of(request).session() as session:
+        return freeze_view(start_freeze(session, body.reason, actor=who.actor))
+
+
+@router.delete("/freeze")
+def lift(request: Request, who: Principal = Depends(requires(Role.OPERATOR))) -> dict[str, Any]:
+    """Lift the freeze; what it held goes out now."""
+    with database_of(request).session() as session:
+        lifted, woken = lift_freeze(session, actor=who.actor)
+        return {**freeze_view(lifted), "woken": woken}

@@ -25,6 +25,7 @@ from publisher.services import items as item_service
 from publisher.services import queries
 from publisher.services.channels import disabled_map, preview_item, publish_checked, warm_pool
 from publisher.services.queries import Page
+from publisher.services.reconcile import open_drift_for_item
 
 router = APIRouter(tags=["items"])
 
@@ -68,9 +69,12 @@ def list_items(
 def get_item(
     item_id: int, request: Request, _: Principal = Depends(requires(*READERS))
 ) -> dict[str, Any]:
-    """The item, its latest revision, its revisions and one delivery per channel."""
+    """The item, its latest revision, its revisions, one delivery per channel and any open
+    drift found on the channels."""
     with database_of(request).session() as session:
-        return queries.item_view(session, item_id)
+        view = queries.item_view(session, item_id)
+        view["drift"] = open_drift_for_item(session, item_id)
+        return view
 
 
 @router.patch("/items/{item_id}")

@@ -75,6 +75,10 @@ class PauseIn(BaseModel):
     reason: str | None = None
 
 
+class FreezeIn(BaseModel):
+    reason: str = Field(min_length=1, description="why publishing is frozen (shown to everyone)")
+
+
 class CredentialsIn(BaseModel):
     access_token: str = Field(min_length=1, json_schema_extra={"writeOnly": True})
 

@@ -18,14 +18,17 @@ from sqlalchemy.orm import Session
 from channels.base import Publication, SharedStore
 from channels.registry import KINDS
 from publisher.config import Settings
+from publisher.db import enqueue_after_commit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from publisher.models import Channel as ChannelRow
-from publisher.models import Delivery, DeliveryState, Item, utcnow
+from publisher.models import Delivery, DeliveryState, Freeze, Item, WaitReason, utcnow
 from publisher.services.deliveries import (
     ChannelPool,
+    active_freeze,
     build_publication,
-    poke_delivery,
+    channel_row,
     preflight,
+    wake_waiting,
     website_url_of,
     with_website_estimate,
 )
@@ -45,14 +48,6 @@ def disabled_map(pool: ChannelPool) -> dict[str, str | None]:
 def check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise NotFound(f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
-
-
-def _row(session: Session, kind: str) -> ChannelRow:
-    row = session.get(ChannelRow, kind)
-    if row is None:
-        row = ChannelRow(kind=kind, paused=False, needs_reauth=False)
-        session.add(row)
-    return row
 
 
 def counts_by_state(session: Session) -> dict[str, dict[str, int]]:
@@ -126,30 +121,18 @@ def _rate_budget(health: dict[str, Any]) -> dict[str, Any] | None:
 def pause_channel(session: Session, kind: str, reason: str | None, *, actor: str) -> ChannelRow:
     """Stop taking work for `kind`; its deliveries wait (deferred), none fail."""
     check_kind(kind)
-    row = _row(session, kind)
+    row = channel_row(session, kind)
     row.paused, row.paused_reason = True, (reason or "").strip() or None
     audit(session, actor, "channel.pause", f"channel:{kind}", reason=row.paused_reason)
     return row
 
 
-def _wake_waiting(session: Session, kind: str) -> int:
-    ids = session.scalars(
-        select(Delivery.id).where(
-            Delivery.channel_kind == kind,
-            Delivery.state.in_((DeliveryState.DEFERRED, DeliveryState.PENDING)),
-        )
-    ).all()
-    for delivery_id in ids:
-        poke_delivery(session, delivery_id)
-    return len(ids)
-
-
 def resume_channel(session: Session, kind: str, *, actor: str) -> ChannelRow:
     """Take work for `kind` again; the deliveries it deferred become due now."""
     check_kind(kind)
-    row = _row(session, kind)
+    row = channel_row(session, kind)
     row.paused, row.paused_reason = False, None
-    woken = _wake_waiting(session, kind)
+    woken = wake_waiting(session, kind=kind, reasons=(WaitReason.PAUSED,))
     audit(session, actor, "channel.resume", f"channel:{kind}", woken=woken)
     return row
 
@@ -173,9 +156,9 @@ def credentials_renewed(session: Session, kind: str, *, actor: str) -> int:
     """After `store_credentials`: clear "needs re-authorisation" and make the channel's waiting
     deliveries due now. Returns how many were woken."""
     check_kind(kind)
-    row = _row(session, kind)
+    row = channel_row(session, kind)
     row.needs_reauth, row.reauth_reason = False, None
-    woken = _wake_waiting(session, kind)
+    woken = wake_waiting(session, kind=kind, reasons=(WaitReason.REAUTH,))
     audit(session, actor, "channel.credentials", f"channel:{kind}", woken=woken)
     return woken
 
@@ -300,3 +283,65 @@ def delivery_for_wechat_publish(session: Session, publish_id: str) -> int | None
         )
     ).first()
     return found
+
+
+def start_freeze(session: Session, reason: str, *, actor: str) -> Freeze:
+    """Hold all publishing and edits of items not marked urgent, organisation-wide.
+
+    Withdrawals still go out. Raises `InvalidInput` without a reason, `Conflict` when a freeze
+    is already in force.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput([FieldProblem("reason", "required", "say why publishing is frozen")])
+    if active_freeze(session) is not None:
+        raise Conflict("a freeze is already in force; lift it first")
+    freeze = Freeze(reason=reason, started_by=actor)
+    session.add(freeze)
+    session.flush()
+    audit(session, actor, "freeze.start", f"freeze:{freeze.id}", reason=reason)
+    return freeze
+
+
+def lift_freeze(session: Session, *, actor: str) -> tuple[Freeze, int]:
+    """End the freeze; what it held becomes due now. Returns it and how many were woken."""
+    freeze = active_freeze(session)
+    if freeze is None:
+        raise Conflict("no freeze is in force")
+    freeze.lifted_at, freeze.lifted_by = utcnow(), actor
+    woken = wake_waiting(session, reasons=(WaitReason.FREEZE,))
+    audit(session, actor, "freeze.lift", f"freeze:{freeze.id}", woken=woken)
+    return freeze, woken
+
+
+def retry_failed(session: Session, kind: str, *, actor: str) -> int:
+    """Start every failed delivery of a channel again, each with a new failure budget."""
+    check_kind(kind)
+    failed = session.scalars(
+        select(Delivery).where(
+            Delivery.channel_kind == kind, Delivery.state == DeliveryState.FAILED
+        )
+    ).all()
+    now = utcnow()
+    for d in failed:
+        d.state = DeliveryState.PENDING
+        d.next_attempt_at = now
+        d.failing_since = None
+        d.consecutive_failures = 0
+    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in failed])
+    audit(session, actor, "channel.retry_failed", f"channel:{kind}", count=len(failed))
+    return len(failed)
+
+
+def freeze_view(freeze: Freeze | None) -> dict[str, Any]:
+    if freeze is None:
+        return {"active": False}
+    return {
+        "active": freeze.lifted_at is None,
+        "id": freeze.id,
+        "reason": freeze.reason,
+        "started_at": freeze.started_at,
+        "started_by": freeze.started_by,
+        "lifted_at": freeze.lifted_at,
+        "lifted_by": freeze.lifted_by,
+    }

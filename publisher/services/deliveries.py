@@ -19,6 +19,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from channels.base import Capability, Channel, Publication, Receipt, Remote, SharedStore
@@ -40,8 +42,10 @@ from publisher.models import (
     AttemptOutcome,
     Delivery,
     DeliveryState,
+    Freeze,
     Item,
     Revision,
+    WaitReason,
     utcnow,
 )
 from publisher.models import Channel as ChannelRow
@@ -176,6 +180,8 @@ class Settle:
     state: DeliveryState
     explanation: str | None = None
     next_attempt_in: float | None = None
+    until: datetime | None = None
+    wait: WaitReason | None = None
 
 
 @dataclass
@@ -233,7 +239,7 @@ class DeliveryEngine:
             with self.database.session() as session:
                 d = session.get(Delivery, delivery_id)
                 assert d is not None
-                plan = self._plan(session, d)
+                plan = self._plan(session, d, worker)
                 if isinstance(plan, Settle):
                     self._settle(session, d, plan)
                     result.state = d.state
@@ -274,28 +280,21 @@ class DeliveryEngine:
 
     # planning
 
-    def _plan(self, session: Session, d: Delivery) -> Step | Settle:
-        row = session.get(ChannelRow, d.channel_kind)
-        if row is not None and row.paused:
-            return Settle(
-                DeliveryState.DEFERRED,
-                f"channel paused: {row.paused_reason or ''}",
-                next_attempt_in=3600,
-            )
-        if row is not None and row.needs_reauth:
-            return Settle(
-                DeliveryState.DEFERRED,
-                f"channel needs re-authorisation: {row.reauth_reason or ''}",
-                next_attempt_in=3600,
-            )
-        if d.state == DeliveryState.CANCELLED:
-            return Settle(DeliveryState.CANCELLED)
+    def _plan(self, session: Session, d: Delivery, worker: str) -> Step | Settle:
+        item = session.get(Item, d.item_id)
+        assert item is not None
+        held = self._hold(session, d, item, worker)
+        if held is not None:
+            return held
         try:
             channel = self.pool.get(d.channel_kind)
         except ChannelDisabled as exc:
-            return Settle(DeliveryState.DEFERRED, f"channel disabled: {exc}", next_attempt_in=300)
-        item = session.get(Item, d.item_id)
-        assert item is not None
+            return Settle(
+                DeliveryState.DEFERRED,
+                f"channel disabled: {exc}",
+                next_attempt_in=300,
+                wait=WaitReason.DISABLED,
+            )
         remote = (
             Remote(d.remote_id or "", d.remote_url, dict(d.remote_state or {}))
             if d.remote_id or (d.remote_state or {}).get("incomplete")
@@ -333,6 +332,7 @@ class DeliveryEngine:
                 DeliveryState.PENDING,
                 "waiting for the website page to exist",
                 next_attempt_in=self.settings.dependency_wait_seconds,
+                wait=WaitReason.WEBSITE,
             )
         pub = pub_for(d.desired_revision_id)
         if remote is None:
@@ -340,6 +340,123 @@ class DeliveryEngine:
         if Capability.UPDATE in channel.capabilities:
             return Step("update", pub, remote)
         return Step("replace", pub, remote)
+
+    def _hold(self, session: Session, d: Delivery, item: Item, worker: str) -> Settle | None:
+        """Why the delivery must wait without calling the channel (None: go ahead).
+
+        Checked in order: the operator's pause, a channel needing re-authorisation, an
+        organisation-wide freeze (publishing of non-urgent items; withdrawals still go), the
+        channel's open circuit breaker (after its cooldown, one worker becomes the probe).
+        """
+        row = channel_row(session, d.channel_kind)
+        if row.paused:
+            return Settle(
+                DeliveryState.DEFERRED,
+                f"channel paused: {row.paused_reason or ''}",
+                next_attempt_in=3600,
+                wait=WaitReason.PAUSED,
+            )
+        if row.needs_reauth:
+            return Settle(
+                DeliveryState.DEFERRED,
+                f"channel needs re-authorisation: {row.reauth_reason or ''}",
+                next_attempt_in=3600,
+                wait=WaitReason.REAUTH,
+            )
+        if d.desired_present and not item.urgent:
+            freeze = active_freeze(session)
+            if freeze is not None:
+                return Settle(
+                    DeliveryState.DEFERRED,
+                    f"organisation-wide freeze: {freeze.reason}",
+                    next_attempt_in=3600,
+                    wait=WaitReason.FREEZE,
+                )
+        now = utcnow()
+        open_until = row.breaker_open_until
+        if open_until is None:
+            return None
+        if open_until <= now and self._take_probe(session, d.channel_kind, worker, now):
+            return None  # this delivery is the probe
+        # Before the cooldown ends, wait for it; after, another worker is probing: wait a
+        # cooldown (its success wakes us at once). The jitter spreads the wake-ups.
+        until = (
+            open_until
+            if open_until > now
+            else now + timedelta(seconds=self.settings.breaker_cooldown_seconds)
+        )
+        return Settle(
+            DeliveryState.DEFERRED,
+            f"circuit open: {row.breaker_failures} failures in a row on {d.channel_kind}; "
+            f"one probe tests it from {open_until.isoformat(timespec='seconds')}",
+            until=until + timedelta(seconds=random.uniform(0, 1)),
+            wait=WaitReason.BREAKER,
+        )
+
+    def _take_probe(self, session: Session, kind: str, worker: str, now: datetime) -> bool:
+        taken = session.execute(
+            update(ChannelRow)
+            .where(
+                ChannelRow.kind == kind,
+                ChannelRow.breaker_open_until <= now,
+                or_(
+                    ChannelRow.breaker_probe_owner.is_(None), ChannelRow.breaker_probe_expires < now
+                ),
+            )
+            .values(
+                breaker_probe_owner=worker,
+                breaker_probe_expires=now + timedelta(seconds=self.settings.lease_seconds),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.expire_all()
+        return bool(getattr(taken, "rowcount", 0) == 1)
+
+    def _breaker_failure(self, session: Session, kind: str, now: datetime) -> None:
+        """Count a channel failure; open the breaker at the threshold, or again after a
+        failed probe with a doubled cooldown."""
+        row = channel_row(session, kind)
+        session.refresh(row, with_for_update=True)
+        row.breaker_failures += 1
+        probing = row.breaker_open_until is not None and row.breaker_open_until <= now
+        tripping = row.breaker_open_until is None and (
+            row.breaker_failures >= self.settings.breaker_threshold
+        )
+        if probing or tripping:
+            row.breaker_trips += 1
+            cooldown = min(
+                self.settings.breaker_cooldown_cap_seconds,
+                self.settings.breaker_cooldown_seconds * 2 ** (row.breaker_trips - 1),
+            )
+            row.breaker_open_until = now + timedelta(seconds=cooldown)
+            row.breaker_probe_owner = row.breaker_probe_expires = None
+            log.warning(
+                "circuit breaker for %s open for %.0fs after %d failures",
+                kind,
+                cooldown,
+                row.breaker_failures,
+            )
+
+    def _breaker_success(self, session: Session, kind: str) -> None:
+        """A call went through: close the breaker and wake what it held."""
+        closed = session.execute(
+            update(ChannelRow)
+            .where(
+                ChannelRow.kind == kind,
+                or_(ChannelRow.breaker_failures > 0, ChannelRow.breaker_open_until.is_not(None)),
+            )
+            .values(
+                breaker_failures=0,
+                breaker_trips=0,
+                breaker_open_until=None,
+                breaker_probe_owner=None,
+                breaker_probe_expires=None,
+            )
+            .returning(ChannelRow.kind)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if closed is not None:
+            wake_waiting(session, kind=kind, reasons=(WaitReason.BREAKER,))
 
     def _call(self, channel: Channel, step: Step) -> Receipt | None:
         if step.action == "lookup":
@@ -432,6 +549,8 @@ class DeliveryEngine:
         self._finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
         d = session.get(Delivery, delivery_id)
         assert d is not None
+        self._breaker_success(session, d.channel_kind)
+        d.wait_reason = None
         state = dict(d.remote_state or {})
         state.pop("in_flight", None)
         state.pop("uncertain", None)
@@ -498,6 +617,7 @@ class DeliveryEngine:
         now = utcnow()
         state = dict(d.remote_state or {})
         state.pop("in_flight", None)
+        d.wait_reason = None
         d.last_error_kind, d.last_error_code = exc.kind, exc.code
         d.last_error_message, d.explanation = exc.message, exc.explanation
         d.lease_owner = d.lease_expires_at = None
@@ -512,10 +632,12 @@ class DeliveryEngine:
                 d.explanation = f"{exc.explanation}; still uncertain after {budget}, gave up"
         elif isinstance(exc, RateLimited):
             outcome, d.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
+            d.wait_reason = WaitReason.RATE_LIMIT
             d.next_attempt_at = max(exc.until, now)
             d.explanation = f"{exc.explanation}; waits until {exc.until.isoformat()}"
         elif isinstance(exc, AuthExpired):
             outcome, d.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
+            d.wait_reason = WaitReason.REAUTH
             self._needs_reauth(session, d.channel_kind, exc)
             d.next_attempt_at = now + timedelta(hours=1)
         elif isinstance(exc, Permanent):
@@ -532,6 +654,8 @@ class DeliveryEngine:
                 outcome, d.state = AttemptOutcome.RETRY, DeliveryState.RETRYING
                 d.next_attempt_at = now + timedelta(seconds=delay)
         d.remote_state = state
+        if isinstance(exc, Retryable | OutcomeUnknown):  # the channel, not the content, failed
+            self._breaker_failure(session, d.channel_kind, now)
         self._finish_attempt(session, attempt_id, outcome, started, exc)
         if d.state in (DeliveryState.RETRYING, DeliveryState.UNKNOWN, DeliveryState.DEFERRED):
             delay = (d.next_attempt_at - now).total_seconds()
@@ -548,10 +672,9 @@ class DeliveryEngine:
         )
 
     def _needs_reauth(self, session: Session, kind: str, exc: AuthExpired) -> None:
-        row = session.get(ChannelRow, kind) or ChannelRow(kind=kind)
+        row = channel_row(session, kind)
         row.needs_reauth = True
         row.reauth_reason = str(exc)
-        session.add(row)
 
     def _settle(self, session: Session, d: Delivery, plan: Settle) -> None:
         now = utcnow()
@@ -564,6 +687,9 @@ class DeliveryEngine:
             d.explanation = plan.explanation
         if plan.next_attempt_in is not None:
             d.next_attempt_at = now + timedelta(seconds=plan.next_attempt_in)
+        if plan.until is not None:
+            d.next_attempt_at = plan.until
+        d.wait_reason = plan.wait
         if plan.state == DeliveryState.LIVE:
             d.live_at = d.live_at or now
             d.last_error_kind = d.last_error_code = d.last_error_message = None
@@ -585,6 +711,46 @@ class DeliveryEngine:
         for d in waiting:
             d.next_attempt_at = utcnow()
         enqueue_after_commit(session, [(d.id, d.channel_kind) for d in waiting])
+
+
+def channel_row(session: Session, kind: str) -> ChannelRow:
+    """The operator-visible row of a channel kind, created on first use."""
+    row = session.get(ChannelRow, kind)
+    if row is None:
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            insert(ChannelRow)
+            .values(kind=kind, updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["kind"])
+        )
+        row = session.get(ChannelRow, kind)
+        assert row is not None
+    return row
+
+
+def active_freeze(session: Session) -> Freeze | None:
+    return session.scalars(
+        select(Freeze).where(Freeze.lifted_at.is_(None)).order_by(Freeze.id.desc())
+    ).first()
+
+
+def wake_waiting(
+    session: Session, *, kind: str | None = None, reasons: tuple[WaitReason, ...]
+) -> int:
+    """Make the deliveries waiting for one of `reasons` due now (after this commit)."""
+    stmt = select(Delivery).where(
+        Delivery.wait_reason.in_([r.value for r in reasons]),
+        Delivery.state.in_((DeliveryState.DEFERRED, DeliveryState.PENDING)),
+    )
+    if kind is not None:
+        stmt = stmt.where(Delivery.channel_kind == kind)
+    waiting = session.scalars(stmt).all()
+    now = utcnow()
+    for d in waiting:
+        d.next_attempt_at = now
+    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in waiting])
+    return len(waiting)
 
 
 def _has_website(session: Session, item_id: int) -> bool:

@@ -74,6 +74,7 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
             d.last_error_kind, d.last_error_code, d.last_error_message, d.explanation
         ),
         "explanation": d.explanation,
+        "wait_reason": d.wait_reason,
         "next_attempt_at": _iso(d.next_attempt_at),
         "live_at": _iso(d.live_at),
         "created_at": _iso(d.created_at),

@@ -471,3 +471,67 @@ def test_openapi_lists_the_stable_paths(client: TestClient) -> None:
         "/api/v1/metrics",
     ):
         assert path in paths
+
+
+def test_a_title_too_long_for_wechat_is_refused_at_publish_naming_channel_and_field(
+    client: TestClient, settings: Settings, dispatched: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBLISHER_WECHAT_APPID", "sandbox")
+    monkeypatch.setenv("PUBLISHER_WECHAT_SECRET", "sandbox-secret")
+    reset_settings()
+    with TestClient(create_app(get_settings())) as wechat_client:
+        view = create(wechat_client, title="关" * 40)
+        resp = wechat_client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
+        assert resp.status_code == 422, resp.text
+        problems = resp.json()["detail"]
+        assert [(p["channel"], p["loc"][-1]) for p in problems] == [("wechat", "title")]
+        assert count(settings, "deliveries") == 0 and dispatched == []
+        short = wechat_client.patch(
+            f"/api/v1/items/{view['id']}", json={"short_title": "供暖补贴发放公告"}, headers=ADMIN
+        )
+        assert short.status_code == 200, short.text
+        resp = wechat_client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
+        assert resp.status_code == 202, resp.text
+        assert "wechat" in {d["channel"] for d in resp.json()["deliveries"]}
+
+
+def test_freeze_start_status_lift_and_roles(client: TestClient, dispatched: list[Any]) -> None:
+    operator = token(client, "operator")
+    editor = token(client, "editor")
+    assert client.get("/api/v1/freeze", headers=editor).json() == {"active": False}
+    assert client.post("/api/v1/freeze", json={"reason": "x"}, headers=editor).status_code == 403
+    empty = client.post("/api/v1/freeze", json={"reason": ""}, headers=operator)
+    assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "reason"]
+    started = client.post("/api/v1/freeze", json={"reason": "全国哀悼日"}, headers=operator)
+    assert started.status_code == 201 and started.json()["active"] is True
+    again = client.post("/api/v1/freeze", json={"reason": "again"}, headers=operator)
+    assert again.status_code == 409
+    assert client.get("/api/v1/freeze", headers=editor).json()["reason"] == "全国哀悼日"
+    lifted = client.delete("/api/v1/freeze", headers=operator)
+    assert lifted.status_code == 200 and lifted.json()["active"] is False
+    assert client.delete("/api/v1/freeze", headers=operator).status_code == 409
+
+
+def test_retry_every_failed_delivery_of_a_channel(
+    client: TestClient, settings: Settings, dispatched: list[Any]
+) -> None:
+    from sqlalchemy import update
+
+    from publisher.models import Delivery, DeliveryState
+
+    for n in range(3):
+        view = create(client, title=f"第{n}条")
+        client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
+    with get_database().session() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.channel_kind == "website")
+            .values(state=DeliveryState.FAILED)
+        )
+    dispatched.clear()
+    operator = token(client, "operator")
+    resp = client.post("/api/v1/channels/website/retry-failed", headers=operator)
+    assert resp.status_code == 200 and resp.json() == {"kind": "website", "retried": 3}
+    assert [kind for _, kind, _ in dispatched] == ["website"] * 3
+    listed = client.get("/api/v1/deliveries?channel=website&state=failed", headers=operator)
+    assert listed.json()["total"] == 0

@@ -6,25 +6,29 @@ Each test drives `DeliveryEngine.sync` directly, as a worker would, and checks b
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from publisher.config import Settings
 from publisher.db import Database, set_dispatcher
 from publisher.models import (
     Attempt,
     AttemptOutcome,
+    AuditEvent,
     Delivery,
     DeliveryState,
     utcnow,
 )
 from publisher.models import Channel as ChannelRow
+from publisher.services.channels import lift_freeze, retry_failed, start_freeze
 from publisher.services.deliveries import ChannelPool, DeliveryEngine, claim_delivery
 from publisher.services.items import (
     ItemFields,
@@ -224,3 +228,135 @@ def test_a_claimed_delivery_cannot_be_claimed_twice_until_its_lease_expires(
     assert result.claimed and result.state == DeliveryState.LIVE
     outcomes = [a.outcome for a in world.attempts(d.id)]
     assert outcomes[0] == AttemptOutcome.ABANDONED and outcomes[-1] == AttemptOutcome.OK
+
+
+def test_an_edit_during_a_delivery_ends_with_the_newest_revision(world: World) -> None:
+    item_id = world.publish()
+    world.website.faults(latency_ms=700)
+    d = world.delivery(item_id, "website")
+    worker = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
+    worker.start()
+    time.sleep(0.3)  # the worker is inside the website call with revision 1
+    with world.db.session() as session:
+        rev2 = edit_item(
+            session, world.settings, item_id, ItemFields(title="修订后的标题"), actor="t"
+        )
+    worker.join()
+    assert rev2 is not None
+    site = world.delivery(item_id, "website")
+    assert site.state == DeliveryState.LIVE and site.applied_revision_id == rev2.id
+    assert [a.action for a in world.attempts(site.id)] == ["create", "update"]
+    assert "修订后的标题" in page(site.remote_url or "").text
+
+
+def test_a_retract_during_a_publish_ends_with_nothing_live(world: World) -> None:
+    item_id = world.publish()
+    world.website.faults(latency_ms=700)
+    d = world.delivery(item_id, "website")
+    worker = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
+    worker.start()
+    time.sleep(0.3)  # the worker is inside the website call that creates the article
+    with world.db.session() as session:
+        retract_item(session, item_id, actor="t")
+    worker.join()
+    site = world.delivery(item_id, "website")
+    assert site.state == DeliveryState.WITHDRAWN and site.remote_id is None
+    assert [a.action for a in world.attempts(site.id)] == ["create", "delete"]
+    assert world.sync(item_id, "catalogue").state == DeliveryState.WITHDRAWN
+    articles = world.website.inspect()["records"]["articles"]
+    assert [a["status"] for a in articles.values()] == ["withdrawn"]
+
+
+def test_a_freeze_holds_publishing_but_not_urgent_items_or_withdrawals(world: World) -> None:
+    with world.db.session() as session:
+        start_freeze(session, "全国哀悼日", actor="operator")
+    normal = world.publish()
+    urgent = world.publish(urgent=True, title="关于台风“山竹”紧急转移安置的通告")
+    held = world.sync(normal, "website")
+    assert held.state == DeliveryState.DEFERRED and held.wait_reason == "freeze"
+    assert held.explanation == "organisation-wide freeze: 全国哀悼日"
+    assert world.sync(urgent, "website").state == DeliveryState.LIVE
+    with world.db.session() as session:
+        retract_item(session, urgent, actor="t")
+    assert world.sync(urgent, "website").state == DeliveryState.WITHDRAWN  # withdrawals go
+    sent: list[tuple[int, str, float]] = []
+    set_dispatcher(sent.extend)
+    with world.db.session() as session:
+        _, woken = lift_freeze(session, actor="operator")
+    assert woken == 1 and [kind for _, kind, _ in sent] == ["website"]
+    assert world.sync(normal, "website", force=False).state == DeliveryState.LIVE
+    with world.db.session() as session:
+        actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert "freeze.start" in actions and "freeze.lift" in actions
+
+
+def test_the_circuit_breaker_opens_then_one_probe_closes_it(world: World) -> None:
+    world.settings.breaker_threshold = 3
+    world.settings.breaker_cooldown_seconds = 1
+    items = [world.publish() for _ in range(5)]
+    world.website.faults(error_rate=1.0)
+    for item_id in items[:3]:
+        assert world.sync(item_id, "website").state == DeliveryState.RETRYING
+    with world.db.session() as session:
+        row = session.get(ChannelRow, "website")
+        assert row is not None and row.breaker_open_until is not None
+    calls = world.website.inspect()["counters"]["calls"]
+    for item_id in items:  # while open, nobody calls the channel
+        held = world.sync(item_id, "website")
+        assert held.state == DeliveryState.DEFERRED and held.wait_reason == "breaker"
+    assert world.website.inspect()["counters"]["calls"] == calls
+
+    time.sleep(1.1)
+    world.website.faults(error_rate=0.0)
+    probe = world.sync(items[0], "website")  # the cooldown is over: this one probes
+    assert probe.state == DeliveryState.LIVE
+    with world.db.session() as session:
+        row = session.get(ChannelRow, "website")
+        assert row is not None and row.breaker_open_until is None and row.breaker_failures == 0
+        woken = session.scalar(
+            select(func.count(Delivery.id)).where(
+                Delivery.channel_kind == "website",
+                Delivery.wait_reason == "breaker",
+                Delivery.next_attempt_at > utcnow(),
+            )
+        )
+    assert woken == 0  # the probe's success released every held delivery
+    for item_id in items[1:]:
+        assert world.sync(item_id, "website", force=False).state == DeliveryState.LIVE
+
+
+def test_a_failed_probe_reopens_the_breaker_for_longer(world: World) -> None:
+    world.settings.breaker_threshold = 1
+    world.settings.breaker_cooldown_seconds = 0.5
+    item_id = world.publish()
+    world.website.faults(error_rate=1.0)
+    world.sync(item_id, "website")
+    time.sleep(0.6)
+    world.sync(item_id, "website")  # the probe fails
+    with world.db.session() as session:
+        row = session.get(ChannelRow, "website")
+        assert row is not None and row.breaker_trips == 2 and row.breaker_open_until is not None
+        assert row.breaker_open_until - utcnow() > timedelta(seconds=0.7)  # doubled cooldown
+
+
+def test_the_failure_budget_fails_a_delivery_with_its_history_and_retry_starts_anew(
+    world: World,
+) -> None:
+    world.settings.failure_budget_seconds = 1
+    world.settings.breaker_threshold = 100
+    item_id = world.publish()
+    world.website.faults(error_rate=1.0)
+    assert world.sync(item_id, "website").state == DeliveryState.RETRYING
+    time.sleep(1.1)
+    failed = world.sync(item_id, "website")
+    assert failed.state == DeliveryState.FAILED
+    assert failed.explanation and "gave up" in failed.explanation
+    assert [a.outcome for a in world.attempts(failed.id)] == [
+        AttemptOutcome.RETRY,
+        AttemptOutcome.FAILED,
+    ]
+    world.website.faults(error_rate=0.0)
+    with world.db.session() as session:
+        assert retry_failed(session, "website", actor="operator") == 1
+    live = world.sync(item_id, "website", force=False)
+    assert live.state == DeliveryState.LIVE and live.failing_since is None

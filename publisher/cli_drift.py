@@ -1,0 +1,136 @@
+"""`publisher drift`: what reconciliation found between the store and the channels.
+
+The helpers of `publisher.cli` are imported when a command runs, not at import time, so that
+`publisher.cli` can import this module to add the group.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from channels.registry import KINDS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def service_errors(func: F) -> F:
+    """`publisher.cli.fail_on_service_errors`, looked up when the command runs."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from publisher.cli import fail_on_service_errors
+
+        return fail_on_service_errors(func)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+def drift() -> None:
+    """Drift between the store and the channels: list, check now, repair."""
+
+
+@drift.command("list")
+@click.option("--all", "show_all", is_flag=True, help="resolved drift too")
+@click.option("--channel", type=click.Choice(KINDS), default=None)
+@click.option("--item", type=int, default=None)
+@click.option("--limit", type=int, default=50)
+@service_errors
+def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int) -> None:
+    """Open drift (with --all, resolved too), newest first."""
+    from publisher.cli import table, unit_of_work
+    from publisher.services.queries import Page
+    from publisher.services.reconcile import list_drift
+
+    with unit_of_work() as (session, _):
+        found = list_drift(
+            session, Page(limit=limit), open_only=not show_all, channel=channel, item=item
+        )
+    rows = [
+        {
+            **d,
+            "delivery": d["delivery_id"],
+            "item": d["item_id"],
+            "detected": d["detected_at"],
+            "seen": d["times_seen"],
+            "resolved": d["resolved_at"],
+            "what": d["details"].get("what"),
+        }
+        for d in found["results"]
+    ]
+    columns = ["id", "item", "delivery", "channel", "kind", "resolution", "seen", "detected"]
+    if show_all:
+        columns.append("resolved")
+    click.echo(table(rows, [*columns, "what"]))
+    click.echo(f"({len(rows)} of {found['total']})")
+
+
+@drift.command("check")
+@click.option("--channel", type=click.Choice(KINDS), default=None, help="default: every one")
+@click.option("--item", type=int, default=None, help="only this item's deliveries")
+@click.option(
+    "--policy",
+    type=click.Choice(["repair", "report"]),
+    default=None,
+    help="default: PUBLISHER_RECONCILE_POLICY (repair)",
+)
+@service_errors
+def drift_check(channel: str | None, item: int | None, policy: str | None) -> None:
+    """Look the channels' live and withdrawn deliveries up now and record what differs."""
+    from publisher.cli import ACTOR, table, warm_channel_pool
+    from publisher.config import get_settings
+    from publisher.db import get_database
+    from publisher.services.reconcile import check_now
+
+    settings = get_settings()
+    pool = warm_channel_pool(settings)
+    reports = check_now(
+        get_database(settings),
+        settings,
+        pool,
+        channel=channel,
+        item_id=item,
+        policy=policy,
+        actor=ACTOR,
+    )
+    rows = [
+        {
+            "channel": r.channel,
+            "policy": r.policy,
+            "checked": r.checked,
+            "in_line": r.in_line,
+            "drift": len(r.drift),
+            "repaired": r.repaired,
+            "resolved": r.resolved,
+            "errors": r.errors,
+            "note": r.skipped or r.stopped or (r.error_samples[0] if r.error_samples else None),
+        }
+        for r in reports
+    ]
+    columns = ["channel", "policy", "checked", "in_line", "drift", "repaired", "resolved"]
+    click.echo(table(rows, [*columns, "errors", "note"]))
+    for r in reports:
+        for found in r.drift:
+            again = " (seen before)" if found.seen_before else ""
+            click.echo(
+                f"drift {found.drift_id}: item {found.item_id} on {r.channel} is "
+                f"{found.kind}, {found.action}{again}"
+            )
+
+
+@drift.command("repair")
+@click.argument("drift_id", type=int)
+@service_errors
+def drift_repair(drift_id: int) -> None:
+    """Repair one open drift now (e.g. one recorded under the policy "report")."""
+    from publisher.cli import ACTOR, unit_of_work
+    from publisher.services.reconcile import repair_drift
+
+    with unit_of_work() as (session, _):
+        found = repair_drift(session, drift_id, actor=ACTOR)
+        delivery_id = found.delivery_id
+    click.echo(f"drift {drift_id}: delivery {delivery_id} queued for repair")

@@ -1,0 +1,599 @@
+"""Reconciliation: find drift between the store and the channels, record it, repair it.
+
+A live delivery says "the channel shows revision R"; a withdrawn one says "the channel shows
+nothing". People and platforms change channels behind our back (a post deleted by hand on
+Weibo, a page edited in the CMS), so a periodic check asks each channel (`lookup`) whether
+that still holds. What it finds is a `Drift` row:
+
+    missing      a live delivery's copy is gone             repair: create it again
+    changed      the channel reports another content hash   repair: write the revision again
+    reappeared   a withdrawn delivery's copy is back        repair: delete it again
+
+Repairs never write to a channel here. Under the policy "repair" the delivery is pointed back
+at the engine (state `pending`, due now, sent after commit), which does the write with its
+claims, attempt rows, retries and pacing; under "report" the drift is recorded only, for an
+operator to repair (`repair_drift`). A repair that does not hold (the drift is found again
+after the engine settled it) is not repeated: it is left open as `reported`, so a platform
+that keeps removing a post is not fed it again every hour.
+
+A channel that fails during the check (busy, timeouts, rate limits) shows no drift: the error
+is counted and the check moves on (or stops, for a rate limit or refused credentials). A
+paused channel, one needing re-authorisation and one whose circuit breaker is open are skipped.
+
+Like the engine, and for the same reason (a remote call must not sit inside a transaction),
+`reconcile_channel` commits: one short transaction picks the deliveries, then one per delivery
+records its lookup. The other functions here never commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from channels.base import Capability, Publication, Receipt, Remote
+from channels.errors import AuthExpired, ChannelError, RateLimited
+from channels.registry import KINDS, ChannelDisabled
+from publisher.config import Settings
+from publisher.db import Database, enqueue_after_commit
+from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from publisher.models import Channel as ChannelRow
+from publisher.models import (
+    Delivery,
+    DeliveryState,
+    Drift,
+    DriftCheck,
+    DriftKind,
+    DriftResolution,
+    Item,
+    Revision,
+    utcnow,
+)
+from publisher.services.deliveries import (
+    ChannelPool,
+    build_publication,
+    website_url_of,
+    with_website_estimate,
+)
+from publisher.services.items import audit
+from publisher.services.queries import Page
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("repair", "report")
+ACTOR = "reconcile"
+# After this many failed lookups in a row the channel is failing: stop and try next run.
+MAX_CONSECUTIVE_ERRORS = 5
+MAX_ERROR_SAMPLES = 5
+
+WHAT = {
+    DriftKind.MISSING: "the channel no longer shows this item",
+    DriftKind.CHANGED: "the channel shows other content than the store's revision",
+    DriftKind.REAPPEARED: "the channel shows this withdrawn item again",
+}
+
+
+def check_policy(policy: str) -> str:
+    """`policy` if known. Raises `InvalidInput`."""
+    if policy not in POLICIES:
+        raise InvalidInput(
+            [
+                FieldProblem(
+                    "policy", "known", f"unknown policy {policy!r}; known: {', '.join(POLICIES)}"
+                )
+            ]
+        )
+    return policy
+
+
+# --- what a run reports ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftFound:
+    drift_id: int
+    delivery_id: int
+    item_id: int
+    kind: str
+    action: str  # "repaired" | "reported"
+    seen_before: bool  # the drift was already open: counted again, not duplicated
+
+
+@dataclass
+class ReconcileReport:
+    """One channel's check: how many deliveries were looked up and what came of it.
+
+    `checked` = `in_line` + len(`drift`) + `errors` + `changed_meanwhile`. `skipped` says why
+    nothing was checked; `stopped` why the check ended early.
+    """
+
+    channel: str
+    policy: str
+    checked: int = 0
+    in_line: int = 0
+    drift: list[DriftFound] = field(default_factory=list)
+    repaired: int = 0
+    resolved: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    changed_meanwhile: int = 0  # the engine moved the delivery during the lookup: not judged
+    skipped: str | None = None
+    stopped: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- what one delivery should look like, and what the channel says -----------------------------
+
+
+@dataclass(frozen=True)
+class _Probe:
+    delivery_id: int
+    item_id: int
+    present: bool  # True: the channel must show `expected_hash`; False: nothing
+    seen: tuple[Any, ...]  # the delivery's state when picked; compared before recording
+    pub: Publication
+    remote: Remote | None
+    expected_hash: str | None
+
+
+@dataclass(frozen=True)
+class _Finding:
+    kind: DriftKind
+    details: dict[str, Any]
+
+
+def _seen(d: Delivery) -> tuple[Any, ...]:
+    return (DeliveryState(d.state), d.desired_present, d.applied_revision_id, d.remote_id)
+
+
+def _checkable() -> Any:
+    return or_(
+        (Delivery.state == DeliveryState.LIVE) & Delivery.desired_present.is_(True),
+        (Delivery.state == DeliveryState.WITHDRAWN) & Delivery.desired_present.is_(False),
+    )
+
+
+def _probes(
+    session: Session, settings: Settings, kind: str, *, limit: int, item_id: int | None
+) -> list[_Probe]:
+    """Up to `limit` settled deliveries of `kind`, least recently checked (never: first)."""
+    stmt = (
+        select(Delivery)
+        .outerjoin(DriftCheck, DriftCheck.delivery_id == Delivery.id)
+        .where(Delivery.channel_kind == kind, _checkable())
+        .order_by(DriftCheck.checked_at.asc().nulls_first(), Delivery.id)
+        .limit(limit)
+    )
+    if item_id is not None:
+        stmt = stmt.where(Delivery.item_id == item_id)
+    probes = []
+    for d in session.scalars(stmt):
+        revision_id = d.applied_revision_id or d.desired_revision_id
+        if revision_id is None:
+            continue
+        rev = session.get(Revision, revision_id)
+        item = session.get(Item, d.item_id)
+        assert rev is not None and item is not None
+        # The engine's rule: the website's own URL, else the website delivery's.
+        website_url = d.remote_url if kind == "website" else website_url_of(session, item.id)
+        pub = build_publication(session, settings, item, rev, website_url)
+        if not d.desired_present:  # the website page is gone too: its URL has the known shape
+            pub = with_website_estimate(pub, settings)
+        remote = (
+            Remote(d.remote_id, d.remote_url, dict(d.remote_state or {})) if d.remote_id else None
+        )
+        probes.append(
+            _Probe(
+                delivery_id=d.id,
+                item_id=d.item_id,
+                present=d.desired_present,
+                seen=_seen(d),
+                pub=pub,
+                remote=remote,
+                expected_hash=rev.content_hash,
+            )
+        )
+    return probes
+
+
+def _classify(probe: _Probe, receipt: Receipt | None) -> _Finding | None:
+    """The drift `receipt` shows for `probe`, or None when the channel is in line."""
+    if receipt is not None and not receipt.complete:
+        return None  # the channel is still finishing it (WeChat's publish job): no verdict
+    found = (
+        {}
+        if receipt is None
+        else {
+            "remote_id": receipt.remote_id,
+            "url": receipt.url,
+            "remote_state": dict(receipt.state),
+            "content_hash": receipt.content_hash,
+        }
+    )
+    recorded = {
+        "revision_id": probe.pub.revision_id,
+        "remote_id": probe.remote.remote_id if probe.remote else None,
+        "url": probe.remote.url if probe.remote else None,
+    }
+    if not probe.present:
+        if receipt is None:
+            return None
+        return _Finding(DriftKind.REAPPEARED, {"recorded": recorded, "channel": found})
+    if receipt is None:
+        return _Finding(DriftKind.MISSING, {"recorded": recorded, "channel": None})
+    if receipt.content_hash and probe.expected_hash and receipt.content_hash != probe.expected_hash:
+        recorded["content_hash"] = probe.expected_hash
+        return _Finding(DriftKind.CHANGED, {"recorded": recorded, "channel": found})
+    return None
+
+
+# --- the check ---------------------------------------------------------------------------------
+
+
+def reconcile_channel(
+    database: Database,
+    settings: Settings,
+    pool: ChannelPool,
+    kind: str,
+    *,
+    limit: int,
+    now: datetime,
+    policy: str | None = None,
+    item_id: int | None = None,
+    actor: str = ACTOR,
+) -> ReconcileReport:
+    """Look up `limit` live and withdrawn deliveries of `kind` (stalest first, or only those
+    of `item_id`) on the channel; record drift, and repair it under the policy "repair".
+
+    Commits (one transaction to pick, one per delivery after its lookup). Raises
+    `InvalidInput` for an unknown policy; channel errors are counted in the report, never
+    raised.
+    """
+    report = ReconcileReport(kind, check_policy(policy or settings.reconcile_policy))
+    try:  # before any session: on SQLite, building an adapter may read the shared store
+        channel = pool.get(kind)
+    except ChannelDisabled as exc:
+        report.skipped = f"disabled: {exc}"
+        return report
+    if Capability.LOOKUP not in channel.capabilities:
+        report.skipped = f"{kind} cannot look up its posts"
+        return report
+    with database.session() as session:
+        report.skipped = _held(session, kind, now)
+        if report.skipped:
+            return report
+        probes = _probes(session, settings, kind, limit=limit, item_id=item_id)
+    consecutive_errors = 0
+    for probe in probes:
+        report.checked += 1
+        try:
+            receipt = channel.lookup(probe.pub, probe.remote)
+        except ChannelError as exc:
+            _count_error(report, probe, str(exc))
+            if isinstance(exc, RateLimited | AuthExpired):
+                report.stopped = str(exc)
+                break
+            consecutive_errors += 1
+        except Exception as exc:  # a bug in an adapter: keep checking, like the engine
+            log.exception("reconcile: %s lookup crashed on delivery %s", kind, probe.delivery_id)
+            _count_error(report, probe, f"internal error in the {kind} adapter: {exc!r}")
+            consecutive_errors += 1
+        else:
+            consecutive_errors = 0
+            try:
+                with database.session() as session:
+                    _record(session, probe, _classify(probe, receipt), report, now, actor)
+            except IntegrityError:  # a concurrent check recorded it first
+                report.changed_meanwhile += 1
+            continue
+        with database.session() as session:
+            _mark_checked(session, probe.delivery_id, now, "error")
+        if consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
+            report.stopped = f"{consecutive_errors} lookups failed in a row; the channel is failing"
+            break
+    if report.drift or report.errors:
+        log.info("reconcile %s: %s", kind, _summary(report))
+    return report
+
+
+def _held(session: Session, kind: str, now: datetime) -> str | None:
+    row = session.get(ChannelRow, kind)
+    if row is None:
+        return None
+    if row.paused:
+        return f"paused: {row.paused_reason or ''}".rstrip(": ")
+    if row.needs_reauth:
+        return f"needs re-authorisation: {row.reauth_reason or ''}".rstrip(": ")
+    breaker_open_until = getattr(row, "breaker_open_until", None)
+    if breaker_open_until is not None and breaker_open_until > now:
+        return f"circuit breaker open until {breaker_open_until.isoformat(timespec='seconds')}"
+    return None
+
+
+def _count_error(report: ReconcileReport, probe: _Probe, message: str) -> None:
+    report.errors += 1
+    if len(report.error_samples) < MAX_ERROR_SAMPLES:
+        report.error_samples.append(f"delivery {probe.delivery_id}: {message}")
+
+
+def _summary(report: ReconcileReport) -> str:
+    return (
+        f"checked {report.checked}, in line {report.in_line}, drift {len(report.drift)}, "
+        f"repaired {report.repaired}, resolved {report.resolved}, errors {report.errors}"
+    )
+
+
+def _mark_checked(session: Session, delivery_id: int, now: datetime, outcome: str) -> None:
+    check = session.get(DriftCheck, delivery_id)
+    if check is None:
+        session.add(DriftCheck(delivery_id=delivery_id, checked_at=now, outcome=outcome))
+    else:
+        check.checked_at, check.outcome = now, outcome
+
+
+def _open_drift(session: Session, delivery_id: int) -> Drift | None:
+    return session.scalars(
+        select(Drift).where(Drift.delivery_id == delivery_id, Drift.resolved_at.is_(None))
+    ).first()
+
+
+def _close(drift: Drift, now: datetime, why: str) -> None:
+    drift.resolved_at = now
+    if drift.resolution == DriftResolution.REPORTED:
+        drift.resolution = DriftResolution.GONE
+    drift.details = {**drift.details, "closed": why}
+
+
+def _record(
+    session: Session,
+    probe: _Probe,
+    finding: _Finding | None,
+    report: ReconcileReport,
+    now: datetime,
+    actor: str,
+) -> None:
+    """Record one lookup's verdict; open, count again, close or repair the delivery's drift."""
+    d = session.get(Delivery, probe.delivery_id, with_for_update=True)
+    if d is None or _seen(d) != probe.seen:
+        _mark_checked(session, probe.delivery_id, now, "moved")
+        report.changed_meanwhile += 1
+        return
+    _mark_checked(session, d.id, now, "in_line" if finding is None else "drift")
+    drift = _open_drift(session, d.id)
+    if finding is None:
+        report.in_line += 1
+        if drift is not None:
+            _close(drift, now, "a later check found the channel in line")
+            report.resolved += 1
+        return
+    if drift is not None and drift.kind != finding.kind:
+        _close(drift, now, f"superseded: the channel now shows {finding.kind.value} drift")
+        session.flush()  # at most one open drift per delivery (a partial unique index)
+        report.resolved += 1
+        drift = None
+    seen_before = drift is not None
+    if drift is None:
+        drift = Drift(
+            delivery_id=d.id,
+            item_id=d.item_id,
+            channel_kind=d.channel_kind,
+            kind=finding.kind,
+            detected_at=now,
+            last_seen_at=now,
+            times_seen=1,
+            details={"what": WHAT[finding.kind], **finding.details},
+            resolution=DriftResolution.REPORTED,
+        )
+        session.add(drift)
+        session.flush()
+        repair = report.policy == "repair"
+    else:
+        drift.last_seen_at = now
+        drift.times_seen += 1
+        drift.details = {**drift.details, **finding.details}
+        if drift.resolution == DriftResolution.REPAIRED:
+            # The engine settled our repair and the drift is back: do not loop on it.
+            drift.resolution = DriftResolution.REPORTED
+            drift.details = {
+                **drift.details,
+                "note": "found again after a repair; left for an operator",
+            }
+            repair = False
+        else:
+            repair = report.policy == "repair"
+    if repair:
+        _repair(session, d, drift, actor=actor, now=now)
+        report.repaired += 1
+    report.drift.append(
+        DriftFound(
+            drift_id=drift.id,
+            delivery_id=d.id,
+            item_id=d.item_id,
+            kind=drift.kind.value,
+            action=drift.resolution.value,
+            seen_before=seen_before,
+        )
+    )
+
+
+def _repair(session: Session, d: Delivery, drift: Drift, *, actor: str, now: datetime) -> None:
+    """Point `d` back at the engine so that it closes the gap `drift` describes."""
+    if drift.kind == DriftKind.MISSING:  # as the engine does when a lookup finds nothing
+        d.remote_id = d.remote_url = None
+        d.applied_revision_id = None
+        d.remote_state = {}
+    elif drift.kind == DriftKind.CHANGED:  # applied ≠ desired: the engine writes it again
+        d.applied_revision_id = None
+    else:  # reappeared: record the copy found, so that the engine deletes it
+        found = drift.details.get("channel") or {}
+        d.remote_id = str(found.get("remote_id") or "") or None
+        d.remote_url = found.get("url")
+        d.remote_state = dict(found.get("remote_state") or {})
+        d.applied_revision_id = None
+    d.state = DeliveryState.PENDING
+    d.next_attempt_at = now
+    d.failing_since = None
+    d.consecutive_failures = 0
+    d.explanation = f"drift {drift.id}: {WHAT[drift.kind]}; repairing"
+    drift.resolution = DriftResolution.REPAIRED
+    audit(
+        session,
+        actor,
+        "drift.repair",
+        f"delivery:{d.id}",
+        drift=drift.id,
+        kind=drift.kind.value,
+        item=d.item_id,
+        channel=d.channel_kind,
+    )
+    enqueue_after_commit(session, [(d.id, d.channel_kind)])
+
+
+# --- entry points: beat, operators -------------------------------------------------------------
+
+
+def scheduled_reconcile(
+    database: Database, settings: Settings, pool: ChannelPool, kind: str
+) -> ReconcileReport:
+    """The beat job's body for one channel: the stalest `reconcile_batch` deliveries under
+    `reconcile_policy`."""
+    return reconcile_channel(
+        database, settings, pool, kind, limit=settings.reconcile_batch, now=utcnow()
+    )
+
+
+def check_now(
+    database: Database,
+    settings: Settings,
+    pool: ChannelPool,
+    *,
+    channel: str | None = None,
+    item_id: int | None = None,
+    policy: str | None = None,
+    actor: str = ACTOR,
+) -> list[ReconcileReport]:
+    """An operator's check of one channel or all, optionally of one item only.
+
+    Raises `InvalidInput` for an unknown channel or policy, `NotFound` for an unknown item.
+    """
+    if channel is not None and channel not in KINDS:
+        raise InvalidInput(
+            [FieldProblem("channel", "known", f"unknown channel {channel!r}; known: {KINDS}")]
+        )
+    if policy is not None:
+        check_policy(policy)
+    if item_id is not None:
+        with database.session() as session:
+            if session.get(Item, item_id) is None:
+                raise NotFound(f"item {item_id} does not exist")
+    kinds: Iterable[str] = [channel] if channel else KINDS
+    return [
+        reconcile_channel(
+            database,
+            settings,
+            pool,
+            kind,
+            limit=settings.reconcile_batch,
+            now=utcnow(),
+            policy=policy,
+            item_id=item_id,
+            actor=actor,
+        )
+        for kind in kinds
+    ]
+
+
+def repair_drift(session: Session, drift_id: int, *, actor: str) -> Drift:
+    """Repair an open drift now (one recorded under the policy "report", or one whose repair
+    did not hold). Raises `NotFound`; `Conflict` when it is closed or the delivery has moved
+    on since (the engine is already working on it, or it was edited or retracted)."""
+    drift = session.get(Drift, drift_id)
+    if drift is None:
+        raise NotFound(f"drift {drift_id} does not exist")
+    if drift.resolved_at is not None:
+        raise Conflict(f"drift {drift_id} was resolved at {drift.resolved_at.isoformat()}")
+    d = session.get(Delivery, drift.delivery_id, with_for_update=True)
+    assert d is not None
+    expected = DeliveryState.WITHDRAWN if drift.kind == DriftKind.REAPPEARED else DeliveryState.LIVE
+    if d.state != expected or d.desired_present != (expected == DeliveryState.LIVE):
+        raise Conflict(
+            f"delivery {d.id} is {DeliveryState(d.state).value} now; the next check will judge it"
+        )
+    _repair(session, d, drift, actor=actor, now=utcnow())
+    return drift
+
+
+# --- what operators see --------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def drift_view(drift: Drift) -> dict[str, Any]:
+    return {
+        "id": drift.id,
+        "delivery_id": drift.delivery_id,
+        "item_id": drift.item_id,
+        "channel": drift.channel_kind,
+        "kind": drift.kind.value,
+        "open": drift.resolved_at is None,
+        "resolution": drift.resolution.value,
+        "detected_at": _iso(drift.detected_at),
+        "last_seen_at": _iso(drift.last_seen_at),
+        "times_seen": drift.times_seen,
+        "resolved_at": _iso(drift.resolved_at),
+        "details": drift.details,
+    }
+
+
+def list_drift(
+    session: Session,
+    page: Page,
+    *,
+    open_only: bool = True,
+    channel: str | None = None,
+    item: int | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """Drift, most recently detected first; open only unless `open_only` is False."""
+    stmt = select(Drift).order_by(Drift.detected_at.desc(), Drift.id.desc())
+    if open_only:
+        stmt = stmt.where(Drift.resolved_at.is_(None))
+    if channel:
+        stmt = stmt.where(Drift.channel_kind == channel)
+    if item is not None:
+        stmt = stmt.where(Drift.item_id == item)
+    if kind:
+        if kind not in {k.value for k in DriftKind}:
+            known = ", ".join(k.value for k in DriftKind)
+            raise InvalidInput(
+                [FieldProblem("kind", "known", f"unknown drift kind {kind!r}; known: {known}")]
+            )
+        stmt = stmt.where(Drift.kind == DriftKind(kind))
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = session.scalars(stmt.limit(page.limit).offset(page.offset))
+    return {
+        "total": int(total or 0),
+        "limit": page.limit,
+        "offset": page.offset,
+        "results": [drift_view(d) for d in rows],
+    }
+
+
+def open_drift_for_item(session: Session, item_id: int) -> list[dict[str, Any]]:
+    """The item's open drift, one entry per channel that has some (for `GET /items/{id}`)."""
+    rows = session.scalars(
+        select(Drift)
+        .where(Drift.item_id == item_id, Drift.resolved_at.is_(None))
+        .order_by(Drift.channel_kind)
+    )
+    return [drift_view(d) for d in rows]
