@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar, Protocol
 
 import requests
+import tenacity
 
 from channels.errors import (
     AuthExpired,
@@ -27,6 +29,8 @@ from channels.errors import (
     RateLimited,
     Retryable,
 )
+
+READ_ATTEMPTS = 3
 
 
 class Capability(enum.StrEnum):
@@ -149,6 +153,10 @@ class Channel(ABC):
         """A cheap status for the operator's channel list."""
         return {}
 
+    def preview(self, pub: Publication) -> dict[str, Any]:
+        """How this channel would show `pub`, built locally: no network call, nothing secret."""
+        return {}
+
 
 def json_default(value: Any) -> Any:
     if isinstance(value, date | datetime):
@@ -198,7 +206,39 @@ class HttpChannel(Channel):
         ok: tuple[int, ...] = (200, 201, 204),
         absent_ok: bool = False,
     ) -> HttpResponse | None:
-        """Send one request. Returns None for a 404 when `absent_ok`."""
+        """Send one request. Returns None for a 404 when `absent_ok`.
+
+        A read (GET) whose exchange failed (connection refused or cut, timeout) is tried again
+        at once, twice at most, with a short jittered wait: reads are idempotent, and a lookup
+        that rides out a blip saves the delivery a full backoff. Writes are never repeated
+        here: the engine decides.
+        """
+        if method != "GET":
+            return self._request_once(method, path, payload=payload, ok=ok, absent_ok=absent_ok)
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(READ_ATTEMPTS),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.2, max=1.0),
+            # Only a failed exchange (no HTTP answer at all); a channel that answered 5xx or
+            # garbage is left to the engine's backoff and its operator-visible attempt rows.
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, Retryable) and exc.http_status is None
+            ),
+            reraise=True,
+        )
+        result: HttpResponse | None = retrying(
+            self._request_once, method, path, payload=payload, ok=ok, absent_ok=absent_ok
+        )
+        return result
+
+    def _request_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        payload: Any,
+        ok: tuple[int, ...],
+        absent_ok: bool,
+    ) -> HttpResponse | None:
         body = b"" if payload is None else dumps(payload)
         headers = {"Accept": "application/json", **self.sign(method, path, body)}
         if payload is not None:
@@ -278,7 +318,7 @@ def transport_error(
     `OutcomeUnknown` when a write may have reached the channel (a read timeout, a connection
     cut after sending), else `Retryable`. `message` replaces the exception text (redacted).
     """
-    text = str(exc) if message is None else message
+    text = redact_query_secrets(str(exc) if message is None else message)
     if isinstance(exc, requests.ConnectTimeout):
         return Retryable(f"{channel}: could not connect in time for {what}", message=text)
     if isinstance(exc, requests.Timeout):
@@ -290,6 +330,18 @@ def transport_error(
             f"{channel}: the connection broke after {what} was sent", message=text
         )
     return Retryable(f"{channel}: could not reach the channel for {what}", message=text)
+
+
+_QUERY_SECRET = re.compile(r"((?:access_token|secret|appsecret|signature)=)[^&\s'\")]+", re.I)
+
+
+def redact_query_secrets(text: str) -> str:
+    """`text` with the values of secret query parameters (tokens in URLs) replaced by ***.
+
+    requests puts the URL, query included, into its exception messages, and those messages
+    are stored in attempt rows and shown to operators.
+    """
+    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 def request_was_sent(exc: requests.ConnectionError) -> bool:

@@ -212,7 +212,7 @@ class WeChatChannel(Channel):
         """
         self._refuse_problems(pub)
         article = self._article(pub)
-        return self._publish([article], pub.content_hash, pub.external_id)
+        return self._publish([article], pub.content_hash, submit_marker(pub))
 
     def update(self, pub: Publication, remote: Remote) -> Receipt:
         """Published articles cannot be edited: republish, or publish a correction notice."""
@@ -223,16 +223,33 @@ class WeChatChannel(Channel):
         return self.create(pub)
 
     def delete(self, remote: Remote) -> None:
-        """Delete the published article; an article already gone is not an error."""
-        article_id = remote.state.get("article_id")
-        if not article_id and remote.state.get("publish_id"):
-            article_id = self._article_id_of(str(remote.state["publish_id"]))
-        if not article_id:
-            return
+        """Delete the published article and every correction notice published for it; one
+        already gone is not an error.
+
+        The articles whose ids are recorded go first; one still being published raises
+        Retryable (it can be deleted once it is out).
+        """
+        state = remote.state
+        known = [state.get("article_id"), *(state.get("correction_article_ids") or [])]
+        # Jobs whose article id is not recorded yet (notices recorded by publish id only
+        # before article ids were kept, too).
+        jobs = [
+            None if state.get("article_id") else state.get("publish_id"),
+            state.get("correction_publish_id"),
+            *(state.get("correction_publish_ids") or []),
+        ]
+        for article_id in dict.fromkeys(str(i) for i in known if i):
+            self._delete_article(article_id)
+        for publish_id in dict.fromkeys(str(j) for j in jobs if j):
+            published = self._article_id_of(publish_id)
+            if published:
+                self._delete_article(published)
+
+    def _delete_article(self, article_id: str) -> None:
         try:
             self._call(
                 "freepublish/delete",
-                lambda: self.client.freepublish.delete(str(article_id), 0),
+                lambda: self.client.freepublish.delete(article_id, 0),
                 write=True,
             )
         except Permanent as exc:
@@ -244,28 +261,71 @@ class WeChatChannel(Channel):
     def lookup(self, pub: Publication, remote: Remote | None) -> Receipt | None:
         """Where `pub` stands on WeChat.
 
-        With an article id: that article (None once deleted). With a publish id: the publish
-        job (incomplete while running; Permanent if WeChat failed it; None if deleted). With
-        neither (after an uncertain submit): the published list searched by source URL and
-        title.
+        A correction notice being published: its job (incomplete while running). A recorded
+        article showing this revision: that article. A publish job: the job (incomplete while
+        running; Permanent if WeChat failed it; None if deleted). Otherwise (after an uncertain
+        submit, or when the recorded article is gone or shows another revision) this
+        revision's own article is searched for in the published list by its "阅读原文" link
+        — a correction notice if the recorded article stays —; while this revision's submit
+        may still be in progress the lookup waits; failing both, the recorded article if it
+        is still there, else None.
         """
         state = dict(remote.state) if remote else {}
+        if remote is not None and state.get("correction_publish_id"):
+            return self._poll_correction(pub, remote, state)
+        recorded: Receipt | None = None
         if state.get("article_id"):
-            return self._lookup_article(pub, state)
-        if state.get("publish_id"):
+            recorded = self._lookup_article(state)
+            if recorded is not None and recorded.content_hash == pub.content_hash:
+                return recorded
+        elif state.get("publish_id"):
             return self._poll_publish(pub, state)
-        found = self._find_published(pub)
-        if found is None and self.shared.get(f"wechat:submitting:{pub.external_id}"):
+        correction = recorded is not None and self.edit_policy == "correction"
+        skip = {str(i) for i in state.get("correction_article_ids") or []}
+        if recorded is not None:
+            skip.add(recorded.remote_id)  # it shows another revision
+        found = self._find_published(pub, correction=correction, skip=skip)
+        if found is not None and recorded is not None and correction:
+            return self._with_correction(recorded, found, state)
+        if found is not None:
+            return found
+        if self.shared.get(submit_marker(pub)):
             return Receipt(
-                remote_id="",
+                remote_id=remote.remote_id if remote else "",
+                url=remote.url if remote else None,
                 complete=False,
                 poll_after=self.poll_seconds,
                 state={"awaiting_submit": True},
             )
-        return found
+        return recorded
 
     def health(self) -> dict[str, Any]:
         return {"api_base": self.client.api_base, "edit_policy": self.edit_policy}
+
+    def preview(self, pub: Publication) -> dict[str, Any]:
+        """The article WeChat would be given (inline images are moved to its CDN on publish)."""
+        title, author = self._title(pub), self._author(pub)
+        content = render.wechat_html(pub.body_html)
+        return {
+            "title": title,
+            "author": author,
+            "digest": pub.summary,
+            "content_html": content,
+            "content_source_url": pub.website_url or "",
+            "cover": pub.cover_image_url or f"default card of {pub.domain_name}",
+            "inline_images": render.inline_images(content),
+            "edit_policy": self.edit_policy,
+            "limits": {
+                "title_chars": {"used": len(title), "max": render.TITLE_MAX},
+                "author_chars": {"used": len(author), "max": render.AUTHOR_MAX},
+                "digest_chars": {"used": len(pub.summary), "max": render.DIGEST_MAX},
+                "content_chars": {"used": len(content), "under": render.CONTENT_MAX_CHARS},
+                "content_bytes": {
+                    "used": len(content.encode()),
+                    "under": render.CONTENT_MAX_BYTES,
+                },
+            },
+        }
 
     # --- push (used by publisher.services.wechat_push) ---------------------------------------
 
@@ -318,12 +378,11 @@ class WeChatChannel(Channel):
     # --- publishing steps -------------------------------------------------------------------
 
     def _publish(
-        self, articles: list[dict[str, Any]], content_hash: str, external_id: str | None = None
+        self, articles: list[dict[str, Any]], content_hash: str, marker: str | None = None
     ) -> Receipt:
         media_id = self._call("draft/add", lambda: self.client.draft.add(articles), write=PREPARE)
         # A lost submit answer leaves a job WeChat may still be publishing, which batchget does
         # not list yet: remember the submit so that a lookup waits instead of reporting absence.
-        marker = f"wechat:submitting:{external_id}" if external_id else None
         if marker:
             self.shared.set(marker, content_hash, ttl_seconds=SUBMIT_SETTLE_SECONDS)
         publish_id = self._call(
@@ -345,7 +404,11 @@ class WeChatChannel(Channel):
         )
 
     def _publish_correction(self, pub: Publication, remote: Remote) -> Receipt:
-        """Keep the published article and publish a short notice pointing at the website."""
+        """Keep the published article and publish a short notice pointing at the website.
+
+        Returns an incomplete Receipt still naming the article: `lookup` polls the notice's
+        job and records its article id (so that a retraction deletes it too).
+        """
         notice = (
             f"<p>《{pub.title}》已于{pub.publish_date:%Y年%m月%d日}更正，"
             "内容以官方网站发布的最新版本为准。</p>"
@@ -353,18 +416,21 @@ class WeChatChannel(Channel):
         )
         article = {
             **self._article(pub),
-            "title": render.clip(CORRECTION_PREFIX + self._title(pub), render.TITLE_MAX),
+            "title": self._correction_title(pub),
             "digest": render.clip(f"更正：{pub.title}", render.DIGEST_MAX),
             "content": notice,
         }
-        receipt = self._publish([article], pub.content_hash)
-        corrections = [*remote.state.get("correction_publish_ids", []), receipt.remote_id]
+        published = self._publish([article], pub.content_hash, submit_marker(pub))
         return Receipt(
             remote_id=remote.remote_id,
             url=remote.url,
-            complete=True,
+            complete=False,
+            poll_after=self.poll_seconds,
             content_hash=pub.content_hash,
-            state={"correction_publish_ids": corrections, "content_hash": pub.content_hash},
+            state={
+                "correction_publish_id": published.remote_id,
+                "correction_article_ids": list(remote.state.get("correction_article_ids") or []),
+            },
         )
 
     def _article(self, pub: Publication) -> dict[str, Any]:
@@ -442,7 +508,8 @@ class WeChatChannel(Channel):
 
     # --- lookup steps -----------------------------------------------------------------------
 
-    def _lookup_article(self, pub: Publication, state: dict[str, Any]) -> Receipt | None:
+    def _lookup_article(self, state: dict[str, Any]) -> Receipt | None:
+        """The recorded article, with the hash we recorded for it (None once deleted)."""
         article_id = str(state["article_id"])
         try:
             result = self._call(
@@ -466,6 +533,15 @@ class WeChatChannel(Channel):
             state={"article_id": article_id, "content_hash": content_hash},
         )
 
+    def _job(self, publish_id: str) -> dict[str, Any] | float:
+        """`freepublish/get` of a job, or how long to wait when today's polls are spent."""
+        wait = self.shared.take_slot("wechat:freepublish_get", FREEPUBLISH_GET_PER_DAY, 86400)
+        if wait is not None:
+            return max(wait, self.poll_seconds)
+        return self._call(
+            "freepublish/get", lambda: self.client.freepublish.get(publish_id), write=False
+        )
+
     def _poll_publish(self, pub: Publication, state: dict[str, Any]) -> Receipt | None:
         publish_id = str(state["publish_id"])
         content_hash = state.get("content_hash") or pub.content_hash
@@ -476,26 +552,17 @@ class WeChatChannel(Channel):
             content_hash=content_hash,
             state={"publish_id": publish_id},
         )
-        wait = self.shared.take_slot("wechat:freepublish_get", FREEPUBLISH_GET_PER_DAY, 86400)
-        if wait is not None:
+        result = self._job(publish_id)
+        if isinstance(result, float):
             # Today's polls are spent: check again when the window turns, without calling.
-            return replace(waiting, poll_after=max(wait, self.poll_seconds))
-        result = self._call(
-            "freepublish/get", lambda: self.client.freepublish.get(publish_id), write=False
-        )
+            return replace(waiting, poll_after=result)
         status = int(result["publish_status"])
         if status == PUBLISH_RUNNING:
             return waiting
         if status == PUBLISH_DELETED:
             return None
         if status != PUBLISH_SUCCESS:
-            fail_idx = result.get("fail_idx", [])
-            reason = PUBLISH_FAILURES.get(status, "发布失败")
-            raise Permanent(
-                f"wechat: WeChat did not publish the article ({reason})",
-                code=f"publish_status={status}",
-                message=f"{reason}; fail_idx={fail_idx}",
-            )
+            raise _publish_failed(status, result)
         article_id = str(result["article_id"])
         items = result.get("article_detail", {}).get("item", [])
         url = items[0].get("article_url") if items else None
@@ -509,6 +576,65 @@ class WeChatChannel(Channel):
                 "article_id": article_id,
                 "publish_status": 0,
                 "content_hash": content_hash,
+            },
+        )
+
+    def _poll_correction(
+        self, pub: Publication, remote: Remote, state: dict[str, Any]
+    ) -> Receipt | None:
+        """The correction notice's job: incomplete while running, then the article with the
+        notice's article id recorded. Raises Permanent if WeChat failed the notice."""
+        publish_id = str(state["correction_publish_id"])
+        waiting = Receipt(
+            remote_id=remote.remote_id,
+            url=remote.url,
+            complete=False,
+            poll_after=self.poll_seconds,
+            content_hash=pub.content_hash,
+        )
+        result = self._job(publish_id)
+        if isinstance(result, float):
+            return replace(waiting, poll_after=result)
+        status = int(result["publish_status"])
+        if status == PUBLISH_RUNNING:
+            return waiting
+        corrections = [str(i) for i in state.get("correction_article_ids") or []]
+        content_hash: str | None = pub.content_hash
+        if status == PUBLISH_SUCCESS:
+            corrections.append(str(result["article_id"]))
+        elif status == PUBLISH_DELETED:
+            # Someone removed the notice: the article shows the revision it showed before.
+            recorded_hash = state.get("content_hash")
+            content_hash = None if recorded_hash is None else str(recorded_hash)
+        else:
+            raise _publish_failed(status, result)
+        return Receipt(
+            remote_id=remote.remote_id,
+            url=remote.url,
+            complete=True,
+            content_hash=content_hash,
+            state={
+                "correction_publish_id": None,
+                "correction_article_ids": corrections,
+                "content_hash": content_hash,
+            },
+        )
+
+    def _with_correction(
+        self, recorded: Receipt, notice: Receipt, state: dict[str, Any]
+    ) -> Receipt:
+        """The recorded article, corrected by the `notice` found in the published list."""
+        corrections = [str(i) for i in state.get("correction_article_ids") or []]
+        return Receipt(
+            remote_id=recorded.remote_id,
+            url=recorded.url,
+            complete=True,
+            content_hash=notice.content_hash,
+            state={
+                "article_id": recorded.remote_id,
+                "content_hash": notice.content_hash,
+                "correction_publish_id": None,
+                "correction_article_ids": [*corrections, notice.remote_id],
             },
         )
 
@@ -528,10 +654,25 @@ class WeChatChannel(Channel):
             )
         return str(result["article_id"]) if status == PUBLISH_SUCCESS else None
 
-    def _find_published(self, pub: Publication, pages: int = 5) -> Receipt | None:
-        """Search the most recent published articles for `pub` (by title, then source URL)."""
-        title = self._title(pub)
-        by_url: Receipt | None = None
+    def _find_published(
+        self,
+        pub: Publication,
+        *,
+        correction: bool = False,
+        skip: frozenset[str] | set[str] = frozenset(),
+        pages: int = 5,
+    ) -> Receipt | None:
+        """`pub`'s own article (a correction notice for it when `correction`) among the most
+        recent published ones, skipping the article ids in `skip`.
+
+        Only an article whose "阅读原文" link is `pub`'s website page can be `pub`'s: titles
+        repeat across items ("停水通知"). Among those, one with this revision's title carries
+        `pub.content_hash`; failing that, the newest one is returned with no content hash.
+        """
+        if not pub.website_url:
+            return None
+        title = self._correction_title(pub) if correction else self._title(pub)
+        by_link: Receipt | None = None
         for page in range(pages):
             result = self._call(
                 "freepublish/batchget",
@@ -540,29 +681,34 @@ class WeChatChannel(Channel):
             )
             entries = result.get("item", [])
             for entry in entries:
+                article_id = str(entry["article_id"])
+                if article_id in skip:
+                    continue
                 for news in entry.get("content", {}).get("news_item", []):
-                    if news.get("is_deleted"):
+                    if news.get("is_deleted") or news.get("content_source_url") != pub.website_url:
                         continue
+                    same = news.get("title") == title
+                    notice = str(news.get("title", "")).startswith(CORRECTION_PREFIX)
+                    if not same and notice != correction:
+                        continue
+                    content_hash = pub.content_hash if same else None
                     receipt = Receipt(
-                        remote_id=str(entry["article_id"]),
+                        remote_id=article_id,
                         url=news.get("url"),
                         complete=True,
-                        content_hash=pub.content_hash,
+                        content_hash=content_hash,
                         state={
-                            "article_id": str(entry["article_id"]),
+                            "article_id": article_id,
                             "publish_status": 0,
-                            "content_hash": pub.content_hash,
+                            "content_hash": content_hash,
                         },
                     )
-                    if news.get("title") == title:
+                    if same:
                         return receipt
-                    source = news.get("content_source_url")
-                    correction = str(news.get("title", "")).startswith(CORRECTION_PREFIX)
-                    if pub.website_url and source == pub.website_url and not correction:
-                        by_url = by_url or receipt
+                    by_link = by_link or receipt
             if len(entries) < 20:
                 break
-        return by_url
+        return by_link
 
     # --- calls and errors -------------------------------------------------------------------
 
@@ -654,11 +800,28 @@ class WeChatChannel(Channel):
     def _title(self, pub: Publication) -> str:
         return pub.short_title or pub.title
 
+    def _correction_title(self, pub: Publication) -> str:
+        return render.clip(CORRECTION_PREFIX + self._title(pub), render.TITLE_MAX)
+
     def _author(self, pub: Publication) -> str:
         return self.default_author or pub.department_name
 
     def _problem(self, field: str, rule: str, message: str) -> Problem:
         return Problem(channel=self.kind, field=field, rule=rule, message=message)
+
+
+def submit_marker(pub: Publication) -> str:
+    """The shared-store key saying a submit of this revision of `pub` may be in progress."""
+    return f"wechat:submitting:{pub.external_id}:{pub.content_hash}"
+
+
+def _publish_failed(status: int, result: dict[str, Any]) -> Permanent:
+    reason = PUBLISH_FAILURES.get(status, "发布失败")
+    return Permanent(
+        f"wechat: WeChat did not publish the article ({reason})",
+        code=f"publish_status={status}",
+        message=f"{reason}; fail_idx={result.get('fail_idx', [])}",
+    )
 
 
 def digest_clientmsgid(day: str, audience: str, article_ids: Sequence[str]) -> str:

@@ -9,7 +9,14 @@ posts a correction and keeps the old post (`weibo_edit_policy`).
 
 The token comes from the shared store key `weibo:access_token` (an operator's re-authorisation
 lands there) or else from the settings; it is read on every call, so a new token takes effect
-at once. It never appears in an error message.
+at once. With no token anywhere the channel is disabled (the engine's pool builds it again
+once one is given); a token gone at call time waits for an operator
+(`AuthExpired(refreshable=False)`). It never appears in an error message.
+
+Finding our post: Weibo's timeline is searched by the item's own link, the website article URL
+(in the text as posted, in Weibo's expanded-link fields, or behind a short link that is
+resolved when its text is a candidate). Government titles repeat ("停水通知"), so the text
+alone never adopts a post, and a post linking to another item is never ours.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import requests
 
 from channels.base import (
     Capability,
-    Channel,
+    HttpChannel,
     Problem,
     Publication,
     Receipt,
@@ -42,7 +49,7 @@ from channels.errors import (
     Retryable,
 )
 from channels.registry import ChannelDisabled
-from channels.weibo_text import TooLong, preflight, status_for
+from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
 if TYPE_CHECKING:
     from publisher.config import Settings
@@ -68,7 +75,10 @@ EXPLANATIONS: dict[int, str] = {
     20021: "Weibo judged the content illegal; edit the item",
     20101: "the post no longer exists on Weibo",
 }
-LINK = re.compile(r"https?://\S+")
+LINK = re.compile(r"https?://[^\s<>\"'，。！？；）】]+")
+# Weibo rewrites links to these shorteners; their target is read from the redirect.
+SHORT_LINK_HOSTS = ("t.cn", "sinaurl.cn")
+NO_TOKEN = "weibo: no access token: give one with `publisher channels set-token weibo`"
 
 
 class _RepeatedContent(Exception):
@@ -79,7 +89,10 @@ class _RepeatedContent(Exception):
         self.error = error
 
 
-class WeiboChannel(Channel):
+class WeiboChannel(HttpChannel):
+    """Weibo speaks forms, not JSON, so it sends with its own `_call`; an answer without
+    Weibo's `error_code` is mapped to typed errors by `HttpChannel`'s status rules."""
+
     kind: ClassVar[str] = "weibo"
     title: ClassVar[str] = "微博"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -103,12 +116,13 @@ class WeiboChannel(Channel):
         timeout: float = 10.0,
         lookup_pages: int = 3,
         lookup_page_size: int = 50,
+        short_link_hosts: Iterable[str] = SHORT_LINK_HOSTS,
     ) -> None:
         if edit_policy not in ("repost", "correction"):
             raise ValueError(
                 f"weibo_edit_policy must be 'repost' or 'correction', not {edit_policy!r}"
             )
-        self.api_base = api_base.rstrip("/")
+        super().__init__(api_base, timeout=timeout)
         self.shared = shared
         self.configured_token = access_token
         self.rip = rip
@@ -118,18 +132,25 @@ class WeiboChannel(Channel):
         self.edit_policy = edit_policy
         self.safe_domains = tuple(d for d in safe_domains if d.strip())
         self.web_base = (web_base or _web_base(self.api_base)).rstrip("/")
-        self.timeout = timeout
         self.lookup_pages = lookup_pages
         self.lookup_page_size = lookup_page_size
-        self.http = requests.Session()
+        self.short_link_hosts = tuple(h.lower() for h in short_link_hosts)
+        self._expanded: dict[str, str | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, shared: SharedStore) -> Self:
-        """The adapter for these settings; `ChannelDisabled` when no token is available."""
+        """The adapter for these settings. Raises `ChannelDisabled` without a base URL or
+        without any access token (settings or shared store); a token that disappears later
+        surfaces as `AuthExpired` at call time."""
         configured = settings.weibo_access_token
+        if not settings.weibo_api_base:
+            raise ChannelDisabled("weibo: disabled until PUBLISHER_WEIBO_API_BASE is set")
         if not configured and not shared.get(TOKEN_KEY):
+            # Not connected to an account: off, rather than in every item's channel list.
+            # A token given later (API or CLI) enables it within the pool's disabled TTL.
             raise ChannelDisabled(
-                "weibo: set PUBLISHER_WEIBO_ACCESS_TOKEN (or give a token through the API/CLI)"
+                "weibo: set PUBLISHER_WEIBO_ACCESS_TOKEN or give a token with "
+                "`publisher channels set-token weibo`"
             )
         return cls(
             settings.weibo_api_base,
@@ -157,6 +178,7 @@ class WeiboChannel(Channel):
         `OutcomeUnknown` when the answer was lost or a repeat cannot be found.
         """
         text = self._text(pub)
+        self._token()  # no token: wait for an operator without spending a slot
         self._take_slot()
         return self._post(pub, text, rendered=text)
 
@@ -170,6 +192,7 @@ class WeiboChannel(Channel):
             return Receipt(
                 remote.remote_id, remote.url, dict(remote.state), content_hash=pub.content_hash
             )
+        self._token()
         if self.edit_policy == "correction":
             correction = self._text(pub, correction=True)
             self._take_slot()
@@ -210,8 +233,10 @@ class WeiboChannel(Channel):
     def lookup(self, pub: Publication, remote: Remote | None) -> Receipt | None:
         """Find `pub`'s post on the account's recent timeline (None: it is not there).
 
-        Preference: a post showing exactly this revision's text (links aside; Weibo shortens
-        them), then the recorded post id, then any post linking to the article.
+        Only a post linking to `pub`'s website article (or the recorded post) can be ours.
+        Among those: one showing this revision's text (links aside) is adopted as this
+        revision; else the recorded post, else the newest linking post, without a content
+        hash (what it shows is not known to be this revision).
         """
         wanted = {_without_links(t) for t in self._candidate_texts(pub)}
         remote_id = remote.remote_id if remote else None
@@ -219,26 +244,44 @@ class WeiboChannel(Channel):
         by_id: dict[str, Any] | None = None
         by_link: dict[str, Any] | None = None
         for status in self._timeline():
-            idstr = str(status.get("idstr") or status.get("id") or "")
-            if _without_links(str(status.get("text", ""))) in wanted:
-                earlier = [i for i in known if i != idstr]
-                return self._receipt(status, pub, rendered=self._text(pub), earlier=earlier)
-            if by_id is None and remote_id and idstr == remote_id:
+            idstr = _idstr(status)
+            text = str(status.get("text", ""))
+            links = self._links_of(status, resolve=_without_links(text) in wanted)
+            if pub.website_url and pub.website_url in links:
+                if _without_links(text) in wanted:
+                    earlier = [i for i in known if i != idstr]
+                    return self._receipt(status, pub, rendered=self._text(pub), earlier=earlier)
+                by_link = by_link or status
+            if remote_id and idstr == remote_id:
                 by_id = status
-            if by_link is None and pub.website_url and _mentions(status, pub.website_url):
-                by_link = status
         found = by_id or by_link
         if found is None:
             return None
-        found_id = str(found.get("idstr") or found.get("id"))
+        found_id = _idstr(found)
         return self._receipt(
             found, None, rendered=None, earlier=[i for i in known if i != found_id]
         )
 
+    def preview(self, pub: Publication) -> dict[str, Any]:
+        """The exact status text a post would carry and its length in Weibo's units."""
+        shown: dict[str, Any] = {"limit_units": LIMIT_UNITS, "edit_policy": self.edit_policy}
+        try:
+            text = status_for(pub)
+        except (TooLong, ValueError) as exc:
+            return {**shown, "status": None, "units": None, "problem": str(exc)}
+        shown.update(status=text, units=units(text), picture=pub.cover_image_url)
+        if self.edit_policy == "correction":
+            try:
+                correction = status_for(pub, correction=True)
+                shown.update(correction_status=correction, correction_units=units(correction))
+            except TooLong as exc:
+                shown["correction_problem"] = str(exc)
+        return shown
+
     def health(self) -> dict[str, Any]:
         return {
             "api_base": self.api_base,
-            "token": "shared store" if self.shared.get(TOKEN_KEY) else "settings",
+            "token": _token_source(self.shared.get(TOKEN_KEY), self.configured_token),
             "posts_per_window": self.posts_per_window,
             "window_seconds": self.window_seconds,
             "edit_policy": self.edit_policy,
@@ -322,10 +365,40 @@ class WeiboChannel(Channel):
     def _token(self) -> str:
         token = self.shared.get(TOKEN_KEY) or self.configured_token
         if not token:
-            raise AuthExpired(
-                "weibo: no access token; an operator must authorise the account", refreshable=False
-            )
+            raise AuthExpired(NO_TOKEN, refreshable=False)
         return token
+
+    def _links_of(self, status: Mapping[str, Any], *, resolve: bool) -> set[str]:
+        """Every link of `status`: in its text, in Weibo's expanded-link fields, and (when
+        `resolve`) the targets of its short links. Raises `Retryable` if one cannot be read."""
+        links = set(LINK.findall(str(status.get("text", ""))))
+        for entry in status.get("url_struct") or []:
+            if isinstance(entry, Mapping):
+                for field in ("ori_url", "long_url", "url_long"):
+                    value = entry.get(field)
+                    if isinstance(value, str) and value:
+                        links.add(value)
+        if resolve:
+            for link in list(links):
+                if (urlsplit(link).hostname or "").lower() in self.short_link_hosts:
+                    target = self._expand(link)
+                    if target:
+                        links.add(target)
+        return links
+
+    def _expand(self, short: str) -> str | None:
+        """Where a short link redirects (read from its redirect, not followed)."""
+        if short not in self._expanded:
+            try:
+                resp = self.http.head(short, allow_redirects=False, timeout=self.timeout)
+            except requests.RequestException as exc:
+                raise Retryable(
+                    f"weibo: could not read where the short link {short} leads, "
+                    "so the post cannot be told apart from another item's",
+                    message=type(exc).__name__,
+                ) from exc
+            self._expanded[short] = resp.headers.get("Location") if resp.is_redirect else None
+        return self._expanded[short]
 
     def _call(
         self,
@@ -359,37 +432,40 @@ class WeiboChannel(Channel):
             raise transport_error(
                 "weibo", exc, write=write, message=_redact(str(exc), token)
             ) from exc
-        return self._answer(resp, write=write, token=token)
+        return self._weibo_answer(resp, method, write=write, token=token)
 
-    def _answer(self, resp: requests.Response, *, write: bool, token: str) -> dict[str, Any]:
-        status = resp.status_code
+    def _weibo_answer(
+        self, resp: requests.Response, method: str, *, write: bool, token: str
+    ) -> dict[str, Any]:
+        """The JSON object Weibo answered.
+
+        Weibo's `{"error", "error_code"}` body decides first, whatever the HTTP status; any
+        other answer is mapped by `HttpChannel`'s status rules, with the token redacted.
+        """
         try:
             body = resp.json()
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("error_code") is not None:
-            raise self._weibo_error(body, status, resp.headers.get("Retry-After"))
-        if 200 <= status < 300:
-            if isinstance(body, dict):
-                return body
-            explanation = f"weibo: answered {status} with a body that is not a JSON object"
-            message = _redact(resp.text[:500], token)
-            if write:
-                raise OutcomeUnknown(explanation, message=message, http_status=status)
-            raise Retryable(explanation, message=message, http_status=status)
-        message = _redact(resp.text[:500], token)
-        common: dict[str, Any] = {"message": message, "http_status": status}
-        if status == 429:
-            raise RateLimited(
-                "weibo: rate limit reached",
-                until=self._until(resp.headers.get("Retry-After")),
-                **common,
+            raise self._weibo_error(body, resp.status_code, resp.headers.get("Retry-After"))
+        try:
+            answered = self._answer(
+                resp, method, write=write, ok=(200, 201), absent_ok=False, elapsed=0
             )
-        if status == 401:
-            raise AuthExpired("weibo: the token was refused", refreshable=False, **common)
-        if status >= 500 or status == 408:
-            raise Retryable(f"weibo: Weibo is failing ({status})", **common)
-        raise Permanent(f"weibo: Weibo refused the request ({status})", **common)
+        except ChannelError as exc:
+            exc.message = None if exc.message is None else _redact(exc.message, token)
+            raise
+        assert answered is not None  # absent_ok is off
+        if isinstance(answered.body, dict):
+            return answered.body
+        explanation = f"weibo: answered {resp.status_code} with a body that is not a JSON object"
+        common: dict[str, Any] = {
+            "message": _redact(resp.text[:500], token),
+            "http_status": resp.status_code,
+        }
+        if write:
+            raise OutcomeUnknown(explanation, **common)
+        raise Retryable(explanation, **common)
 
     def _weibo_error(
         self, body: Mapping[str, Any], status: int, retry_after: str | None
@@ -439,7 +515,7 @@ class WeiboChannel(Channel):
         earlier: list[str] | None = None,
     ) -> Receipt:
         """A receipt for `status`; `pub` given when the post is known to show that revision."""
-        idstr = str(status.get("idstr") or status.get("id") or "")
+        idstr = _idstr(status)
         if not idstr:
             raise OutcomeUnknown(
                 "weibo: the answer carries no status id",
@@ -472,13 +548,18 @@ def _all_ids(remote: Remote | None) -> list[str]:
     return list(dict.fromkeys(i for i in ids if i))
 
 
+def _token_source(shared: str | None, configured: str | None) -> str:
+    if shared:
+        return "shared store"
+    return "settings" if configured else "missing: give one with `publisher channels set-token`"
+
+
+def _idstr(status: Mapping[str, Any]) -> str:
+    return str(status.get("idstr") or status.get("id") or "")
+
+
 def _without_links(text: str) -> str:
     return " ".join(LINK.sub("", text).split())
-
-
-def _mentions(status: Mapping[str, Any], url: str) -> bool:
-    """Whether the status links to `url` (in its text or in Weibo's expanded-link fields)."""
-    return url in json.dumps(status, ensure_ascii=False)
 
 
 def _redact(text: str, token: str) -> str:

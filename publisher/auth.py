@@ -58,7 +58,7 @@ def create_token(
 ) -> str:
     """Store a new token's hash and return the plaintext (the only time it exists).
 
-    Raises `InvalidInput` for an unknown role or department.
+    Raises `InvalidInput` for an unknown role or department, or an editor without one.
     """
     problems = []
     try:
@@ -68,6 +68,12 @@ def create_token(
         problems.append(FieldProblem("role", "known", f"unknown role {role!r}; known: {known}"))
     if department is not None and session.get(Department, department) is None:
         problems.append(FieldProblem("department", "known", f"unknown department {department!r}"))
+    if role == Role.EDITOR and department is None:
+        # An editor writes for one department (README: roles); a department-less editor
+        # would be an unrestricted one.
+        problems.append(
+            FieldProblem("department", "required", "an editor token needs --department CODE")
+        )
     if problems:
         raise InvalidInput(problems)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -22,9 +22,11 @@ import click
 from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
+from publisher.cli_bench import bench
 from publisher.cli_drift import drift
 from publisher.config import Settings, get_settings
 from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound, PublisherError
+from publisher.models import DeliveryState
 from publisher.services.deliveries import ChannelPool
 
 ACTOR = "cli"
@@ -406,19 +408,13 @@ def items_create(**options: Any) -> None:
 @fail_on_service_errors
 def items_edit(item_id: int, **options: Any) -> None:
     """Change fields of an item: a new revision (published channels follow it)."""
-    from publisher.services.channels import disabled_map
-    from publisher.services.items import edit_item
+    from publisher.services.channels import edit_checked
 
     settings = get_settings()
-    disabled = disabled_map(warm_channel_pool(settings))
+    pool = warm_channel_pool(settings)
     with unit_of_work() as (session, _):
-        rev = edit_item(
-            session,
-            settings,
-            item_id,
-            fields_from_options(options),
-            actor=ACTOR,
-            disabled=disabled,
+        rev = edit_checked(
+            session, settings, item_id, fields_from_options(options), pool, actor=ACTOR
         )
         number = None if rev is None else rev.number
     click.echo(f"item {item_id}: " + (f"revision {number}" if number else "nothing changed"))
@@ -493,7 +489,7 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--state", default=None)
+@click.option("--state", type=click.Choice([s.value for s in DeliveryState]), default=None)
 @click.option("--channel", type=click.Choice(KINDS), default=None)
 @click.option("--item", type=int, default=None)
 @click.option("--limit", type=int, default=50)
@@ -768,6 +764,7 @@ def freeze_lift() -> None:
 
 
 main.add_command(drift)
+main.add_command(bench)
 
 if __name__ == "__main__":
     main(prog_name="publisher")

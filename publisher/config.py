@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     backoff_cap_seconds: float = 600.0
     failure_budget_seconds: int = 24 * 3600
     sweep_interval_seconds: float = 5.0
+    # The sweeper re-sends a due delivery it already sent only after this long (lost messages).
+    resend_after_seconds: float = 30.0
     dependency_wait_seconds: float = 5.0
     # Circuit breaker per channel: open after this many consecutive failures, probe after the
     # cooldown (doubling on each failed probe, up to the cap).

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
 from publisher.db import Database
-from publisher.models import CLAIMABLE_STATES, Attempt, Delivery, DeliveryState, utcnow
+from publisher.models import Attempt, Delivery, DeliveryState, utcnow
+from publisher.services.deliveries import is_due
 
 # Seconds; channel calls range from a fast upsert to a slow WeChat upload.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -119,7 +120,7 @@ class DatabaseCollector(Collector):
             str(kind): due
             for kind, due in session.execute(
                 select(Delivery.channel_kind, func.min(Delivery.next_attempt_at))
-                .where(Delivery.state.in_(CLAIMABLE_STATES), Delivery.next_attempt_at <= now)
+                .where(is_due(now))
                 .group_by(Delivery.channel_kind)
             )
         }

@@ -263,6 +263,8 @@ class Delivery(Base):
     last_error_code: Mapped[str | None] = mapped_column(String(64))
     last_error_message: Mapped[str | None] = mapped_column(Text)
     explanation: Mapped[str | None] = mapped_column(Text)
+    # When the sweeper last handed this delivery to the broker (it re-sends only after a while).
+    dispatched_at: Mapped[datetime | None] = mapped_column()
     # Why a pending/deferred delivery is waiting (see `WaitReason`); None when it is not.
     wait_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -109,7 +109,28 @@ class DatabaseSharedStore:
 
 
 def shared_store(settings: Settings, database: Database | None = None) -> SharedStore:
-    """Redis when `PUBLISHER_REDIS_URL` is set, else the database."""
+    """Redis when `PUBLISHER_REDIS_URL` is set, else a table in the database.
+
+    On the embedded SQLite default the table lives in its own file (`var/shared.sqlite`):
+    SQLite has one writer at a time, and adapters read and write shared state (tokens, rate
+    windows) while the caller may hold a write transaction on the store.
+    """
     if settings.redis_url:
         return RedisSharedStore(settings.redis_url)
-    return DatabaseSharedStore(database or get_database(settings))
+    database = database or get_database(settings)
+    if database.url.startswith("sqlite"):
+        return DatabaseSharedStore(_embedded_shared_database(settings))
+    return DatabaseSharedStore(database)
+
+
+_embedded: dict[str, Database] = {}
+
+
+def _embedded_shared_database(settings: Settings) -> Database:
+    url = f"sqlite:///{(settings.var_dir / 'shared.sqlite').resolve()}"
+    if url not in _embedded:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(url)
+        SharedValue.metadata.create_all(database.engine, tables=[SharedValue.__table__])  # type: ignore[list-item]
+        _embedded[url] = database
+    return _embedded[url]

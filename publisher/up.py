@@ -39,7 +39,12 @@ CLI = [sys.executable, "-c", "from publisher.cli import main; main()"]
 def sandbox_environment(
     settings: Settings, environ: dict[str, str]
 ) -> tuple[dict[str, str], list[str]]:
-    """Environment for the children, and the channel kinds that use a local sandbox."""
+    """Environment for the children, and the channel kinds that use a local sandbox.
+
+    A channel with none of its `PUBLISHER_<KIND>_*` variables set (its sandbox port aside)
+    uses its sandbox; one with any of them set (a base URL, an AppID, a token) is taken as
+    configured for real.
+    """
     env = dict(environ)
     sandboxed = []
     ports = {
@@ -50,8 +55,11 @@ def sandbox_environment(
     }
     for kind in KINDS:
         base_var = f"PUBLISHER_{kind.upper()}_API_BASE"
-        if base_var in environ:
-            continue
+        if any(
+            name.startswith(f"PUBLISHER_{kind.upper()}_") and not name.endswith("_PORT")
+            for name in environ
+        ):
+            continue  # configured for real: never send real credentials to a sandbox
         sandboxed.append(kind)
         env[base_var] = f"http://127.0.0.1:{ports[kind]}"
         if kind in ("website", "catalogue"):

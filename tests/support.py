@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import socket
 import threading
 import time
@@ -103,7 +105,11 @@ def sample_publication(**overrides: Any) -> Publication:
 
 # --- databases ---------------------------------------------------------------------------------
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+# One database per test run, so that two runs on one machine (a session and its CI) never
+# wipe each other's tables; dropped when the run ends.
+PG_DATABASE = f"publisher_test_{os.getpid()}"
+PG_URL = f"{PG_SERVER}/{PG_DATABASE}"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
@@ -122,21 +128,39 @@ def require_service(name: str, probe: Any) -> None:
 
 
 def fresh_postgres() -> str:
-    """An empty, migrated `test` database on the local PostgreSQL; returns its URL."""
+    """An empty, migrated database of this test run on the local PostgreSQL; its URL."""
     from sqlalchemy import create_engine, text
 
     from publisher.migrate import upgrade
 
     def probe() -> None:
-        engine = create_engine(PG_URL)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
+        admin.dispose()
+        if not _cleanup_registered:
+            atexit.register(_drop_test_database)
+            _cleanup_registered.append(True)
 
     require_service("PostgreSQL at 127.0.0.1:5432", probe)
     upgrade(PG_URL)
     return PG_URL
+
+
+_cleanup_registered: list[bool] = []
+
+
+def _drop_test_database() -> None:
+    from sqlalchemy import create_engine, text
+
+    from publisher.db import reset_database
+
+    reset_database()
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def fresh_redis() -> str:

@@ -30,8 +30,7 @@ from publisher.config import Settings, get_settings
 from publisher.db import Database, get_database
 from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound
 from publisher.metrics import metrics_registry
-from publisher.services.channels import delivery_for_wechat_publish
-from publisher.services.deliveries import poke_delivery
+from publisher.services.channels import poke_wechat_publish
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +81,12 @@ def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database)
 
     def on_publish_finished(publish_id: str) -> None:
         with database.session() as session:
-            delivery_id = delivery_for_wechat_publish(session, publish_id)
-            if delivery_id is not None:
-                poke_delivery(session, delivery_id)
+            found = poke_wechat_publish(session, publish_id)
+        if not found:
+            # WeChat can finish before the worker has recorded the job's id: look again
+            # shortly, from a worker, rather than wait for the next rationed poll.
+            from workers.tasks import poke_wechat_publish_later
+
+            poke_wechat_publish_later(publish_id)
 
     app.include_router(wechat_callback_router(settings.wechat_callback_token, on_publish_finished))

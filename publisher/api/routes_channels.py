@@ -78,6 +78,7 @@ def set_credentials(
     settings = settings_of(request)
     database = database_of(request)
     store_credentials(shared_store(settings, database), kind, body.access_token)
+    channel_pool(request).forget(kind)
     with database.session() as session:
         woken = credentials_renewed(session, kind, actor=who.actor)
     return {"kind": kind, "needs_reauth": False, "woken": woken}

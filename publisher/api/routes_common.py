@@ -31,9 +31,14 @@ def database_of(request: Request) -> Database:
 
 
 def channel_pool(request: Request) -> ChannelPool:
-    """A fresh pool per request, so a token given at run time is seen at once."""
-    settings = settings_of(request)
-    return ChannelPool(settings, shared_store(settings, database_of(request)))
+    """The app's adapters, built once (building them per request was most of a publish's
+    cost); tokens given at run time are read by the adapters at call time."""
+    pool: ChannelPool | None = getattr(request.app.state, "channel_pool", None)
+    if pool is None:
+        settings = settings_of(request)
+        pool = ChannelPool(settings, shared_store(settings, database_of(request)))
+        request.app.state.channel_pool = pool
+    return pool
 
 
 def _unauthorised(message: str) -> HTTPException:

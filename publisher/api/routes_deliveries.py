@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from publisher.api.routes_common import READERS, database_of, page, requires
-from publisher.api.schemas import CancelIn
+from publisher.api.schemas import CancelIn, ChannelKind
 from publisher.auth import Principal
-from publisher.models import Role
+from publisher.models import DeliveryState, Role
 from publisher.services import queries
 from publisher.services.channels import cancel_delivery
 from publisher.services.deliveries import retry_delivery
@@ -21,15 +21,21 @@ router = APIRouter(tags=["deliveries"])
 @router.get("/deliveries")
 def list_deliveries(
     request: Request,
-    state: str | None = None,
-    channel: str | None = None,
+    state: DeliveryState | None = None,
+    channel: ChannelKind | None = None,
     item: int | None = None,
     paging: Page = Depends(page),
     _: Principal = Depends(requires(*READERS)),
 ) -> dict[str, Any]:
     """Deliveries, most recently changed first; filter by state, channel, item."""
     with database_of(request).session() as session:
-        return queries.list_deliveries(session, paging, state=state, channel=channel, item=item)
+        return queries.list_deliveries(
+            session,
+            paging,
+            state=state.value if state else None,
+            channel=channel.value if channel else None,
+            item=item,
+        )
 
 
 @router.get("/deliveries/{delivery_id}")

@@ -20,10 +20,16 @@ from publisher.api.routes_common import (
 from publisher.api.schemas import ItemIn, ItemPatch, MediaOut, RetractIn
 from publisher.auth import Principal
 from publisher.errors import FieldProblem, InvalidInput
-from publisher.models import Media, Role
+from publisher.models import ItemStatus, Media, Role
 from publisher.services import items as item_service
 from publisher.services import queries
-from publisher.services.channels import disabled_map, preview_item, publish_checked, warm_pool
+from publisher.services.channels import (
+    disabled_map,
+    edit_checked,
+    preview_item,
+    publish_checked,
+    warm_pool,
+)
 from publisher.services.queries import Page
 from publisher.services.reconcile import open_drift_for_item
 
@@ -52,7 +58,7 @@ def create_item(
 @router.get("/items")
 def list_items(
     request: Request,
-    status: str | None = None,
+    status: ItemStatus | None = None,
     domain: str | None = None,
     department: str | None = None,
     paging: Page = Depends(page),
@@ -61,7 +67,11 @@ def list_items(
     """Items, newest first; filter by status, domain, department; `limit`/`offset` paging."""
     with database_of(request).session() as session:
         return queries.list_items(
-            session, paging, status=status, domain=domain, department=department
+            session,
+            paging,
+            status=status.value if status else None,
+            domain=domain,
+            department=department,
         )
 
 
@@ -87,16 +97,12 @@ def edit_item(
     """Changed fields become a new revision; a published item's channels follow it."""
     pool = channel_pool(request)
     warm_pool(pool)
-    disabled = disabled_map(pool)
     with database_of(request).session() as session:
         item = item_service.get_item(session, item_id)
         who.require_department(item.department_code)
         if body.department:
             who.require_department(body.department)
-        fields = body.fields()
-        item_service.edit_item(
-            session, settings_of(request), item_id, fields, actor=who.actor, disabled=disabled
-        )
+        edit_checked(session, settings_of(request), item_id, body.fields(), pool, actor=who.actor)
         return queries.item_view(session, item_id)
 
 

@@ -6,11 +6,13 @@ department, dates, sizes) and their problems come back in the same 422 shape.
 
 from __future__ import annotations
 
+import enum
 from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from channels.registry import KINDS
 from publisher.services.items import ItemFields
 
 
@@ -69,6 +71,9 @@ class RetractIn(BaseModel):
 
 class CancelIn(BaseModel):
     reason: str | None = None
+
+
+ChannelKind = enum.StrEnum("ChannelKind", {kind.upper(): kind for kind in KINDS})  # type: ignore[misc]
 
 
 class PauseIn(BaseModel):

@@ -12,13 +12,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from xml.etree import ElementTree
 
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as defused
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 
 log = logging.getLogger(__name__)
+
+MAX_SKEW_SECONDS = 300
+MAX_EVENT_BYTES = 64 * 1024
 
 
 def wechat_signature(token: str, timestamp: str, nonce: str) -> str:
@@ -34,6 +40,14 @@ def wechat_callback_router(token: str, on_publish_finished: Callable[[str], None
         expected = wechat_signature(token, q.get("timestamp", ""), q.get("nonce", ""))
         if not hmac.compare_digest(expected, q.get("signature", "")):
             raise HTTPException(403, "invalid signature")
+        # In plaintext mode the signature does not cover the body: a stale signed URL must
+        # not be replayable with any body.
+        try:
+            skew = abs(time.time() - int(q.get("timestamp", "")))
+        except ValueError:
+            raise HTTPException(403, "timestamp is not Unix seconds") from None
+        if skew > MAX_SKEW_SECONDS:
+            raise HTTPException(403, f"timestamp is {int(skew)}s from our clock")
 
     @router.get("/wechat/callback", response_class=PlainTextResponse)
     def verify_url(request: Request) -> str:
@@ -43,10 +57,13 @@ def wechat_callback_router(token: str, on_publish_finished: Callable[[str], None
     @router.post("/wechat/callback", response_class=PlainTextResponse)
     async def receive_event(request: Request) -> str:
         verify(request)
-        try:
-            root = ElementTree.fromstring(await request.body())
-        except ElementTree.ParseError as exc:
-            raise HTTPException(400, "body is not XML") from exc
+        body = await request.body()
+        if len(body) > MAX_EVENT_BYTES:
+            raise HTTPException(413, f"event larger than {MAX_EVENT_BYTES} bytes")
+        try:  # defusedxml: no entity expansion, no external entities
+            root = defused.fromstring(body)
+        except (ElementTree.ParseError, DefusedXmlException) as exc:
+            raise HTTPException(400, "body is not acceptable XML") from exc
         if (root.findtext("Event") or "").strip() != "PUBLISHJOBFINISH":
             return "success"  # other events (follows, menu clicks) are not ours to handle
         info = root.find("PublishEventInfo")

@@ -18,7 +18,7 @@ from publisher.models import Department, Domain, DomainDepartment
 from publisher.services.items import audit
 
 CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-CATECODE_RE = re.compile(r"^[0-9]{2,16}$")
+CATECODE_RE = re.compile(r"^\d{4}$")  # the catalogue protocol (DESIGN §5.4) takes 4 digits
 
 
 @dataclass
@@ -83,7 +83,7 @@ def add_domain(
         problems.append(FieldProblem("code", "unique", f"domain {code!r} already exists"))
     _check_name(name, problems)
     if not CATECODE_RE.match(catecode):
-        problems.append(FieldProblem("catecode", "format", "catecode must be 2 to 16 digits"))
+        problems.append(FieldProblem("catecode", "format", "catecode must be 4 digits (e.g. 0908)"))
     if not departments:
         problems.append(
             FieldProblem("departments", "required", "name at least one responsible department")
@@ -128,7 +128,7 @@ def update_domain(session: Session, code: str, changes: DomainChanges, *, actor:
     problems: list[FieldProblem] = []
     _check_name(changes.name, problems)
     if changes.catecode is not None and not CATECODE_RE.match(changes.catecode):
-        problems.append(FieldProblem("catecode", "format", "catecode must be 2 to 16 digits"))
+        problems.append(FieldProblem("catecode", "format", "catecode must be 4 digits (e.g. 0908)"))
     if changes.departments is not None:
         if not changes.departments:
             problems.append(

@@ -21,18 +21,35 @@ from publisher.config import Settings
 from publisher.db import enqueue_after_commit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from publisher.models import Channel as ChannelRow
-from publisher.models import Delivery, DeliveryState, Freeze, Item, WaitReason, utcnow
+from publisher.models import (
+    Delivery,
+    DeliveryState,
+    Freeze,
+    Item,
+    ItemStatus,
+    Revision,
+    WaitReason,
+    utcnow,
+)
 from publisher.services.deliveries import (
     ChannelPool,
     active_freeze,
     build_publication,
     channel_row,
+    poke_delivery,
     preflight,
     wake_waiting,
     website_url_of,
     with_website_estimate,
 )
-from publisher.services.items import audit, get_item, latest_revision, publish_item
+from publisher.services.items import (
+    ItemFields,
+    audit,
+    edit_item,
+    get_item,
+    latest_revision,
+    publish_item,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +145,22 @@ def pause_channel(session: Session, kind: str, reason: str | None, *, actor: str
 
 
 def resume_channel(session: Session, kind: str, *, actor: str) -> ChannelRow:
-    """Take work for `kind` again; the deliveries it deferred become due now."""
+    """Take work for `kind` again; the deliveries it deferred become due now.
+
+    Also clears "needs re-authorisation" (the operator fixed the credentials or the clock):
+    if the channel still refuses, the next call marks it again.
+    """
     check_kind(kind)
     row = channel_row(session, kind)
     row.paused, row.paused_reason = False, None
-    woken = wake_waiting(session, kind=kind, reasons=(WaitReason.PAUSED,))
+    row.needs_reauth, row.reauth_reason = False, None
+    woken = wake_waiting(session, kind=kind, reasons=(WaitReason.PAUSED, WaitReason.REAUTH))
     audit(session, actor, "channel.resume", f"channel:{kind}", woken=woken)
     return row
+
+
+# Channels whose access token an operator gives at run time (OAuth2 tokens expire).
+TOKEN_CHANNELS = ("weibo",)
 
 
 def store_credentials(shared: SharedStore, kind: str, access_token: str) -> None:
@@ -144,6 +170,17 @@ def store_credentials(shared: SharedStore, kind: str, access_token: str) -> None
     The token is never audited, logged or echoed.
     """
     check_kind(kind)
+    if kind not in TOKEN_CHANNELS:
+        raise InvalidInput(
+            [
+                FieldProblem(
+                    "kind",
+                    "token_channel",
+                    f"{kind} takes its credentials from the environment, not a token; fix them "
+                    f"and restart, then `publisher channels resume {kind}`",
+                )
+            ]
+        )
     token = (access_token or "").strip()
     if not token:
         raise InvalidInput(
@@ -158,7 +195,7 @@ def credentials_renewed(session: Session, kind: str, *, actor: str) -> int:
     check_kind(kind)
     row = channel_row(session, kind)
     row.needs_reauth, row.reauth_reason = False, None
-    woken = wake_waiting(session, kind=kind, reasons=(WaitReason.REAUTH,))
+    woken = wake_waiting(session, kind=kind, reasons=(WaitReason.REAUTH, WaitReason.DISABLED))
     audit(session, actor, "channel.credentials", f"channel:{kind}", woken=woken)
     return woken
 
@@ -244,12 +281,11 @@ def preview_item(
         if pub is not None:
             channel = pool.get(kind)
             entry["publication"] = asdict(pub)
-            render = getattr(channel, "preview", None)
-            if callable(render):
-                try:
-                    entry["rendered"] = render(pub)
-                except Exception as exc:  # a preview must not fail on one channel's bug
-                    entry["rendered"] = {"error": str(exc)}
+            try:
+                entry["rendered"] = channel.preview(pub)
+            except Exception as exc:  # a preview must not fail on one channel's bug
+                log.exception("preview of %s failed", kind)
+                entry["rendered"] = {"error": type(exc).__name__}
             entry["problems"] = [
                 {"field": p.field, "rule": p.rule, "message": p.message}
                 for p in channel.preflight(pub)
@@ -268,6 +304,37 @@ def publish_checked(
     if problems:
         raise InvalidInput(problems)
     return publish_item(session, settings, item_id, actor=actor, enabled_kinds=enabled_kinds(pool))
+
+
+def edit_checked(
+    session: Session,
+    settings: Settings,
+    item_id: int,
+    fields: ItemFields,
+    pool: ChannelPool,
+    *,
+    actor: str,
+) -> Revision | None:
+    """Edit the item; when it is published, preflight its channels on the new revision first.
+
+    Raises `InvalidInput` naming the channel, field and rule: the caller's transaction then
+    rolls back, so the revision is not stored and no channel is touched.
+    """
+    rev = edit_item(session, settings, item_id, fields, actor=actor, disabled=disabled_map(pool))
+    item = get_item(session, item_id)
+    if rev is not None and item.status == ItemStatus.PUBLISHED:
+        problems = preflight_problems(session, settings, item, pool)
+        if problems:
+            raise InvalidInput(problems)
+    return rev
+
+
+def poke_wechat_publish(session: Session, publish_id: str) -> bool:
+    """Make the WeChat delivery waiting on job `publish_id` due now; False if none waits."""
+    delivery_id = delivery_for_wechat_publish(session, publish_id)
+    if delivery_id is not None:
+        poke_delivery(session, delivery_id)
+    return delivery_id is not None
 
 
 def delivery_for_wechat_publish(session: Session, publish_id: str) -> int | None:

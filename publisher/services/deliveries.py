@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from channels.base import Capability, Channel, Publication, Receipt, Remote, SharedStore
+from channels.base import Channel, Publication, Receipt, Remote, SharedStore
 from channels.errors import (
     AuthExpired,
     ChannelError,
@@ -32,7 +33,7 @@ from channels.errors import (
     RateLimited,
     Retryable,
 )
-from channels.registry import ChannelDisabled, build_channel
+from channels.registry import KINDS, ChannelDisabled, build_channel
 from publisher.config import Settings
 from publisher.db import Database, enqueue_after_commit
 from publisher.errors import Conflict, NotFound
@@ -52,7 +53,7 @@ from publisher.models import Channel as ChannelRow
 
 log = logging.getLogger(__name__)
 
-Action = Literal["create", "update", "delete", "lookup", "replace"]
+Action = Literal["create", "update", "delete", "lookup"]
 
 
 def backoff_seconds(
@@ -70,19 +71,21 @@ def backoff_seconds(
 # --- claiming --------------------------------------------------------------------------------
 
 
+def is_due(now: datetime) -> ColumnElement[bool]:
+    """Deliveries a worker may take now: due and unclaimed, or held by an expired lease."""
+    return or_(
+        Delivery.state.in_(CLAIMABLE_STATES) & (Delivery.next_attempt_at <= now),
+        (Delivery.state == DeliveryState.RUNNING) & (Delivery.lease_expires_at < now),
+    )
+
+
 def claim_delivery(
     session: Session, delivery_id: int, worker: str, lease_seconds: float, now: datetime
 ) -> bool:
-    """Take the delivery for `worker` if it is due and unclaimed (or its lease expired)."""
+    """Take the delivery for `worker` if it is due (the conditional UPDATE is the lock)."""
     result = session.execute(
         update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            or_(
-                Delivery.state.in_(CLAIMABLE_STATES) & (Delivery.next_attempt_at <= now),
-                (Delivery.state == DeliveryState.RUNNING) & (Delivery.lease_expires_at < now),
-            ),
-        )
+        .where(Delivery.id == delivery_id, is_due(now))
         .values(
             state=DeliveryState.RUNNING,
             lease_owner=worker,
@@ -93,20 +96,34 @@ def claim_delivery(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def due_deliveries(session: Session, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
-    """Deliveries a worker should take now: due and unclaimed, or with an expired lease."""
-    rows = session.execute(
-        select(Delivery.id, Delivery.channel_kind)
-        .where(
-            or_(
-                Delivery.state.in_(CLAIMABLE_STATES) & (Delivery.next_attempt_at <= now),
-                (Delivery.state == DeliveryState.RUNNING) & (Delivery.lease_expires_at < now),
+def due_deliveries(
+    session: Session, now: datetime, *, resend_after: float, per_channel: int = 200
+) -> list[tuple[int, str]]:
+    """Due deliveries not handed to the broker in the last `resend_after` seconds, at most
+    `per_channel` of each kind (so one channel's backlog never hides another's), marked as
+    dispatched now. A message that was lost is sent again once `resend_after` has passed."""
+    cutoff = now - timedelta(seconds=resend_after)
+    found: list[tuple[int, str]] = []
+    for kind in KINDS:
+        rows = session.execute(
+            select(Delivery.id)
+            .where(
+                Delivery.channel_kind == kind,
+                is_due(now),
+                or_(Delivery.dispatched_at.is_(None), Delivery.dispatched_at < cutoff),
             )
+            .order_by(Delivery.next_attempt_at)
+            .limit(per_channel)
+        ).scalars()
+        found.extend((int(delivery_id), kind) for delivery_id in rows)
+    if found:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([delivery_id for delivery_id, _ in found]))
+            .values(dispatched_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-    ).all()
-    return [(int(r[0]), str(r[1])) for r in rows]
+    return found
 
 
 # --- building what the channel sees ----------------------------------------------------------
@@ -129,7 +146,9 @@ def build_publication(
         title=rev.title,
         short_title=rev.short_title,
         summary=rev.summary or "",
-        body_html=rev.body_html,
+        body_html=_MEDIA_LINK.sub(
+            lambda m: m.group(1) + (absolute_media_url(settings, m.group(2)) or ""), rev.body_html
+        ),
         domain_code=item.domain_code,
         domain_name=item.domain.name,
         catecode=item.domain.catecode,
@@ -146,6 +165,10 @@ def build_publication(
         website_url=website_url,
         push_tags=None if item.push_tags is None else tuple(item.push_tags),
     )
+
+
+# Our own uploads are linked as "/media/<sha256>"; channels fetch them from our public URL.
+_MEDIA_LINK = re.compile(r'((?:src|href)=")(/media/[0-9a-f]{64})')
 
 
 def absolute_media_url(settings: Settings, url: str | None) -> str | None:
@@ -173,6 +196,16 @@ class Step:
     action: Action
     pub: Publication | None
     remote: Remote | None
+    # The desired state this step was planned for; if it moved during the call, the result is
+    # recorded but the delivery is planned again instead of being settled.
+    desired_revision_id: int | None = None
+    desired_present: bool = True
+
+    def outdated(self, d: Delivery) -> bool:
+        return (d.desired_revision_id, d.desired_present) != (
+            self.desired_revision_id,
+            self.desired_present,
+        )
 
 
 @dataclass
@@ -193,14 +226,23 @@ class SyncResult:
 
 
 class ChannelPool:
-    """Adapters built once per process; a disabled channel remembers why."""
+    """Adapters built once per process. A disabled channel remembers why for a short while
+    (`DISABLED_TTL`), so that configuration given at run time is picked up without a restart."""
+
+    DISABLED_TTL = 30.0
 
     def __init__(self, settings: Settings, shared: SharedStore) -> None:
         self.settings = settings
         self.shared = shared
         self._channels: dict[str, Channel | ChannelDisabled] = {}
+        self._disabled_at: dict[str, float] = {}
 
     def get(self, kind: str) -> Channel:
+        cached = self._channels.get(kind)
+        if isinstance(cached, ChannelDisabled) and (
+            time.monotonic() - self._disabled_at.get(kind, 0.0) > self.DISABLED_TTL
+        ):
+            del self._channels[kind]
         if kind not in self._channels:
             try:
                 self._channels[kind] = build_channel(kind, self.settings, self.shared)
@@ -208,10 +250,15 @@ class ChannelPool:
                 self._channels[kind] = exc
             except ImportError as exc:  # a broken or missing adapter disables its channel only
                 self._channels[kind] = ChannelDisabled(f"{kind}: adapter not available ({exc})")
+            self._disabled_at[kind] = time.monotonic()
         found = self._channels[kind]
         if isinstance(found, ChannelDisabled):
             raise found
         return found
+
+    def forget(self, kind: str) -> None:
+        """Build `kind` again on next use (its configuration changed)."""
+        self._channels.pop(kind, None)
 
     def disabled_reason(self, kind: str) -> str | None:
         try:
@@ -228,55 +275,75 @@ class DeliveryEngine:
         self.pool = pool
 
     def sync(self, delivery_id: int, worker: str, max_steps: int = 4) -> SyncResult:
-        """Claim the delivery and close the gap with at most `max_steps` channel calls."""
-        now = utcnow()
+        """Claim the delivery and close the gap with at most `max_steps` channel calls.
+
+        Two short transactions per call: one claims (or records the previous call), plans and
+        writes the attempt row; the other records the outcome. Each re-reads the delivery
+        under a row lock and checks the lease; a worker that lost it stops without writing.
+        """
+        result = SyncResult(delivery_id, claimed=False)
         with self.database.session() as session:
-            if not claim_delivery(session, delivery_id, worker, self.settings.lease_seconds, now):
-                return SyncResult(delivery_id, claimed=False)
+            if not claim_delivery(
+                session, delivery_id, worker, self.settings.lease_seconds, utcnow()
+            ):
+                return result
+            result.claimed = True
             self._abandon_unfinished(session, delivery_id)
-        result = SyncResult(delivery_id, claimed=True)
-        for _ in range(max_steps):
-            with self.database.session() as session:
-                d = session.get(Delivery, delivery_id)
-                assert d is not None
-                plan = self._plan(session, d, worker)
-                if isinstance(plan, Settle):
-                    self._settle(session, d, plan)
-                    result.state = d.state
-                    return result
-                attempt = self._start_attempt(session, d, plan, worker)
-                channel = self.pool.get(d.channel_kind)
+            step = self._next_step(session, delivery_id, worker, result)
+        while step is not None:
+            plan, attempt, channel = step
             result.actions.append(plan.action)
             started = time.monotonic()
             try:
                 receipt = self._call(channel, plan)
-            except ChannelError as exc:
+            except Exception as exc:
+                if not isinstance(exc, ChannelError):  # a bug of ours: retry later
+                    log.exception("adapter %s crashed on delivery %s", channel.kind, delivery_id)
+                    exc = Retryable(f"internal error in the {channel.kind} adapter: {exc!r}")
                 with self.database.session() as session:
-                    state = self._record_error(session, delivery_id, attempt, plan, exc, started)
-                result.state = state
-                return result
-            except Exception as exc:  # a bug of ours: keep the worker alive, retry later
-                log.exception("adapter %s crashed on delivery %s", channel.kind, delivery_id)
-                wrapped = Retryable(f"internal error in the {channel.kind} adapter: {exc!r}")
-                with self.database.session() as session:
-                    state = self._record_error(
-                        session, delivery_id, attempt, plan, wrapped, started
+                    result.state = self._record_error(
+                        session, delivery_id, worker, attempt, plan, exc, started
                     )
-                result.state = state
                 return result
             with self.database.session() as session:
-                waiting = self._record_success(
-                    session, delivery_id, attempt, plan, receipt, started
+                stopped = self._record_success(
+                    session, delivery_id, worker, attempt, plan, receipt, started
                 )
-                if waiting is not None:
-                    result.state = waiting
+                if stopped is not None:
+                    result.state = stopped
                     return result
-        with self.database.session() as session:  # out of steps: hand back to the queue
-            d = session.get(Delivery, delivery_id)
-            assert d is not None
-            self._settle(session, d, Settle(DeliveryState.PENDING, next_attempt_in=0))
-            result.state = d.state
+                if len(result.actions) >= max_steps:  # hand back to the queue
+                    d = self._locked(session, delivery_id, worker)
+                    if d is not None:
+                        self._settle(session, d, Settle(DeliveryState.PENDING, next_attempt_in=0))
+                        result.state = d.state
+                    return result
+                step = self._next_step(session, delivery_id, worker, result)
         return result
+
+    def _next_step(
+        self, session: Session, delivery_id: int, worker: str, result: SyncResult
+    ) -> tuple[Step, int, Channel] | None:
+        """Plan under the row lock: settle (None) or start an attempt for the next call."""
+        d = self._locked(session, delivery_id, worker)
+        if d is None:
+            return None
+        d.lease_expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+        plan = self._plan(session, d, worker)
+        if isinstance(plan, Settle):
+            self._settle(session, d, plan)
+            result.state = d.state
+            return None
+        attempt = self._start_attempt(session, d, plan, worker)
+        return plan, attempt, self.pool.get(d.channel_kind)
+
+    def _locked(self, session: Session, delivery_id: int, worker: str) -> Delivery | None:
+        """The delivery, row-locked, if `worker` still holds its lease; else None."""
+        d = session.get(Delivery, delivery_id, with_for_update=True, populate_existing=True)
+        if d is None or d.state != DeliveryState.RUNNING or d.lease_owner != worker:
+            log.warning("delivery %s: lease lost by %s; stopping", delivery_id, worker)
+            return None
+        return d
 
     # planning
 
@@ -295,14 +362,15 @@ class DeliveryEngine:
                 next_attempt_in=300,
                 wait=WaitReason.DISABLED,
             )
+        state = d.remote_state or {}
         remote = (
-            Remote(d.remote_id or "", d.remote_url, dict(d.remote_state or {}))
-            if d.remote_id or (d.remote_state or {}).get("incomplete")
+            Remote(d.remote_id or "", d.remote_url, dict(state))
+            if d.remote_id or state.get("incomplete")
             else None
         )
-        website_url = website_url_of(session, item.id) if d.channel_kind != "website" else None
-        if d.channel_kind == "website":
-            website_url = d.remote_url
+        website_url = (
+            d.remote_url if d.channel_kind == "website" else website_url_of(session, item.id)
+        )
 
         def pub_for(revision_id: int | None) -> Publication | None:
             if revision_id is None:
@@ -311,35 +379,30 @@ class DeliveryEngine:
             assert rev is not None
             return build_publication(session, self.settings, item, rev, website_url)
 
-        state = d.remote_state or {}
         if state.get("uncertain") or state.get("incomplete"):
             attempted = state.get("attempted_revision_id") or d.desired_revision_id
-            return Step("lookup", pub_for(attempted), remote)
+            return Step(
+                "lookup", pub_for(attempted), remote, d.desired_revision_id, d.desired_present
+            )
         if not d.desired_present:
             if remote is None:
                 return Settle(DeliveryState.WITHDRAWN)
-            return Step("delete", pub_for(d.applied_revision_id), remote)
+            return Step(
+                "delete", pub_for(d.applied_revision_id), remote, d.desired_revision_id, False
+            )
         if remote is not None and d.applied_revision_id == d.desired_revision_id:
             return Settle(DeliveryState.LIVE)
         if channel.needs_website_url and not website_url:
-            if website_url_of(session, item.id) is None and not _has_website(session, item.id):
-                return Settle(
-                    DeliveryState.FAILED,
-                    f"{d.channel_kind} links to the website article, but this item is "
-                    "not published to the website",
-                )
+            # Parked until the website page exists: its going live wakes this delivery.
             return Settle(
-                DeliveryState.PENDING,
+                DeliveryState.DEFERRED,
                 "waiting for the website page to exist",
-                next_attempt_in=self.settings.dependency_wait_seconds,
+                next_attempt_in=max(300.0, self.settings.dependency_wait_seconds),
                 wait=WaitReason.WEBSITE,
             )
         pub = pub_for(d.desired_revision_id)
-        if remote is None:
-            return Step("create", pub, None)
-        if Capability.UPDATE in channel.capabilities:
-            return Step("update", pub, remote)
-        return Step("replace", pub, remote)
+        action: Action = "create" if remote is None else "update"
+        return Step(action, pub, remote, d.desired_revision_id, True)
 
     def _hold(self, session: Session, d: Delivery, item: Item, worker: str) -> Settle | None:
         """Why the delivery must wait without calling the channel (None: go ahead).
@@ -470,9 +533,6 @@ class DeliveryEngine:
         if step.action == "update":
             assert step.remote is not None
             return channel.update(step.pub, step.remote)
-        if step.action == "replace":
-            assert step.remote is not None
-            channel.delete(step.remote)
         return channel.create(step.pub)
 
     # recording
@@ -500,7 +560,7 @@ class DeliveryEngine:
     def _start_attempt(self, session: Session, d: Delivery, step: Step, worker: str) -> int:
         d.attempt_count += 1
         state = dict(d.remote_state or {})
-        if step.action in ("create", "update", "replace"):
+        if step.action in ("create", "update"):
             assert step.pub is not None
             state["attempted_revision_id"] = step.pub.revision_id
         state["in_flight"] = step.action
@@ -529,6 +589,8 @@ class DeliveryEngine:
         attempt.outcome = outcome
         attempt.finished_at = utcnow()
         attempt.duration_ms = int((time.monotonic() - started) * 1000)
+        if outcome == AttemptOutcome.ABANDONED:
+            attempt.explanation = "the lease ran out during this call; another worker took over"
         if exc is not None:
             attempt.error_kind = exc.kind
             attempt.error_code = exc.code
@@ -540,15 +602,18 @@ class DeliveryEngine:
         self,
         session: Session,
         delivery_id: int,
+        worker: str,
         attempt_id: int,
         step: Step,
         receipt: Receipt | None,
         started: float,
     ) -> DeliveryState | None:
-        """Apply the channel's answer. Returns a state when the delivery must wait."""
+        """Apply the channel's answer. Returns a state when this worker must stop."""
+        d = self._locked(session, delivery_id, worker)
+        if d is None:  # the new owner looks the channel up before it writes
+            self._finish_attempt(session, attempt_id, AttemptOutcome.ABANDONED, started)
+            return DeliveryState.RUNNING
         self._finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
-        d = session.get(Delivery, delivery_id)
-        assert d is not None
         self._breaker_success(session, d.channel_kind)
         d.wait_reason = None
         state = dict(d.remote_state or {})
@@ -576,6 +641,12 @@ class DeliveryEngine:
         state.update(receipt.state)
         d.remote_id = receipt.remote_id
         d.remote_url = receipt.url or d.remote_url
+        if not receipt.complete and step.outdated(d):
+            # The item changed while the channel was working on the old revision: keep what
+            # the channel told us and plan again (the next step looks the job up first).
+            state["incomplete"] = True
+            d.remote_state = state
+            return None
         if not receipt.complete:
             state["incomplete"] = True
             d.remote_state = state
@@ -607,16 +678,26 @@ class DeliveryEngine:
         self,
         session: Session,
         delivery_id: int,
+        worker: str,
         attempt_id: int,
         step: Step,
         exc: ChannelError,
         started: float,
     ) -> DeliveryState:
-        d = session.get(Delivery, delivery_id)
-        assert d is not None
+        d = self._locked(session, delivery_id, worker)
+        if d is None:  # another worker owns the delivery now; only the attempt is ours
+            self._finish_attempt(session, attempt_id, AttemptOutcome.ABANDONED, started, exc)
+            return DeliveryState.RUNNING
         now = utcnow()
         state = dict(d.remote_state or {})
         state.pop("in_flight", None)
+        if step.action == "lookup" and isinstance(exc, Permanent):
+            # The channel refused the job we were waiting on (e.g. WeChat did not publish
+            # it): nothing is out there, so a retry or an edit starts over with a new write.
+            for key in ("incomplete", "uncertain", "publish_id", "correction_publish_id"):
+                state.pop(key, None)
+            if not d.applied_revision_id:
+                d.remote_id = d.remote_url = None
         d.wait_reason = None
         d.last_error_kind, d.last_error_code = exc.kind, exc.code
         d.last_error_message, d.explanation = exc.message, exc.explanation
@@ -657,6 +738,13 @@ class DeliveryEngine:
         if isinstance(exc, Retryable | OutcomeUnknown):  # the channel, not the content, failed
             self._breaker_failure(session, d.channel_kind, now)
         self._finish_attempt(session, attempt_id, outcome, started, exc)
+        if step.outdated(d) and d.state in (DeliveryState.FAILED, DeliveryState.RETRYING):
+            # The editor changed the item during the call (perhaps fixing what the channel
+            # refused): the failure was about a revision nobody wants any more.
+            d.state, d.next_attempt_at = DeliveryState.PENDING, now
+            d.failing_since, d.consecutive_failures = None, 0
+            enqueue_after_commit(session, [(d.id, d.channel_kind)])
+            return d.state
         if d.state in (DeliveryState.RETRYING, DeliveryState.UNKNOWN, DeliveryState.DEFERRED):
             delay = (d.next_attempt_at - now).total_seconds()
             if delay < 3600:  # longer waits are left to the sweeper
@@ -705,7 +793,8 @@ class DeliveryEngine:
             select(Delivery).where(
                 Delivery.item_id == website.item_id,
                 Delivery.channel_kind != "website",
-                Delivery.state == DeliveryState.PENDING,
+                Delivery.state.in_((DeliveryState.PENDING, DeliveryState.DEFERRED)),
+                Delivery.wait_reason == WaitReason.WEBSITE,
             )
         ).all()
         for d in waiting:
@@ -751,19 +840,6 @@ def wake_waiting(
         d.next_attempt_at = now
     enqueue_after_commit(session, [(d.id, d.channel_kind) for d in waiting])
     return len(waiting)
-
-
-def _has_website(session: Session, item_id: int) -> bool:
-    return (
-        session.scalars(
-            select(Delivery.id).where(
-                Delivery.item_id == item_id,
-                Delivery.channel_kind == "website",
-                Delivery.desired_present.is_(True),
-            )
-        ).first()
-        is not None
-    )
 
 
 # --- operator actions ------------------------------------------------------------------------

@@ -7,8 +7,9 @@ Bad input raises `InvalidInput` naming every field and rule before anything is w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from channels.registry import KINDS
+from channels.registry import KINDS, channel_class
 from publisher.config import Settings
 from publisher.db import enqueue_after_commit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
@@ -32,6 +33,7 @@ from publisher.models import (
     Item,
     ItemStatus,
     Revision,
+    WaitReason,
     utcnow,
 )
 from publisher.services.content import content_hash, markdown_to_html, sanitize_html
@@ -72,7 +74,7 @@ def _validate(
     f: ItemFields,
     *,
     creating: bool,
-    enabled: dict[str, str | None],
+    disabled: dict[str, str | None],
 ) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
 
@@ -92,6 +94,19 @@ def _validate(
         value = getattr(f, name)
         if value is not None and len(value.encode()) > settings.max_body_bytes:
             bad(name, "max_bytes", f"{name} must be at most {settings.max_body_bytes} bytes")
+        elif value is not None and value.strip() and not _visible_body(f):
+            bad(name, "not_empty", f"{name} has no content left once scripts and tags are removed")
+    for name, limit in (("short_title", 64), ("doc_number", 64)):
+        value = getattr(f, name)
+        if value is not None and len(value) > limit:
+            bad(name, "max_length", f"{name} must be at most {limit} characters")
+    if f.cover_image is not None and not _COVER.fullmatch(f.cover_image):
+        bad(
+            "cover_image",
+            "url",
+            "cover_image must be an uploaded image (/media/<sha256>, see POST /media) "
+            "or an http(s) URL of at most 1000 characters",
+        )
     if f.summary is not None and len(f.summary) > SUMMARY_MAX:
         bad("summary", "max_length", f"summary must be at most {SUMMARY_MAX} characters")
     if creating and not f.domain:
@@ -120,11 +135,20 @@ def _validate(
         for kind in f.channels:
             if kind not in KINDS:
                 bad("channels", "known", f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
-            elif enabled.get(kind):
-                bad("channels", "enabled", f"channel {kind!r} is disabled: {enabled[kind]}")
+            elif disabled.get(kind):
+                bad("channels", "enabled", f"channel {kind!r} is disabled: {disabled[kind]}")
     if f.keywords is not None and any(not k.strip() or len(k) > 32 for k in f.keywords):
         bad("keywords", "format", "keywords must be non-empty and at most 32 characters each")
     return problems
+
+
+_COVER = re.compile(r"/media/[0-9a-f]{64}|https?://[^\s<>\"']{1,990}")
+
+
+def _visible_body(f: ItemFields) -> bool:
+    """Whether the body still has text or an image once sanitised."""
+    html, _ = _revision_body(f, None) if (f.body_html or f.body_markdown) else ("", None)
+    return bool(re.sub(r"<(?!img\b)[^>]*>|\s|&nbsp;", "", html))
 
 
 def _revision_body(f: ItemFields, previous: Revision | None) -> tuple[str, str | None]:
@@ -164,7 +188,7 @@ def create_item(
     disabled: dict[str, str | None] | None = None,
 ) -> Item:
     """A new draft item with revision 1. Raises `InvalidInput`."""
-    problems = _validate(session, settings, fields, creating=True, enabled=disabled or {})
+    problems = _validate(session, settings, fields, creating=True, disabled=disabled or {})
     if problems:
         raise InvalidInput(problems)
     assert fields.domain and fields.department and fields.title and fields.formed_on
@@ -249,10 +273,12 @@ def edit_item(
     merged = ItemFields(**{**vars(fields)})
     merged.domain = fields.domain or item.domain_code
     merged.department = fields.department or item.department_code
-    problems = _validate(session, settings, merged, creating=False, enabled=disabled or {})
+    problems = _validate(session, settings, merged, creating=False, disabled=disabled or {})
     if problems:
         raise InvalidInput(problems)
     item.domain_code, item.department_code = merged.domain, merged.department
+    published = item.status == ItemStatus.PUBLISHED
+    before = published_kinds(session, item) if published else set()
     if fields.channels is not None:
         item.channels = list(dict.fromkeys(fields.channels))
     if fields.push is not None:
@@ -263,8 +289,11 @@ def edit_item(
     rev = _add_revision(session, item, fields, previous, actor)
     if rev is not None:
         audit(session, actor, "item.edit", f"item:{item.id}", revision=rev.number)
-        if item.status == ItemStatus.PUBLISHED:
-            _point_deliveries(session, item, rev, present=True)
+    if published:
+        wanted = set(item.channels) if fields.channels else before
+        if rev is not None or wanted != before:
+            _check_targets(wanted)
+            _point_deliveries(session, item, rev or previous, wanted)
     return rev
 
 
@@ -290,10 +319,44 @@ def allocate_index_no(session: Session, org_code: str, year: int) -> str:
     return f"{org_code}/{year}-{serial:05d}"
 
 
-def _point_deliveries(session: Session, item: Item, rev: Revision | None, *, present: bool) -> None:
-    deliveries = session.scalars(select(Delivery).where(Delivery.item_id == item.id)).all()
+def _check_targets(kinds: set[str]) -> None:
+    """Channels that link to the website article need the website among the targets."""
+    if "website" in kinds:
+        return
+    dependent = sorted(k for k in kinds if channel_class(k).needs_website_url)
+    if dependent:
+        raise InvalidInput(
+            [
+                FieldProblem(
+                    "channels",
+                    "needs_website",
+                    f"{', '.join(dependent)} link to the website article: include 'website'",
+                )
+            ]
+        )
+
+
+def _point_deliveries(session: Session, item: Item, rev: Revision | None, wanted: set[str]) -> None:
+    """Desired state of every delivery: `rev` (if given) on the `wanted` channels, nothing
+    elsewhere. Missing deliveries are created; a cancelled one stays cancelled unless it must
+    now withdraw. Rows are locked so that a worker finishing a call sees the change."""
+    deliveries = {
+        d.channel_kind: d
+        for d in session.scalars(
+            select(Delivery).where(Delivery.item_id == item.id).with_for_update()
+        )
+    }
+    for kind in sorted(wanted - set(deliveries)):
+        assert rev is not None
+        deliveries[kind] = Delivery(item_id=item.id, channel_kind=kind, desired_revision_id=rev.id)
+        session.add(deliveries[kind])
+    session.flush()
     now = utcnow()
-    for d in deliveries:
+    website = deliveries.get("website")
+    website_up = website is not None and website.remote_url is not None
+    touched = []
+    for kind, d in deliveries.items():
+        present = kind in wanted
         if d.state == DeliveryState.CANCELLED and present:
             continue
         d.desired_present = present
@@ -301,10 +364,31 @@ def _point_deliveries(session: Session, item: Item, rev: Revision | None, *, pre
             d.desired_revision_id = rev.id
         if d.state != DeliveryState.RUNNING:
             d.state = DeliveryState.PENDING
-        d.next_attempt_at = now
         d.failing_since = None
         d.consecutive_failures = 0
-    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in deliveries])
+        d.wait_reason = None
+        d.next_attempt_at = now
+        if present and not website_up and channel_class(kind).needs_website_url:
+            # Nothing to do until the website page exists; its going live wakes this one.
+            # The later due time is only a safety net for a lost wake-up.
+            d.wait_reason = WaitReason.WEBSITE
+            d.next_attempt_at = now + timedelta(seconds=300)
+            continue
+        touched.append(d)
+    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in touched])
+
+
+def published_kinds(session: Session, item: Item) -> set[str]:
+    """The channels a published item is on: its own list, or those it was published to."""
+    if item.channels:
+        return set(item.channels)
+    return set(
+        session.scalars(
+            select(Delivery.channel_kind).where(
+                Delivery.item_id == item.id, Delivery.desired_present.is_(True)
+            )
+        )
+    )
 
 
 def publish_item(
@@ -315,7 +399,11 @@ def publish_item(
     actor: str,
     enabled_kinds: list[str],
 ) -> Item:
-    """Desired state: every chosen channel shows the latest revision. Assigns the 索引号."""
+    """Desired state: every chosen channel shows the latest revision. Assigns the 索引号.
+
+    Raises `InvalidInput` when there is no channel to publish to, or when channels that link
+    to the website article are chosen without the website.
+    """
     item = get_item(session, item_id, for_update=True)
     rev = latest_revision(session, item_id)
     kinds = [k for k in (item.channels or enabled_kinds) if k in KINDS]
@@ -323,27 +411,14 @@ def publish_item(
         raise InvalidInput(
             [FieldProblem("channels", "enabled", "no enabled channel to publish to")]
         )
+    _check_targets(set(kinds))
     if item.index_no is None:
         year = datetime.now(ZoneInfo(settings.timezone)).year
         item.index_no = allocate_index_no(session, settings.org_code, year)
-    existing = {
-        d.channel_kind: d
-        for d in session.scalars(select(Delivery).where(Delivery.item_id == item.id))
-    }
-    for kind in kinds:
-        if kind not in existing:
-            session.add(Delivery(item_id=item.id, channel_kind=kind, desired_revision_id=rev.id))
-    for kind, d in existing.items():
-        if kind not in kinds:  # a channel dropped from the item: withdraw it there
-            d.desired_present = False
-    session.flush()
     item.status = ItemStatus.PUBLISHED
     item.published_at = item.published_at or datetime.now(UTC)
     item.retracted_at = None
-    _point_deliveries(session, item, rev, present=True)
-    for kind, d in existing.items():
-        if kind not in kinds:
-            d.desired_present = False
+    _point_deliveries(session, item, rev, set(kinds))
     audit(
         session,
         actor,
@@ -363,6 +438,6 @@ def retract_item(session: Session, item_id: int, *, actor: str, reason: str | No
         raise Conflict(f"item {item_id} is {item.status.value}, not published")
     item.status = ItemStatus.RETRACTED
     item.retracted_at = datetime.now(UTC)
-    _point_deliveries(session, item, None, present=False)
+    _point_deliveries(session, item, None, set())
     audit(session, actor, "item.retract", f"item:{item.id}", reason=reason)
     return item

@@ -8,9 +8,9 @@ default). What does not fit — a ninth article, a second audience once the day'
 audience and its articles, so resending a digest whose answer was lost is deduplicated by WeChat
 (45065 = already sent = success).
 
-`run_daily_digest` never commits: the caller (a Celery beat task) owns the transaction and
-should run it every few minutes; before the digest time, and once the day's sends are done,
-it does nothing.
+`run_daily_digest` owns its transactions, like the delivery engine: no transaction is open
+while WeChat is called (see its docstring). A Celery beat task runs it every few minutes;
+before the digest time, and once the day's sends are done, it does nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from channels.base import Publication
@@ -91,27 +92,26 @@ def audiences_of(push_tags: list[str] | None) -> list[str]:
 def scheduled_wechat_digest(
     database: Database, settings: Settings, pool: ChannelPool
 ) -> DigestResult:
-    """The beat job: run today's digest in its own transaction (nothing if WeChat is off)."""
+    """The beat job: run today's digest (nothing if WeChat is off)."""
     try:
         channel = pool.get("wechat")
     except ChannelDisabled:
         return DigestResult(day=datetime.now(BEIJING).date(), ran=False)
     assert isinstance(channel, WeChatChannel)
-    with database.session() as session:
-        result = run_daily_digest(
-            session,
-            channel=channel,
-            settings=settings,
-            now=datetime.now(BEIJING),
-            **digest_options(settings),
-        )
+    result = run_daily_digest(
+        database,
+        channel=channel,
+        settings=settings,
+        now=datetime.now(BEIJING),
+        **digest_options(settings),
+    )
     for error in result.errors:
         log.warning("wechat digest: %s", error)
     return result
 
 
 def run_daily_digest(
-    session: Session,
+    database: Database,
     *,
     channel: WeChatChannel,
     settings: Settings,
@@ -119,42 +119,76 @@ def run_daily_digest(
     digest_time: time = DEFAULT_DIGEST_TIME,
     mass_quota: int = DEFAULT_MASS_QUOTA,
 ) -> DigestResult:
-    """Send today's digests if it is time and today's quota allows. Never commits."""
+    """Send today's digests if it is time and today's quota allows.
+
+    Like the delivery engine, this owns its transactions, because no transaction may be open
+    while WeChat is called (on SQLite it holds the write lock, which the adapter's shared
+    store needs for the token and the thumbs). Per digest: the batch is read and closed; the
+    draft is made; one transaction records the digest as `unknown` with its clientmsgid and
+    commits; the mass send goes out; another transaction records the outcome. A crash between
+    leaves an `unknown` digest that the next run resends with the same clientmsgid.
+    """
     local = now.astimezone(BEIJING)
     result = DigestResult(day=local.date())
     if local.time() < digest_time:
         result.ran = False
         return result
-    used = _resend_uncertain(session, channel, result)
-    used += _sends_on(session, local.date())
-    pending = _pending_by_audience(session)
+    _resend_uncertain(database, channel, result)
+    with database.session() as session:
+        used = _sends_on(session, local.date())
+        pending = _pending_by_audience(session, settings, result)
     for audience in sorted(pending, key=lambda a: (a != ALL_FOLLOWERS, a)):
-        rows = pending[audience]
+        batch = pending[audience]
         if used >= mass_quota:
-            result.waiting_item_ids.extend(item.id for item, _ in rows)
+            result.waiting_item_ids.extend(entry.item_id for entry in batch)
             continue
-        batch, rest = rows[:DIGEST_MAX_ARTICLES], rows[DIGEST_MAX_ARTICLES:]
-        result.waiting_item_ids.extend(item.id for item, _ in rest)
-        outcome = _send_digest(session, settings, channel, local.date(), audience, batch, result)
+        batch, rest = batch[:DIGEST_MAX_ARTICLES], batch[DIGEST_MAX_ARTICLES:]
+        result.waiting_item_ids.extend(entry.item_id for entry in rest)
+        outcome = _send_digest(database, channel, local.date(), audience, batch, result)
         if outcome == "stop":
-            result.waiting_item_ids.extend(item.id for item, _ in batch)
+            result.waiting_item_ids.extend(entry.item_id for entry in batch)
             used = mass_quota
         elif outcome == "used":
             used += 1
-    session.flush()
     return result
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """One item waiting for an audience's digest, read out of the store."""
+
+    item_id: int
+    article_id: str
+    publication: Publication
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A digest row as plain values, to call WeChat with no session open."""
+
+    digest_id: int
+    day: date
+    audience: str
+    clientmsgid: str
+    media_id: str
+    msg_id: str | None
+    item_ids: tuple[int, ...]
+
+
 def _sends_on(session: Session, day: date) -> int:
+    """Today's mass sends: those WeChat accepted and those whose outcome is still unknown."""
     digests = session.scalars(
         select(WeChatDigest).where(
-            WeChatDigest.day == day, WeChatDigest.state == WeChatDigestState.SENT
+            WeChatDigest.day == day,
+            WeChatDigest.state.in_([WeChatDigestState.SENT, WeChatDigestState.UNKNOWN]),
         )
     ).all()
     return len(digests)
 
 
-def _pending_by_audience(session: Session) -> dict[str, list[tuple[Item, Delivery]]]:
+def _pending_by_audience(
+    session: Session, settings: Settings, result: DigestResult
+) -> dict[str, list[_Pending]]:
     """Pushable items with a live WeChat article, not yet in a digest for each audience."""
     rows = session.execute(
         select(Item, Delivery)
@@ -167,102 +201,154 @@ def _pending_by_audience(session: Session) -> dict[str, list[tuple[Item, Deliver
         .order_by(Delivery.live_at, Item.id)
     ).all()
     done = set(session.execute(select(WeChatDigestEntry.item_id, WeChatDigestEntry.audience)))
-    pending: dict[str, list[tuple[Item, Delivery]]] = defaultdict(list)
+    pending: dict[str, list[_Pending]] = defaultdict(list)
     for item, delivery in rows:
-        for audience in audiences_of(item.push_tags):
-            if (item.id, audience) not in done:
-                pending[audience].append((item, delivery))
+        audiences = [a for a in audiences_of(item.push_tags) if (item.id, a) not in done]
+        if not audiences:
+            continue
+        try:
+            pub = _publication(session, settings, item, delivery)
+        except Permanent as exc:
+            result.errors.append(f"item {item.id}: {exc}")
+            continue
+        entry = _Pending(item.id, delivery.remote_id or str(item.id), pub)
+        for audience in audiences:
+            pending[audience].append(entry)
     return pending
 
 
 def _send_digest(
-    session: Session,
-    settings: Settings,
+    database: Database,
     channel: WeChatChannel,
     day: date,
     audience: str,
-    batch: list[tuple[Item, Delivery]],
+    batch: list[_Pending],
     result: DigestResult,
 ) -> str:
-    """Draft and send one digest. Returns "used" (a send spent), "stop" or "skipped"."""
-    article_ids = [delivery.remote_id or str(item.id) for item, delivery in batch]
+    """Draft, record and send one digest. Returns "used" (a send spent), "stop" or "skipped"."""
+    article_ids = [entry.article_id for entry in batch]
     clientmsgid = digest_clientmsgid(day.isoformat(), audience, article_ids)
     try:
-        pubs = [_publication(session, settings, item, delivery) for item, delivery in batch]
-        media_id = channel.create_digest_draft(pubs)
+        media_id = channel.create_digest_draft([entry.publication for entry in batch])
     except ChannelError as exc:
         result.errors.append(f"{audience}: the digest draft failed: {exc}")
         return "stop" if isinstance(exc, QuotaExhausted) else "skipped"
-    digest = WeChatDigest(
-        day=day,
-        audience=audience,
-        clientmsgid=clientmsgid,
-        media_id=media_id,
-        state=WeChatDigestState.UNKNOWN,
-    )
-    digest.entries = [
-        WeChatDigestEntry(item_id=item.id, audience=audience, position=i, article_id=article_id)
-        for i, ((item, _), article_id) in enumerate(zip(batch, article_ids, strict=True))
-    ]
-    session.add(digest)
-    # The digest is recorded as uncertain before the call, so a crash mid-send is resent
+    # Recorded as uncertain and committed before the call, so that a crash mid-send is resent
     # with the same clientmsgid rather than forgotten.
-    session.flush()
-    outcome = _deliver(session, channel, digest, result)
-    if outcome == "dropped":
-        return "stop"
-    return "used"
+    try:
+        with database.session() as session:
+            digest = WeChatDigest(
+                day=day,
+                audience=audience,
+                clientmsgid=clientmsgid,
+                media_id=media_id,
+                state=WeChatDigestState.UNKNOWN,
+            )
+            digest.entries = [
+                WeChatDigestEntry(
+                    item_id=entry.item_id, audience=audience, position=i, article_id=article_id
+                )
+                for i, (entry, article_id) in enumerate(zip(batch, article_ids, strict=True))
+            ]
+            session.add(digest)
+            session.flush()
+            recorded = _Recorded(
+                digest.id,
+                day,
+                audience,
+                clientmsgid,
+                media_id,
+                None,
+                tuple(entry.item_id for entry in batch),
+            )
+    except IntegrityError:  # another run recorded this digest (or one of its items) meanwhile
+        result.errors.append(f"{audience}: the digest was recorded by another run")
+        return "skipped"
+    outcome = _deliver(database, channel, recorded, result)
+    return "stop" if outcome == "dropped" else "used"
 
 
 def _deliver(
-    session: Session, channel: WeChatChannel, digest: WeChatDigest, result: DigestResult
+    database: Database, channel: WeChatChannel, digest: _Recorded, result: DigestResult
 ) -> str:
-    """One sendall of a recorded digest: "sent", "unknown", "failed" or "dropped" (no quota)."""
+    """One sendall of a recorded digest, then its outcome recorded in its own transaction.
+
+    Returns "sent", "unknown", "failed" or "dropped" (no quota: the digest is forgotten).
+    """
     tag_id = None if digest.audience == ALL_FOLLOWERS else digest.audience.removeprefix("tag:")
-    item_ids = tuple(entry.item_id for entry in digest.entries)
     try:
-        sent = channel.mass_send(
-            digest.media_id or "", tag_id=tag_id, clientmsgid=digest.clientmsgid
-        )
+        sent = channel.mass_send(digest.media_id, tag_id=tag_id, clientmsgid=digest.clientmsgid)
     except QuotaExhausted as exc:
         # Nothing went out: forget the digest so its items go in the next day's.
         result.errors.append(f"{digest.audience}: {exc}")
-        session.delete(digest)
-        session.flush()
+        _record(database, digest, None)
         return "dropped"
     except OutcomeUnknown as exc:
-        digest.state, digest.error = WeChatDigestState.UNKNOWN, str(exc)
         result.errors.append(f"{digest.audience}: {exc}")
+        _record(database, digest, WeChatDigestState.UNKNOWN, error=str(exc))
         return "unknown"
     except Permanent as exc:
-        digest.state, digest.error = WeChatDigestState.FAILED, str(exc)
         result.errors.append(f"{digest.audience}: {exc}")
+        _record(database, digest, WeChatDigestState.FAILED, error=str(exc))
         return "failed"
     except ChannelError as exc:  # busy or token trouble: try again on the next run
-        digest.error = str(exc)
         result.errors.append(f"{digest.audience}: {exc}")
+        _record(database, digest, WeChatDigestState.UNKNOWN, error=str(exc))
         return "unknown"
-    digest.state, digest.msg_id, digest.error = WeChatDigestState.SENT, sent.msg_id, None
-    digest.sent_at = utcnow()
-    result.sent.append(SentDigest(digest.audience, item_ids, sent.msg_id, sent.duplicate))
+    _record(database, digest, WeChatDigestState.SENT, msg_id=sent.msg_id)
+    result.sent.append(SentDigest(digest.audience, digest.item_ids, sent.msg_id, sent.duplicate))
     log.info(
-        "wechat digest %s to %s: %d articles", digest.clientmsgid, digest.audience, len(item_ids)
+        "wechat digest %s to %s: %d articles",
+        digest.clientmsgid,
+        digest.audience,
+        len(digest.item_ids),
     )
     return "sent"
 
 
-def _resend_uncertain(session: Session, channel: WeChatChannel, result: DigestResult) -> int:
-    """Resend digests whose answer was lost (WeChat dedupes by clientmsgid within 24 h).
+def _record(
+    database: Database,
+    digest: _Recorded,
+    state: WeChatDigestState | None,
+    *,
+    error: str | None = None,
+    msg_id: str | None = None,
+) -> None:
+    """Write a digest's outcome (`state` None: delete it, nothing went out)."""
+    with database.session() as session:
+        row = session.get(WeChatDigest, digest.digest_id)
+        if row is None:
+            return
+        if state is None:
+            session.delete(row)
+            return
+        row.state, row.error = state, error
+        if state == WeChatDigestState.SENT:
+            row.msg_id = msg_id or row.msg_id
+            row.sent_at = utcnow()
 
-    Returns how many of today's sends they account for.
-    """
-    used = 0
+
+def _resend_uncertain(database: Database, channel: WeChatChannel, result: DigestResult) -> None:
+    """Settle digests whose answer was lost: ask WeChat about a known msg_id, else resend
+    with the same clientmsgid (WeChat dedupes it within 24 h: 45065 = already sent)."""
     horizon = result.day - timedelta(days=1)
-    uncertain = session.scalars(
-        select(WeChatDigest).where(
-            WeChatDigest.state == WeChatDigestState.UNKNOWN, WeChatDigest.day >= horizon
-        )
-    ).all()
+    with database.session() as session:
+        uncertain = [
+            _Recorded(
+                d.id,
+                d.day,
+                d.audience,
+                d.clientmsgid,
+                d.media_id or "",
+                d.msg_id,
+                tuple(entry.item_id for entry in d.entries),
+            )
+            for d in session.scalars(
+                select(WeChatDigest).where(
+                    WeChatDigest.state == WeChatDigestState.UNKNOWN, WeChatDigest.day >= horizon
+                )
+            ).all()
+        ]
     for digest in uncertain:
         if digest.msg_id:
             try:
@@ -271,11 +357,9 @@ def _resend_uncertain(session: Session, channel: WeChatChannel, result: DigestRe
                 result.errors.append(f"{digest.audience}: {exc}")
                 continue
             if status != "SEND_FAIL":
-                digest.state = WeChatDigestState.SENT
+                _record(database, digest, WeChatDigestState.SENT, msg_id=digest.msg_id)
                 continue
-        if _deliver(session, channel, digest, result) == "sent" and digest.day == result.day:
-            used += 1
-    return used
+        _deliver(database, channel, digest, result)
 
 
 def _publication(

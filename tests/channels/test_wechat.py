@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -37,9 +38,16 @@ def harness() -> Iterator[ContractHarness]:
         yield made
 
 
-def settled(channel: WeChatChannel, pub: Publication, receipt: Receipt) -> Receipt:
-    """Poll like the engine until the publish job is done (bounded)."""
-    state = dict(receipt.state)
+def settled(
+    channel: WeChatChannel,
+    pub: Publication,
+    receipt: Receipt | None,
+    earlier: Mapping[str, Any] | None = None,
+) -> Receipt:
+    """Poll like the engine until the publish job is done (bounded); the state is merged into
+    `earlier` (what the engine had recorded) as the engine does."""
+    assert receipt is not None
+    state = {**(earlier or {}), **receipt.state}
     deadline = time.monotonic() + 10
     while not receipt.complete:
         assert time.monotonic() < deadline, "publish never completed"
@@ -53,6 +61,12 @@ def settled(channel: WeChatChannel, pub: Publication, receipt: Receipt) -> Recei
 def counters(h: ContractHarness) -> dict[str, int]:
     result: dict[str, int] = h.sandbox.inspect()["counters"]
     return result
+
+
+def news(article: Mapping[str, Any]) -> dict[str, Any]:
+    """The first (only) news item of a published article."""
+    first: dict[str, Any] = article["news_item"][0]
+    return first
 
 
 def articles(h: ContractHarness) -> dict[str, dict[str, object]]:
@@ -198,13 +212,175 @@ def test_the_correction_policy_keeps_the_article_and_publishes_a_notice() -> Non
         first = settled(h.channel, pub, h.channel.create(pub))  # type: ignore[arg-type]
         revised = replace(pub, revision_number=2, content_hash="b" * 64)
 
-        receipt = h.channel.update(revised, Remote(first.remote_id, first.url, first.state))
+        receipt = settled(
+            h.channel,  # type: ignore[arg-type]
+            revised,
+            h.channel.update(revised, Remote(first.remote_id, first.url, first.state)),
+            earlier=first.state,
+        )
 
-        assert receipt.complete and receipt.remote_id == first.remote_id
+        assert receipt.remote_id == first.remote_id and receipt.url == first.url
         assert receipt.content_hash == revised.content_hash
-        time.sleep(0.6)
-        titles = [a["news_item"][0]["title"] for a in articles(h).values()]  # type: ignore[index]
-        assert sorted(titles) == sorted([pub.title, "更正：" + pub.title])
+        titles = sorted(news(a)["title"] for a in articles(h).values())
+        assert titles == sorted([pub.title, "更正：" + pub.title])
+        [notice] = [i for i, a in articles(h).items() if news(a)["title"].startswith("更正")]
+        assert receipt.state["correction_article_ids"] == [notice]
+        again = h.channel.lookup(revised, Remote(receipt.remote_id, receipt.url, receipt.state))
+        assert again is not None and again.content_hash == revised.content_hash
+
+
+def test_retracting_a_corrected_article_deletes_its_correction_notices() -> None:
+    with make(edit_policy="correction") as h:
+        pub = sample_publication()
+        first = settled(h.channel, pub, h.channel.create(pub))  # type: ignore[arg-type]
+        state = dict(first.state)
+        for n in (2, 3):
+            revised = replace(pub, revision_number=n, content_hash=str(n) * 64)
+            corrected = settled(
+                h.channel,  # type: ignore[arg-type]
+                revised,
+                h.channel.update(revised, Remote(first.remote_id, first.url, state)),
+                earlier=state,
+            )
+            state = dict(corrected.state)
+        assert h.copies(pub) == 3  # the article and two notices, all linking to the page
+
+        h.channel.delete(Remote(first.remote_id, first.url, state))
+
+        assert h.copies(pub) == 0
+        assert h.channel.lookup(revised, Remote(first.remote_id, first.url, state)) is None
+
+
+def test_a_lost_correction_submit_is_found_instead_of_posted_again() -> None:
+    with make(edit_policy="correction") as h:
+        pub = sample_publication()
+        first = settled(h.channel, pub, h.channel.create(pub))  # type: ignore[arg-type]
+        revised = replace(pub, revision_number=2, content_hash="b" * 64)
+        recorded = Remote(first.remote_id, first.url, first.state)
+        h.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+        with pytest.raises(OutcomeUnknown):
+            h.channel.update(revised, recorded)
+
+        # The engine looks up with what it recorded before the lost answer: the article.
+        found = settled(
+            h.channel, revised, h.channel.lookup(revised, recorded), earlier=first.state
+        )  # type: ignore[arg-type]
+
+        assert found.remote_id == first.remote_id
+        assert found.content_hash == revised.content_hash, "else the engine corrects again"
+        assert counters(h)["publishes_submitted"] == 2
+        h.channel.delete(Remote(found.remote_id, found.url, found.state))
+        assert h.copies(pub) == 0
+
+
+def test_a_republish_whose_submit_answer_is_lost_adopts_the_new_article(
+    harness: ContractHarness,
+) -> None:
+    pub = sample_publication()
+    first = settled(harness.channel, pub, harness.channel.create(pub))  # type: ignore[arg-type]
+    recorded = Remote(first.remote_id, first.url, first.state)
+    # Only the body changes: the old and the new article have the same title and link.
+    revised = replace(
+        pub, revision_number=2, body_html="<p>更正后的名单。</p>", content_hash="b" * 64
+    )
+    requests.post(
+        f"{harness.sandbox.url}/_sandbox/wechat", json={"publish_delay_seconds": 1.5}, timeout=5
+    )
+    # `update` under the republish policy: the old article is deleted, then the new one is
+    # submitted, and that submit's answer is lost.
+    harness.channel.delete(recorded)
+    harness.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        harness.channel.create(revised)
+
+    # The engine looks up with the remote state it recorded: the old, deleted article.
+    found = harness.channel.lookup(revised, recorded)
+    assert found is not None, "None here makes the engine publish the revision a second time"
+    adopted = settled(harness.channel, revised, found, earlier=first.state)  # type: ignore[arg-type]
+
+    assert adopted.remote_id not in (first.remote_id, "")
+    assert adopted.content_hash == revised.content_hash
+    assert harness.copies(pub) == 1
+    assert counters(harness)["publishes_submitted"] == 2
+
+
+def test_the_submit_marker_of_one_revision_does_not_hold_another(
+    harness: ContractHarness,
+) -> None:
+    pub = sample_publication()
+    harness.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        harness.channel.create(pub)
+    time.sleep(1)
+    adopted = harness.channel.lookup(pub, None)
+    assert adopted is not None and adopted.complete  # revision 1's marker is left behind
+    harness.channel.delete(Remote(adopted.remote_id, adopted.url, adopted.state))
+    revised = replace(pub, revision_number=2, content_hash="b" * 64)
+
+    # Revision 2 was never submitted (its worker died before): nothing to wait for.
+    assert harness.channel.lookup(revised, None) is None
+    waiting = harness.channel.lookup(pub, None)
+    assert waiting is not None and not waiting.complete, "revision 1's own marker still holds"
+
+
+def test_lookup_never_adopts_another_items_article_with_the_same_title(
+    harness: ContractHarness,
+) -> None:
+    water = sample_publication(title="停水通知", summary="松山湖片区停水。")
+    elsewhere = replace(
+        water,
+        item_id=43,
+        external_id="item-43",
+        website_url="http://127.0.0.1:8101/articles/item-43.html",
+    )
+    published = settled(harness.channel, water, harness.channel.create(water))  # type: ignore[arg-type]
+
+    assert harness.channel.lookup(elsewhere, None) is None
+
+    harness.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        harness.channel.create(elsewhere)
+    time.sleep(1)
+    found = harness.channel.lookup(elsewhere, None)
+    assert found is not None and found.remote_id != published.remote_id
+    assert news(articles(harness)[found.remote_id])["content_source_url"] == elsewhere.website_url
+
+
+def test_an_article_found_by_its_link_under_another_title_gets_no_content_hash(
+    harness: ContractHarness,
+) -> None:
+    pub = sample_publication()
+    published = settled(harness.channel, pub, harness.channel.create(pub))  # type: ignore[arg-type]
+    retitled = replace(pub, revision_number=2, title="新的标题", content_hash="c" * 64)
+
+    found = harness.channel.lookup(retitled, None)
+
+    assert found is not None and found.remote_id == published.remote_id
+    assert found.content_hash is None, "the article does not show this revision's title"
+
+
+def test_preview_shows_the_article_wechat_would_get_without_calling_it(
+    harness: ContractHarness,
+) -> None:
+    pub = sample_publication(
+        title="标" * 40,
+        short_title="临时救助资金发放情况公示",
+        body_html='<p onclick="x()">名单</p><script>alert(1)</script>',
+    )
+
+    shown = harness.channel.preview(pub)
+
+    assert shown["title"] == "临时救助资金发放情况公示"
+    assert shown["author"] == pub.department_name
+    assert shown["digest"] == pub.summary
+    assert shown["content_html"] == "<p>名单</p>"
+    assert shown["content_source_url"] == pub.website_url
+    assert shown["limits"]["title_chars"] == {"used": 12, "max": 32}
+    assert shown["limits"]["content_bytes"] == {
+        "used": len("<p>名单</p>".encode()),
+        "under": 1_000_000,
+    }
+    assert counters(harness).get("calls", 0) == 0
 
 
 def test_inline_images_move_to_wechats_cdn(harness: ContractHarness) -> None:
@@ -258,7 +434,7 @@ def test_the_callback_verifies_signatures_and_reports_finished_jobs(
     app = FastAPI()
     app.include_router(wechat_callback_router("cb-token", finished.append))
     with serve_in_thread(app) as api:
-        ts, nonce = "1700000000", "n0nce"
+        ts, nonce = str(int(time.time())), "n0nce"
         good = {
             "timestamp": ts,
             "nonce": nonce,
@@ -276,6 +452,17 @@ def test_the_callback_verifies_signatures_and_reports_finished_jobs(
             data=b"<xml/>",
             timeout=5,
         )
+        old = "1700000000"
+        stale = requests.post(
+            f"{api}/wechat/callback",
+            params={
+                "timestamp": old,
+                "nonce": nonce,
+                "signature": wechat_signature("cb-token", old, nonce),
+            },
+            data=b"<xml><Event>PUBLISHJOBFINISH</Event></xml>",
+            timeout=5,
+        )
         requests.post(
             f"{harness.sandbox.url}/_sandbox/wechat",
             json={"callback_url": f"{api}/wechat/callback", "callback_token": "cb-token"},
@@ -288,4 +475,5 @@ def test_the_callback_verifies_signatures_and_reports_finished_jobs(
 
     assert (echoed.status_code, echoed.text) == (200, "e1")
     assert forged.status_code == 403 and forged_post.status_code == 403
+    assert stale.status_code == 403  # a signed but old URL cannot be replayed
     assert finished == [receipt.state["publish_id"]]

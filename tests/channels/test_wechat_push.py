@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,10 +22,13 @@ from publisher.models import (
     Item,
     ItemStatus,
     Revision,
+    SharedValue,
     WeChatDigest,
     WeChatDigestState,
 )
-from publisher.services.wechat_push import run_daily_digest
+from publisher.services.deliveries import ChannelPool
+from publisher.services.wechat_push import run_daily_digest, scheduled_wechat_digest
+from publisher.shared import DatabaseSharedStore
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
 from tests.support import migrated_sqlite
@@ -112,19 +116,17 @@ def test_ten_items_make_a_digest_of_eight_and_two_wait_for_the_next_day(
     with database.session() as session:
         ids = add_push_items(session, 10, push_tags=[])
 
-    with database.session() as session:
-        early = run_daily_digest(
-            session, channel=channel, settings=SETTINGS, now=DAY_ONE - timedelta(hours=1)
-        )
-        first = run_daily_digest(session, channel=channel, settings=SETTINGS, now=DAY_ONE)
-        again = run_daily_digest(
-            session, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(hours=1)
-        )
+    early = run_daily_digest(
+        database, channel=channel, settings=SETTINGS, now=DAY_ONE - timedelta(hours=1)
+    )
+    first = run_daily_digest(database, channel=channel, settings=SETTINGS, now=DAY_ONE)
+    again = run_daily_digest(
+        database, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(hours=1)
+    )
     requests.post(f"{harness.sandbox.url}/_sandbox/wechat/new_day", timeout=5)
-    with database.session() as session:
-        second = run_daily_digest(
-            session, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(days=1)
-        )
+    second = run_daily_digest(
+        database, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(days=1)
+    )
 
     assert not early.ran and not early.sent
     assert [d.item_ids for d in first.sent] == [tuple(ids[:8])]
@@ -145,18 +147,50 @@ def test_a_lost_sendall_answer_is_resent_and_deduplicated_by_clientmsgid(
         add_push_items(session, 3, push_tags=["101"])
     harness.sandbox.faults(timeout_next_writes=1, hang_seconds=2)
 
+    lost = run_daily_digest(database, channel=channel, settings=SETTINGS, now=DAY_ONE)
     with database.session() as session:
-        lost = run_daily_digest(session, channel=channel, settings=SETTINGS, now=DAY_ONE)
+        after_loss = [d.state for d in session.scalars(select(WeChatDigest)).all()]
+    resent = run_daily_digest(
+        database, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(minutes=15)
+    )
     with database.session() as session:
-        resent = run_daily_digest(
-            session, channel=channel, settings=SETTINGS, now=DAY_ONE + timedelta(minutes=15)
-        )
         digests = session.scalars(select(WeChatDigest)).all()
         states = [d.state for d in digests]
 
     assert lost.sent == [] and lost.errors
+    assert after_loss == [WeChatDigestState.UNKNOWN], "the uncertain digest was committed"
     assert len(resent.sent) == 1 and resent.sent[0].duplicate
     assert states == [WeChatDigestState.SENT]
     sends = mass_sends(harness)
     assert len(sends) == 1, "WeChat saw the clientmsgid: no second mass send"
     assert sends[0]["filter"] == {"is_to_all": False, "tag_id": 101}
+
+
+def test_the_scheduled_digest_sends_with_the_shared_store_in_the_same_sqlite_database(
+    harness: ContractHarness, database: Database
+) -> None:
+    # The embedded default: the adapter's token and thumbs live in the store's own SQLite
+    # file, whose write lock a transaction held across the WeChat calls would keep from them.
+    settings = Settings(
+        org_code="733099896",
+        wechat_appid="sandbox",
+        wechat_secret="sandbox-secret",
+        wechat_api_base=harness.sandbox.url,
+        wechat_digest_time="00:00",
+        http_timeout_seconds=1.0,
+    )
+    pool = ChannelPool(settings, DatabaseSharedStore(database))
+    with database.session() as session:
+        ids = add_push_items(session, 2, push_tags=[])
+
+    started = time.monotonic()
+    result = scheduled_wechat_digest(database, settings, pool)
+
+    assert time.monotonic() - started < 10, "nothing waited on the database lock"
+    assert result.errors == []
+    assert [d.item_ids for d in result.sent] == [tuple(ids)]
+    with database.session() as session:
+        [digest] = session.scalars(select(WeChatDigest)).all()
+        assert digest.state == WeChatDigestState.SENT
+        assert session.get(SharedValue, "wechat:access_token") is not None
+    assert [len(m["articles"]) for m in mass_sends(harness)] == [2]

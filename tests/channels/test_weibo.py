@@ -319,6 +319,121 @@ def test_token_never_appears_in_errors(store: DatabaseSharedStore) -> None:
     assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
 
 
-def test_disabled_without_a_token(store: DatabaseSharedStore) -> None:
-    with pytest.raises(ChannelDisabled, match="PUBLISHER_WEIBO_ACCESS_TOKEN"):
+def test_a_token_gone_at_call_time_waits_for_an_operator_and_a_new_one_works_at_once(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    store.set(TOKEN_KEY, "sandbox")
+    settings = Settings(weibo_api_base=sandbox.url, http_timeout_seconds=1.0)
+    channel = WeiboChannel.from_settings(settings, store)  # the engine's pool keeps this one
+    store.delete(TOKEN_KEY)
+
+    with pytest.raises(AuthExpired) as caught:
+        channel.create(sample_publication())
+
+    assert caught.value.refreshable is False
+    assert "publisher channels set-token weibo" in caught.value.explanation
+    assert sandbox.inspect()["counters"].get("calls", 0) == 0
+    store.set(TOKEN_KEY, "sandbox")
+    receipt = channel.create(sample_publication())
+    assert [s["idstr"] for s in live(sandbox)] == [receipt.remote_id]
+
+
+def test_disabled_without_a_token_or_a_base_url(store: DatabaseSharedStore) -> None:
+    with pytest.raises(ChannelDisabled, match="set-token weibo"):
         WeiboChannel.from_settings(Settings(weibo_access_token=None), store)
+    with pytest.raises(ChannelDisabled, match="PUBLISHER_WEIBO_API_BASE"):
+        WeiboChannel.from_settings(Settings(weibo_api_base="", weibo_access_token="t"), store)
+
+
+def test_lookup_never_adopts_another_items_post_with_the_same_text(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    water = sample_publication(title="停水通知", summary="松山湖片区明日停水。")
+    elsewhere = replace(
+        water,
+        item_id=43,
+        external_id="item-43",
+        website_url="http://127.0.0.1:8101/articles/item-43.html",
+    )
+    posted = channel.create(water)
+
+    assert channel.lookup(elsewhere, None) is None
+
+    sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        channel.create(elsewhere)
+    found = channel.lookup(elsewhere, None)
+    assert found is not None and found.remote_id != posted.remote_id
+    assert found.content_hash == elsewhere.content_hash
+    assert elsewhere.website_url in statuses(sandbox)[found.remote_id]["text"]
+
+
+def test_a_post_linking_to_the_item_with_other_text_gets_no_content_hash(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    posted = channel.create(pub)
+    revised = replace(pub, summary="更正后的摘要。", content_hash="b" * 64)
+
+    found = channel.lookup(revised, None)
+
+    assert found is not None and found.remote_id == posted.remote_id
+    assert found.content_hash is None
+
+
+def test_a_short_link_is_followed_to_tell_whose_post_it_is(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    # Weibo rewrites links to t.cn; the sandbox keeps links as given, so a stand-in shortener
+    # on "localhost" plays t.cn here.
+    pub = sample_publication(title="停水通知", summary="松山湖片区明日停水。")
+    other = replace(pub, external_id="item-43", website_url=pub.website_url.replace("42", "43"))  # type: ignore[union-attr]
+    shortener = FastAPI()
+    targets = {"A1b2": pub.website_url, "C3d4": other.website_url}
+
+    @shortener.head("/{code}")
+    def expand(code: str) -> Response:
+        return Response(status_code=302, headers={"Location": targets[code]})
+
+    with serve_in_thread(shortener) as short_base:
+        short = short_base.replace("127.0.0.1", "localhost")
+        for code in ("C3d4", "A1b2"):
+            requests.post(
+                f"{sandbox.url}/2/statuses/share.json",
+                data={
+                    "access_token": "sandbox",
+                    "rip": "127.0.0.1",
+                    "status": f"【{pub.title}】{pub.summary} {short}/{code}",
+                },
+                timeout=5,
+            ).raise_for_status()
+        channel = make_channel(sandbox, store)
+        channel.short_link_hosts = ("localhost",)
+
+        found = channel.lookup(pub, None)
+        absent = channel.lookup(
+            replace(other, external_id="item-44", website_url=pub.website_url.replace("42", "44")),
+            None,
+        )  # type: ignore[union-attr]
+
+    assert found is not None
+    assert statuses(sandbox)[found.remote_id]["text"].endswith("/A1b2")
+    assert found.content_hash == pub.content_hash
+    assert absent is None
+
+
+def test_preview_shows_the_exact_status_and_its_units(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store, weibo_edit_policy="correction")
+    pub = sample_publication()
+
+    shown = channel.preview(pub)
+
+    assert shown["status"] == f"【{pub.title}】{pub.summary} {pub.website_url}"
+    assert shown["units"] == units(shown["status"]) <= shown["limit_units"] == 140
+    assert shown["correction_status"].startswith("【更正】")
+    assert channel.preview(replace(pub, website_url=None))["status"] is None
+    assert sandbox.inspect()["counters"].get("calls", 0) == 0

@@ -40,6 +40,7 @@ class System:
             PUBLISHER_CATALOGUE_PORT=str(self.ports["catalogue"]),
             PUBLISHER_LEASE_SECONDS="6",
             PUBLISHER_SWEEP_INTERVAL_SECONDS="1",
+            PUBLISHER_RESEND_AFTER_SECONDS="2",
             PUBLISHER_DEPENDENCY_WAIT_SECONDS="1",
             PUBLISHER_BACKOFF_BASE_SECONDS="0.5",
             PUBLISHER_BACKOFF_CAP_SECONDS="2",

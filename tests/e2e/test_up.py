@@ -35,6 +35,7 @@ def test_up_runs_the_whole_system_with_demo_data_and_stops_cleanly(tmp_path: Pat
     env.update({f"PUBLISHER_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     env["PUBLISHER_VAR_DIR"] = str(tmp_path / "var")
     env["PUBLISHER_SWEEP_INTERVAL_SECONDS"] = "1"
+    env["PUBLISHER_RESEND_AFTER_SECONDS"] = "2"
     out = (tmp_path / "up.out").open("w+")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from publisher.cli import main; main()", "up", "--demo"],

@@ -245,8 +245,10 @@ def test_publish_assigns_index_numbers_and_enqueues_deliveries(
     assert body["index_no"] == f"733099896/{TODAY_YEAR}-00001"
     assert sorted(d["channel"] for d in body["deliveries"]) == ["catalogue", "website"]
     assert all(d["state"] == "pending" and d["attempts"] == 0 for d in body["deliveries"])
-    assert sorted(kind for _, kind, _ in dispatched) == ["catalogue", "website"]
-    assert {i for i, _, _ in dispatched} == {d["id"] for d in body["deliveries"]}
+    # The website goes first; the catalogue waits to be woken by its page going live.
+    assert [kind for _, kind, _ in dispatched] == ["website"]
+    catalogue = next(d for d in body["deliveries"] if d["channel"] == "catalogue")
+    assert catalogue["wait_reason"] == "website"
 
     resp = client.post(f"/api/v1/items/{second['id']}/publish", headers=ADMIN)
     assert resp.json()["index_no"] == f"733099896/{TODAY_YEAR}-00002"
@@ -300,7 +302,7 @@ def test_operator_cancels_and_retries_a_delivery(client: TestClient) -> None:
     published = client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN).json()
     delivery_id = published["deliveries"][0]["id"]
     operator = token(client, "operator")
-    editor = token(client, "editor")
+    editor = token(client, "editor", "sgj")
     assert (
         client.post(f"/api/v1/deliveries/{delivery_id}/cancel", headers=editor).status_code == 403
     )
@@ -383,7 +385,7 @@ def test_domains_and_departments_added_at_run_time_are_usable_at_once(
         headers=ADMIN,
     )
     assert ("departments", "known") in problems(bad)
-    editor = token(client, "editor")
+    editor = token(client, "editor", "sgj")
     denied = client.post("/api/v1/departments", json={"code": "a", "name": "A"}, headers=editor)
     assert denied.status_code == 403
     with sqlite3.connect(db_path(settings)) as conn:
@@ -493,11 +495,20 @@ def test_a_title_too_long_for_wechat_is_refused_at_publish_naming_channel_and_fi
         resp = wechat_client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
         assert resp.status_code == 202, resp.text
         assert "wechat" in {d["channel"] for d in resp.json()["deliveries"]}
+        revisions = count(settings, "revisions")
+        too_long = wechat_client.patch(
+            f"/api/v1/items/{view['id']}", json={"short_title": "长" * 33}, headers=ADMIN
+        )
+        assert too_long.status_code == 422, too_long.text
+        assert [(p["channel"], p["loc"][-1]) for p in too_long.json()["detail"]] == [
+            ("wechat", "title")
+        ]
+        assert count(settings, "revisions") == revisions  # the refused edit is not stored
 
 
 def test_freeze_start_status_lift_and_roles(client: TestClient, dispatched: list[Any]) -> None:
     operator = token(client, "operator")
-    editor = token(client, "editor")
+    editor = token(client, "editor", "sgj")
     assert client.get("/api/v1/freeze", headers=editor).json() == {"active": False}
     assert client.post("/api/v1/freeze", json={"reason": "x"}, headers=editor).status_code == 403
     empty = client.post("/api/v1/freeze", json={"reason": ""}, headers=operator)
@@ -535,3 +546,23 @@ def test_retry_every_failed_delivery_of_a_channel(
     assert [kind for _, kind, _ in dispatched] == ["website"] * 3
     listed = client.get("/api/v1/deliveries?channel=website&state=failed", headers=operator)
     assert listed.json()["total"] == 0
+
+
+def test_bad_filters_are_422_not_500(client: TestClient) -> None:
+    for path in (
+        "/api/v1/deliveries?state=bogus",
+        "/api/v1/deliveries?channel=fax",
+        "/api/v1/items?status=bogus",
+    ):
+        resp = client.get(path, headers=ADMIN)
+        assert resp.status_code == 422, (path, resp.text)
+        assert resp.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_an_editor_token_needs_a_department(client: TestClient) -> None:
+    from publisher.auth import create_token
+    from publisher.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused, get_database().session() as session:
+        create_token(session, "editor")
+    assert [(p.field, p.rule) for p in refused.value.problems] == [("department", "required")]

@@ -29,7 +29,12 @@ from publisher.models import (
 )
 from publisher.models import Channel as ChannelRow
 from publisher.services.channels import lift_freeze, retry_failed, start_freeze
-from publisher.services.deliveries import ChannelPool, DeliveryEngine, claim_delivery
+from publisher.services.deliveries import (
+    ChannelPool,
+    DeliveryEngine,
+    claim_delivery,
+    due_deliveries,
+)
 from publisher.services.items import (
     ItemFields,
     create_item,
@@ -126,7 +131,7 @@ def page(url: str) -> requests.Response:
 def test_publish_edit_retract_reach_the_public_pages(world: World) -> None:
     item_id = world.publish()
     waiting = world.sync(item_id, "catalogue")
-    assert waiting.state == DeliveryState.PENDING
+    assert waiting.state == DeliveryState.DEFERRED and waiting.wait_reason == "website"
     assert waiting.explanation == "waiting for the website page to exist"
 
     site = world.sync(item_id, "website")
@@ -360,3 +365,70 @@ def test_the_failure_budget_fails_a_delivery_with_its_history_and_retry_starts_a
         assert retry_failed(session, "website", actor="operator") == 1
     live = world.sync(item_id, "website", force=False)
     assert live.state == DeliveryState.LIVE and live.failing_since is None
+
+
+def test_an_edit_that_fixes_a_refused_revision_during_the_call_is_delivered(
+    world: World,
+) -> None:
+    # Escaping 300,000 ">" makes 1.2 MB of HTML: the website refuses it (permanently).
+    item_id = world.publish(body_html="<p>" + ">" * 300_000 + "</p>")
+    world.website.faults(latency_ms=700)
+    d = world.delivery(item_id, "website")
+    worker = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
+    worker.start()
+    time.sleep(0.3)
+    with world.db.session() as session:
+        fixed = edit_item(
+            session, world.settings, item_id, ItemFields(body_html="<p>正文已精简。</p>"), actor="t"
+        )
+    worker.join()
+    assert fixed is not None
+    refused = world.delivery(item_id, "website")
+    assert refused.state == DeliveryState.PENDING  # not failed: the refused revision is gone
+    assert refused.last_error_kind == "permanent"
+    live = world.sync(item_id, "website", force=False)
+    assert live.state == DeliveryState.LIVE and live.applied_revision_id == fixed.id
+
+
+def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owner(world: World) -> None:
+    item_id = world.publish()
+    world.website.faults(latency_ms=700)
+    d = world.delivery(item_id, "website")
+    slow = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
+    slow.start()
+    time.sleep(0.2)
+    with world.db.session() as session:  # the slow worker's lease runs out mid-call
+        session.execute(
+            update(Delivery).where(Delivery.id == d.id).values(lease_expires_at=utcnow())
+        )
+    taken = world.engine.sync(d.id, "new-owner")
+    slow.join()
+    assert taken.claimed and taken.state == DeliveryState.LIVE
+    final = world.delivery(item_id, "website")
+    assert final.state == DeliveryState.LIVE and final.lease_owner is None
+    history = [(a.worker, a.action, a.outcome) for a in world.attempts(d.id)]
+    assert history == [
+        ("slow-worker", "create", AttemptOutcome.ABANDONED),
+        ("new-owner", "lookup", AttemptOutcome.OK),
+    ]
+    counters = world.website.inspect()["counters"]
+    assert counters.get("creates") == 1 and "unchanged" not in counters
+
+
+def test_the_sweeper_resends_a_due_delivery_only_after_a_while_and_per_channel(
+    world: World,
+) -> None:
+    items = [world.publish() for _ in range(3)]
+    now = utcnow()
+    with world.db.session() as session:  # the catalogue deliveries wait for the website
+        first = due_deliveries(session, now, resend_after=30, per_channel=2)
+    assert sorted(kind for _, kind in first) == ["website"] * 2
+    with world.db.session() as session:  # just sent: not again within `resend_after`
+        again = due_deliveries(session, now + timedelta(seconds=10), resend_after=30)
+    assert [kind for _, kind in again] == ["website"]  # the third item's
+    with world.db.session() as session:  # the messages were lost: sent again afterwards
+        later = due_deliveries(session, now + timedelta(seconds=41), resend_after=30)
+    assert len(later) == len(items)
+    with world.db.session() as session:  # the catalogue's safety net: due after 5 minutes
+        safety = due_deliveries(session, now + timedelta(seconds=301), resend_after=30)
+    assert sorted(kind for _, kind in safety) == ["catalogue"] * 3 + ["website"] * 3

@@ -74,6 +74,11 @@ def fields(**overrides: object) -> ItemFields:
         ({"body_html": "x" * 1_000_001}, "body_html", "max_bytes"),
         ({"body_html": None}, "body_html", "required"),
         ({"channels": ["fax"]}, "channels", "known"),
+        ({"body_html": "<script>alert(1)</script>"}, "body_html", "not_empty"),
+        ({"short_title": "短" * 65}, "short_title", "max_length"),
+        ({"doc_number": "号" * 65}, "doc_number", "max_length"),
+        ({"cover_image": "javascript:alert(1)"}, "cover_image", "url"),
+        ({"cover_image": "file:///etc/passwd"}, "cover_image", "url"),
     ],
 )
 def test_bad_input_names_field_and_rule_and_stores_nothing(
@@ -147,7 +152,7 @@ def test_publish_edit_retract_change_desired_state_and_enqueue_after_commit(
     assert item is not None and item.index_no is not None
     assert item.index_no.startswith("733099896/") and item.index_no.endswith("-00001")
     assert sorted(d.channel_kind for d in deliveries) == ["catalogue", "website"]
-    assert sorted(kind for _, kind, _ in sent) == ["catalogue", "website"]
+    assert [kind for _, kind, _ in sent] == ["website"]  # the catalogue waits for its page
 
     sent.clear()
     with db.session() as session:
@@ -156,7 +161,7 @@ def test_publish_edit_retract_change_desired_state_and_enqueue_after_commit(
         desired = set(
             session.scalars(select(Delivery.desired_revision_id).where(Delivery.item_id == item_id))
         )
-    assert rev is not None and desired == {rev.id} and len(sent) == 2
+    assert rev is not None and desired == {rev.id} and [k for _, k, _ in sent] == ["website"]
 
     sent.clear()
     with pytest.raises(RuntimeError), db.session() as session:
@@ -230,3 +235,49 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     fifth = [backoff_seconds(5, 2, 600, rng) for _ in range(200)]
     assert all(16 <= d <= 32 for d in fifth)
     assert all(300 <= backoff_seconds(30, 2, 600, rng) <= 600 for _ in range(200))
+
+
+def test_publishing_to_channels_that_link_to_the_website_needs_the_website(
+    db: Database, settings: Settings, sent: list[tuple[int, str, float]]
+) -> None:
+    with db.session() as session:
+        item_id = create_item(session, settings, fields(channels=["catalogue"]), actor="t").id
+    with pytest.raises(InvalidInput) as refused, db.session() as session:
+        publish_item(session, settings, item_id, actor="t", enabled_kinds=["website"])
+    assert [(p.field, p.rule) for p in refused.value.problems] == [("channels", "needs_website")]
+    with db.session() as session:
+        assert session.scalar(select(func.count(Delivery.id))) == 0
+        assert session.get(Item, item_id).index_no is None  # type: ignore[union-attr]
+
+
+def test_channel_changes_on_a_published_item_reach_the_deliveries(
+    db: Database, settings: Settings, sent: list[tuple[int, str, float]]
+) -> None:
+    with db.session() as session:
+        item_id = create_item(session, settings, fields(), actor="t").id
+    with db.session() as session:
+        publish_item(session, settings, item_id, actor="t", enabled_kinds=["website", "catalogue"])
+
+    def wanted() -> dict[str, bool]:
+        with db.session() as session:
+            rows = session.execute(
+                select(Delivery.channel_kind, Delivery.desired_present).where(
+                    Delivery.item_id == item_id
+                )
+            )
+            return dict(rows.all())
+
+    with db.session() as session:  # drop the catalogue without a content change
+        assert (
+            edit_item(session, settings, item_id, ItemFields(channels=["website"]), actor="t")
+            is None
+        )
+    assert wanted() == {"website": True, "catalogue": False}
+    with db.session() as session:  # a later edit does not bring it back
+        edit_item(session, settings, item_id, ItemFields(summary="更新摘要"), actor="t")
+    assert wanted() == {"website": True, "catalogue": False}
+    with db.session() as session:  # adding a channel creates its delivery
+        edit_item(
+            session, settings, item_id, ItemFields(channels=["website", "catalogue"]), actor="t"
+        )
+    assert wanted() == {"website": True, "catalogue": True}

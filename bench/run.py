@@ -1,0 +1,292 @@
+"""`publisher bench`: the whole benchmark in one run, with a table of figures and targets.
+
+1. Fresh `bench` database and Redis dbs; the four sandboxes, fault-free and unpaced.
+2. Baseline: a bare Celery worker (`bench.baseline`) publishes N items to the four sandboxes.
+3. Product: API, worker and beat; N items created, then published through the API with a few
+   concurrent clients; publish → live on all four channels, from each delivery's `live_at`.
+4. API latency: `--clients` concurrent clients create, then publish, `--requests` items.
+5. The failed-deliveries query over `--rows` delivery rows, with and without a candidate index.
+
+The worker's memory is sampled throughout 3 and 4. Targets: throughput ≥ 0.7 × baseline,
+publish p99 < 50 ms, the failed query < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import baseline as baseline_mod
+from bench.failed_query import CANDIDATE_INDEX_SQL, QueryTiming, measure
+from bench.pipeline import (
+    ApiClients,
+    channel_latencies,
+    item_latencies,
+    throughput,
+    wait_live,
+)
+from bench.procs import MemorySampler
+from bench.stats import Figure, percentile, render_table
+from bench.system import BenchSystem, Services, fresh_database, fresh_redis
+from channels.registry import KINDS
+
+RATIO_TARGET = 0.7
+PUBLISH_P99_TARGET_MS = 50.0
+QUERY_TARGET_MS = 100.0
+# The product's WeChat adapter polls `freepublish/get` at most 100 times a day (DESIGN §5.1).
+WECHAT_POLLS_PER_DAY = 100
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="publisher bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--items", type=int, default=90, help="items per pipeline run (default 90)")
+    p.add_argument("--warmup", type=int, default=5, help="items published before measuring")
+    p.add_argument("--concurrency", type=int, default=4, help="worker processes, both runs")
+    p.add_argument("--publishers", type=int, default=8, help="API clients publishing in 3")
+    p.add_argument("--clients", type=int, default=50, help="concurrent API clients in 4")
+    p.add_argument("--requests", type=int, default=500, help="items created and published in 4")
+    p.add_argument("--rows", type=int, default=1_000_000, help="delivery rows for 5")
+    p.add_argument("--failed-share", type=float, default=0.005, help="share of failed rows")
+    p.add_argument(
+        "--wechat-publish-delay",
+        type=float,
+        default=0.3,
+        help="seconds the WeChat sandbox takes to publish (its default). At 0 its callback\n"
+        "can arrive before the worker has recorded the publish id, and the delivery\n"
+        "then waits for the 120 s poll",
+    )
+    p.add_argument("--timeout", type=float, default=300.0, help="per pipeline run, seconds")
+    p.add_argument("--skip", action="append", default=[], choices=["baseline", "latency", "query"])
+    p.add_argument("--postgres", default=Services.postgres, help="server URL, no database")
+    p.add_argument("--redis", default=Services.redis, help="server URL, no db number")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.items + args.warmup > WECHAT_POLLS_PER_DAY:
+        print(
+            f"note: more than {WECHAT_POLLS_PER_DAY} WeChat publishes need more freepublish/get "
+            "polls than the adapter allows a day; the rest wait for tomorrow's budget",
+            file=sys.stderr,
+        )
+    services = Services(postgres=args.postgres, redis=args.redis)
+    var_dir = args.keep or Path(tempfile.mkdtemp(prefix="publisher-bench-"))
+    var_dir.mkdir(parents=True, exist_ok=True)
+    say(f"bench: logs in {var_dir}")
+    database_url = fresh_database(services)
+    fresh_redis(services)
+    system = BenchSystem(var_dir, services, args.concurrency)
+    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    try:
+        system.start_sandboxes(args.wechat_publish_delay)
+        if "baseline" not in args.skip:
+            results["baseline"] = run_baseline(system, args)
+        results["product"] = run_product(system, database_url, args)
+        if "query" not in args.skip:
+            system.procs.stop("worker")  # the store is filled under the API alone
+            system.procs.stop("beat")
+            say(f"query: filling {args.rows:,} delivery rows…")
+            timing = measure(
+                database_url,
+                rows=args.rows,
+                failed_share=args.failed_share,
+                api=system.api,
+                headers=system.headers,
+            )
+            results["query"] = query_summary(timing)
+    except Exception:
+        for name in system.procs.procs:
+            print(f"--- {name}\n{system.procs.log_tail(name)}", file=sys.stderr)
+        raise
+    finally:
+        system.stop()
+    figures = build_figures(results)
+    print()
+    print(render_table(figures))
+    if "query" in results:
+        print()
+        print("failed-deliveries query plans (EXPLAIN ANALYZE, without the candidate index):")
+        for name, plan in results["query"]["explain"].items():
+            print(f"-- {name}\n{plan}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0 if all(f.passed is not False for f in figures) else 1
+
+
+def say(message: str) -> None:
+    print(time.strftime("%H:%M:%S"), message, flush=True)
+
+
+# --- the runs ---------------------------------------------------------------------------------
+
+
+def run_baseline(system: BenchSystem, args: argparse.Namespace) -> dict[str, Any]:
+    worker = system.start_baseline()
+    say(f"baseline: warming up with {args.warmup} items…")
+    warm = baseline_mod.run_baseline(list(range(1, args.warmup + 1)), 120)
+    if not warm.finished:
+        raise RuntimeError(f"the baseline warm-up did not finish: {warm.errors[:3]}")
+    numbers = list(range(1000, 1000 + args.items))
+    say(f"baseline: {args.items} items × {len(KINDS)} channels…")
+    with MemorySampler(worker) as memory:
+        run = baseline_mod.run_baseline(numbers, args.timeout)
+    system.procs.stop("baseline")
+    if not run.finished:
+        raise RuntimeError(f"the baseline did not finish: errors {run.errors[:3]}")
+    summary = latency_summary(run.started, run.live)
+    summary["worker_peak_rss_mb"] = memory.peak_mb
+    summary["worker_hwm_sum_mb"] = memory.hwm_mb
+    say(f"baseline: {summary['items_per_s']:.1f} items/s")
+    return summary
+
+
+def run_product(system: BenchSystem, database_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    worker = system.start_product()
+    publishers = ApiClients(system.api, system.headers, args.publishers)
+    summary: dict[str, Any] = {}
+    with MemorySampler(worker) as memory:
+        say(f"product: warming up with {args.warmup} items…")
+        _, warm_ids = publishers.create_items(range(1, args.warmup + 1))
+        publishers.publish(warm_ids)
+        warm = wait_live(database_url, warm_ids, 180)
+        if not warm.finished:
+            raise RuntimeError(f"the product warm-up did not finish: {warm.pending}")
+        numbers = list(range(1000, 1000 + args.items))
+        _, ids = publishers.create_items(numbers)
+        say(f"product: {args.items} items × {len(KINDS)} channels…")
+        calls = publishers.publish(ids)
+        live = wait_live(database_url, ids, args.timeout)
+        summary.update(latency_summary(calls.started, live.live))
+        summary["not_live"] = live.pending
+        summary["publish_ms_p50"] = percentile(calls.latencies_ms, 50)
+        say(f"product: {summary['items_per_s']:.1f} items/s; not live: {live.pending or 'none'}")
+        if "latency" not in args.skip:
+            summary.update(api_latency(system, args))
+    summary["worker_peak_rss_mb"] = memory.peak_mb
+    summary["worker_hwm_sum_mb"] = memory.hwm_mb
+    summary["worker_processes"] = memory.processes
+    return summary
+
+
+def api_latency(system: BenchSystem, args: argparse.Namespace) -> dict[str, Any]:
+    clients = ApiClients(system.api, system.headers, args.clients)
+    numbers = list(range(100_000, 100_000 + args.requests))
+    say(f"api: {args.clients} clients create {args.requests} items…")
+    created, ids = clients.create_items(numbers)
+    say(f"api: {args.clients} clients publish them…")
+    published = clients.publish(ids)
+    return {
+        "create_ms_p50": percentile(created.latencies_ms, 50),
+        "create_ms_p99": percentile(created.latencies_ms, 99),
+        "publish50_ms_p50": percentile(published.latencies_ms, 50),
+        "publish50_ms_p99": percentile(published.latencies_ms, 99),
+        "publish50_ms_max": max(published.latencies_ms),
+    }
+
+
+def latency_summary(started: dict[int, float], live: dict[int, dict[str, float]]) -> dict[str, Any]:
+    latencies = item_latencies(started, live)
+    out: dict[str, Any] = {
+        "items": len(started),
+        "complete": len(latencies),
+        "items_per_s": throughput(started, live),
+        "live_s_p50": percentile(latencies, 50),
+        "live_s_p95": percentile(latencies, 95),
+        "live_s_max": max(latencies, default=math.nan),
+    }
+    for kind in KINDS:
+        out[f"{kind}_s_p50"] = percentile(channel_latencies(started, live, kind), 50)
+    return out
+
+
+def query_summary(timing: QueryTiming) -> dict[str, Any]:
+    return {
+        "rows": timing.rows,
+        "failed_rows": timing.failed_rows,
+        "fill_s": timing.fill_seconds,
+        "service_ms_median": timing.service_median_ms,
+        "service_ms_max": max(timing.service_ms),
+        "api_ms_median": percentile(timing.api_ms, 50),
+        "plan_ms": timing.plan_ms,
+        "with_index_ms_median": percentile(timing.with_index_ms, 50),
+        "with_index_plan_ms": timing.with_index_plan_ms,
+        "candidate_index": CANDIDATE_INDEX_SQL,
+        "explain": timing.explain,
+    }
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def build_figures(results: dict[str, Any]) -> list[Figure]:
+    figures: list[Figure] = []
+    ours, base = results.get("product", {}), results.get("baseline")
+    if ours:
+        figures += [
+            Figure("pipeline: items/s (4 channels each)", ours["items_per_s"], "items/s"),
+            Figure("pipeline: publish → live, p50", ours["live_s_p50"], "s"),
+            Figure("pipeline: publish → live, p95", ours["live_s_p95"], "s"),
+        ]
+        figures += [Figure(f"  {k} live, p50", ours[f"{k}_s_p50"], "s") for k in KINDS]
+    if base:
+        ratio = ours["items_per_s"] / base["items_per_s"] if base["items_per_s"] else math.nan
+        figures += [
+            Figure("baseline: items/s", base["items_per_s"], "items/s"),
+            Figure("baseline: publish → live, p50", base["live_s_p50"], "s"),
+            Figure("baseline: publish → live, p95", base["live_s_p95"], "s"),
+            Figure(
+                "throughput ratio ours / baseline",
+                ratio,
+                "",
+                f">= {RATIO_TARGET}",
+                ratio >= RATIO_TARGET,
+            ),
+        ]
+    if "publish50_ms_p99" in ours:
+        p99 = ours["publish50_ms_p99"]
+        figures += [
+            Figure("API POST /items, 50 clients, p50", ours["create_ms_p50"], "ms"),
+            Figure("API POST /items, 50 clients, p99", ours["create_ms_p99"], "ms"),
+            Figure("API POST /items/{id}/publish, 50 clients, p50", ours["publish50_ms_p50"], "ms"),
+            Figure(
+                "API POST /items/{id}/publish, 50 clients, p99",
+                p99,
+                "ms",
+                f"< {PUBLISH_P99_TARGET_MS:g} ms",
+                p99 < PUBLISH_P99_TARGET_MS,
+            ),
+        ]
+    if ours:
+        figures.append(Figure("worker peak RSS (process tree)", ours["worker_peak_rss_mb"], "MB"))
+    if base:
+        figures.append(Figure("baseline worker peak RSS", base["worker_peak_rss_mb"], "MB"))
+    query = results.get("query")
+    if query:
+        ms = query["service_ms_median"]
+        figures += [
+            Figure(
+                f"failed-deliveries query, {query['rows']:,} rows",
+                ms,
+                "ms",
+                f"< {QUERY_TARGET_MS:g} ms",
+                ms < QUERY_TARGET_MS,
+            ),
+            Figure("  same, through GET /deliveries?state=failed", query["api_ms_median"], "ms"),
+            Figure("  same, with the candidate index", query["with_index_ms_median"], "ms"),
+        ]
+    return figures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
