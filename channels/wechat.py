@@ -552,6 +552,15 @@ class WeChatChannel(Channel):
             content_hash=content_hash,
             state={"publish_id": publish_id},
         )
+        announced = self.shared.get(finished_key(publish_id))
+        if announced:
+            # WeChat's PUBLISHJOBFINISH callback named the article: `getarticle` is not
+            # rationed, so the job's 100-a-day `freepublish/get` budget is kept for polls.
+            found = self._lookup_article({"article_id": announced, "content_hash": content_hash})
+            if found is not None:
+                return replace(
+                    found, state={**found.state, "publish_id": publish_id, "publish_status": 0}
+                )
         result = self._job(publish_id)
         if isinstance(result, float):
             # Today's polls are spent: check again when the window turns, without calling.
@@ -822,6 +831,11 @@ def _publish_failed(status: int, result: dict[str, Any]) -> Permanent:
         code=f"publish_status={status}",
         message=f"{reason}; fail_idx={result.get('fail_idx', [])}",
     )
+
+
+def finished_key(publish_id: str) -> str:
+    """Shared-store key under which the publish callback leaves a finished job's article id."""
+    return f"wechat:finished:{publish_id}"
 
 
 def digest_clientmsgid(day: str, audience: str, article_ids: Sequence[str]) -> str:

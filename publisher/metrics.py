@@ -30,6 +30,7 @@ from channels.registry import KINDS
 from publisher.db import Database
 from publisher.models import Attempt, Delivery, DeliveryState, utcnow
 from publisher.services.deliveries import is_due
+from publisher.services.queries import counts_by_state
 
 # Seconds; channel calls range from a fast upsert to a slow WeChat upload.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -50,18 +51,9 @@ class DatabaseCollector(Collector):
         metric = GaugeMetricFamily(
             "publisher_deliveries", "Deliveries by state and channel", labels=["state", "channel"]
         )
-        counts = {
-            (str(kind), DeliveryState(state).value): int(n)
-            for kind, state, n in session.execute(
-                select(Delivery.channel_kind, Delivery.state, func.count()).group_by(
-                    Delivery.channel_kind, Delivery.state
-                )
-            )
-        }
-        kinds = sorted(set(KINDS) | {k for k, _ in counts})
-        for kind in kinds:
+        for kind, states in sorted(counts_by_state(session).items()):
             for state in DeliveryState:
-                metric.add_metric([state.value, kind], counts.get((kind, state.value), 0))
+                metric.add_metric([state.value, kind], states.get(state.value, 0))
         return metric
 
     def _attempts(self, session: Session) -> Metric:

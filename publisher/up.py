@@ -13,12 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from types import FrameType
 
 import requests
-from sqlalchemy import select
 
 from channels.registry import KINDS
 from publisher.config import (
@@ -31,7 +29,7 @@ from publisher.config import (
 )
 from publisher.db import get_database, reset_database
 from publisher.migrate import upgrade
-from publisher.models import Delivery
+from publisher.services.queries import counts_by_state
 
 CLI = [sys.executable, "-c", "from publisher.cli import main; main()"]
 
@@ -147,13 +145,12 @@ def wait_http(url: str, timeout: float = 30.0) -> bool:
 
 def delivery_summary(settings: Settings) -> str:
     with get_database(settings).session() as session:
-        rows = session.execute(select(Delivery.channel_kind, Delivery.state)).all()
-    counts = Counter((kind, state.value) for kind, state in rows)
-    parts = []
-    for kind in KINDS:
-        states = {s: n for (k, s), n in counts.items() if k == kind}
-        if states:
-            parts.append(f"{kind}: " + " ".join(f"{s}={n}" for s, n in sorted(states.items())))
+        counts = counts_by_state(session)
+    parts = [
+        f"{kind}: " + " ".join(f"{state}={n}" for state, n in sorted(counts[kind].items()))
+        for kind in KINDS
+        if counts.get(kind)
+    ]
     return " | ".join(parts) or "no deliveries yet"
 
 

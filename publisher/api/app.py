@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from channels.wechat import finished_key
 from publisher.api import (
     routes_catalog,
     routes_channels,
@@ -31,6 +32,7 @@ from publisher.db import Database, get_database
 from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound
 from publisher.metrics import metrics_registry
 from publisher.services.channels import poke_wechat_publish
+from publisher.shared import shared_store
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,11 @@ def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database)
     if not settings.wechat_callback_token:  # not configured: WeChat cannot call us
         return
 
-    def on_publish_finished(publish_id: str) -> None:
+    def on_publish_finished(publish_id: str, article_id: str | None) -> None:
+        if article_id:  # lets the adapter confirm it without a rationed freepublish/get
+            shared_store(settings, database).set(
+                finished_key(publish_id), article_id, ttl_seconds=7 * 24 * 3600
+            )
         with database.session() as session:
             found = poke_wechat_publish(session, publish_id)
         if not found:

@@ -31,8 +31,14 @@ def wechat_signature(token: str, timestamp: str, nonce: str) -> str:
     return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
 
 
-def wechat_callback_router(token: str, on_publish_finished: Callable[[str], None]) -> APIRouter:
-    """GET/POST `/wechat/callback`. A bad or missing signature is answered 403."""
+def wechat_callback_router(
+    token: str, on_publish_finished: Callable[[str, str | None], None]
+) -> APIRouter:
+    """GET/POST `/wechat/callback`. A bad or missing signature is answered 403.
+
+    `on_publish_finished(publish_id, article_id)` gets the article id when WeChat published
+    the job (status 0), None when it failed it.
+    """
     router = APIRouter(tags=["wechat callback"])
 
     def verify(request: Request) -> None:
@@ -70,12 +76,11 @@ def wechat_callback_router(token: str, on_publish_finished: Callable[[str], None
         publish_id = (info.findtext("publish_id") if info is not None else None) or ""
         if not publish_id.strip():
             raise HTTPException(400, "PUBLISHJOBFINISH without publish_id")
-        log.info(
-            "wechat publish %s finished with status %s",
-            publish_id.strip(),
-            info.findtext("publish_status") if info is not None else None,
-        )
-        on_publish_finished(publish_id.strip())
+        status = (info.findtext("publish_status") if info is not None else None) or ""
+        article_id = (info.findtext("article_id") if info is not None else None) or ""
+        log.info("wechat publish %s finished with status %s", publish_id.strip(), status)
+        published = status.strip() == "0" and article_id.strip()
+        on_publish_finished(publish_id.strip(), article_id.strip() if published else None)
         return "success"
 
     return router

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.base import Publication, SharedStore
@@ -50,6 +50,7 @@ from publisher.services.items import (
     latest_revision,
     publish_item,
 )
+from publisher.services.queries import counts_by_state
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +66,6 @@ def disabled_map(pool: ChannelPool) -> dict[str, str | None]:
 def check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise NotFound(f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
-
-
-def counts_by_state(session: Session) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
-    rows = session.execute(
-        select(Delivery.channel_kind, Delivery.state, func.count()).group_by(
-            Delivery.channel_kind, Delivery.state
-        )
-    )
-    for kind, state, n in rows:
-        counts.setdefault(kind, {})[DeliveryState(state).value] = int(n)
-    return counts
 
 
 def warm_pool(pool: ChannelPool) -> dict[str, dict[str, Any]]:

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from channels.registry import KINDS
 from publisher.errors import NotFound
-from publisher.models import Attempt, Delivery, Item, Revision
+from publisher.models import Attempt, Delivery, DeliveryState, Item, Revision
 
 
 @dataclass(frozen=True)
@@ -251,3 +252,16 @@ def item_of_delivery(session: Session, delivery_id: int) -> Item:
     item = session.get(Item, d.item_id)
     assert item is not None
     return item
+
+
+def counts_by_state(session: Session) -> dict[str, dict[str, int]]:
+    """Deliveries per channel kind and state (every known kind present, maybe empty)."""
+    counts: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
+    rows = session.execute(
+        select(Delivery.channel_kind, Delivery.state, func.count()).group_by(
+            Delivery.channel_kind, Delivery.state
+        )
+    )
+    for kind, state, n in rows:
+        counts.setdefault(kind, {})[DeliveryState(state).value] = int(n)
+    return counts

@@ -24,7 +24,7 @@ from channels import wechat_render as render
 from channels.base import Publication, Receipt, Remote
 from channels.errors import OutcomeUnknown, Permanent, QuotaExhausted, Retryable
 from channels.registry import ChannelDisabled
-from channels.wechat import BEIJING, WeChatChannel
+from channels.wechat import BEIJING, WeChatChannel, finished_key
 from publisher.api.wechat_callback import wechat_callback_router, wechat_signature
 from publisher.config import Settings
 from tests.contract.harness_wechat import make
@@ -432,7 +432,9 @@ def test_the_callback_verifies_signatures_and_reports_finished_jobs(
 ) -> None:
     finished: list[str] = []
     app = FastAPI()
-    app.include_router(wechat_callback_router("cb-token", finished.append))
+    app.include_router(
+        wechat_callback_router("cb-token", lambda publish_id, _article: finished.append(publish_id))
+    )
     with serve_in_thread(app) as api:
         ts, nonce = str(int(time.time())), "n0nce"
         good = {
@@ -477,3 +479,22 @@ def test_the_callback_verifies_signatures_and_reports_finished_jobs(
     assert forged.status_code == 403 and forged_post.status_code == 403
     assert stale.status_code == 403  # a signed but old URL cannot be replayed
     assert finished == [receipt.state["publish_id"]]
+
+
+def test_a_job_the_callback_announced_is_confirmed_without_a_rationed_poll(
+    harness: ContractHarness,
+) -> None:
+    channel = harness.channel
+    assert isinstance(channel, WeChatChannel)
+    pub = sample_publication()
+    receipt = channel.create(pub)
+    time.sleep(0.5)  # the sandbox publishes; its article is the one the callback would name
+    (article_id,) = articles(harness)
+    channel.shared.set(finished_key(receipt.state["publish_id"]), article_id)
+    polls = counters(harness).get("calls:/cgi-bin/freepublish/get", 0)
+
+    done = channel.lookup(pub, Remote(receipt.remote_id, None, receipt.state))
+
+    assert done is not None and done.complete and done.remote_id == article_id
+    assert done.url and done.state["publish_id"] == receipt.state["publish_id"]
+    assert counters(harness).get("calls:/cgi-bin/freepublish/get", 0) == polls
