@@ -76,7 +76,7 @@ CORRECTION_PREFIX = "更正："
 FREEPUBLISH_GET_PER_DAY = 100
 # After a submit whose answer was lost, how long a lookup that cannot find the article yet
 # keeps waiting for WeChat to finish publishing before it concludes nothing went out.
-SUBMIT_SETTLE_SECONDS = 1800
+SUBMIT_SETTLE_SECONDS = 1800.0
 _DEFAULT_THUMB_TTL = 7 * 24 * 3600
 # Uploads and drafts are invisible until submitted, and repeating them only leaves an unused
 # material or draft behind: a lost answer to one is retried, not looked up (no OutcomeUnknown).
@@ -123,6 +123,7 @@ class WeChatChannel(Channel):
         edit_policy: str = "republish",
         default_author: str | None = None,
         poll_seconds: float = 120.0,
+        submit_settle_seconds: float = SUBMIT_SETTLE_SECONDS,
     ) -> None:
         if edit_policy not in EDIT_POLICIES:
             raise ValueError(f"wechat edit policy must be one of {EDIT_POLICIES}")
@@ -134,6 +135,7 @@ class WeChatChannel(Channel):
         self.edit_policy = edit_policy
         self.default_author = default_author
         self.poll_seconds = poll_seconds
+        self.submit_settle_seconds = submit_settle_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings, shared: SharedStore) -> Self:
@@ -150,6 +152,7 @@ class WeChatChannel(Channel):
             edit_policy=settings.wechat_edit_policy,
             default_author=settings.wechat_default_author,
             poll_seconds=settings.wechat_poll_seconds,
+            submit_settle_seconds=settings.wechat_submit_settle_seconds,
         )
 
     # --- preflight --------------------------------------------------------------------------
@@ -384,10 +387,17 @@ class WeChatChannel(Channel):
         # A lost submit answer leaves a job WeChat may still be publishing, which batchget does
         # not list yet: remember the submit so that a lookup waits instead of reporting absence.
         if marker:
-            self.shared.set(marker, content_hash, ttl_seconds=SUBMIT_SETTLE_SECONDS)
-        publish_id = self._call(
-            "freepublish/submit", lambda: self.client.freepublish.submit(media_id), write=True
-        )
+            self.shared.set(marker, content_hash, ttl_seconds=self.submit_settle_seconds)
+        try:
+            publish_id = self._call(
+                "freepublish/submit", lambda: self.client.freepublish.submit(media_id), write=True
+            )
+        except OutcomeUnknown:
+            raise  # the job may be running: the marker keeps a lookup waiting for it
+        except ChannelError:
+            if marker:  # refused before it took effect: nothing to wait for
+                self.shared.delete(marker)
+            raise
         if marker:
             self.shared.delete(marker)
         return Receipt(

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     wechat_mass_quota: int = 1  # mass sends a day: 1 for a subscription account
     wechat_default_author: str | None = None  # None: the department's name
     wechat_poll_seconds: float = 120.0
+    # After a lost submit answer, how long lookups wait for WeChat to list the article.
+    wechat_submit_settle_seconds: float = 1800.0
     weibo_api_base: str = "https://api.weibo.com"
     weibo_access_token: str | None = None
     weibo_posts_per_hour: int = 30

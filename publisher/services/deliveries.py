@@ -13,7 +13,10 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -114,6 +117,9 @@ def due_deliveries(
             )
             .order_by(Delivery.next_attempt_at)
             .limit(per_channel)
+            # A row locked now is being changed (an edit, a claim) and dispatched by that
+            # change; waiting for it would deadlock with an edit locking the item's rows.
+            .with_for_update(skip_locked=True)
         ).scalars()
         found.extend((int(delivery_id), kind) for delivery_id in rows)
     if found:
@@ -295,7 +301,8 @@ class DeliveryEngine:
             result.actions.append(plan.action)
             started = time.monotonic()
             try:
-                receipt = self._call(channel, plan)
+                with self._lease_kept(delivery_id, worker):
+                    receipt = self._call(channel, plan)
             except Exception as exc:
                 if not isinstance(exc, ChannelError):  # a bug of ours: retry later
                     log.exception("adapter %s crashed on delivery %s", channel.kind, delivery_id)
@@ -321,6 +328,37 @@ class DeliveryEngine:
                 step = self._next_step(session, delivery_id, worker, result)
         return result
 
+    @contextmanager
+    def _lease_kept(self, delivery_id: int, worker: str) -> Iterator[None]:
+        """Renew the lease every third of its length while a channel call runs, so that a slow
+        call (a WeChat publish is several requests) is never taken over half-way."""
+        stop = threading.Event()
+        every = max(0.5, self.settings.lease_seconds / 3)
+
+        def renew() -> None:
+            while not stop.wait(every):
+                try:
+                    with self.database.session() as session:
+                        session.execute(
+                            update(Delivery)
+                            .where(Delivery.id == delivery_id, Delivery.lease_owner == worker)
+                            .values(
+                                lease_expires_at=utcnow()
+                                + timedelta(seconds=self.settings.lease_seconds)
+                            )
+                            .execution_options(synchronize_session=False)
+                        )
+                except Exception:  # the store is unreachable: the lease may lapse, as designed
+                    log.warning("could not renew the lease of delivery %s", delivery_id)
+
+        keeper = threading.Thread(target=renew, name=f"lease-{delivery_id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
+
     def _next_step(
         self, session: Session, delivery_id: int, worker: str, result: SyncResult
     ) -> tuple[Step, int, Channel] | None:
@@ -339,7 +377,9 @@ class DeliveryEngine:
 
     def _locked(self, session: Session, delivery_id: int, worker: str) -> Delivery | None:
         """The delivery, row-locked, if `worker` still holds its lease; else None."""
-        d = session.get(Delivery, delivery_id, with_for_update=True, populate_existing=True)
+        d = session.get(
+            Delivery, delivery_id, with_for_update={"key_share": True}, populate_existing=True
+        )
         if d is None or d.state != DeliveryState.RUNNING or d.lease_owner != worker:
             log.warning("delivery %s: lease lost by %s; stopping", delivery_id, worker)
             return None
@@ -381,9 +421,12 @@ class DeliveryEngine:
 
         if state.get("uncertain") or state.get("incomplete"):
             attempted = state.get("attempted_revision_id") or d.desired_revision_id
-            return Step(
-                "lookup", pub_for(attempted), remote, d.desired_revision_id, d.desired_present
-            )
+            looked_for = pub_for(attempted)
+            if looked_for is not None and state.get("attempted_website_url"):
+                # Search for what was sent, with the link it carried: once the item is
+                # retracted the website page is gone, but the post may still link to it.
+                looked_for = replace(looked_for, website_url=state["attempted_website_url"])
+            return Step("lookup", looked_for, remote, d.desired_revision_id, d.desired_present)
         if not d.desired_present:
             if remote is None:
                 return Settle(DeliveryState.WITHDRAWN)
@@ -563,6 +606,8 @@ class DeliveryEngine:
         if step.action in ("create", "update"):
             assert step.pub is not None
             state["attempted_revision_id"] = step.pub.revision_id
+            if step.pub.website_url:
+                state["attempted_website_url"] = step.pub.website_url
         state["in_flight"] = step.action
         d.remote_state = state
         attempt = Attempt(
@@ -656,12 +701,12 @@ class DeliveryEngine:
             d.lease_owner = d.lease_expires_at = None
             return d.state
         state.pop("incomplete", None)
-        d.applied_revision_id = self._revision_for(session, d, receipt, state)
+        d.applied_revision_id = self._revision_for(session, d, step, receipt, state)
         d.remote_state = state
         return None
 
     def _revision_for(
-        self, session: Session, d: Delivery, receipt: Receipt, state: dict[str, Any]
+        self, session: Session, d: Delivery, step: Step, receipt: Receipt, state: dict[str, Any]
     ) -> int | None:
         if receipt.content_hash:
             found = session.scalars(
@@ -671,6 +716,10 @@ class DeliveryEngine:
             ).first()
             if found is not None:
                 return found
+        if step.action == "lookup":
+            # A copy was found but the channel cannot tell which revision it shows (Weibo's
+            # post found by its id or link, not its text): the next step brings it up to date.
+            return None
         attempted = state.get("attempted_revision_id")
         return int(attempted) if attempted else d.desired_revision_id
 
@@ -790,12 +839,15 @@ class DeliveryEngine:
 
     def _wake_dependents(self, session: Session, website: Delivery) -> None:
         waiting = session.scalars(
-            select(Delivery).where(
+            select(Delivery)
+            .where(
                 Delivery.item_id == website.item_id,
                 Delivery.channel_kind != "website",
                 Delivery.state.in_((DeliveryState.PENDING, DeliveryState.DEFERRED)),
                 Delivery.wait_reason == WaitReason.WEBSITE,
             )
+            # A row locked now is being rewritten (an edit, a claim) and made due by it anyway.
+            .with_for_update(skip_locked=True)
         ).all()
         for d in waiting:
             d.next_attempt_at = utcnow()
@@ -834,7 +886,7 @@ def wake_waiting(
     )
     if kind is not None:
         stmt = stmt.where(Delivery.channel_kind == kind)
-    waiting = session.scalars(stmt).all()
+    waiting = session.scalars(stmt.with_for_update(skip_locked=True)).all()
     now = utcnow()
     for d in waiting:
         d.next_attempt_at = now

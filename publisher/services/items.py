@@ -241,7 +241,7 @@ def _add_revision(
 def get_item(session: Session, item_id: int, *, for_update: bool = False) -> Item:
     stmt = select(Item).where(Item.id == item_id)
     if for_update:
-        stmt = stmt.with_for_update(of=Item)
+        stmt = stmt.with_for_update(of=Item, key_share=True)
     item = session.scalars(stmt).first()
     if item is None:
         raise NotFound(f"item {item_id} does not exist")
@@ -343,7 +343,10 @@ def _point_deliveries(session: Session, item: Item, rev: Revision | None, wanted
     deliveries = {
         d.channel_kind: d
         for d in session.scalars(
-            select(Delivery).where(Delivery.item_id == item.id).with_for_update()
+            select(Delivery)
+            .where(Delivery.item_id == item.id)
+            .order_by(Delivery.id)
+            .with_for_update(key_share=True)
         )
     }
     for kind in sorted(wanted - set(deliveries)):

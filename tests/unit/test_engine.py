@@ -432,3 +432,17 @@ def test_the_sweeper_resends_a_due_delivery_only_after_a_while_and_per_channel(
     with world.db.session() as session:  # the catalogue's safety net: due after 5 minutes
         safety = due_deliveries(session, now + timedelta(seconds=301), resend_after=30)
     assert sorted(kind for _, kind in safety) == ["catalogue"] * 3 + ["website"] * 3
+
+
+def test_the_lease_is_renewed_while_a_slow_call_runs(world: World) -> None:
+    world.settings.lease_seconds = 0.6  # renewed every 0.5 s; the call takes 0.7 s
+    item_id = world.publish()
+    world.website.faults(latency_ms=700)
+    d = world.delivery(item_id, "website")
+    slow = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
+    slow.start()
+    time.sleep(0.65)  # past the lease it was claimed with, not past the renewed one
+    assert not world.engine.sync(d.id, "other-worker").claimed
+    slow.join()
+    assert world.delivery(item_id, "website").state == DeliveryState.LIVE
+    assert [a.worker for a in world.attempts(d.id)] == ["slow-worker"]

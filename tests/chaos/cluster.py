@@ -1,0 +1,235 @@
+"""The chaos cluster: the four channel sandboxes, the API, beat and several Celery workers on
+PostgreSQL + Redis, as real processes; the disasters the suite inflicts on them; and what it
+reads back afterwards to judge the result.
+
+`ChaosCluster` extends `tests.e2e.system.System` (same process groups, same logs, same HTTP
+helpers) with the WeChat and Weibo sandboxes, several workers, and calls to the API that
+survive a cut database connection (a 5xx is retried only after checking it did not apply).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+import requests
+
+from tests.e2e.system import System, _up, wait_for
+from tests.support import free_port
+
+KINDS = ("website", "catalogue", "wechat", "weibo")
+WORKERS = 3
+FAULTS: dict[str, Any] = {
+    "error_rate": 0.3,
+    "latency_ms": 50,
+    "timeout_after_write_rate": 0.1,
+    "hang_seconds": 3,
+}
+NO_FAULTS: dict[str, Any] = {"error_rate": 0.0, "latency_ms": 0, "timeout_after_write_rate": 0.0}
+SETTLED = ("live", "withdrawn")
+
+
+class ChaosCluster(System):
+    def __init__(self, var_dir: Path, database_url: str, redis_url: str) -> None:
+        super().__init__(
+            var_dir,
+            {
+                "PUBLISHER_DATABASE_URL": database_url,
+                "PUBLISHER_BROKER_URL": redis_url,
+                "PUBLISHER_REDIS_URL": redis_url,
+                # Short, so that a killed worker's deliveries are taken over quickly; a live
+                # worker renews its lease while its calls run.
+                "PUBLISHER_LEASE_SECONDS": "5",
+                "PUBLISHER_RESEND_AFTER_SECONDS": "2",
+                # The sandbox publishes in 0.3 s: a lost submit is settled long before this.
+                "PUBLISHER_WECHAT_SUBMIT_SETTLE_SECONDS": "10",
+                "PUBLISHER_SWEEP_INTERVAL_SECONDS": "1",
+                "PUBLISHER_BACKOFF_BASE_SECONDS": "0.2",
+                "PUBLISHER_BACKOFF_CAP_SECONDS": "2",
+                "PUBLISHER_HTTP_TIMEOUT_SECONDS": "2",
+                "PUBLISHER_DEPENDENCY_WAIT_SECONDS": "1",
+                "PUBLISHER_BREAKER_COOLDOWN_SECONDS": "1",
+                # A run of failed probes doubles the cooldown; keep the settling phase bounded.
+                "PUBLISHER_BREAKER_COOLDOWN_CAP_SECONDS": "4",
+                "PUBLISHER_WECHAT_POLL_SECONDS": "1",
+                # Pacing has its own tests; here it would only stretch the run.
+                "PUBLISHER_WEIBO_POSTS_PER_HOUR": "10000",
+            },
+        )
+        self.database_url = database_url
+        self.redis_url = redis_url
+        for kind in ("wechat", "weibo"):
+            self.ports[kind] = free_port()
+            self.sandbox[kind] = f"http://127.0.0.1:{self.ports[kind]}"
+        self.root = f"http://127.0.0.1:{self.ports['api']}"
+        self.env.update(
+            PUBLISHER_WECHAT_PORT=str(self.ports["wechat"]),
+            PUBLISHER_WEIBO_PORT=str(self.ports["weibo"]),
+            PUBLISHER_WECHAT_API_BASE=self.sandbox["wechat"],
+            PUBLISHER_WECHAT_APPID="sandbox",
+            PUBLISHER_WECHAT_SECRET="sandbox-secret",
+            PUBLISHER_WECHAT_CALLBACK_TOKEN="sandbox",
+            PUBLISHER_WEIBO_API_BASE=self.sandbox["weibo"],
+            PUBLISHER_WEIBO_ACCESS_TOKEN="sandbox",
+        )
+        self.events: list[str] = []  # what was done to the cluster, for the failure report
+        # While the store's connections are being cut, a request may fail with a 5xx; any other
+        # time a 5xx is a finding (e.g. a deadlock between an edit and a worker).
+        self.cutting_database = False
+        self.started_at = time.monotonic()
+
+    # processes
+
+    def start_all(self) -> None:
+        """Everything, on a store `tests.support.fresh_postgres` has already migrated."""
+        self.start("sandbox", "sandbox", *[arg for kind in KINDS for arg in ("--only", kind)])
+        self.start("api", "api", "--port", str(self.ports["api"]))
+        for index in range(WORKERS):
+            self.start_worker(index)
+        self.start("beat", "beat")
+        wait_for(lambda: _up(f"{self.api}/healthz"), 60, "the API to answer", self)
+        for url in self.sandbox.values():
+            wait_for(partial(_up, f"{url}/_sandbox/faults"), 30, "the sandboxes", self)
+        self.post_sandbox(
+            "wechat",
+            "/_sandbox/wechat",
+            {"callback_url": f"{self.root}/wechat/callback", "callback_token": "sandbox"},
+        )
+        self.post_sandbox("weibo", "/_sandbox/weibo/config", {"rate_limit": 100000})
+
+    def start_worker(self, index: int = 0) -> None:
+        self.start(
+            f"worker-{index}",
+            "worker",
+            "--concurrency",
+            "2",
+            "--hostname",
+            f"chaos{index}@%h",
+        )
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL the worker's whole process group (its pool children too) and restart it."""
+        name = f"worker-{index}"
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        self.note(f"kill -9 {name} (pid {proc.pid})")
+        self.start_worker(index)
+
+    def dead(self) -> list[str]:
+        """Processes that stopped on their own (the ones we kill are restarted at once)."""
+        return sorted(name for name, proc in self.procs.items() if proc.poll() is not None)
+
+    # disasters
+
+    def restart_broker(self) -> None:
+        """What a Redis restart without persistence does to us: every connection to our
+        database dropped, and the database (messages, shared token and rate state) empty."""
+        client = redis.Redis.from_url(self.redis_url)
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        me = client.client_id()
+        dropped = 0
+        for entry in client.client_list():
+            if int(entry["db"]) == db and int(entry["id"]) != me:
+                dropped += int(client.client_kill_filter(_id=entry["id"]))
+        client.flushdb()
+        client.close()
+        self.note(f"redis: {dropped} connections dropped, FLUSHDB")
+
+    def cut_database(self) -> int:
+        """Terminate every other connection to the store; returns how many were cut."""
+        dsn = self.database_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        self.note(f"pg_terminate_backend x{len(rows)}")
+        return len(rows)
+
+    def set_faults(self, faults: dict[str, Any]) -> None:
+        for kind in KINDS:
+            resp = requests.post(f"{self.sandbox[kind]}/_sandbox/faults", json=faults, timeout=5)
+            resp.raise_for_status()
+        self.note(f"faults {faults}")
+
+    def post_sandbox(self, kind: str, path: str, body: dict[str, Any]) -> None:
+        requests.post(self.sandbox[kind] + path, json=body, timeout=5).raise_for_status()
+
+    def note(self, event: str) -> None:
+        self.events.append(f"{time.monotonic() - self.started_at:7.1f}s {event}")
+
+    # the API, across cut database connections
+
+    def call_until_ok(
+        self,
+        method: str,
+        path: str,
+        applied: Callable[[], bool] | None = None,
+        timeout: float = 30,
+        **kwargs: Any,
+    ) -> Any:
+        """`call`, retried after a 5xx or a dropped connection while the database connections
+        are being cut (and only then). Before a write is repeated, `applied()` says whether
+        the failed one took effect.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                resp = requests.request(
+                    method, self.api + path, headers=self.headers, timeout=15, **kwargs
+                )
+                if resp.status_code < 300:
+                    return resp.json() if resp.content else None
+                if resp.status_code < 500:
+                    raise AssertionError(f"{method} {path}: {resp.status_code} {resp.text}")
+                failure = f"{resp.status_code} {resp.text[:200]}"
+            except requests.RequestException as exc:
+                failure = repr(exc)
+            self.note(f"{method} {path} failed ({failure}); retrying")
+            if not self.cutting_database:
+                raise AssertionError(f"{method} {path} failed: {failure}\n{self.api_errors()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{method} {path} kept failing: {failure}")
+            time.sleep(0.3)
+            if applied is not None and applied():
+                return None
+
+    def api_errors(self) -> str:
+        """The API log's last error lines (the tail of `logs()` cuts tracebacks short)."""
+        lines = (self.var_dir / "api.log").read_text(errors="replace").splitlines()
+        wanted = [line for line in lines if line[:1].strip() and not line.startswith("INFO")]
+        return "\n".join(wanted[-12:])
+
+    def item(self, item_id: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.call_until_ok("GET", f"/items/{item_id}")
+        return found
+
+    def all_deliveries(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.call_until_ok(
+                "GET", "/deliveries", params={"limit": 500, "offset": len(found)}
+            )
+            found += page["results"]
+            if not page["results"] or len(found) >= page["total"]:
+                return found
+
+    def delivery_detail(self, delivery_id: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.call_until_ok("GET", f"/deliveries/{delivery_id}")
+        return found
+
+    def holdings(self) -> dict[str, dict[str, Any]]:
+        """What each sandbox holds (its `/_sandbox/state`)."""
+        return {kind: self.inspect(kind) for kind in KINDS}
+
+    def website_url(self, item_id: int) -> str:
+        """The article page the website sandbox gives `item-{id}` (stable, also once gone)."""
+        return f"{self.sandbox['website']}/articles/item-{item_id}.html"
