@@ -37,6 +37,7 @@ from channels.base import (
     Receipt,
     Remote,
     SharedStore,
+    fetch_image,
     transport_error,
 )
 from channels.errors import (
@@ -136,6 +137,7 @@ class WeChatChannel(Channel):
         self.default_author = default_author
         self.poll_seconds = poll_seconds
         self.submit_settle_seconds = submit_settle_seconds
+        self.http = requests.Session()  # for the images an item links to
 
     @classmethod
     def from_settings(cls, settings: Settings, shared: SharedStore) -> Self:
@@ -498,23 +500,8 @@ class WeChatChannel(Channel):
         return media_id
 
     def _download(self, url: str, what: str) -> bytes:
-        try:
-            resp = requests.get(url, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise Retryable(
-                f"wechat: could not download the {what} {url}", message=str(exc)
-            ) from exc
-        if resp.status_code >= 500:
-            raise Retryable(
-                f"wechat: the {what} {url} could not be fetched ({resp.status_code})",
-                http_status=resp.status_code,
-            )
-        if resp.status_code != 200:
-            raise Permanent(
-                f"wechat: the {what} {url} is not available ({resp.status_code})",
-                http_status=resp.status_code,
-            )
-        return resp.content
+        data, _ = fetch_image(self.http, url, channel="wechat", what=what, timeout=self.timeout)
+        return data
 
     # --- lookup steps -----------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from channels.base import (
     Receipt,
     Remote,
     SharedStore,
+    fetch_image,
     transport_error,
 )
 from channels.errors import (
@@ -334,21 +335,12 @@ class WeiboChannel(HttpChannel):
             raise
 
     def _download(self, url: str) -> tuple[str, bytes, str]:
-        """The cover image's bytes. Raises `Retryable` or `Permanent` (4xx)."""
-        try:
-            resp = self.http.get(url, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise Retryable(
-                f"weibo: could not fetch the cover image {url}", message=type(exc).__name__
-            ) from exc
-        if resp.status_code >= 400:
-            error = Permanent if resp.status_code < 500 else Retryable
-            raise error(
-                f"weibo: the cover image {url} answered {resp.status_code}",
-                http_status=resp.status_code,
-            )
+        """The cover image's name, bytes and type. Raises `Retryable` or `Permanent`."""
+        data, content_type = fetch_image(
+            self.http, url, channel="weibo", what="cover image", timeout=self.timeout
+        )
         name = urlsplit(url).path.rsplit("/", 1)[-1] or "cover.jpg"
-        return name, resp.content, resp.headers.get("Content-Type", "image/jpeg")
+        return name, data, content_type or "image/jpeg"
 
     def _timeline(self) -> Iterable[dict[str, Any]]:
         for page in range(1, self.lookup_pages + 1):
