@@ -77,7 +77,6 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 5.0
     # The sweeper re-sends a due delivery it already sent only after this long (lost messages).
     resend_after_seconds: float = 30.0
-    dependency_wait_seconds: float = 5.0
     # Circuit breaker per channel: open after this many consecutive failures, probe after the
     # cooldown (doubling on each failed probe, up to the cap).
     breaker_threshold: int = 5

@@ -112,6 +112,11 @@ SETTLED_STATES = (
 )
 
 
+# A delivery parked until the website page exists is woken when the page goes live; this
+# due time is only the safety net for a lost wake-up.
+WEBSITE_WAIT_SECONDS = 300.0
+
+
 class WaitReason(enum.StrEnum):
     """Why a delivery waits without being tried; the matching control wakes it."""
 

@@ -42,6 +42,7 @@ from publisher.db import Database, enqueue_after_commit
 from publisher.errors import Conflict, NotFound
 from publisher.models import (
     CLAIMABLE_STATES,
+    WEBSITE_WAIT_SECONDS,
     Attempt,
     AttemptOutcome,
     Delivery,
@@ -440,7 +441,7 @@ class DeliveryEngine:
             return Settle(
                 DeliveryState.DEFERRED,
                 "waiting for the website page to exist",
-                next_attempt_in=max(300.0, self.settings.dependency_wait_seconds),
+                next_attempt_in=WEBSITE_WAIT_SECONDS,
                 wait=WaitReason.WEBSITE,
             )
         pub = pub_for(d.desired_revision_id)

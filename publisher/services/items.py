@@ -23,6 +23,7 @@ from publisher.config import Settings
 from publisher.db import enqueue_after_commit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from publisher.models import (
+    WEBSITE_WAIT_SECONDS,
     AuditEvent,
     Delivery,
     DeliveryState,
@@ -373,9 +374,8 @@ def _point_deliveries(session: Session, item: Item, rev: Revision | None, wanted
         d.next_attempt_at = now
         if present and not website_up and channel_class(kind).needs_website_url:
             # Nothing to do until the website page exists; its going live wakes this one.
-            # The later due time is only a safety net for a lost wake-up.
             d.wait_reason = WaitReason.WEBSITE
-            d.next_attempt_at = now + timedelta(seconds=300)
+            d.next_attempt_at = now + timedelta(seconds=WEBSITE_WAIT_SECONDS)
             continue
         touched.append(d)
     enqueue_after_commit(session, [(d.id, d.channel_kind) for d in touched])

@@ -54,7 +54,6 @@ class ChaosCluster(System):
                 "PUBLISHER_BACKOFF_BASE_SECONDS": "0.2",
                 "PUBLISHER_BACKOFF_CAP_SECONDS": "2",
                 "PUBLISHER_HTTP_TIMEOUT_SECONDS": "2",
-                "PUBLISHER_DEPENDENCY_WAIT_SECONDS": "1",
                 "PUBLISHER_BREAKER_COOLDOWN_SECONDS": "1",
                 # A run of failed probes doubles the cooldown; keep the settling phase bounded.
                 "PUBLISHER_BREAKER_COOLDOWN_CAP_SECONDS": "4",

@@ -176,7 +176,6 @@ def test_publish_wait_follows_real_deliveries_until_live(
         enable(monkeypatch, "website", website.url)
         enable(monkeypatch, "catalogue", catalogue.url)
         monkeypatch.setenv("PUBLISHER_HTTP_TIMEOUT_SECONDS", "2")
-        monkeypatch.setenv("PUBLISHER_DEPENDENCY_WAIT_SECONDS", "0.2")
         reset_settings()
         settings = get_settings()
         work: queue.Queue[int | None] = queue.Queue()
