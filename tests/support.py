@@ -197,3 +197,32 @@ def scratch_shared_store() -> Iterator[Any]:
             yield DatabaseSharedStore(database)
         finally:
             database.dispose()
+
+
+# --- driving the delivery engine by hand ---------------------------------------------------------
+
+
+def item_delivery(database: Any, item_id: int, kind: str) -> Any:
+    """The item's delivery on `kind`, detached from its session."""
+    from sqlalchemy import select
+
+    from publisher.models import Delivery
+
+    with database.session() as session:
+        d = session.scalars(
+            select(Delivery).where(Delivery.item_id == item_id, Delivery.channel_kind == kind)
+        ).one()
+        session.expunge(d)
+        return d
+
+
+def make_due(database: Any, delivery_id: int) -> None:
+    """Skip the wait the engine scheduled: the test plays the clock."""
+    from sqlalchemy import update
+
+    from publisher.models import Delivery, utcnow
+
+    with database.session() as session:
+        session.execute(
+            update(Delivery).where(Delivery.id == delivery_id).values(next_attempt_at=utcnow())
+        )

@@ -13,7 +13,7 @@ from publisher.api.routes_common import (
     requires,
     settings_of,
 )
-from publisher.api.schemas import CredentialsIn, FreezeIn, PauseIn
+from publisher.api.schemas import CredentialsIn, FreezeIn, ReasonIn
 from publisher.auth import Principal
 from publisher.models import Role
 from publisher.services.channels import (
@@ -47,7 +47,7 @@ def list_channels(request: Request, _: Principal = Depends(requires(*READERS))) 
 def pause(
     kind: str,
     request: Request,
-    body: PauseIn | None = None,
+    body: ReasonIn | None = None,
     who: Principal = Depends(requires(Role.OPERATOR)),
 ) -> dict[str, Any]:
     """Stop sending to this channel; its deliveries wait (deferred) and none fail."""

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from publisher.api.routes_common import READERS, database_of, page, requires
-from publisher.api.schemas import CancelIn, ChannelKind
+from publisher.api.schemas import ChannelKind, ReasonIn
 from publisher.auth import Principal
 from publisher.models import DeliveryState, Role
 from publisher.services import queries
@@ -62,7 +62,7 @@ def retry(
 def cancel(
     delivery_id: int,
     request: Request,
-    body: CancelIn | None = None,
+    body: ReasonIn | None = None,
     who: Principal = Depends(requires(Role.OPERATOR)),
 ) -> dict[str, Any]:
     """Stop working on a delivery (state `cancelled`, audited); 409 if running or settled."""

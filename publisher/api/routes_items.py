@@ -17,7 +17,7 @@ from publisher.api.routes_common import (
     requires,
     settings_of,
 )
-from publisher.api.schemas import ItemIn, ItemPatch, MediaOut, RetractIn
+from publisher.api.schemas import ItemIn, ItemPatch, MediaOut, ReasonIn
 from publisher.auth import Principal
 from publisher.errors import FieldProblem, InvalidInput
 from publisher.models import ItemStatus, Media, Role
@@ -127,7 +127,7 @@ def publish_item(
 def retract_item(
     item_id: int,
     request: Request,
-    body: RetractIn | None = None,
+    body: ReasonIn | None = None,
     who: Principal = Depends(requires(Role.EDITOR)),
 ) -> dict[str, Any]:
     """Withdraw the item from every channel."""

@@ -16,11 +16,16 @@ from channels.registry import KINDS
 from publisher.services.items import ItemFields
 
 
-class ItemIn(BaseModel):
+class _ItemBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def fields(self) -> ItemFields:
+        return ItemFields(**self.model_dump())
+
+
+class ItemIn(_ItemBody):
     """A new item. Give `body_html` or `body_markdown`; `push` absent/null = no push,
     `[]` = every follower, else WeChat tag ids."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: str
     body_html: str | None = None
@@ -37,14 +42,9 @@ class ItemIn(BaseModel):
     push: list[str] | None = None
     urgent: bool = False
 
-    def fields(self) -> ItemFields:
-        return ItemFields(**self.model_dump())
 
-
-class ItemPatch(BaseModel):
+class ItemPatch(_ItemBody):
     """Changed fields only; the result is a new revision."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: str | None = None
     body_html: str | None = None
@@ -61,23 +61,14 @@ class ItemPatch(BaseModel):
     push: list[str] | None = None
     urgent: bool | None = None
 
-    def fields(self) -> ItemFields:
-        return ItemFields(**self.model_dump())
 
+class ReasonIn(BaseModel):
+    """An optional reason for an operator's or editor's action (retract, cancel, pause)."""
 
-class RetractIn(BaseModel):
-    reason: str | None = None
-
-
-class CancelIn(BaseModel):
     reason: str | None = None
 
 
 ChannelKind = enum.StrEnum("ChannelKind", {kind.upper(): kind for kind in KINDS})  # type: ignore[misc]
-
-
-class PauseIn(BaseModel):
-    reason: str | None = None
 
 
 class FreezeIn(BaseModel):

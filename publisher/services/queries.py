@@ -24,7 +24,7 @@ class Page:
     offset: int = 0
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
@@ -35,7 +35,7 @@ def revision_view(rev: Revision, *, full: bool = True) -> dict[str, Any]:
         "title": rev.title,
         "content_hash": rev.content_hash,
         "created_by": rev.created_by,
-        "created_at": _iso(rev.created_at),
+        "created_at": iso(rev.created_at),
     }
     if full:
         view.update(
@@ -76,10 +76,10 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
         ),
         "explanation": d.explanation,
         "wait_reason": d.wait_reason,
-        "next_attempt_at": _iso(d.next_attempt_at),
-        "live_at": _iso(d.live_at),
-        "created_at": _iso(d.created_at),
-        "updated_at": _iso(d.updated_at),
+        "next_attempt_at": iso(d.next_attempt_at),
+        "live_at": iso(d.live_at),
+        "created_at": iso(d.created_at),
+        "updated_at": iso(d.updated_at),
     }
 
 
@@ -91,8 +91,8 @@ def attempt_view(a: Attempt, channel: str | None = None) -> dict[str, Any]:
         "action": a.action,
         "revision_id": a.revision_id,
         "worker": a.worker,
-        "started_at": _iso(a.started_at),
-        "finished_at": _iso(a.finished_at),
+        "started_at": iso(a.started_at),
+        "finished_at": iso(a.finished_at),
         "outcome": a.outcome.value,
         "error": last_error(a.error_kind, a.error_code, a.error_message, a.explanation),
         "http_status": a.http_status,
@@ -115,10 +115,10 @@ def item_summary(item: Item, latest: Revision | None) -> dict[str, Any]:
         "push": None if item.push_tags is None else list(item.push_tags),
         "urgent": item.urgent,
         "created_by": item.created_by,
-        "created_at": _iso(item.created_at),
-        "updated_at": _iso(item.updated_at),
-        "published_at": _iso(item.published_at),
-        "retracted_at": _iso(item.retracted_at),
+        "created_at": iso(item.created_at),
+        "updated_at": iso(item.updated_at),
+        "published_at": iso(item.published_at),
+        "retracted_at": iso(item.retracted_at),
     }
 
 

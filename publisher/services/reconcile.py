@@ -62,7 +62,7 @@ from publisher.services.deliveries import (
     with_website_estimate,
 )
 from publisher.services.items import audit
-from publisher.services.queries import Page
+from publisher.services.queries import Page, iso
 
 log = logging.getLogger(__name__)
 
@@ -534,10 +534,6 @@ def repair_drift(session: Session, drift_id: int, *, actor: str) -> Drift:
 # --- what operators see --------------------------------------------------------------------------
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def drift_view(drift: Drift) -> dict[str, Any]:
     return {
         "id": drift.id,
@@ -547,10 +543,10 @@ def drift_view(drift: Drift) -> dict[str, Any]:
         "kind": drift.kind.value,
         "open": drift.resolved_at is None,
         "resolution": drift.resolution.value,
-        "detected_at": _iso(drift.detected_at),
-        "last_seen_at": _iso(drift.last_seen_at),
+        "detected_at": iso(drift.detected_at),
+        "last_seen_at": iso(drift.last_seen_at),
         "times_seen": drift.times_seen,
-        "resolved_at": _iso(drift.resolved_at),
+        "resolved_at": iso(drift.resolved_at),
         "details": drift.details,
     }
 

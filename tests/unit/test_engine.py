@@ -43,7 +43,13 @@ from publisher.services.items import (
     retract_item,
 )
 from publisher.shared import DatabaseSharedStore
-from tests.support import RunningSandbox, migrated_sqlite, running_sandbox
+from tests.support import (
+    RunningSandbox,
+    item_delivery,
+    make_due,
+    migrated_sqlite,
+    running_sandbox,
+)
 
 
 @dataclass
@@ -74,20 +80,13 @@ class World:
         return item_id
 
     def delivery(self, item_id: int, kind: str) -> Delivery:
-        with self.db.session() as session:
-            d = session.scalars(
-                select(Delivery).where(Delivery.item_id == item_id, Delivery.channel_kind == kind)
-            ).one()
-            session.expunge(d)
-            return d
+        delivery: Delivery = item_delivery(self.db, item_id, kind)
+        return delivery
 
     def sync(self, item_id: int, kind: str, *, force: bool = True) -> Delivery:
         d = self.delivery(item_id, kind)
-        if force:  # skip the wait the engine scheduled: the test plays the clock
-            with self.db.session() as session:
-                session.execute(
-                    update(Delivery).where(Delivery.id == d.id).values(next_attempt_at=utcnow())
-                )
+        if force:
+            make_due(self.db, d.id)
         self.engine.sync(d.id, "test-worker")
         return self.delivery(item_id, kind)
 

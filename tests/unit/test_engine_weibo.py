@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from publisher.config import Settings
 from publisher.db import Database, set_dispatcher
-from publisher.models import Attempt, Delivery, DeliveryState, utcnow
+from publisher.models import Attempt, Delivery, DeliveryState
 from publisher.models import Channel as ChannelRow
 from publisher.services.channels import credentials_renewed, store_credentials
 from publisher.services.deliveries import ChannelPool, DeliveryEngine
 from publisher.services.items import ItemFields, create_item, publish_item
 from publisher.shared import DatabaseSharedStore
-from tests.support import RunningSandbox, migrated_sqlite, running_sandbox
+from tests.support import RunningSandbox, make_due, migrated_sqlite, running_sandbox
 
 WINDOW = 6.0
 
@@ -73,12 +73,7 @@ class Weibo:
 
     def sync(self, delivery_id: int, *, force: bool = False) -> DeliveryState | None:
         if force:
-            with self.db.session() as session:
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id)
-                    .values(next_attempt_at=utcnow())
-                )
+            make_due(self.db, delivery_id)
         return self.engine.sync(delivery_id, "test-worker").state
 
     def delivery(self, delivery_id: int) -> Delivery:

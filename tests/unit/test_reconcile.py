@@ -18,7 +18,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from channels.signing import signed_headers
 from channels.website import article_payload
@@ -52,6 +52,8 @@ from publisher.shared import DatabaseSharedStore
 from tests.support import (
     RunningSandbox,
     fresh_postgres,
+    item_delivery,
+    make_due,
     migrated_sqlite,
     running_sandbox,
     sample_publication,
@@ -102,20 +104,12 @@ class World:
         return item_id
 
     def delivery(self, item_id: int, kind: str) -> Delivery:
-        with self.db.session() as session:
-            d = session.scalars(
-                select(Delivery).where(Delivery.item_id == item_id, Delivery.channel_kind == kind)
-            ).one()
-            session.expunge(d)
-            return d
+        delivery: Delivery = item_delivery(self.db, item_id, kind)
+        return delivery
 
     def sync(self, item_id: int, kind: str) -> Delivery:
-        d = self.delivery(item_id, kind)
-        with self.db.session() as session:  # the test plays the clock
-            session.execute(
-                update(Delivery).where(Delivery.id == d.id).values(next_attempt_at=utcnow())
-            )
-        self.engine.sync(d.id, "test-worker")
+        make_due(self.db, self.delivery(item_id, kind).id)
+        self.engine.sync(self.delivery(item_id, kind).id, "test-worker")
         return self.delivery(item_id, kind)
 
     def check(self, kind: str, policy: str = "repair", limit: int = 50) -> ReconcileReport:
