@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from channels.base import Channel, Publication, Receipt, Remote, SharedStore
 from channels.errors import (
@@ -36,7 +36,7 @@ from channels.errors import (
     RateLimited,
     Retryable,
 )
-from channels.registry import KINDS, ChannelDisabled, build_channel
+from channels.registry import KINDS, ChannelDisabled, build_channel, channel_class
 from publisher.config import Settings
 from publisher.db import Database, enqueue_after_commit
 from publisher.errors import Conflict, NotFound
@@ -47,6 +47,7 @@ from publisher.models import (
     AttemptOutcome,
     Delivery,
     DeliveryState,
+    Domain,
     Freeze,
     Item,
     Revision,
@@ -83,11 +84,13 @@ def is_due(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def claim_delivery(
+def claim(
     session: Session, delivery_id: int, worker: str, lease_seconds: float, now: datetime
-) -> bool:
-    """Take the delivery for `worker` if it is due (the conditional UPDATE is the lock)."""
-    result = session.execute(
+) -> Delivery | None:
+    """Take the delivery for `worker` if it is due; returns it, row-locked until commit.
+
+    The conditional UPDATE is the claim and its RETURNING the read: one statement."""
+    return session.scalars(
         update(Delivery)
         .where(Delivery.id == delivery_id, is_due(now))
         .values(
@@ -95,9 +98,16 @@ def claim_delivery(
             lease_owner=worker,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
         )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0) == 1)
+        .returning(Delivery),
+        execution_options={"populate_existing": True},
+    ).first()
+
+
+def claim_delivery(
+    session: Session, delivery_id: int, worker: str, lease_seconds: float, now: datetime
+) -> bool:
+    """Take the delivery for `worker` if it is due (the conditional UPDATE is the lock)."""
+    return claim(session, delivery_id, worker, lease_seconds, now) is not None
 
 
 def due_deliveries(
@@ -290,13 +300,12 @@ class DeliveryEngine:
         """
         result = SyncResult(delivery_id, claimed=False)
         with self.database.session() as session:
-            if not claim_delivery(
-                session, delivery_id, worker, self.settings.lease_seconds, utcnow()
-            ):
+            d = claim(session, delivery_id, worker, self.settings.lease_seconds, utcnow())
+            if d is None:
                 return result
             result.claimed = True
-            self._abandon_unfinished(session, delivery_id)
-            step = self._next_step(session, delivery_id, worker, result)
+            self._abandon_unfinished(session, d)
+            step = self._next_step(session, d, worker, result)
         while step is not None:
             plan, attempt, channel = step
             result.actions.append(plan.action)
@@ -314,19 +323,20 @@ class DeliveryEngine:
                     )
                 return result
             with self.database.session() as session:
-                stopped = self._record_success(
-                    session, delivery_id, worker, attempt, plan, receipt, started
-                )
+                d = self._locked(session, delivery_id, worker)
+                if d is None:  # the new owner looks the channel up before it writes
+                    self._finish_attempt(session, attempt, AttemptOutcome.ABANDONED, started)
+                    result.state = DeliveryState.RUNNING
+                    return result
+                stopped = self._record_success(session, d, attempt, plan, receipt, started)
                 if stopped is not None:
                     result.state = stopped
                     return result
                 if len(result.actions) >= max_steps:  # hand back to the queue
-                    d = self._locked(session, delivery_id, worker)
-                    if d is not None:
-                        self._settle(session, d, Settle(DeliveryState.PENDING, next_attempt_in=0))
-                        result.state = d.state
+                    self._settle(session, d, Settle(DeliveryState.PENDING, next_attempt_in=0))
+                    result.state = d.state
                     return result
-                step = self._next_step(session, delivery_id, worker, result)
+                step = self._next_step(session, d, worker, result)
         return result
 
     @contextmanager
@@ -361,18 +371,16 @@ class DeliveryEngine:
             keeper.join()
 
     def _next_step(
-        self, session: Session, delivery_id: int, worker: str, result: SyncResult
+        self, session: Session, d: Delivery, worker: str, result: SyncResult
     ) -> tuple[Step, int, Channel] | None:
-        """Plan under the row lock: settle (None) or start an attempt for the next call."""
-        d = self._locked(session, delivery_id, worker)
-        if d is None:
-            return None
-        d.lease_expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+        """Plan for `d`, row-locked and leased by `worker`: settle (None) or start an attempt
+        for the next call."""
         plan = self._plan(session, d, worker)
         if isinstance(plan, Settle):
             self._settle(session, d, plan)
             result.state = d.state
             return None
+        d.lease_expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
         attempt = self._start_attempt(session, d, plan, worker)
         return plan, attempt, self.pool.get(d.channel_kind)
 
@@ -389,13 +397,20 @@ class DeliveryEngine:
     # planning
 
     def _plan(self, session: Session, d: Delivery, worker: str) -> Step | Settle:
-        item = session.get(Item, d.item_id)
-        assert item is not None
-        held = self._hold(session, d, item, worker)
+        """The one action that closes the gap, or how to settle. What a settled delivery needs
+        (nothing more to do) is decided from the row alone; the item, its revision, the
+        website's URL and the channel's gate are read only when a call is due."""
+        decision = self._decide(session, d)
+        if isinstance(decision, Settle) and decision.state in (
+            DeliveryState.LIVE,
+            DeliveryState.WITHDRAWN,
+        ):
+            return decision
+        held = self._hold(session, d, worker)
         if held is not None:
             return held
         try:
-            channel = self.pool.get(d.channel_kind)
+            self.pool.get(d.channel_kind)
         except ChannelDisabled as exc:
             return Settle(
                 DeliveryState.DEFERRED,
@@ -403,22 +418,34 @@ class DeliveryEngine:
                 next_attempt_in=300,
                 wait=WaitReason.DISABLED,
             )
+        return decision
+
+    def _decide(self, session: Session, d: Delivery) -> Step | Settle:
         state = d.remote_state or {}
         remote = (
             Remote(d.remote_id or "", d.remote_url, dict(state))
             if d.remote_id or state.get("incomplete")
             else None
         )
-        website_url = (
-            d.remote_url if d.channel_kind == "website" else website_url_of(session, item.id)
-        )
+        found: dict[str, Any] = {}
+
+        def website_url() -> str | None:
+            if "url" not in found:
+                found["url"] = (
+                    d.remote_url
+                    if d.channel_kind == "website"
+                    else website_url_of(session, d.item_id)
+                )
+            url: str | None = found["url"]
+            return url
 
         def pub_for(revision_id: int | None) -> Publication | None:
             if revision_id is None:
                 return None
             rev = session.get(Revision, revision_id)
             assert rev is not None
-            return build_publication(session, self.settings, item, rev, website_url)
+            item = load_item(session, d.item_id)
+            return build_publication(session, self.settings, item, rev, website_url())
 
         if state.get("uncertain") or state.get("incomplete"):
             attempted = state.get("attempted_revision_id") or d.desired_revision_id
@@ -436,7 +463,7 @@ class DeliveryEngine:
             )
         if remote is not None and d.applied_revision_id == d.desired_revision_id:
             return Settle(DeliveryState.LIVE)
-        if channel.needs_website_url and not website_url:
+        if channel_class(d.channel_kind).needs_website_url and not website_url():
             # Parked until the website page exists: its going live wakes this delivery.
             return Settle(
                 DeliveryState.DEFERRED,
@@ -448,14 +475,14 @@ class DeliveryEngine:
         action: Action = "create" if remote is None else "update"
         return Step(action, pub, remote, d.desired_revision_id, True)
 
-    def _hold(self, session: Session, d: Delivery, item: Item, worker: str) -> Settle | None:
+    def _hold(self, session: Session, d: Delivery, worker: str) -> Settle | None:
         """Why the delivery must wait without calling the channel (None: go ahead).
 
         Checked in order: the operator's pause, a channel needing re-authorisation, an
         organisation-wide freeze (publishing of non-urgent items; withdrawals still go), the
         channel's open circuit breaker (after its cooldown, one worker becomes the probe).
         """
-        row = channel_row(session, d.channel_kind)
+        row = channel_gate(session, d.channel_kind)
         if row.paused:
             return Settle(
                 DeliveryState.DEFERRED,
@@ -470,15 +497,17 @@ class DeliveryEngine:
                 next_attempt_in=3600,
                 wait=WaitReason.REAUTH,
             )
-        if d.desired_present and not item.urgent:
-            freeze = active_freeze(session)
-            if freeze is not None:
-                return Settle(
-                    DeliveryState.DEFERRED,
-                    f"organisation-wide freeze: {freeze.reason}",
-                    next_attempt_in=3600,
-                    wait=WaitReason.FREEZE,
-                )
+        if (
+            row.freeze_reason is not None
+            and d.desired_present
+            and not load_item(session, d.item_id).urgent
+        ):
+            return Settle(
+                DeliveryState.DEFERRED,
+                f"organisation-wide freeze: {row.freeze_reason}",
+                next_attempt_in=3600,
+                wait=WaitReason.FREEZE,
+            )
         now = utcnow()
         open_until = row.breaker_open_until
         if open_until is None:
@@ -581,25 +610,28 @@ class DeliveryEngine:
 
     # recording
 
-    def _abandon_unfinished(self, session: Session, delivery_id: int) -> None:
-        """Attempts left `started` by a worker that died; their outcome is unknown."""
+    def _abandon_unfinished(self, session: Session, d: Delivery) -> None:
+        """Attempts left `started` by a worker that died; their outcome is unknown.
+
+        Starting an attempt marks the delivery `in_flight` in the same commit, and recording
+        it clears the mark: without the mark there is no unfinished attempt to look for."""
+        state = dict(d.remote_state or {})
+        if not state.get("in_flight"):
+            return
         session.execute(
             update(Attempt)
-            .where(Attempt.delivery_id == delivery_id, Attempt.outcome == AttemptOutcome.STARTED)
+            .where(Attempt.delivery_id == d.id, Attempt.outcome == AttemptOutcome.STARTED)
             .values(
                 outcome=AttemptOutcome.ABANDONED,
                 finished_at=utcnow(),
                 explanation="the worker stopped during this call; its lease expired",
             )
+            .execution_options(synchronize_session=False)
         )
-        d = session.get(Delivery, delivery_id)
-        assert d is not None
-        state = dict(d.remote_state or {})
-        if state.get("in_flight"):
-            # A write may have reached the channel before the worker died: look before writing.
-            state["uncertain"] = True
-            state.pop("in_flight", None)
-            d.remote_state = state
+        # A write may have reached the channel before the worker died: look before writing.
+        state["uncertain"] = True
+        state.pop("in_flight", None)
+        d.remote_state = state
 
     def _start_attempt(self, session: Session, d: Delivery, step: Step, worker: str) -> int:
         d.attempt_count += 1
@@ -630,35 +662,39 @@ class DeliveryEngine:
         started: float,
         exc: ChannelError | None = None,
     ) -> None:
-        attempt = session.get(Attempt, attempt_id)
-        assert attempt is not None
-        attempt.outcome = outcome
-        attempt.finished_at = utcnow()
-        attempt.duration_ms = int((time.monotonic() - started) * 1000)
+        values: dict[str, Any] = {
+            "outcome": outcome,
+            "finished_at": utcnow(),
+            "duration_ms": int((time.monotonic() - started) * 1000),
+        }
         if outcome == AttemptOutcome.ABANDONED:
-            attempt.explanation = "the lease ran out during this call; another worker took over"
+            values["explanation"] = "the lease ran out during this call; another worker took over"
         if exc is not None:
-            attempt.error_kind = exc.kind
-            attempt.error_code = exc.code
-            attempt.error_message = exc.message
-            attempt.explanation = exc.explanation
-            attempt.http_status = exc.http_status
+            values.update(
+                error_kind=exc.kind,
+                error_code=exc.code,
+                error_message=exc.message,
+                explanation=exc.explanation,
+                http_status=exc.http_status,
+            )
+        session.execute(
+            update(Attempt)
+            .where(Attempt.id == attempt_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     def _record_success(
         self,
         session: Session,
-        delivery_id: int,
-        worker: str,
+        d: Delivery,
         attempt_id: int,
         step: Step,
         receipt: Receipt | None,
         started: float,
     ) -> DeliveryState | None:
-        """Apply the channel's answer. Returns a state when this worker must stop."""
-        d = self._locked(session, delivery_id, worker)
-        if d is None:  # the new owner looks the channel up before it writes
-            self._finish_attempt(session, attempt_id, AttemptOutcome.ABANDONED, started)
-            return DeliveryState.RUNNING
+        """Apply the channel's answer to `d` (row-locked, still ours). Returns a state when
+        this worker must stop."""
         self._finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
         self._breaker_success(session, d.channel_kind)
         d.wait_reason = None
@@ -709,6 +745,13 @@ class DeliveryEngine:
     def _revision_for(
         self, session: Session, d: Delivery, step: Step, receipt: Receipt, state: dict[str, Any]
     ) -> int | None:
+        if (
+            receipt.content_hash
+            and step.pub is not None
+            and receipt.content_hash == step.pub.content_hash
+            and step.pub.revision_id == d.desired_revision_id
+        ):
+            return d.desired_revision_id  # the newest revision, as sent: nothing to search
         if receipt.content_hash:
             found = session.scalars(
                 select(Revision.id)
@@ -839,20 +882,25 @@ class DeliveryEngine:
             enqueue_after_commit(session, [(d.id, d.channel_kind)])
 
     def _wake_dependents(self, session: Session, website: Delivery) -> None:
-        waiting = session.scalars(
-            select(Delivery)
+        # A row locked now is being rewritten (an edit, a claim) and made due by it anyway.
+        waiting = (
+            select(Delivery.id)
             .where(
                 Delivery.item_id == website.item_id,
                 Delivery.channel_kind != "website",
                 Delivery.state.in_((DeliveryState.PENDING, DeliveryState.DEFERRED)),
                 Delivery.wait_reason == WaitReason.WEBSITE,
             )
-            # A row locked now is being rewritten (an edit, a claim) and made due by it anyway.
             .with_for_update(skip_locked=True)
+        )
+        woken = session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(waiting.scalar_subquery()))
+            .values(next_attempt_at=utcnow())
+            .returning(Delivery.id, Delivery.channel_kind)
+            .execution_options(synchronize_session=False)
         ).all()
-        for d in waiting:
-            d.next_attempt_at = utcnow()
-        enqueue_after_commit(session, [(d.id, d.channel_kind) for d in waiting])
+        enqueue_after_commit(session, [(int(i), str(kind)) for i, kind in woken])
 
 
 def channel_row(session: Session, kind: str) -> ChannelRow:
@@ -869,6 +917,52 @@ def channel_row(session: Session, kind: str) -> ChannelRow:
         row = session.get(ChannelRow, kind)
         assert row is not None
     return row
+
+
+@dataclass(frozen=True)
+class ChannelGate:
+    """What decides whether a channel may be called now, read in one statement."""
+
+    paused: bool = False
+    paused_reason: str | None = None
+    needs_reauth: bool = False
+    reauth_reason: str | None = None
+    breaker_failures: int = 0
+    breaker_open_until: datetime | None = None
+    freeze_reason: str | None = None  # the active organisation-wide freeze, if any
+
+
+def channel_gate(session: Session, kind: str) -> ChannelGate:
+    freeze = (
+        select(Freeze.reason)
+        .where(Freeze.lifted_at.is_(None))
+        .order_by(Freeze.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        select(
+            ChannelRow.paused,
+            ChannelRow.paused_reason,
+            ChannelRow.needs_reauth,
+            ChannelRow.reauth_reason,
+            ChannelRow.breaker_failures,
+            ChannelRow.breaker_open_until,
+            freeze,
+        ).where(ChannelRow.kind == kind)
+    ).first()
+    if row is None:  # first use of the channel: create its row, then read it
+        channel_row(session, kind)
+        return channel_gate(session, kind)
+    return ChannelGate(*row)
+
+
+def load_item(session: Session, item_id: int) -> Item:
+    """The item with its domain and department (one joined query; not the domain's list of
+    departments, which a delivery never needs)."""
+    item = session.get(Item, item_id, options=[lazyload(Item.domain, Domain.departments)])
+    assert item is not None
+    return item
 
 
 def active_freeze(session: Session) -> Freeze | None:

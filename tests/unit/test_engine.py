@@ -223,9 +223,11 @@ def test_a_claimed_delivery_cannot_be_claimed_twice_until_its_lease_expires(
     with world.db.session() as session:
         assert not claim_delivery(session, d.id, "w2", 60, now)
     assert not world.engine.sync(d.id, "w2").claimed
-    with world.db.session() as session:  # w1 dies: its lease runs out
+    with world.db.session() as session:  # w1 dies mid-call: its lease runs out
         session.execute(
-            update(Delivery).where(Delivery.id == d.id).values(lease_expires_at=utcnow())
+            update(Delivery)
+            .where(Delivery.id == d.id)
+            .values(lease_expires_at=utcnow(), remote_state={"in_flight": "create"})
         )
         session.add(Attempt(delivery_id=d.id, number=1, action="create", worker="w1"))
     result = world.engine.sync(d.id, "w2")
