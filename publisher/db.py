@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from publisher.config import Settings, get_settings
+from publisher.models import Delivery, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,26 @@ def enqueue_after_commit(
     pending: dict[int, tuple[str, float]] = session.info.setdefault(_ENQUEUE_KEY, {})
     for delivery_id, kind in pairs:
         pending[delivery_id] = (kind, countdown)
+
+
+@event.listens_for(Session, "before_commit")
+def _mark_dispatched(session: Session) -> None:
+    """Record in the same commit when each message will reach its worker, so the sweeper
+    re-sends a delivery only once that message has had its grace period (`resend_after`)."""
+    pending: dict[int, tuple[str, float]] | None = session.info.get(_ENQUEUE_KEY)
+    if not pending:
+        return
+    now = utcnow()
+    by_delay: dict[float, list[int]] = {}
+    for delivery_id, (_, countdown) in pending.items():
+        by_delay.setdefault(countdown, []).append(delivery_id)
+    for countdown, ids in by_delay.items():
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(dispatched_at=now + timedelta(seconds=countdown))
+            .execution_options(synchronize_session=False)
+        )
 
 
 @event.listens_for(Session, "after_commit")

@@ -419,16 +419,19 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owner(world: Wo
 def test_the_sweeper_resends_a_due_delivery_only_after_a_while_and_per_channel(
     world: World,
 ) -> None:
-    items = [world.publish() for _ in range(3)]
+    items = [world.publish() for _ in range(3)]  # each hands its website delivery over
     now = utcnow()
-    with world.db.session() as session:  # the catalogue deliveries wait for the website
-        first = due_deliveries(session, now, resend_after=30, per_channel=2)
+    with world.db.session() as session:  # handed to the broker on publish: not again yet
+        assert due_deliveries(session, now, resend_after=30) == []
+    lost = now + timedelta(seconds=31)
+    with world.db.session() as session:  # the messages were lost; the catalogue's wait
+        first = due_deliveries(session, lost, resend_after=30, per_channel=2)
     assert sorted(kind for _, kind in first) == ["website"] * 2
     with world.db.session() as session:  # just sent: not again within `resend_after`
-        again = due_deliveries(session, now + timedelta(seconds=10), resend_after=30)
+        again = due_deliveries(session, lost + timedelta(seconds=10), resend_after=30)
     assert [kind for _, kind in again] == ["website"]  # the third item's
-    with world.db.session() as session:  # the messages were lost: sent again afterwards
-        later = due_deliveries(session, now + timedelta(seconds=41), resend_after=30)
+    with world.db.session() as session:  # lost again: sent again afterwards
+        later = due_deliveries(session, lost + timedelta(seconds=41), resend_after=30)
     assert len(later) == len(items)
     with world.db.session() as session:  # the catalogue's safety net: due after 5 minutes
         safety = due_deliveries(session, now + timedelta(seconds=301), resend_after=30)
