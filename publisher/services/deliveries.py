@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, String, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, lazyload
@@ -217,6 +217,9 @@ class Step:
     # recorded but the delivery is planned again instead of being settled.
     desired_revision_id: int | None = None
     desired_present: bool = True
+    # The channel's breaker was closed with no failures counted when the step was planned:
+    # its success then has nothing to reset.
+    channel_healthy: bool = False
 
     def outdated(self, d: Delivery) -> bool:
         return (d.desired_revision_id, d.desired_present) != (
@@ -400,13 +403,15 @@ class DeliveryEngine:
         """The one action that closes the gap, or how to settle. What a settled delivery needs
         (nothing more to do) is decided from the row alone; the item, its revision, the
         website's URL and the channel's gate are read only when a call is due."""
-        decision = self._decide(session, d)
+        reads = PlanReads(session, self.settings, d)
+        decision = self._decide(d, reads)
         if isinstance(decision, Settle) and decision.state in (
             DeliveryState.LIVE,
             DeliveryState.WITHDRAWN,
         ):
             return decision
-        held = self._hold(session, d, worker)
+        gate = channel_gate(session, d.channel_kind)
+        held = self._hold(session, d, worker, gate, reads)
         if held is not None:
             return held
         try:
@@ -418,34 +423,18 @@ class DeliveryEngine:
                 next_attempt_in=300,
                 wait=WaitReason.DISABLED,
             )
+        if isinstance(decision, Step):
+            decision.channel_healthy = not gate.breaker_failures and gate.breaker_open_until is None
         return decision
 
-    def _decide(self, session: Session, d: Delivery) -> Step | Settle:
+    def _decide(self, d: Delivery, reads: PlanReads) -> Step | Settle:
         state = d.remote_state or {}
         remote = (
             Remote(d.remote_id or "", d.remote_url, dict(state))
             if d.remote_id or state.get("incomplete")
             else None
         )
-        found: dict[str, Any] = {}
-
-        def website_url() -> str | None:
-            if "url" not in found:
-                found["url"] = (
-                    d.remote_url
-                    if d.channel_kind == "website"
-                    else website_url_of(session, d.item_id)
-                )
-            url: str | None = found["url"]
-            return url
-
-        def pub_for(revision_id: int | None) -> Publication | None:
-            if revision_id is None:
-                return None
-            rev = session.get(Revision, revision_id)
-            assert rev is not None
-            item = load_item(session, d.item_id)
-            return build_publication(session, self.settings, item, rev, website_url())
+        website_url, pub_for = reads.website_url, reads.publication
 
         if state.get("uncertain") or state.get("incomplete"):
             attempted = state.get("attempted_revision_id") or d.desired_revision_id
@@ -475,14 +464,15 @@ class DeliveryEngine:
         action: Action = "create" if remote is None else "update"
         return Step(action, pub, remote, d.desired_revision_id, True)
 
-    def _hold(self, session: Session, d: Delivery, worker: str) -> Settle | None:
+    def _hold(
+        self, session: Session, d: Delivery, worker: str, row: ChannelGate, reads: PlanReads
+    ) -> Settle | None:
         """Why the delivery must wait without calling the channel (None: go ahead).
 
         Checked in order: the operator's pause, a channel needing re-authorisation, an
         organisation-wide freeze (publishing of non-urgent items; withdrawals still go), the
         channel's open circuit breaker (after its cooldown, one worker becomes the probe).
         """
-        row = channel_gate(session, d.channel_kind)
         if row.paused:
             return Settle(
                 DeliveryState.DEFERRED,
@@ -497,11 +487,7 @@ class DeliveryEngine:
                 next_attempt_in=3600,
                 wait=WaitReason.REAUTH,
             )
-        if (
-            row.freeze_reason is not None
-            and d.desired_present
-            and not load_item(session, d.item_id).urgent
-        ):
+        if row.freeze_reason is not None and d.desired_present and not reads.item().urgent:
             return Settle(
                 DeliveryState.DEFERRED,
                 f"organisation-wide freeze: {row.freeze_reason}",
@@ -696,7 +682,8 @@ class DeliveryEngine:
         """Apply the channel's answer to `d` (row-locked, still ours). Returns a state when
         this worker must stop."""
         self._finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
-        self._breaker_success(session, d.channel_kind)
+        if not step.channel_healthy:
+            self._breaker_success(session, d.channel_kind)
         d.wait_reason = None
         state = dict(d.remote_state or {})
         state.pop("in_flight", None)
@@ -957,12 +944,58 @@ def channel_gate(session: Session, kind: str) -> ChannelGate:
     return ChannelGate(*row)
 
 
-def load_item(session: Session, item_id: int) -> Item:
-    """The item with its domain and department (one joined query; not the domain's list of
-    departments, which a delivery never needs)."""
-    item = session.get(Item, item_id, options=[lazyload(Item.domain, Domain.departments)])
-    assert item is not None
-    return item
+class PlanReads:
+    """What planning one delivery reads, each at most once: its item (with domain and
+    department), a revision and the website page's URL, together in one query."""
+
+    def __init__(self, session: Session, settings: Settings, d: Delivery) -> None:
+        self.session = session
+        self.settings = settings
+        self.d = d
+        self._item: Item | None = None
+        self._revisions: dict[int, Revision] = {}
+        self._url: str | None = None
+
+    def _load(self, revision_id: int | None) -> Item:
+        if self._item is not None:
+            return self._item
+        d = self.d
+        link = (
+            literal(d.remote_url, String)
+            if d.channel_kind == "website"
+            else select(Delivery.remote_url)
+            .where(
+                Delivery.item_id == d.item_id,
+                Delivery.channel_kind == "website",
+                Delivery.desired_present.is_(True),
+            )
+            .scalar_subquery()
+        )
+        item, rev, self._url = self.session.execute(
+            select(Item, Revision, link)
+            .outerjoin(Revision, (Revision.item_id == Item.id) & (Revision.id == revision_id))
+            .where(Item.id == d.item_id)
+            .options(lazyload(Item.domain, Domain.departments))
+        ).one()
+        if rev is not None:
+            self._revisions[rev.id] = rev
+        self._item = item
+        return item
+
+    def item(self) -> Item:
+        return self._load(self.d.desired_revision_id)
+
+    def website_url(self) -> str | None:
+        self._load(self.d.desired_revision_id)
+        return self._url
+
+    def publication(self, revision_id: int | None) -> Publication | None:
+        if revision_id is None:
+            return None
+        item = self._load(revision_id)
+        rev = self._revisions.get(revision_id) or self.session.get(Revision, revision_id)
+        assert rev is not None
+        return build_publication(self.session, self.settings, item, rev, self._url)
 
 
 def active_freeze(session: Session) -> Freeze | None:
