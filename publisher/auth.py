@@ -6,6 +6,10 @@ fresh installation can create the first real ones.
 
 Roles (DESIGN §1): admin does everything; an editor writes items (of their own department
 when the token names one); an operator runs deliveries and channels; a supervisor reads.
+
+The API knows its callers through a short per-process cache (`cached_principal`, filled by
+`look_up_principal`): a revoked token is refused at once by the process that revoked it and
+within `TOKEN_CACHE_SECONDS` by every other.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from publisher.config import Settings
+from publisher.db import Database
 from publisher.errors import FieldProblem, Forbidden, InvalidInput
 from publisher.models import ApiToken, Department, Role, utcnow
 
@@ -90,21 +97,79 @@ def create_token(
     return token
 
 
-def authenticate(session: Session, settings: Settings, token: str) -> Principal | None:
-    """The principal for `token`, or None when it is unknown or revoked."""
+def _is_bootstrap(settings: Settings, token: str) -> bool:
+    return bool(settings.bootstrap_token) and hmac.compare_digest(
+        token.encode(), (settings.bootstrap_token or "").encode()
+    )
+
+
+def _lookup(session: Session, token_hash: str) -> tuple[Principal, float] | None:
+    """The principal of a stored, unrevoked token and the seconds until its revocation is due
+    (infinite when none is set)."""
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
+    if row is None:
+        return None
+    due = float("inf")
+    if row.revoked_at is not None:
+        due = (row.revoked_at - utcnow()).total_seconds()
+        if due <= 0:
+            return None
+    return Principal(row.role, row.department_code, f"token:{row.prefix}"), due
+
+
+# How long a process goes on accepting a token it has looked up, without asking the database:
+# the longest a revoked token is still accepted by another process.
+TOKEN_CACHE_SECONDS = 5.0
+_TOKEN_CACHE_MAX = 10_000
+# (database URL, token hash) → (monotonic expiry, principal). Only known tokens are kept: an
+# unknown one is looked up each time, so that a token created a moment ago works at once.
+_cache: dict[tuple[str, str], tuple[float, Principal]] = {}
+_cache_lock = threading.Lock()
+_now = time.monotonic
+
+
+def cached_principal(settings: Settings, database: Database, token: str) -> Principal | None:
+    """The caller `token` names, from the per-process cache when it was looked up in the last
+    `TOKEN_CACHE_SECONDS`; `None` on a miss (then ask `look_up_principal`)."""
     if not token:
         return None
-    if settings.bootstrap_token and hmac.compare_digest(
-        token.encode(), settings.bootstrap_token.encode()
-    ):
+    if _is_bootstrap(settings, token):
         return Principal(Role.ADMIN, None, "bootstrap")
-    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
-    if row is None or (row.revoked_at is not None and row.revoked_at <= utcnow()):
+    hit = _cache.get((database.url, hash_token(token)))
+    if hit is not None and hit[0] > _now():
+        return hit[1]
+    return None
+
+
+def look_up_principal(settings: Settings, database: Database, token: str) -> Principal | None:
+    """The caller `token` names, or None when it is unknown or revoked, read in a transaction
+    of its own; a known token is remembered for `TOKEN_CACHE_SECONDS` (or until its
+    revocation is due, if sooner)."""
+    if not token:
         return None
-    return Principal(row.role, row.department_code, f"token:{row.prefix}")
+    if _is_bootstrap(settings, token):
+        return Principal(Role.ADMIN, None, "bootstrap")
+    key = (database.url, hash_token(token))
+    with database.session() as session:
+        found = _lookup(session, key[1])
+    if found is None:
+        return None
+    principal, due = found
+    with _cache_lock:
+        if len(_cache) >= _TOKEN_CACHE_MAX:
+            _cache.clear()
+        _cache[key] = (_now() + min(TOKEN_CACHE_SECONDS, due), principal)
+    return principal
+
+
+def forget_cached_tokens() -> None:
+    with _cache_lock:
+        _cache.clear()
 
 
 def revoke_token(session: Session, token_id: int) -> None:
+    """Revoke a token: refused at once here, within `TOKEN_CACHE_SECONDS` by other processes."""
     row = session.get(ApiToken, token_id)
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
+    forget_cached_tokens()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from publisher.auth import Principal, authenticate
+from publisher.auth import Principal, cached_principal, look_up_principal
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.errors import FieldProblem
@@ -47,23 +48,29 @@ def _unauthorised(message: str) -> HTTPException:
     )
 
 
-def current_principal(
+async def current_principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Principal:
-    """The caller, from `Authorization: Bearer <token>`; 401 when missing, unknown or revoked."""
+    """The caller, from `Authorization: Bearer <token>`; 401 when missing, unknown or revoked.
+
+    Async, so that a token known to this process costs no trip through the thread pool; only
+    a lookup in the database runs there.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorised("send Authorization: Bearer <token>")
-    with database_of(request).session() as session:
-        principal = authenticate(session, settings_of(request), credentials.credentials)
+    settings, database, token = settings_of(request), database_of(request), credentials.credentials
+    principal = cached_principal(settings, database, token)
+    if principal is None:
+        principal = await run_in_threadpool(look_up_principal, settings, database, token)
     if principal is None:
         raise _unauthorised("unknown or revoked token")
     return principal
 
 
-def requires(*roles: Role) -> Callable[..., Principal]:
+def requires(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting admins and `roles` (403 naming the role needed otherwise)."""
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         principal.require(*roles)
         return principal
 

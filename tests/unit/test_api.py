@@ -231,6 +231,25 @@ def test_revoked_token_is_refused(client: TestClient) -> None:
     assert client.get("/api/v1/deliveries", headers=headers).status_code == 401
 
 
+def test_a_token_revoked_by_another_process_is_refused_within_the_cache_time(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from publisher import auth
+    from publisher.models import ApiToken, utcnow
+
+    clock = [1000.0]
+    monkeypatch.setattr(auth, "_now", lambda: clock[0])
+    headers = token(client, "operator")
+    assert client.get("/api/v1/deliveries", headers=headers).status_code == 200
+    with get_database().session() as session:  # as another process revokes: no cache told
+        found = session.get(ApiToken, 1)
+        assert found is not None
+        found.revoked_at = utcnow()
+    assert client.get("/api/v1/deliveries", headers=headers).status_code == 200
+    clock[0] += auth.TOKEN_CACHE_SECONDS
+    assert client.get("/api/v1/deliveries", headers=headers).status_code == 401
+
+
 # --- publishing -----------------------------------------------------------------------------
 
 
