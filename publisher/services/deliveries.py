@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, literal, or_, select, update
+from sqlalchemy import ColumnElement, String, Table, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, lazyload
@@ -57,6 +57,10 @@ from publisher.models import (
 from publisher.models import Channel as ChannelRow
 
 log = logging.getLogger(__name__)
+
+# Attempt rows are only ever inserted and finished here, never read back during a sync: plain
+# Core statements on the table skip the ORM's unit of work on the hot path.
+ATTEMPTS = cast(Table, Attempt.__table__)
 
 Action = Literal["create", "update", "delete", "lookup"]
 
@@ -629,16 +633,18 @@ class DeliveryEngine:
                 state["attempted_website_url"] = step.pub.website_url
         state["in_flight"] = step.action
         d.remote_state = state
-        attempt = Attempt(
-            delivery_id=d.id,
-            number=d.attempt_count,
-            action=step.action,
-            revision_id=step.pub.revision_id if step.pub else None,
-            worker=worker,
-        )
-        session.add(attempt)
-        session.flush()
-        return attempt.id
+        attempt_id: int = session.execute(
+            insert(ATTEMPTS)
+            .values(
+                delivery_id=d.id,
+                number=d.attempt_count,
+                action=step.action,
+                revision_id=step.pub.revision_id if step.pub else None,
+                worker=worker,
+            )
+            .returning(ATTEMPTS.c.id)
+        ).scalar_one()
+        return attempt_id
 
     def _finish_attempt(
         self,
@@ -663,12 +669,7 @@ class DeliveryEngine:
                 explanation=exc.explanation,
                 http_status=exc.http_status,
             )
-        session.execute(
-            update(Attempt)
-            .where(Attempt.id == attempt_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == attempt_id).values(**values))
 
     def _record_success(
         self,
