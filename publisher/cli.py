@@ -428,11 +428,12 @@ def items_edit(item_id: int, **options: Any) -> None:
 def items_publish(item_id: int, wait: bool, timeout: float) -> None:
     """Preflight every channel, then publish. With --wait, exit 1 if any channel failed."""
     from publisher.services.channels import publish_checked
+    from publisher.services.items import lock_item
 
     settings = get_settings()
     pool = warm_channel_pool(settings)
     with unit_of_work() as (session, _):
-        item = publish_checked(session, settings, item_id, pool, actor=ACTOR)
+        item = publish_checked(session, settings, lock_item(session, item_id), pool, actor=ACTOR)
         index_no = item.index_no
     click.echo(f"item {item_id} published as {index_no}")
     if wait:

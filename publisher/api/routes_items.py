@@ -24,11 +24,11 @@ from publisher.models import ItemStatus, Media, Role
 from publisher.services import items as item_service
 from publisher.services import queries
 from publisher.services.channels import (
+    build_adapters,
     disabled_map,
     edit_checked,
     preview_item,
     publish_checked,
-    warm_pool,
 )
 from publisher.services.queries import Page
 from publisher.services.reconcile import open_drift_for_item
@@ -46,7 +46,7 @@ def create_item(
     """A new draft item (revision 1). 422 names each bad field and rule; nothing is stored."""
     who.require_department(body.department)
     pool = channel_pool(request)
-    warm_pool(pool)
+    build_adapters(pool)
     disabled = disabled_map(pool)
     with database_of(request).session() as session:
         item = item_service.create_item(
@@ -96,7 +96,7 @@ def edit_item(
 ) -> dict[str, Any]:
     """Changed fields become a new revision; a published item's channels follow it."""
     pool = channel_pool(request)
-    warm_pool(pool)
+    build_adapters(pool)
     with database_of(request).session() as session:
         item = item_service.get_item(session, item_id)
         who.require_department(item.department_code)
@@ -115,12 +115,12 @@ def publish_item(
     422 (nothing changed) when a channel would refuse the item, naming field, rule and channel.
     """
     pool = channel_pool(request)
-    warm_pool(pool)
+    build_adapters(pool)
     with database_of(request).session() as session:
-        item = item_service.get_item(session, item_id)
-        who.require_department(item.department_code)
-        publish_checked(session, settings_of(request), item_id, pool, actor=who.actor)
-        return queries.item_view(session, item_id)
+        locked = item_service.lock_item(session, item_id)
+        who.require_department(locked.item.department_code)
+        publish_checked(session, settings_of(request), locked, pool, actor=who.actor)
+        return queries.item_view_of(locked.item, locked.revisions, locked.deliveries.values())
 
 
 @router.post("/items/{item_id}/retract", status_code=status.HTTP_202_ACCEPTED)
@@ -145,7 +145,7 @@ def preview(
 ) -> dict[str, Any]:
     """Per target channel: what it will be given and what it would refuse."""
     pool = channel_pool(request)
-    warm_pool(pool)
+    build_adapters(pool)
     with database_of(request).session() as session:
         item = item_service.get_item(session, item_id)
         return {

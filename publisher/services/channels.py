@@ -44,11 +44,12 @@ from publisher.services.deliveries import (
 )
 from publisher.services.items import (
     ItemFields,
+    LockedItem,
     audit,
     edit_item,
     get_item,
     latest_revision,
-    publish_item,
+    publish_locked,
 )
 from publisher.services.queries import counts_by_state
 
@@ -68,12 +69,20 @@ def check_kind(kind: str) -> None:
         raise NotFound(f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
 
 
-def warm_pool(pool: ChannelPool) -> dict[str, dict[str, Any]]:
-    """Build every adapter now and read its health; returns health per enabled kind.
+def build_adapters(pool: ChannelPool) -> None:
+    """Build every adapter now (a no-op once they are built).
 
     Call this before opening a database session: on SQLite, building an adapter may read the
     shared store (the same database, its own transaction), which would wait on the open one.
     """
+    for kind in KINDS:
+        pool.disabled_reason(kind)
+
+
+def warm_pool(pool: ChannelPool) -> dict[str, dict[str, Any]]:
+    """`build_adapters`, then read each enabled adapter's health (which may read the shared
+    store); returns health per enabled kind."""
+    build_adapters(pool)
     health: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
         if pool.disabled_reason(kind) is None:
@@ -232,15 +241,27 @@ def publications(
 ) -> dict[str, Publication]:
     """What each enabled target channel would be given now (website URL estimated)."""
     rev = latest_revision(session, item.id)
+    return publications_of(session, settings, item, rev, website_url_of(session, item.id), pool)
+
+
+def publications_of(
+    session: Session,
+    settings: Settings,
+    item: Item,
+    rev: Revision,
+    website_url: str | None,
+    pool: ChannelPool,
+) -> dict[str, Publication]:
+    """`publications` of revision `rev`, given the URL of the item's website page (if any)."""
+    base = build_publication(session, settings, item, rev, None)
+    if not base.index_no:  # assigned at publish; the estimate has the right length
+        year = datetime.now(ZoneInfo(settings.timezone)).year
+        base = replace(base, index_no=f"{settings.org_code}/{year}-00000")
     pubs: dict[str, Publication] = {}
     for kind in target_kinds(item, pool):
         if pool.disabled_reason(kind) is not None:
             continue
-        website_url = website_url_of(session, item.id) if kind != "website" else None
-        pub = build_publication(session, settings, item, rev, website_url)
-        if not pub.index_no:  # assigned at publish; the estimate has the right length
-            year = datetime.now(ZoneInfo(settings.timezone)).year
-            pub = replace(pub, index_no=f"{settings.org_code}/{year}-00000")
+        pub = base if kind == "website" else replace(base, website_url=website_url)
         pubs[kind] = with_website_estimate(pub, settings)
     return pubs
 
@@ -248,7 +269,11 @@ def publications(
 def preflight_problems(
     session: Session, settings: Settings, item: Item, pool: ChannelPool
 ) -> list[FieldProblem]:
-    found = preflight(pool, publications(session, settings, item, pool))
+    return _field_problems(pool, publications(session, settings, item, pool))
+
+
+def _field_problems(pool: ChannelPool, pubs: dict[str, Publication]) -> list[FieldProblem]:
+    found = preflight(pool, pubs)
     return [FieldProblem(p.field, p.rule, f"{p.channel}: {p.message}", p.channel) for p in found]
 
 
@@ -284,15 +309,20 @@ def preview_item(
 
 
 def publish_checked(
-    session: Session, settings: Settings, item_id: int, pool: ChannelPool, *, actor: str
+    session: Session, settings: Settings, locked: LockedItem, pool: ChannelPool, *, actor: str
 ) -> Item:
-    """Preflight every target channel, then publish. Raises `InvalidInput` naming the field,
-    the rule and the channel when any channel would refuse the item; nothing is changed then."""
-    item = get_item(session, item_id)
-    problems = preflight_problems(session, settings, item, pool)
+    """Preflight every target channel, then publish (`publish_locked`). Raises `InvalidInput`
+    naming the field, the rule and the channel when any channel would refuse the item;
+    nothing is changed then.
+
+    The preflight reads only what `lock_item` loaded: no query of its own.
+    """
+    item = locked.item
+    pubs = publications_of(session, settings, item, locked.latest, locked.website_url(), pool)
+    problems = _field_problems(pool, pubs)
     if problems:
         raise InvalidInput(problems)
-    return publish_item(session, settings, item_id, actor=actor, enabled_kinds=enabled_kinds(pool))
+    return publish_locked(session, settings, locked, actor=actor, enabled_kinds=enabled_kinds(pool))
 
 
 def edit_checked(

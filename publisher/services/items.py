@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from channels.registry import KINDS, channel_class
 from publisher.config import Settings
@@ -240,7 +240,9 @@ def _add_revision(
 
 
 def get_item(session: Session, item_id: int, *, for_update: bool = False) -> Item:
-    stmt = select(Item).where(Item.id == item_id)
+    """The item with its domain and department, in one query (not the domain's list of
+    departments, which no change to an item needs). Raises `NotFound`."""
+    stmt = select(Item).where(Item.id == item_id).options(lazyload(Item.domain, Domain.departments))
     if for_update:
         stmt = stmt.with_for_update(of=Item, key_share=True)
     item = session.scalars(stmt).first()
@@ -256,6 +258,56 @@ def latest_revision(session: Session, item_id: int) -> Revision:
     if rev is None:
         raise NotFound(f"item {item_id} has no revision")
     return rev
+
+
+@dataclass
+class LockedItem:
+    """An item locked for a change of its desired state, with what publishing it reads: its
+    revisions (oldest first) and its deliveries by channel kind, locked as well."""
+
+    item: Item
+    revisions: list[Revision]
+    deliveries: dict[str, Delivery]
+
+    @property
+    def latest(self) -> Revision:
+        return self.revisions[-1]
+
+    def website_url(self) -> str | None:
+        """The URL of the item's website page, which the other channels link to, if it has one."""
+        website = self.deliveries.get("website")
+        return website.remote_url if website is not None and website.desired_present else None
+
+
+def lock_item(session: Session, item_id: int) -> LockedItem:
+    """The item, its revisions and its deliveries in three queries; the item's row and then its
+    deliveries' rows locked, in the order every change of desired state takes them.
+
+    Raises `NotFound`.
+    """
+    item = get_item(session, item_id, for_update=True)
+    revisions = list(
+        session.scalars(
+            select(Revision).where(Revision.item_id == item_id).order_by(Revision.number)
+        )
+    )
+    if not revisions:
+        raise NotFound(f"item {item_id} has no revision")
+    return LockedItem(item, revisions, _lock_deliveries(session, item_id))
+
+
+def _lock_deliveries(session: Session, item_id: int) -> dict[str, Delivery]:
+    """The item's deliveries by channel kind, row-locked so that a worker finishing a call
+    sees the change that follows."""
+    return {
+        d.channel_kind: d
+        for d in session.scalars(
+            select(Delivery)
+            .where(Delivery.item_id == item_id)
+            .order_by(Delivery.id)
+            .with_for_update(key_share=True)
+        )
+    }
 
 
 def edit_item(
@@ -294,7 +346,9 @@ def edit_item(
         wanted = set(item.channels) if fields.channels else before
         if rev is not None or wanted != before:
             _check_targets(wanted)
-            _point_deliveries(session, item, rev or previous, wanted)
+            _point_deliveries(
+                session, item, rev or previous, wanted, _lock_deliveries(session, item.id)
+            )
     return rev
 
 
@@ -337,24 +391,21 @@ def _check_targets(kinds: set[str]) -> None:
         )
 
 
-def _point_deliveries(session: Session, item: Item, rev: Revision | None, wanted: set[str]) -> None:
+def _point_deliveries(
+    session: Session,
+    item: Item,
+    rev: Revision | None,
+    wanted: set[str],
+    deliveries: dict[str, Delivery],
+) -> None:
     """Desired state of every delivery: `rev` (if given) on the `wanted` channels, nothing
-    elsewhere. Missing deliveries are created; a cancelled one stays cancelled unless it must
-    now withdraw. Rows are locked so that a worker finishing a call sees the change."""
-    deliveries = {
-        d.channel_kind: d
-        for d in session.scalars(
-            select(Delivery)
-            .where(Delivery.item_id == item.id)
-            .order_by(Delivery.id)
-            .with_for_update(key_share=True)
-        )
-    }
+    elsewhere. `deliveries` are the item's, locked (`_lock_deliveries`); missing ones are
+    created and added to it, and a cancelled one stays cancelled unless it must now withdraw.
+    Everything is flushed when this returns."""
     for kind in sorted(wanted - set(deliveries)):
         assert rev is not None
         deliveries[kind] = Delivery(item_id=item.id, channel_kind=kind, desired_revision_id=rev.id)
         session.add(deliveries[kind])
-    session.flush()
     now = utcnow()
     website = deliveries.get("website")
     website_up = website is not None and website.remote_url is not None
@@ -378,6 +429,7 @@ def _point_deliveries(session: Session, item: Item, rev: Revision | None, wanted
             d.next_attempt_at = now + timedelta(seconds=WEBSITE_WAIT_SECONDS)
             continue
         touched.append(d)
+    session.flush()  # one INSERT for the new deliveries, with their final values: their ids
     enqueue_after_commit(session, [(d.id, d.channel_kind) for d in touched])
 
 
@@ -402,13 +454,27 @@ def publish_item(
     actor: str,
     enabled_kinds: list[str],
 ) -> Item:
+    """`publish_locked` on the item, locked here. Raises `NotFound`, `InvalidInput`."""
+    return publish_locked(
+        session, settings, lock_item(session, item_id), actor=actor, enabled_kinds=enabled_kinds
+    )
+
+
+def publish_locked(
+    session: Session,
+    settings: Settings,
+    locked: LockedItem,
+    *,
+    actor: str,
+    enabled_kinds: list[str],
+) -> Item:
     """Desired state: every chosen channel shows the latest revision. Assigns the 索引号.
 
     Raises `InvalidInput` when there is no channel to publish to, or when channels that link
-    to the website article are chosen without the website.
+    to the website article are chosen without the website. Everything is flushed when this
+    returns; the new deliveries are in `locked.deliveries`.
     """
-    item = get_item(session, item_id, for_update=True)
-    rev = latest_revision(session, item_id)
+    item, rev = locked.item, locked.latest
     kinds = [k for k in (item.channels or enabled_kinds) if k in KINDS]
     if not kinds:
         raise InvalidInput(
@@ -421,7 +487,6 @@ def publish_item(
     item.status = ItemStatus.PUBLISHED
     item.published_at = item.published_at or datetime.now(UTC)
     item.retracted_at = None
-    _point_deliveries(session, item, rev, set(kinds))
     audit(
         session,
         actor,
@@ -431,6 +496,7 @@ def publish_item(
         index_no=item.index_no,
         channels=kinds,
     )
+    _point_deliveries(session, item, rev, set(kinds), locked.deliveries)
     return item
 
 
@@ -441,6 +507,6 @@ def retract_item(session: Session, item_id: int, *, actor: str, reason: str | No
         raise Conflict(f"item {item_id} is {item.status.value}, not published")
     item.status = ItemStatus.RETRACTED
     item.retracted_at = datetime.now(UTC)
-    _point_deliveries(session, item, None, set())
+    _point_deliveries(session, item, None, set(), _lock_deliveries(session, item.id))
     audit(session, actor, "item.retract", f"item:{item.id}", reason=reason)
     return item

@@ -6,6 +6,7 @@ channel's own error text verbatim next to our plain-words explanation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -132,14 +133,22 @@ def item_view(session: Session, item_id: int) -> dict[str, Any]:
             select(Revision).where(Revision.item_id == item_id).order_by(Revision.number)
         )
     )
-    latest = revisions[-1] if revisions else None
     deliveries = session.scalars(
         select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)
     )
+    return item_view_of(item, revisions, deliveries)
+
+
+def item_view_of(
+    item: Item, revisions: Sequence[Revision], deliveries: Iterable[Delivery]
+) -> dict[str, Any]:
+    """`item_view` of what the caller already loaded: `revisions` oldest first, and the
+    item's deliveries (shown in the order they were created)."""
+    latest = revisions[-1] if revisions else None
     view = item_summary(item, latest)
     view["revision"] = revision_view(latest) if latest else None
     view["revisions"] = [revision_view(r, full=False) for r in revisions]
-    view["deliveries"] = [delivery_view(d) for d in deliveries]
+    view["deliveries"] = [delivery_view(d) for d in sorted(deliveries, key=lambda d: d.id)]
     return view
 
 

@@ -5,6 +5,7 @@ A recording dispatcher stands in for the broker, so what was enqueued is visible
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -251,6 +252,29 @@ def test_a_token_revoked_by_another_process_is_refused_within_the_cache_time(
 
 
 # --- publishing -----------------------------------------------------------------------------
+
+
+def test_publish_reads_the_item_in_three_queries(client: TestClient) -> None:
+    from sqlalchemy import event
+
+    editor = token(client, "editor", "sgj")
+    view = create(client, editor)  # the token is known from here on
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = get_database().engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        resp = client.post(f"/api/v1/items/{view['id']}/publish", headers=editor)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert resp.status_code == 202, resp.text
+    reads = [re.findall(r"\bFROM\s+(\w+)", s)[0] for s in statements if s.startswith("SELECT")]
+    # The item (its domain and department joined), its revisions, its deliveries: no token
+    # lookup, no list of the domain's departments, no second look at anything.
+    assert reads == ["items", "revisions", "deliveries"]
 
 
 def test_publish_assigns_index_numbers_and_enqueues_deliveries(
