@@ -216,6 +216,28 @@ def test_index_numbers_are_unique_under_concurrency_on_sqlite(tmp_path: Path) ->
     assert sorted(got) == [f"733099896/2026-{n:05d}" for n in range(1, 41)]
 
 
+@pytest.mark.timeout(60)  # a counter locked until commit would make `other` wait forever
+def test_on_postgres_a_rollback_after_allocation_leaves_a_gap_never_a_reuse() -> None:
+    database = Database(fresh_postgres())
+    try:
+        with pytest.raises(RuntimeError), database.session() as session:
+            first = allocate_index_no(session, "733099896", 2026)
+            # Committed apart already: another transaction takes the next number at once,
+            # rather than waiting for this one to end (it would wait forever here).
+            with database.session() as other:
+                second = allocate_index_no(other, "733099896", 2026)
+            raise RuntimeError("publish failed after allocation")
+        with database.session() as session:
+            third = allocate_index_no(session, "733099896", 2026)
+    finally:
+        database.dispose()
+    assert (first, second, third) == (
+        "733099896/2026-00001",
+        "733099896/2026-00002",
+        "733099896/2026-00003",
+    )
+
+
 def test_index_numbers_are_per_year_and_never_reused(db: Database) -> None:
     with db.session() as session:
         a = allocate_index_no(session, "733099896", 2026)
