@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 import sys
 import time
 import unicodedata
@@ -137,18 +138,40 @@ cli = main  # the entry point (`publisher.cli:main`) is the click group itself
 @main.command()
 @click.option("--host", default=None, help="default: PUBLISHER_API_HOST or 127.0.0.1")
 @click.option("--port", type=int, default=None, help="default: PUBLISHER_API_PORT or 8000")
-def api(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="API processes; default: PUBLISHER_API_WORKERS, else 1 on SQLite and one per CPU "
+    "(at least 2) on PostgreSQL",
+)
+def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the REST API (and /healthz, /metrics)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     settings = get_settings()
-    uvicorn.run(
-        "publisher.api.app:create_app",
-        factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_level="info",
+    host, port = host or settings.api_host, port or settings.api_port
+    workers = workers or settings.resolved_api_workers()
+    app = "publisher.api.app:create_app"
+    if workers == 1:
+        uvicorn.run(app, factory=True, host=host, port=port, log_level="info")
+        return
+    config = uvicorn.Config(
+        app, factory=True, host=host, port=port, workers=workers, log_level="info"
     )
+    # As `uvicorn.run` does for several workers, but on a socket that keeps Nagle off.
+    Multiprocess(config, sockets=[tcp_listener(config.bind_socket())]).run()
+
+
+def tcp_listener(bound: socket.socket) -> socket.socket:
+    """The bound socket `bound`, said to be TCP. uvicorn binds the socket its workers share
+    with protocol 0; asyncio then leaves Nagle's algorithm on for every connection accepted
+    on it, and each answer on a kept-alive connection waits some 40 ms for the client's
+    delayed ACK (Kludex/uvicorn#3149)."""
+    listener = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+    listener.set_inheritable(True)
+    return listener
 
 
 @main.command()

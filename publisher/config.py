@@ -31,6 +31,8 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API processes (uvicorn workers); None: see `resolved_api_workers`.
+    api_workers: int | None = Field(default=None, ge=1)
     public_base_url: str | None = None
 
     # Sandbox ports (DESIGN §6) and whether `publisher up` points unset channels at them.
@@ -99,6 +101,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'publisher.sqlite').resolve()}"
+
+    def resolved_api_workers(self) -> int:
+        """API processes: as configured; else one on SQLite (one writer at a time anyway) and
+        one per CPU, at least two, on a database server."""
+        if self.api_workers is not None:
+            return self.api_workers
+        if self.resolved_database_url().startswith("sqlite"):
+            return 1
+        return max(2, os.cpu_count() or 1)
 
     def resolved_broker_url(self) -> str:
         if self.broker_url:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,3 +209,47 @@ def test_publish_wait_follows_real_deliveries_until_live(
     assert 'publisher_attempts_total{channel="website",outcome="ok"}' in text
     assert 'publisher_attempt_duration_seconds_count{channel="website"}' in text
     assert 'publisher_deliveries{channel="website",state="live"} 1.0' in text
+
+
+def test_several_api_processes_accept_connections_without_nagle() -> None:
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from publisher.cli import tcp_listener
+
+    async def accepted_nodelay(listener: socket.socket) -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Report(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Report, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+            found = await asyncio.wait_for(accepted, 10)
+            writer.close()
+        return found
+
+    config = uvicorn.Config("publisher.api.app:create_app", host="127.0.0.1", port=0, workers=2)
+    assert asyncio.run(accepted_nodelay(tcp_listener(config.bind_socket()))) != 0
+
+
+@pytest.mark.parametrize(
+    ("database_url", "configured", "expected"),
+    [
+        (None, None, 1),  # the embedded SQLite default: one writer anyway
+        ("postgresql+psycopg://db/publisher", None, max(2, os.cpu_count() or 1)),
+        ("postgresql+psycopg://db/publisher", 3, 3),
+        (None, 2, 2),
+    ],
+)
+def test_api_processes_default_to_one_on_sqlite_and_one_per_cpu_on_postgres(
+    tmp_path: Path, database_url: str | None, configured: int | None, expected: int
+) -> None:
+    settings = Settings(var_dir=tmp_path, database_url=database_url, api_workers=configured)
+    assert settings.resolved_api_workers() == expected
