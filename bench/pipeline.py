@@ -3,10 +3,16 @@
 Items are created and published with `POST /api/v1/items` and `POST /items/{id}/publish`;
 "live" is each delivery's `live_at`, read straight from the database (no API polling load).
 Latency of an item = the last of its four channels' `live_at` − the start of its publish call.
+
+API clients call in one of two ways: back to back (`ApiClients.run`: each client sends its next
+request the moment the previous one returns, a closed loop that measures capacity), or at a
+stated rate (`ApiClients.publish_paced`: requests arrive as they would from many independent
+users, whatever the server's speed, which is what a latency target is about).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +35,21 @@ class Calls:
     latencies_ms: list[float] = field(default_factory=list)
     started: dict[int, float] = field(default_factory=dict)  # item id → call start (epoch)
     failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # from the start of the run to the last answer
+
+    @property
+    def per_second(self) -> float:
+        """Calls answered per second over the whole run."""
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Paced:
+    """Calls sent at a stated rate (`ApiClients.publish_paced`)."""
+
+    calls: Calls
+    offered_per_s: float
+    late: int  # calls sent more than 1 ms after they were due: their client was still waiting
 
 
 class ApiClients:
@@ -74,9 +95,11 @@ class ApiClients:
                 result.started[key] = started
                 answers[key] = resp.json()
 
+        t0 = time.perf_counter()
         with ThreadPoolExecutor(self.clients) as pool:
             for future in [pool.submit(one, key, call) for key, call in calls]:
                 future.result()
+        result.seconds = time.perf_counter() - t0
         return result, answers
 
     def create_items(self, numbers: Sequence[int]) -> tuple[Calls, list[int]]:
@@ -91,6 +114,7 @@ class ApiClients:
         return result, [int(answers[n]["id"]) for n in numbers]
 
     def publish(self, item_ids: Sequence[int]) -> Calls:
+        """Publish every item, the clients back to back (a closed loop)."""
         calls = [
             (i, lambda s, i=i: s.post(f"{self.api}/items/{i}/publish", timeout=60))
             for i in item_ids
@@ -99,6 +123,74 @@ class ApiClients:
         if result.failures:
             raise RuntimeError(f"publishing items failed: {result.failures[:3]}")
         return result
+
+    def publish_paced(
+        self, item_ids: Sequence[int], rate: float, seconds: float, seed: int = 1
+    ) -> Paced:
+        """Publish at `rate` per second in all for `seconds`, whatever the server's speed.
+
+        Each of the clients (a thread with its own keep-alive session) publishes one item at a
+        time, each call due an exponentially distributed pause (mean clients / rate seconds)
+        after its previous one was due: together, Poisson arrivals at `rate` from the first
+        moment to the last. Each call takes the next of `item_ids`, which must hold enough
+        (rate × seconds on average, plus room for chance). A latency counts from when its call
+        was due, so that a client still waiting for its previous answer does not hide that
+        wait (coordinated omission); `late` says how often that happened.
+        """
+        result, lock = Calls(), threading.Lock()
+        items = iter(item_ids)
+        late = 0
+        per_client = rate / self.clients
+        start = time.perf_counter() + 0.1  # every thread started before the first call is due
+        start_epoch = time.time() + 0.1
+
+        def take() -> int | None:
+            with lock:
+                return next(items, None)
+
+        def call(session: requests.Session, item_id: int, due: float, sent_late: bool) -> None:
+            nonlocal late
+            try:
+                resp = session.post(f"{self.api}/items/{item_id}/publish", timeout=60)
+            except requests.RequestException as exc:
+                with lock:
+                    result.failures.append(f"{item_id}: {exc}")
+                return
+            done = time.perf_counter()
+            with lock:
+                late += sent_late
+                if resp.status_code >= 300:
+                    result.failures.append(f"{item_id}: {resp.status_code} {resp.text[:200]}")
+                    return
+                result.latencies_ms.append((done - due) * 1000)
+                result.started[item_id] = start_epoch + (due - start)
+                result.seconds = max(result.seconds, done - start)
+
+        def client(number: int) -> None:
+            rng = random.Random(seed * 100_003 + number)
+            with requests.Session() as session:
+                session.headers.update(self.headers)
+                due = start + rng.expovariate(per_client)
+                while due < start + seconds:
+                    item_id = take()
+                    if item_id is None:
+                        with lock:
+                            result.failures.append(f"the {len(item_ids)} items ran out")
+                        return
+                    wait = due - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                    call(session, item_id, due, sent_late=wait < -0.001)
+                    due += rng.expovariate(per_client)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(self.clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if result.failures:
+            raise RuntimeError(f"publishing items failed: {result.failures[:3]}")
+        return Paced(result, rate, late)
 
 
 @dataclass
