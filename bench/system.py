@@ -99,10 +99,13 @@ class BenchSystem:
 
     # --- processes ------------------------------------------------------------------------
 
-    def start_sandboxes(self, wechat_publish_delay: float) -> None:
+    def start_sandboxes(self, wechat_publish_delay: float, latency_ms: int = 0) -> None:
         self.procs.start("sandbox", [*CLI, "sandbox"])
         for url in self.sandbox.values():
             wait_http(f"{url}/_sandbox/faults", 60)
+            requests.post(
+                f"{url}/_sandbox/faults", json={"latency_ms": latency_ms}, timeout=5
+            ).raise_for_status()
         requests.post(
             f"{self.sandbox['weibo']}/_sandbox/weibo/config",
             json={"rate_limit": 1_000_000},
