@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     backoff_cap_seconds: float = 600.0
     failure_budget_seconds: int = 24 * 3600
     sweep_interval_seconds: float = 5.0
-    # The sweeper re-sends a due delivery it already sent only after this long (lost messages).
+    # The sweeper re-sends a due delivery only this long after its message was handed to the
+    # broker (by the commit that made it due, or by an earlier sweep): lost messages.
     resend_after_seconds: float = 30.0
     # Circuit breaker per channel: open after this many consecutive failures, probe after the
     # cooldown (doubling on each failed probe, up to the cap).
