@@ -98,14 +98,14 @@ def _failed(number: int, kind: str, exc: Exception) -> None:
     _records().rpush(ERRORS_KEY, json.dumps({"item": number, "kind": kind, "error": str(exc)}))
 
 
-def _pub(number: int, website_url: str | None) -> Any:
+def publication(number: int, website_url: str | None) -> Any:
     return content.publication(number, org_code=get_settings().org_code, website_url=website_url)
 
 
 @app.task(name="baseline.website", ignore_result=True)
 def publish_website(number: int) -> None:
     try:
-        receipt = channel("website").create(_pub(number, None))
+        receipt = channel("website").create(publication(number, None))
     except ChannelError as exc:
         _failed(number, "website", exc)
         return
@@ -118,7 +118,7 @@ def publish_website(number: int) -> None:
 @app.task(name="baseline.catalogue", ignore_result=True)
 def publish_catalogue(number: int, website_url: str) -> None:
     try:
-        channel("catalogue").create(_pub(number, website_url))
+        channel("catalogue").create(publication(number, website_url))
     except ChannelError as exc:
         _failed(number, "catalogue", exc)
         return
@@ -128,7 +128,7 @@ def publish_catalogue(number: int, website_url: str) -> None:
 @app.task(name="baseline.wechat", ignore_result=True)
 def publish_wechat(number: int, website_url: str) -> None:
     try:
-        receipt = channel("wechat").create(_pub(number, website_url))
+        receipt = channel("wechat").create(publication(number, website_url))
     except ChannelError as exc:
         _failed(number, "wechat", exc)
         return
@@ -141,7 +141,7 @@ def publish_wechat(number: int, website_url: str) -> None:
 def poll_wechat(number: int, website_url: str, state: dict[str, Any], polls: int) -> None:
     try:
         found = channel("wechat").lookup(
-            _pub(number, website_url), Remote(str(state["publish_id"]), state=state)
+            publication(number, website_url), Remote(str(state["publish_id"]), state=state)
         )
     except ChannelError as exc:
         _failed(number, "wechat", exc)
@@ -161,7 +161,7 @@ def poll_wechat(number: int, website_url: str, state: dict[str, Any], polls: int
 @app.task(name="baseline.weibo", ignore_result=True)
 def publish_weibo(number: int, website_url: str) -> None:
     try:
-        channel("weibo").create(_pub(number, website_url))
+        channel("weibo").create(publication(number, website_url))
     except ChannelError as exc:
         _failed(number, "weibo", exc)
         return
