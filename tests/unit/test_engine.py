@@ -439,13 +439,17 @@ def test_the_sweeper_resends_a_due_delivery_only_after_a_while_and_per_channel(
 
 
 def test_the_lease_is_renewed_while_a_slow_call_runs(world: World) -> None:
-    world.settings.lease_seconds = 0.6  # renewed every 0.5 s; the call takes 0.7 s
+    # Renewed every 0.5 s (its third, at least 0.5 s); the call takes 1.5 s. Each renewal
+    # leaves 0.7 s or more of slack, so a slow machine cannot make this test fail.
+    world.settings.lease_seconds = 1.2
+    world.settings.http_timeout_seconds = 3.0
+    world.engine.pool.forget("website")  # built again with the longer timeout
     item_id = world.publish()
-    world.website.faults(latency_ms=700)
+    world.website.faults(latency_ms=1500)
     d = world.delivery(item_id, "website")
     slow = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
     slow.start()
-    time.sleep(0.65)  # past the lease it was claimed with, not past the renewed one
+    time.sleep(1.3)  # past the lease it was claimed with, not past the renewed one
     assert not world.engine.sync(d.id, "other-worker").claimed
     slow.join()
     assert world.delivery(item_id, "website").state == DeliveryState.LIVE
