@@ -530,14 +530,18 @@ class WeChatChannel(Channel):
             state={"article_id": article_id, "content_hash": content_hash},
         )
 
-    def _job(self, publish_id: str) -> dict[str, Any] | float:
-        """`freepublish/get` of a job, or how long to wait when today's polls are spent."""
+    def _finished_job(self, publish_id: str, waiting: Receipt) -> dict[str, Any] | Receipt:
+        """The job's `freepublish/get` answer once it has finished; else `waiting` (still
+        running), or `waiting` until the day's polls come back (spent: no call is made)."""
         wait = self.shared.take_slot("wechat:freepublish_get", FREEPUBLISH_GET_PER_DAY, 86400)
         if wait is not None:
-            return max(wait, self.poll_seconds)
-        return self._call(
+            return replace(waiting, poll_after=max(wait, self.poll_seconds))
+        result: dict[str, Any] = self._call(
             "freepublish/get", lambda: self.client.freepublish.get(publish_id), write=False
         )
+        if int(result["publish_status"]) == PUBLISH_RUNNING:
+            return waiting
+        return result
 
     def _poll_publish(self, pub: Publication, state: dict[str, Any]) -> Receipt | None:
         publish_id = str(state["publish_id"])
@@ -558,13 +562,10 @@ class WeChatChannel(Channel):
                 return replace(
                     found, state={**found.state, "publish_id": publish_id, "publish_status": 0}
                 )
-        result = self._job(publish_id)
-        if isinstance(result, float):
-            # Today's polls are spent: check again when the window turns, without calling.
-            return replace(waiting, poll_after=result)
+        result = self._finished_job(publish_id, waiting)
+        if isinstance(result, Receipt):
+            return result
         status = int(result["publish_status"])
-        if status == PUBLISH_RUNNING:
-            return waiting
         if status == PUBLISH_DELETED:
             return None
         if status != PUBLISH_SUCCESS:
@@ -598,12 +599,10 @@ class WeChatChannel(Channel):
             poll_after=self.poll_seconds,
             content_hash=pub.content_hash,
         )
-        result = self._job(publish_id)
-        if isinstance(result, float):
-            return replace(waiting, poll_after=result)
+        result = self._finished_job(publish_id, waiting)
+        if isinstance(result, Receipt):
+            return result
         status = int(result["publish_status"])
-        if status == PUBLISH_RUNNING:
-            return waiting
         corrections = [str(i) for i in state.get("correction_article_ids") or []]
         content_hash: str | None = pub.content_hash
         if status == PUBLISH_SUCCESS:
