@@ -24,25 +24,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
-from channels.sandbox.common import SandboxState, inspection_router
+from channels.sandbox.common import SandboxState
 from channels.sandbox.website import (
-    SANDBOX_APP_ID,
-    SANDBOX_SECRET,
     Refusal,
-    authenticated_json,
-    base_url,
     date_field,
     html_page,
-    install_api_errors,
     invalid,
     live_records,
+    signed_upsert_app,
     string_list,
     text_field,
-    upsert,
-    withdraw,
 )
 
 INDEX_NO = re.compile(r"(?P<org>[0-9A-Za-z]{1,32})/(?P<year>\d{4})-(?P<serial>\d{5})")
@@ -127,41 +121,17 @@ def in_category(catecode: str, wanted: str | None) -> bool:
 
 def create_app(state: SandboxState, *, credentials: Mapping[str, str] | None = None) -> FastAPI:
     """The catalogue sandbox. `credentials`: app id → secret (default sandbox/sandbox-secret)."""
-    secrets = dict(credentials or {SANDBOX_APP_ID: SANDBOX_SECRET})
-    app = FastAPI(title="政府信息公开目录 (sandbox)", docs_url="/_sandbox/docs")
-    app.state.sandbox = state
-    app.include_router(inspection_router(state))
-    install_api_errors(app)
-    not_found = Refusal(404, "not_found", "目录条目不存在或已撤销")
-
-    @app.put("/api/catalogue/{index_no:path}")
-    async def put_entry(index_no: str, request: Request) -> JSONResponse:
-        body = await authenticated_json(request, secrets, expect_body=True)
-        await state.before_call(write=True)
-        status, record = upsert(state, "entries", index_no, entry_fields(index_no, body))
-        await state.after_write()
-        return JSONResponse(entry_answer(record, base_url(request)), status_code=status)
-
-    @app.get("/api/catalogue/{index_no:path}")
-    async def get_entry(index_no: str, request: Request) -> JSONResponse:
-        await authenticated_json(request, secrets, expect_body=False)
-        await state.before_call(write=False)
-        check_index_no(index_no)
-        with state.lock:
-            record = state.records.get("entries", {}).get(index_no)
-        if not record or record["status"] != "published":
-            raise not_found
-        return JSONResponse(entry_answer(record, base_url(request)))
-
-    @app.delete("/api/catalogue/{index_no:path}")
-    async def delete_entry(index_no: str, request: Request) -> Response:
-        await authenticated_json(request, secrets, expect_body=False)
-        await state.before_call(write=True)
-        check_index_no(index_no)
-        withdraw(state, "entries", index_no, not_found)
-        await state.after_write()
-        return Response(status_code=204)
-
+    app = signed_upsert_app(
+        state,
+        credentials,
+        title="政府信息公开目录 (sandbox)",
+        path="/api/catalogue/{key:path}",
+        table="entries",
+        not_found=Refusal(404, "not_found", "目录条目不存在或已撤销"),
+        fields=entry_fields,
+        answer=entry_answer,
+        check_key=check_index_no,
+    )
     add_public_pages(app, state)
     return app
 

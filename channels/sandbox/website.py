@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -275,41 +275,72 @@ def article_answer(record: Mapping[str, Any], base: str) -> dict[str, Any]:
 
 def create_app(state: SandboxState, *, credentials: Mapping[str, str] | None = None) -> FastAPI:
     """The website sandbox. `credentials` maps app id → secret (default sandbox/sandbox-secret)."""
+    app = signed_upsert_app(
+        state,
+        credentials,
+        title="网站内容管理系统 (sandbox)",
+        path="/api/articles/{key}",
+        table="articles",
+        not_found=Refusal(404, "not_found", "文章不存在或已撤回"),
+        fields=article_fields,
+        answer=article_answer,
+    )
+    add_public_pages(app, state)
+    return app
+
+
+def signed_upsert_app(
+    state: SandboxState,
+    credentials: Mapping[str, str] | None,
+    *,
+    title: str,
+    path: str,
+    table: str,
+    not_found: Refusal,
+    fields: Callable[[str, Mapping[str, Any]], dict[str, Any]],
+    answer: Callable[[Mapping[str, Any], str], dict[str, Any]],
+    check_key: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """The signed-upsert API of DESIGN §5.3/§5.4 on `path` (its `{key}` is our id): PUT creates
+    or updates the record `fields(key, body)` in `table`, GET answers it while published,
+    DELETE withdraws it; `check_key` refuses a malformed key. Errors, faults and inspection as
+    every sandbox has them."""
     secrets = dict(credentials or {SANDBOX_APP_ID: SANDBOX_SECRET})
-    app = FastAPI(title="网站内容管理系统 (sandbox)", docs_url="/_sandbox/docs")
+    app = FastAPI(title=title, docs_url="/_sandbox/docs")
     app.state.sandbox = state
     app.include_router(inspection_router(state))
     install_api_errors(app)
-    not_found = Refusal(404, "not_found", "文章不存在或已撤回")
 
-    @app.put("/api/articles/{external_id}")
-    async def put_article(external_id: str, request: Request) -> JSONResponse:
+    @app.put(path)
+    async def put_record(key: str, request: Request) -> JSONResponse:
         body = await authenticated_json(request, secrets, expect_body=True)
         await state.before_call(write=True)
-        status, record = upsert(state, "articles", external_id, article_fields(external_id, body))
+        status, record = upsert(state, table, key, fields(key, body))
         await state.after_write()
-        answer = article_answer(record, base_url(request))
-        return JSONResponse(answer, status_code=status)
+        return JSONResponse(answer(record, base_url(request)), status_code=status)
 
-    @app.get("/api/articles/{external_id}")
-    async def get_article(external_id: str, request: Request) -> JSONResponse:
+    @app.get(path)
+    async def get_record(key: str, request: Request) -> JSONResponse:
         await authenticated_json(request, secrets, expect_body=False)
         await state.before_call(write=False)
+        if check_key:
+            check_key(key)
         with state.lock:
-            record = state.records.get("articles", {}).get(external_id)
+            record = state.records.get(table, {}).get(key)
         if not record or record["status"] != "published":
             raise not_found
-        return JSONResponse(article_answer(record, base_url(request)))
+        return JSONResponse(answer(record, base_url(request)))
 
-    @app.delete("/api/articles/{external_id}")
-    async def delete_article(external_id: str, request: Request) -> Response:
+    @app.delete(path)
+    async def delete_record(key: str, request: Request) -> Response:
         await authenticated_json(request, secrets, expect_body=False)
         await state.before_call(write=True)
-        withdraw(state, "articles", external_id, not_found)
+        if check_key:
+            check_key(key)
+        withdraw(state, table, key, not_found)
         await state.after_write()
         return Response(status_code=204)
 
-    add_public_pages(app, state)
     return app
 
 
