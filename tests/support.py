@@ -19,6 +19,11 @@ import uvicorn
 from channels.base import Publication
 from channels.sandbox.common import SandboxState
 from channels.sandbox.server import sandbox_app
+from publisher.config import Settings
+from publisher.db import Database
+from publisher.services.deliveries import ChannelPool, DeliveryEngine
+from publisher.services.items import ItemFields
+from publisher.shared import DatabaseSharedStore
 
 
 def free_port() -> int:
@@ -74,6 +79,45 @@ def running_sandbox(kind: str) -> Iterator[RunningSandbox]:
     state: SandboxState = app.state.sandbox
     with serve_in_thread(app) as url:
         yield RunningSandbox(kind, url, state)
+
+
+# The settings that give each channel the credentials its sandbox accepts (DESIGN §5.5).
+SANDBOX_CREDENTIALS: dict[str, dict[str, str]] = {
+    "website": {"website_app_id": "sandbox", "website_secret": "sandbox-secret"},
+    "catalogue": {"catalogue_app_id": "sandbox", "catalogue_secret": "sandbox-secret"},
+    "wechat": {"wechat_appid": "sandbox", "wechat_secret": "sandbox-secret"},
+    "weibo": {"weibo_access_token": "sandbox"},
+}
+
+
+def sandbox_settings(
+    var_dir: Any, database_url: str, *sandboxes: RunningSandbox, **overrides: Any
+) -> Settings:
+    """Settings with each of `sandboxes` as its channel, with the credentials it accepts."""
+    values: dict[str, Any] = {"var_dir": var_dir, "database_url": database_url}
+    for box in sandboxes:
+        values[f"{box.kind}_api_base"] = box.url
+        values.update(SANDBOX_CREDENTIALS[box.kind])
+    return Settings(**values, **overrides)
+
+
+def sandbox_engine(settings: Settings) -> DeliveryEngine:
+    """A delivery engine on the settings' database, its shared store in that database."""
+    db = Database(settings.resolved_database_url())
+    return DeliveryEngine(db, settings, ChannelPool(settings, DatabaseSharedStore(db)))
+
+
+def housing_notice(n: int) -> ItemFields:
+    """The item of the Weibo engine tests: for the website and Weibo only."""
+    return ItemFields(
+        title=f"松山湖第{n}批公共租赁住房配租结果公示",
+        summary="本批次配租对象名单及房源分配结果。",
+        body_html="<p>公示期为7个工作日。</p>",
+        domain="welfare",
+        department="jsj",
+        formed_on=date(2026, 11, 19),
+        channels=["website", "weibo"],
+    )
 
 
 def sample_publication(**overrides: Any) -> Publication:

@@ -30,7 +30,6 @@ from publisher.models import (
 from publisher.models import Channel as ChannelRow
 from publisher.services.channels import lift_freeze, retry_failed, start_freeze
 from publisher.services.deliveries import (
-    ChannelPool,
     DeliveryEngine,
     claim_delivery,
     due_deliveries,
@@ -42,13 +41,14 @@ from publisher.services.items import (
     publish_item,
     retract_item,
 )
-from publisher.shared import DatabaseSharedStore
 from tests.support import (
     RunningSandbox,
     item_delivery,
     make_due,
     migrated_sqlite,
     running_sandbox,
+    sandbox_engine,
+    sandbox_settings,
 )
 
 
@@ -105,21 +105,12 @@ class World:
 def world(tmp_path: Path) -> Iterator[World]:
     set_dispatcher(lambda messages: None)
     with running_sandbox("website") as website, running_sandbox("catalogue") as catalogue:
-        settings = Settings(
-            var_dir=tmp_path,
-            database_url=migrated_sqlite(tmp_path),
-            website_api_base=website.url,
-            website_app_id="sandbox",
-            website_secret="sandbox-secret",
-            catalogue_api_base=catalogue.url,
-            catalogue_app_id="sandbox",
-            catalogue_secret="sandbox-secret",
-            http_timeout_seconds=1.0,
+        settings = sandbox_settings(
+            tmp_path, migrated_sqlite(tmp_path), website, catalogue, http_timeout_seconds=1.0
         )
-        db = Database(settings.resolved_database_url())
-        engine = DeliveryEngine(db, settings, ChannelPool(settings, DatabaseSharedStore(db)))
-        yield World(settings, db, engine, website, catalogue)
-        db.dispose()
+        engine = sandbox_engine(settings)
+        yield World(settings, engine.database, engine, website, catalogue)
+        engine.database.dispose()
     set_dispatcher(None)
 
 

@@ -6,22 +6,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
-from publisher.config import Settings
-from publisher.db import Database, set_dispatcher
+from publisher.db import set_dispatcher
 from publisher.models import Attempt, Delivery, DeliveryState
 from publisher.models import Channel as ChannelRow
 from publisher.services.channels import credentials_renewed, store_credentials
-from publisher.services.deliveries import ChannelPool, DeliveryEngine
-from publisher.services.items import ItemFields, create_item, publish_item
-from publisher.shared import DatabaseSharedStore
-from tests.support import RunningSandbox, make_due, migrated_sqlite, running_sandbox
+from publisher.services.items import create_item, publish_item
+from tests.support import (
+    RunningSandbox,
+    housing_notice,
+    make_due,
+    migrated_sqlite,
+    running_sandbox,
+    sandbox_engine,
+    sandbox_settings,
+)
 
 WINDOW = 6.0
 
@@ -29,36 +33,23 @@ WINDOW = 6.0
 class Weibo:
     def __init__(self, tmp: Path, website: RunningSandbox, weibo: RunningSandbox) -> None:
         self.weibo = weibo
-        self.settings = Settings(
-            var_dir=tmp,
-            database_url=migrated_sqlite(tmp),
-            website_api_base=website.url,
-            website_app_id="sandbox",
-            website_secret="sandbox-secret",
-            weibo_api_base=weibo.url,
-            weibo_access_token="sandbox",
+        self.settings = sandbox_settings(
+            tmp,
+            migrated_sqlite(tmp),
+            website,
+            weibo,
             weibo_posts_per_hour=30,
             weibo_rate_window_seconds=WINDOW,
             http_timeout_seconds=2,
         )
-        self.db = Database(self.settings.resolved_database_url())
-        self.shared = DatabaseSharedStore(self.db)
-        self.engine = DeliveryEngine(
-            self.db, self.settings, ChannelPool(self.settings, self.shared)
-        )
+        self.engine = sandbox_engine(self.settings)
+        self.db = self.engine.database
+        self.shared = self.engine.pool.shared
         # Weibo's own limit is the account's; ours must act first, so the sandbox allows more.
         requests.post(f"{weibo.url}/_sandbox/weibo/config", json={"rate_limit": 1000}, timeout=5)
 
     def publish(self, n: int) -> int:
-        fields = ItemFields(
-            title=f"松山湖第{n}批公共租赁住房配租结果公示",
-            summary="本批次配租对象名单及房源分配结果。",
-            body_html="<p>公示期为7个工作日。</p>",
-            domain="welfare",
-            department="jsj",
-            formed_on=date(2026, 11, 19),
-            channels=["website", "weibo"],
-        )
+        fields = housing_notice(n)
         with self.db.session() as session:
             item_id = create_item(session, self.settings, fields, actor="t").id
             publish_item(session, self.settings, item_id, actor="t", enabled_kinds=[])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from publisher import db as db_module
 from publisher.api.app import create_app
 from publisher.auth import create_token
 from publisher.cli_drift import drift as drift_cli
-from publisher.config import Settings, reset_settings
+from publisher.config import reset_settings
 from publisher.db import Database, set_dispatcher
 from publisher.models import (
     Attempt,
@@ -41,7 +40,7 @@ from publisher.models import (
 )
 from publisher.services.channels import pause_channel
 from publisher.services.deliveries import ChannelPool, DeliveryEngine
-from publisher.services.items import ItemFields, create_item, publish_item, retract_item
+from publisher.services.items import create_item, publish_item, retract_item
 from publisher.services.reconcile import (
     ReconcileReport,
     reconcile_channel,
@@ -52,11 +51,13 @@ from publisher.shared import DatabaseSharedStore
 from tests.support import (
     RunningSandbox,
     fresh_postgres,
+    housing_notice,
     item_delivery,
     make_due,
     migrated_sqlite,
     running_sandbox,
     sample_publication,
+    sandbox_settings,
 )
 
 BOOTSTRAP = "bootstrap-for-drift-tests"
@@ -65,16 +66,8 @@ BOOTSTRAP = "bootstrap-for-drift-tests"
 class World:
     def __init__(self, tmp: Path, url: str, website: RunningSandbox, weibo: RunningSandbox) -> None:
         self.website, self.weibo = website, weibo
-        self.settings = Settings(
-            var_dir=tmp,
-            database_url=url,
-            bootstrap_token=BOOTSTRAP,
-            website_api_base=website.url,
-            website_app_id="sandbox",
-            website_secret="sandbox-secret",
-            weibo_api_base=weibo.url,
-            weibo_access_token="sandbox",
-            http_timeout_seconds=2,
+        self.settings = sandbox_settings(
+            tmp, url, website, weibo, bootstrap_token=BOOTSTRAP, http_timeout_seconds=2
         )
         self.db = Database(self.settings.resolved_database_url())
         for table in (Drift.__table__, DriftCheck.__table__):  # until the migration exists
@@ -86,15 +79,7 @@ class World:
 
     def publish_live(self, n: int = 1) -> int:
         """An item live on the website and Weibo, through the engine."""
-        fields = ItemFields(
-            title=f"松山湖第{n}批公共租赁住房配租结果公示",
-            summary="本批次配租对象名单及房源分配结果。",
-            body_html="<p>公示期为7个工作日。</p>",
-            domain="welfare",
-            department="jsj",
-            formed_on=date(2026, 11, 19),
-            channels=["website", "weibo"],
-        )
+        fields = housing_notice(n)
         with self.db.session() as session:
             item_id = create_item(session, self.settings, fields, actor="t").id
             publish_item(session, self.settings, item_id, actor="t", enabled_kinds=[])
