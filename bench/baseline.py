@@ -25,7 +25,7 @@ from celery import Celery
 from kombu import Queue
 
 from bench import content
-from channels.base import Channel, Remote
+from channels.base import Channel, Receipt, Remote
 from channels.errors import ChannelError
 from channels.registry import KINDS, build_channel
 from publisher.config import get_settings
@@ -102,39 +102,40 @@ def publication(number: int, website_url: str | None) -> Any:
     return content.publication(number, org_code=get_settings().org_code, website_url=website_url)
 
 
+def _create(kind: str, number: int, website_url: str | None) -> Receipt | None:
+    """The channel's create of item `number`; None (recorded as an error) when it failed."""
+    try:
+        return channel(kind).create(publication(number, website_url))
+    except ChannelError as exc:
+        _failed(number, kind, exc)
+        return None
+
+
 @app.task(name="baseline.website", ignore_result=True)
 def publish_website(number: int) -> None:
-    try:
-        receipt = channel("website").create(publication(number, None))
-    except ChannelError as exc:
-        _failed(number, "website", exc)
+    receipt = _create("website", number, None)
+    if receipt is None:
         return
     _live(number, "website")
-    for task in (publish_catalogue, publish_wechat, publish_weibo):
-        kind = task.name.split(".")[1]
-        task.apply_async(args=[number, receipt.url], queue=queue_for(kind))
+    for kind in ("catalogue", "weibo"):
+        publish_linked.apply_async(args=[kind, number, receipt.url], queue=queue_for(kind))
+    publish_wechat.apply_async(args=[number, receipt.url], queue=queue_for("wechat"))
 
 
-@app.task(name="baseline.catalogue", ignore_result=True)
-def publish_catalogue(number: int, website_url: str) -> None:
-    try:
-        channel("catalogue").create(publication(number, website_url))
-    except ChannelError as exc:
-        _failed(number, "catalogue", exc)
-        return
-    _live(number, "catalogue")
+@app.task(name="baseline.linked", ignore_result=True)
+def publish_linked(kind: str, number: int, website_url: str) -> None:
+    """The catalogue or Weibo: live once created."""
+    if _create(kind, number, website_url) is not None:
+        _live(number, kind)
 
 
 @app.task(name="baseline.wechat", ignore_result=True)
 def publish_wechat(number: int, website_url: str) -> None:
-    try:
-        receipt = channel("wechat").create(publication(number, website_url))
-    except ChannelError as exc:
-        _failed(number, "wechat", exc)
-        return
-    poll_wechat.apply_async(
-        args=[number, website_url, dict(receipt.state), 0], queue=queue_for("wechat")
-    )
+    receipt = _create("wechat", number, website_url)
+    if receipt is not None:
+        poll_wechat.apply_async(
+            args=[number, website_url, dict(receipt.state), 0], queue=queue_for("wechat")
+        )
 
 
 @app.task(name="baseline.wechat_poll", ignore_result=True)
@@ -156,16 +157,6 @@ def poll_wechat(number: int, website_url: str, state: dict[str, Any], polls: int
             queue=queue_for("wechat"),
             countdown=WECHAT_POLL_SECONDS,
         )
-
-
-@app.task(name="baseline.weibo", ignore_result=True)
-def publish_weibo(number: int, website_url: str) -> None:
-    try:
-        channel("weibo").create(publication(number, website_url))
-    except ChannelError as exc:
-        _failed(number, "weibo", exc)
-        return
-    _live(number, "weibo")
 
 
 # --- the driver (runs in the bench process) ---------------------------------------------------
