@@ -64,6 +64,22 @@ def _check_name(name: str | None, problems: list[FieldProblem]) -> None:
         problems.append(FieldProblem("name", "required", "name must be 1 to 64 characters"))
 
 
+def _check_new_code(
+    session: Session,
+    model: type[Domain] | type[Department],
+    code: str,
+    problems: list[FieldProblem],
+) -> None:
+    """A new domain's or department's code: well formed and not taken."""
+    if not CODE_RE.match(code):
+        problems.append(
+            FieldProblem("code", "format", "code must be lowercase letters, digits, - or _")
+        )
+    elif session.get(model, code) is not None:
+        what = "domain" if model is Domain else "department"
+        problems.append(FieldProblem("code", "unique", f"{what} {code!r} already exists"))
+
+
 def add_domain(
     session: Session,
     *,
@@ -75,12 +91,7 @@ def add_domain(
 ) -> Domain:
     """A new disclosure domain with its responsible departments. Raises `InvalidInput`."""
     problems: list[FieldProblem] = []
-    if not CODE_RE.match(code):
-        problems.append(
-            FieldProblem("code", "format", "code must be lowercase letters, digits, - or _")
-        )
-    elif session.get(Domain, code) is not None:
-        problems.append(FieldProblem("code", "unique", f"domain {code!r} already exists"))
+    _check_new_code(session, Domain, code, problems)
     _check_name(name, problems)
     if not CATECODE_RE.match(catecode):
         problems.append(FieldProblem("catecode", "format", "catecode must be 4 digits (e.g. 0908)"))
@@ -153,12 +164,7 @@ def update_domain(session: Session, code: str, changes: DomainChanges, *, actor:
 def add_department(session: Session, *, code: str, name: str, actor: str) -> Department:
     """A new department (link it to domains with `update_domain`). Raises `InvalidInput`."""
     problems: list[FieldProblem] = []
-    if not CODE_RE.match(code):
-        problems.append(
-            FieldProblem("code", "format", "code must be lowercase letters, digits, - or _")
-        )
-    elif session.get(Department, code) is not None:
-        problems.append(FieldProblem("code", "unique", f"department {code!r} already exists"))
+    _check_new_code(session, Department, code, problems)
     _check_name(name, problems)
     if problems:
         raise InvalidInput(problems)
