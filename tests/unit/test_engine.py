@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -59,6 +60,23 @@ class World:
     engine: DeliveryEngine
     website: RunningSandbox
     catalogue: RunningSandbox
+
+    @contextmanager
+    def slow_website_sync(
+        self, item_id: int, *, latency_ms: int = 700, pause: float = 0.3
+    ) -> Iterator[int]:
+        """ "slow-worker" syncs the item's website delivery in a thread, each website call
+        taking `latency_ms`; the body runs `pause` seconds in (given the delivery's id), and
+        the thread is joined after it."""
+        self.website.faults(latency_ms=latency_ms)
+        delivery_id = self.delivery(item_id, "website").id
+        slow = threading.Thread(target=self.engine.sync, args=(delivery_id, "slow-worker"))
+        slow.start()
+        time.sleep(pause)
+        try:
+            yield delivery_id
+        finally:
+            slow.join()
 
     def publish(self, **overrides: object) -> int:
         f = ItemFields(
@@ -229,16 +247,11 @@ def test_a_claimed_delivery_cannot_be_claimed_twice_until_its_lease_expires(
 
 def test_an_edit_during_a_delivery_ends_with_the_newest_revision(world: World) -> None:
     item_id = world.publish()
-    world.website.faults(latency_ms=700)
-    d = world.delivery(item_id, "website")
-    worker = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
-    worker.start()
-    time.sleep(0.3)  # the worker is inside the website call with revision 1
-    with world.db.session() as session:
+    # The worker is inside the website call with revision 1.
+    with world.slow_website_sync(item_id), world.db.session() as session:
         rev2 = edit_item(
             session, world.settings, item_id, ItemFields(title="修订后的标题"), actor="t"
         )
-    worker.join()
     assert rev2 is not None
     site = world.delivery(item_id, "website")
     assert site.state == DeliveryState.LIVE and site.applied_revision_id == rev2.id
@@ -248,14 +261,9 @@ def test_an_edit_during_a_delivery_ends_with_the_newest_revision(world: World) -
 
 def test_a_retract_during_a_publish_ends_with_nothing_live(world: World) -> None:
     item_id = world.publish()
-    world.website.faults(latency_ms=700)
-    d = world.delivery(item_id, "website")
-    worker = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
-    worker.start()
-    time.sleep(0.3)  # the worker is inside the website call that creates the article
-    with world.db.session() as session:
+    # The worker is inside the website call that creates the article.
+    with world.slow_website_sync(item_id), world.db.session() as session:
         retract_item(session, item_id, actor="t")
-    worker.join()
     site = world.delivery(item_id, "website")
     assert site.state == DeliveryState.WITHDRAWN and site.remote_id is None
     assert [a.action for a in world.attempts(site.id)] == ["create", "delete"]
@@ -364,16 +372,10 @@ def test_an_edit_that_fixes_a_refused_revision_during_the_call_is_delivered(
 ) -> None:
     # Escaping 300,000 ">" makes 1.2 MB of HTML: the website refuses it (permanently).
     item_id = world.publish(body_html="<p>" + ">" * 300_000 + "</p>")
-    world.website.faults(latency_ms=700)
-    d = world.delivery(item_id, "website")
-    worker = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
-    worker.start()
-    time.sleep(0.3)
-    with world.db.session() as session:
+    with world.slow_website_sync(item_id), world.db.session() as session:
         fixed = edit_item(
             session, world.settings, item_id, ItemFields(body_html="<p>正文已精简。</p>"), actor="t"
         )
-    worker.join()
     assert fixed is not None
     refused = world.delivery(item_id, "website")
     assert refused.state == DeliveryState.PENDING  # not failed: the refused revision is gone
@@ -384,21 +386,16 @@ def test_an_edit_that_fixes_a_refused_revision_during_the_call_is_delivered(
 
 def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owner(world: World) -> None:
     item_id = world.publish()
-    world.website.faults(latency_ms=700)
-    d = world.delivery(item_id, "website")
-    slow = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
-    slow.start()
-    time.sleep(0.2)
-    with world.db.session() as session:  # the slow worker's lease runs out mid-call
-        session.execute(
-            update(Delivery).where(Delivery.id == d.id).values(lease_expires_at=utcnow())
-        )
-    taken = world.engine.sync(d.id, "new-owner")
-    slow.join()
+    with world.slow_website_sync(item_id, pause=0.2) as delivery_id:
+        with world.db.session() as session:  # the slow worker's lease runs out mid-call
+            session.execute(
+                update(Delivery).where(Delivery.id == delivery_id).values(lease_expires_at=utcnow())
+            )
+        taken = world.engine.sync(delivery_id, "new-owner")
     assert taken.claimed and taken.state == DeliveryState.LIVE
     final = world.delivery(item_id, "website")
     assert final.state == DeliveryState.LIVE and final.lease_owner is None
-    history = [(a.worker, a.action, a.outcome) for a in world.attempts(d.id)]
+    history = [(a.worker, a.action, a.outcome) for a in world.attempts(delivery_id)]
     assert history == [
         ("slow-worker", "create", AttemptOutcome.ABANDONED),
         ("new-owner", "lookup", AttemptOutcome.OK),
@@ -436,12 +433,8 @@ def test_the_lease_is_renewed_while_a_slow_call_runs(world: World) -> None:
     world.settings.http_timeout_seconds = 3.0
     world.engine.pool.forget("website")  # built again with the longer timeout
     item_id = world.publish()
-    world.website.faults(latency_ms=1500)
-    d = world.delivery(item_id, "website")
-    slow = threading.Thread(target=world.engine.sync, args=(d.id, "slow-worker"))
-    slow.start()
-    time.sleep(1.3)  # past the lease it was claimed with, not past the renewed one
-    assert not world.engine.sync(d.id, "other-worker").claimed
-    slow.join()
+    # The body runs past the lease the delivery was claimed with, not past the renewed one.
+    with world.slow_website_sync(item_id, latency_ms=1500, pause=1.3) as delivery_id:
+        assert not world.engine.sync(delivery_id, "other-worker").claimed
     assert world.delivery(item_id, "website").state == DeliveryState.LIVE
-    assert [a.worker for a in world.attempts(d.id)] == ["slow-worker"]
+    assert [a.worker for a in world.attempts(delivery_id)] == ["slow-worker"]
