@@ -22,6 +22,7 @@ from publisher.models import Delivery, utcnow
 log = logging.getLogger(__name__)
 
 _ENQUEUE_KEY = "publisher.enqueue"
+_MARKED_KEY = "publisher.enqueue.marked"  # ids whose `dispatched_at` the caller has set
 
 # (delivery id, channel kind, seconds to wait before the worker takes it)
 Dispatcher = Callable[[list[tuple[int, str, float]]], None]
@@ -114,12 +115,24 @@ def _default_dispatcher(pairs: list[tuple[int, str, float]]) -> None:
 
 
 def enqueue_after_commit(
-    session: Session, pairs: Iterable[tuple[int, str]], countdown: float = 0.0
+    session: Session,
+    pairs: Iterable[tuple[int, str]],
+    countdown: float = 0.0,
+    *,
+    marked: bool = False,
 ) -> None:
-    """Send these deliveries to the workers once (and only if) `session` commits."""
+    """Send these deliveries to the workers once (and only if) `session` commits.
+
+    The commit records when each was handed over (`dispatched_at`), unless the caller says it
+    has set that itself in this transaction (`marked`: it was writing the rows anyway)."""
     pending: dict[int, tuple[str, float]] = session.info.setdefault(_ENQUEUE_KEY, {})
+    done: set[int] = session.info.setdefault(_MARKED_KEY, set())
     for delivery_id, kind in pairs:
         pending[delivery_id] = (kind, countdown)
+        if marked:
+            done.add(delivery_id)
+        else:
+            done.discard(delivery_id)
 
 
 @event.listens_for(Session, "before_commit")
@@ -129,10 +142,12 @@ def _mark_dispatched(session: Session) -> None:
     pending: dict[int, tuple[str, float]] | None = session.info.get(_ENQUEUE_KEY)
     if not pending:
         return
+    done: set[int] = session.info.get(_MARKED_KEY, set())
     now = utcnow()
     by_delay: dict[float, list[int]] = {}
     for delivery_id, (_, countdown) in pending.items():
-        by_delay.setdefault(countdown, []).append(delivery_id)
+        if delivery_id not in done:
+            by_delay.setdefault(countdown, []).append(delivery_id)
     for countdown, ids in by_delay.items():
         session.execute(
             update(Delivery)
@@ -144,6 +159,7 @@ def _mark_dispatched(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
+    session.info.pop(_MARKED_KEY, None)
     pending: dict[int, tuple[str, float]] | None = session.info.pop(_ENQUEUE_KEY, None)
     if not pending:
         return
@@ -157,3 +173,4 @@ def _send_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_on_rollback(session: Session) -> None:
     session.info.pop(_ENQUEUE_KEY, None)
+    session.info.pop(_MARKED_KEY, None)

@@ -881,14 +881,15 @@ class DeliveryEngine:
             )
             .with_for_update(skip_locked=True)
         )
+        now = utcnow()
         woken = session.execute(
             update(Delivery)
             .where(Delivery.id.in_(waiting.scalar_subquery()))
-            .values(next_attempt_at=utcnow())
+            .values(next_attempt_at=now, dispatched_at=now)
             .returning(Delivery.id, Delivery.channel_kind)
             .execution_options(synchronize_session=False)
         ).all()
-        enqueue_after_commit(session, [(int(i), str(kind)) for i, kind in woken])
+        enqueue_after_commit(session, [(int(i), str(kind)) for i, kind in woken], marked=True)
 
 
 def channel_row(session: Session, kind: str) -> ChannelRow:

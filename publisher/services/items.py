@@ -481,9 +481,10 @@ def _point_deliveries(
             d.wait_reason = WaitReason.WEBSITE
             d.next_attempt_at = now + timedelta(seconds=WEBSITE_WAIT_SECONDS)
             continue
+        d.dispatched_at = now  # handed to the broker by this commit
         touched.append(d)
     session.flush()  # one INSERT for the new deliveries, with their final values: their ids
-    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in touched])
+    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in touched], marked=True)
 
 
 def published_kinds(session: Session, item: Item) -> set[str]:
