@@ -7,10 +7,12 @@
    concurrent clients; publish → live on all four channels, from each delivery's `live_at`.
 4. API latency: `--clients` concurrent clients create items back to back, then publish
    them in two ways, each on items of its own:
-   a. at a stated load: for `--requests` / `--publish-rate` seconds the clients together
-      offer `--publish-rate` publishes a second (each client publishes one item at a time,
-      after exponentially distributed pauses: Poisson arrivals), and latency counts from
-      when each call was due. The table gives the offered and achieved rates, p50, p99 and
+   a. at a stated load, after `--latency-warmup` seconds at that load that are not measured
+      (each API process opens its connections and prepares its statements on first use):
+      for `--requests` / `--publish-rate` seconds the clients together offer
+      `--publish-rate` publishes a second (each client publishes one item at a time, after
+      exponentially distributed pauses: Poisson arrivals), and latency counts from when
+      each call was due. The table gives the offered and achieved rates, p50, p99 and
       max; the target applies here.
    b. back to back (a closed loop: each client calls again the moment it has its answer),
       `--requests` items: the capacity, in publishes a second, with p50 and p99. No target:
@@ -77,6 +79,13 @@ def parser() -> argparse.ArgumentParser:
         "than a city's departments publish, and a load the delivery pipeline sustains on\n"
         "2 cores; above what the pipeline sustains, every queue grows and the latency\n"
         "measures only the queue)",
+    )
+    p.add_argument(
+        "--latency-warmup",
+        type=float,
+        default=5.0,
+        help="seconds of publishing at --publish-rate before 4a, not measured: every API\n"
+        "process opens its connections and prepares its statements (default 5)",
     )
     p.add_argument(
         "--channel-latency-ms",
@@ -225,12 +234,20 @@ def api_latency(system: BenchSystem, args: argparse.Namespace) -> dict[str, Any]
     """Items created first; then published at the stated load (a), then back to back (b),
     each on items of its own."""
     clients = ApiClients(system.api, system.headers, args.clients)
-    # The paced calls arrive at random: `--requests` on average, room for 5 σ more.
-    paced_items = args.requests + 5 * math.isqrt(args.requests) + 10
-    numbers = list(range(100_000, 100_000 + paced_items + args.requests))
+
+    def enough(seconds: float) -> int:  # Poisson arrivals: the mean, and room for 5 σ more
+        mean = math.ceil(seconds * args.publish_rate)
+        return mean + 5 * math.isqrt(mean) + 10
+
+    warm_items, paced_items = enough(args.latency_warmup), enough(args.requests / args.publish_rate)
+    numbers = list(range(100_000, 100_000 + warm_items + paced_items + args.requests))
     say(f"api: {args.clients} clients create {len(numbers)} items back to back…")
     created, ids = clients.create_items(numbers)
-    paced_ids, closed_ids = ids[:paced_items], ids[paced_items:]
+    warm_ids, paced_ids = ids[:warm_items], ids[warm_items : warm_items + paced_items]
+    closed_ids = ids[warm_items + paced_items :]
+    if args.latency_warmup > 0:
+        say(f"api: warming up, {args.latency_warmup:g} s at {args.publish_rate:g}/s…")
+        clients.publish_paced(warm_ids, args.publish_rate, args.latency_warmup, seed=2)
     seconds = args.requests / args.publish_rate
     say(
         f"api: {args.clients} clients publish for {seconds:g} s at {args.publish_rate:g}/s "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import socket
 import sys
 import time
@@ -182,9 +183,12 @@ def tcp_listener(bound: socket.socket) -> socket.socket:
 def worker(
     queues: str | None, concurrency: int | None, pool: str | None, hostname: str | None
 ) -> None:
-    """Run a Celery worker for the delivery queues."""
+    """Run a Celery worker for the delivery queues, at a lower CPU priority than the API
+    (`PUBLISHER_WORKER_NICE`, default 10; its pool processes inherit it)."""
     from workers.app import app, queue_for
 
+    if nice := get_settings().worker_nice:
+        os.nice(nice)
     argv = ["worker", "--loglevel", "INFO"]
     argv += ["-Q", queues or ",".join(["control", *(queue_for(k) for k in KINDS)])]
     if concurrency:

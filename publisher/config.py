@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     weibo_web_base: str | None = None
 
     # Delivery engine.
+    # Added to the niceness of `publisher worker` and its pool: on a host the worker shares
+    # with the API, the requests people wait for get the CPU first; deliveries are background
+    # work and only finish a little later. 0 leaves the priority as inherited.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     lease_seconds: int = 120
     http_timeout_seconds: float = 10.0
     backoff_base_seconds: float = 2.0

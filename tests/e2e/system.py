@@ -102,6 +102,27 @@ class System:
                 proc.wait()
         self.procs.clear()
 
+    def niceness(self, name: str) -> set[int]:
+        """The niceness of every process in `name`'s process group (a worker and its pool)."""
+        return {nice for _, nice in self._group(name)}
+
+    def group_size(self, name: str) -> int:
+        return len(self._group(name))
+
+    def _group(self, name: str) -> list[tuple[int, int]]:
+        """(pid, nice) of each process in `name`'s process group, from `/proc/*/stat`."""
+        group = self.procs[name].pid
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()  # from field 3, the state
+            if fields and int(fields[2]) == group:  # field 5, the process group
+                found.append((int(entry.name), int(fields[16])))  # field 19, nice
+        return found
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
