@@ -154,7 +154,7 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     settings = get_settings()
     host, port = host or settings.api_host, port or settings.api_port
     workers = workers or settings.resolved_api_workers()
-    app = "publisher.api.app:create_app"
+    app = "publisher.api.app:serve_app"
     if workers == 1:
         uvicorn.run(app, factory=True, host=host, port=port, log_level="info")
         return

@@ -7,11 +7,15 @@ re-delivered if a worker dies; the database lease makes a second delivery harmle
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Queue
 
 from channels.registry import KINDS
 from publisher.config import Settings, get_settings
+from publisher.process import freeze_startup_objects
 
 
 def queue_for(kind: str) -> str:
@@ -71,3 +75,8 @@ def make_celery(settings: Settings) -> Celery:
 
 
 app = make_celery(get_settings())
+
+
+@worker_process_init.connect
+def _pool_process_started(**_: Any) -> None:
+    freeze_startup_objects()

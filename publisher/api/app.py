@@ -1,15 +1,17 @@
 """The FastAPI application: `/api/v1` (DESIGN §6), `/healthz`, `/metrics`, `/media/{sha256}`.
 
-`create_app` is a uvicorn factory (`uvicorn --factory publisher.api.app:create_app`). Each
-request owns its transaction (`Database.session()`); services never commit. Errors of the
-services map onto HTTP here, once: InvalidInput 422 (FastAPI's shape), NotFound 404,
-Conflict 409, Forbidden 403.
+`create_app` builds it (tests use it as it is); `serve_app` is the uvicorn factory that
+`publisher api` serves (`uvicorn --factory publisher.api.app:serve_app`), which also freezes the
+loaded application once started (`freeze_startup_objects`). Each request owns its transaction
+(`Database.session()`); services never commit. Errors of the services map onto HTTP here, once:
+InvalidInput 422 (FastAPI's shape), NotFound 404, Conflict 409, Forbidden 403.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -31,6 +33,7 @@ from publisher.config import Settings, get_settings
 from publisher.db import Database, get_database
 from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound
 from publisher.metrics import metrics_registry
+from publisher.process import freeze_startup_objects
 from publisher.services.channels import poke_wechat_publish
 from publisher.shared import shared_store
 
@@ -39,13 +42,19 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def serve_app() -> FastAPI:
+    """The factory `publisher api` serves: the application, frozen once it has started."""
+    return create_app(freeze_on_start=True)
+
+
+def create_app(settings: Settings | None = None, *, freeze_on_start: bool = False) -> FastAPI:
     settings = settings or get_settings()
     database = get_database(settings)
     app = FastAPI(
         title="publisher",
         version="1",
         description="Publish once, reach every channel (DESIGN §6).",
+        lifespan=_frozen_on_start if freeze_on_start else None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -60,6 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_wechat_callback(app, settings, database)
     _install_error_handlers(app)
     return app
+
+
+@asynccontextmanager
+async def _frozen_on_start(_app: FastAPI) -> AsyncIterator[None]:
+    """Started: freeze what is loaded, so that no request waits for a full collection of
+    the whole application."""
+    freeze_startup_objects()
+    yield
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -609,3 +609,20 @@ def test_an_editor_token_needs_a_department(client: TestClient) -> None:
     with pytest.raises(InvalidInput) as refused, get_database().session() as session:
         create_token(session, "editor")
     assert [(p.field, p.rule) for p in refused.value.problems] == [("department", "required")]
+
+
+def test_the_served_app_freezes_what_it_loaded_once_started(settings: Settings) -> None:
+    import gc
+
+    from publisher.api.app import serve_app
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    app = serve_app()
+    assert gc.get_freeze_count() == 0  # not on import or build: on start, in each process
+    try:
+        with TestClient(app) as started:
+            assert started.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
