@@ -75,7 +75,10 @@ class Processes:
             raise RuntimeError(f"stopped unexpectedly: {', '.join(dead)} (logs: {self.log_dir})")
 
     def stop(self, name: str, timeout: float = 15.0) -> None:
-        proc = self.procs.pop(name)
+        """Stop `name` (SIGTERM, then SIGKILL after `timeout`); nothing if it is not running."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -18,6 +18,9 @@
       `--requests` items: the capacity, in publishes a second, with p50 and p99. No target:
       in a closed loop latency is only the number of clients divided by the throughput
       (Little's law).
+   c. as in a, with the worker and beat stopped: the API and its store alone at that load,
+      nothing delivering on the same cores. No target: it shows how much of a's tail is the
+      pipeline competing for the CPU.
 5. The failed-deliveries query over `--rows` delivery rows, with and without a candidate index.
 
 The worker's memory is sampled throughout 3 and 4. Targets: throughput ≥ 0.7 × baseline,
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         results["product"] = run_product(system, database_url, args)
         if "query" not in args.skip:
             system.procs.stop("worker")  # the store is filled under the API alone
-            system.procs.stop("beat")
+            system.procs.stop("beat")  # (4c has stopped both already)
             say(f"query: filling {args.rows:,} delivery rows…")
             timing = measure(
                 database_url,
@@ -231,24 +234,28 @@ def run_product(system: BenchSystem, database_url: str, args: argparse.Namespace
 
 
 def api_latency(system: BenchSystem, args: argparse.Namespace) -> dict[str, Any]:
-    """Items created first; then published at the stated load (a), then back to back (b),
-    each on items of its own."""
+    """Items created first; then published at the stated load (a), back to back (b), and at
+    the stated load again with the worker and beat stopped (c), each on items of its own."""
     clients = ApiClients(system.api, system.headers, args.clients)
 
     def enough(seconds: float) -> int:  # Poisson arrivals: the mean, and room for 5 σ more
         mean = math.ceil(seconds * args.publish_rate)
         return mean + 5 * math.isqrt(mean) + 10
 
-    warm_items, paced_items = enough(args.latency_warmup), enough(args.requests / args.publish_rate)
-    numbers = list(range(100_000, 100_000 + warm_items + paced_items + args.requests))
+    seconds = args.requests / args.publish_rate
+    warm_items, paced_items = enough(args.latency_warmup), enough(seconds)
+    numbers = list(range(100_000, 100_000 + warm_items + 2 * paced_items + args.requests))
     say(f"api: {args.clients} clients create {len(numbers)} items back to back…")
     created, ids = clients.create_items(numbers)
-    warm_ids, paced_ids = ids[:warm_items], ids[warm_items : warm_items + paced_items]
-    closed_ids = ids[warm_items + paced_items :]
+    warm_ids, ids = ids[:warm_items], ids[warm_items:]
+    paced_ids, alone_ids, closed_ids = (
+        ids[:paced_items],
+        ids[paced_items : 2 * paced_items],
+        ids[2 * paced_items :],
+    )
     if args.latency_warmup > 0:
         say(f"api: warming up, {args.latency_warmup:g} s at {args.publish_rate:g}/s…")
         clients.publish_paced(warm_ids, args.publish_rate, args.latency_warmup, seed=2)
-    seconds = args.requests / args.publish_rate
     say(
         f"api: {args.clients} clients publish for {seconds:g} s at {args.publish_rate:g}/s "
         f"offered (about {args.requests} items)…"
@@ -256,6 +263,10 @@ def api_latency(system: BenchSystem, args: argparse.Namespace) -> dict[str, Any]
     paced = clients.publish_paced(paced_ids, args.publish_rate, seconds)
     say(f"api: {args.clients} clients publish {len(closed_ids)} back to back…")
     closed = clients.publish(closed_ids)
+    say(f"api: the same {args.publish_rate:g}/s for {seconds:g} s, the worker and beat stopped…")
+    system.procs.stop("worker")
+    system.procs.stop("beat")
+    alone = clients.publish_paced(alone_ids, args.publish_rate, seconds, seed=3)
     return {
         "api_clients": args.clients,
         "create_ms_p50": percentile(created.latencies_ms, 50),
@@ -270,6 +281,9 @@ def api_latency(system: BenchSystem, args: argparse.Namespace) -> dict[str, Any]
         "closed_ms_p50": percentile(closed.latencies_ms, 50),
         "closed_ms_p99": percentile(closed.latencies_ms, 99),
         "closed_ms_max": max(closed.latencies_ms),
+        "alone_ms_p50": percentile(alone.calls.latencies_ms, 50),
+        "alone_ms_p99": percentile(alone.calls.latencies_ms, 99),
+        "alone_ms_max": max(alone.calls.latencies_ms),
     }
 
 
@@ -380,6 +394,10 @@ def api_figures(ours: dict[str, Any]) -> list[Figure]:
         Figure(f"{closed}: publishes", ours["closed_per_s"], "/s"),
         Figure(f"{closed}, p50", ours["closed_ms_p50"], "ms"),
         Figure(f"{closed}, p99", ours["closed_ms_p99"], "ms"),
+        # The same load as the target's, nothing delivering on the same cores: the API alone.
+        Figure(f"{paced}, worker stopped, p50", ours["alone_ms_p50"], "ms"),
+        Figure(f"{paced}, worker stopped, p99", ours["alone_ms_p99"], "ms"),
+        Figure(f"{paced}, worker stopped, max", ours["alone_ms_max"], "ms"),
     ]
 
 
