@@ -128,23 +128,38 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """A process's command name and its `/proc/<pid>/stat` fields from the third (the state)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+
+
+def _cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def cpu_seconds(command: str) -> float:
-    """User + system CPU of every running process whose command name is `command` (from
-    `/proc/*/stat`): e.g. all of PostgreSQL's backends and helpers, whoever started them."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    """User + system CPU of every running process whose command name is `command`: e.g. all
+    of PostgreSQL's backends and helpers, whoever started them."""
+    total = 0.0
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
-        if name == command:
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+        found = _stat(entry.name) if entry.name.isdigit() else None
+        if found and found[0] == command:
+            total += _cpu(found[1])
+    return total
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of `root` and its running descendants."""
+    total = 0.0
+    for pid in process_tree(root):
+        found = _stat(pid)
+        if found:
+            total += _cpu(found[1])
+    return total
 
 
 class MemorySampler:

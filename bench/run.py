@@ -35,6 +35,7 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from bench.pipeline import (
     throughput,
     wait_live,
 )
-from bench.procs import MemorySampler
+from bench.procs import MemorySampler, cpu_seconds, tree_cpu_seconds
 from bench.stats import Figure, percentile, render_table
 from bench.system import BenchSystem, Services, fresh_database, fresh_redis
 from channels.registry import KINDS
@@ -194,11 +195,14 @@ def run_baseline(system: BenchSystem, args: argparse.Namespace) -> dict[str, Any
     numbers = list(range(1000, 1000 + args.items))
     say(f"baseline: {args.items} items × {len(KINDS)} channels…")
     with MemorySampler(worker) as memory:
+        cpu = CpuMeter(system, ["baseline", "sandbox"])
         run = baseline_mod.run_baseline(numbers, args.timeout)
+        used = cpu.used()
     system.procs.stop("baseline")
     if not run.finished:
         raise RuntimeError(f"the baseline did not finish: errors {run.errors[:3]}")
     summary = latency_summary(run.started, run.live)
+    summary["cpu_ms_per_item"] = per_item(used, args.items)
     summary["worker_peak_rss_mb"] = memory.peak_mb
     summary["worker_hwm_sum_mb"] = memory.hwm_mb
     say(f"baseline: {summary['items_per_s']:.1f} items/s")
@@ -219,9 +223,12 @@ def run_product(system: BenchSystem, database_url: str, args: argparse.Namespace
         numbers = list(range(1000, 1000 + args.items))
         _, ids = publishers.create_items(numbers)
         say(f"product: {args.items} items × {len(KINDS)} channels…")
+        cpu = CpuMeter(system, ["worker", "api", "beat", "sandbox"])
         calls = publishers.publish(ids)
         live = wait_live(database_url, ids, args.timeout)
+        used = cpu.used()
         summary.update(latency_summary(calls.started, live.live))
+        summary["cpu_ms_per_item"] = per_item(used, args.items)
         summary["not_live"] = live.pending
         summary["publish_ms_p50"] = percentile(calls.latencies_ms, 50)
         say(f"product: {summary['items_per_s']:.1f} items/s; not live: {live.pending or 'none'}")
@@ -287,6 +294,36 @@ def api_latency(system: BenchSystem, args: argparse.Namespace) -> dict[str, Any]
     }
 
 
+class CpuMeter:
+    """CPU seconds each part of the system uses from its creation to `used()`, from `/proc`:
+    each named child's process tree, every PostgreSQL and Redis server process (whoever they
+    serve), and this process (the API clients, the polling of the store)."""
+
+    SERVERS = ("postgres", "redis-server")
+
+    def __init__(self, system: BenchSystem, children: Sequence[str]) -> None:
+        self.system = system
+        self.children = list(children)
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        now = {name: tree_cpu_seconds(self.system.procs.pid(name)) for name in self.children}
+        now.update({server: cpu_seconds(server) for server in self.SERVERS})
+        now["driver"] = time.process_time()
+        return now
+
+    def used(self) -> dict[str, float]:
+        end = self._now()
+        return {part: end[part] - self.start[part] for part in end}
+
+
+def per_item(used: dict[str, float], items: int) -> dict[str, float]:
+    """Milliseconds per item of each part, and of all of them (`all`)."""
+    out = {part: seconds * 1000 / items for part, seconds in used.items()}
+    out["all"] = sum(out.values())
+    return out
+
+
 def latency_summary(started: dict[int, float], live: dict[int, dict[str, float]]) -> dict[str, Any]:
     latencies = item_latencies(started, live)
     out: dict[str, Any] = {
@@ -347,6 +384,8 @@ def build_figures(results: dict[str, Any]) -> list[Figure]:
                 ratio >= RATIO_TARGET,
             ),
         ]
+    for name, run in (("ours", ours), ("baseline", base)):
+        figures += cpu_figures(name, (run or {}).get("cpu_ms_per_item", {}))
     if "paced_ms_p99" in ours:
         figures += api_figures(ours)
     if ours:
@@ -368,6 +407,25 @@ def build_figures(results: dict[str, Any]) -> list[Figure]:
             Figure("  same, with the candidate index", query["with_index_ms_median"], "ms"),
         ]
     return figures
+
+
+CPU_PARTS = {
+    "worker": "worker processes",
+    "baseline": "worker processes",
+    "api": "API processes",
+    "beat": "beat",
+    "postgres": "PostgreSQL",
+    "sandbox": "sandboxes",
+    "redis-server": "Redis",
+    "driver": "this benchmark (clients, polling)",
+    "all": "all",
+}
+
+
+def cpu_figures(run: str, ms: dict[str, float]) -> list[Figure]:
+    """Where the CPU of one run's measured part went, per item: on loopback both runs are
+    bound by CPU, so this is what the throughput ratio is made of."""
+    return [Figure(f"CPU per item, {run}: {CPU_PARTS[part]}", ms[part], "ms") for part in ms]
 
 
 def api_figures(ours: dict[str, Any]) -> list[Figure]:
