@@ -23,8 +23,9 @@
       pipeline competing for the CPU.
 5. The failed-deliveries query over `--rows` delivery rows, with and without a candidate index.
 
-The worker's memory is sampled throughout 3 and 4. Targets: throughput ≥ 0.7 × baseline,
-publish p99 < 50 ms at the stated load, the failed query < 100 ms.
+The worker's memory is sampled throughout 3 and 4, and the CPU each part of the system uses
+over the measured part of 2 and 3 is read from `/proc` (`CpuMeter`). Targets: throughput
+≥ 0.7 × baseline, publish p99 < 50 ms at the stated load, the failed query < 100 ms.
 """
 
 from __future__ import annotations
