@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -112,14 +113,30 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-def process_tree(root: int) -> list[int]:
-    """`root` and every descendant, from the `PPid` of each process in `/proc`."""
-    children: dict[int, list[int]] = {}
+Table = dict[int, tuple[str, list[str]]]  # pid → command name, `/proc/<pid>/stat` fields
+
+
+def processes() -> Table:
+    """Every running process, read once from `/proc/*/stat`: its command name and its fields
+    from the third (the state) on, so `fields[1]` is the parent and `fields[11:13]` the CPU."""
+    table: Table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        parent = _status_kb(int(entry.name), "PPid")
-        children.setdefault(parent, []).append(int(entry.name))
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        table[int(entry.name)] = (name, rest.split())
+    return table
+
+
+def process_tree(root: int, table: Table | None = None) -> list[int]:
+    """`root` and every descendant, from each process's parent."""
+    children: dict[int, list[int]] = {}
+    for pid, (_, fields) in (table or processes()).items():
+        children.setdefault(int(fields[1]), []).append(pid)
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -128,38 +145,20 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def _stat(pid: int | str) -> tuple[str, list[str]] | None:
-    """A process's command name and its `/proc/<pid>/stat` fields from the third (the state)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-
-
 def _cpu(fields: list[str]) -> float:
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
-def cpu_seconds(command: str) -> float:
+def cpu_seconds(command: str, table: Table | None = None) -> float:
     """User + system CPU of every running process whose command name is `command`: e.g. all
     of PostgreSQL's backends and helpers, whoever started them."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        found = _stat(entry.name) if entry.name.isdigit() else None
-        if found and found[0] == command:
-            total += _cpu(found[1])
-    return total
+    return sum(_cpu(fields) for name, fields in (table or processes()).values() if name == command)
 
 
-def tree_cpu_seconds(root: int) -> float:
+def tree_cpu_seconds(root: int, table: Table | None = None) -> float:
     """User + system CPU of `root` and its running descendants."""
-    total = 0.0
-    for pid in process_tree(root):
-        found = _stat(pid)
-        if found:
-            total += _cpu(found[1])
-    return total
+    table = table or processes()
+    return sum(_cpu(table[pid][1]) for pid in process_tree(root, table) if pid in table)
 
 
 class MemorySampler:

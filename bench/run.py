@@ -49,7 +49,7 @@ from bench.pipeline import (
     throughput,
     wait_live,
 )
-from bench.procs import MemorySampler, cpu_seconds, tree_cpu_seconds
+from bench.procs import MemorySampler, cpu_seconds, processes, tree_cpu_seconds
 from bench.stats import Figure, percentile, render_table
 from bench.system import BenchSystem, Services, fresh_database, fresh_redis
 from channels.registry import KINDS
@@ -308,8 +308,9 @@ class CpuMeter:
         self.start = self._now()
 
     def _now(self) -> dict[str, float]:
-        now = {name: tree_cpu_seconds(self.system.procs.pid(name)) for name in self.children}
-        now.update({server: cpu_seconds(server) for server in self.SERVERS})
+        table = processes()
+        now = {name: tree_cpu_seconds(self.system.procs.pid(name), table) for name in self.children}
+        now.update({server: cpu_seconds(server, table) for server in self.SERVERS})
         now["driver"] = time.process_time()
         return now
 
