@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
 from publisher.db import Database
+from publisher.delivery.claims import is_due
 from publisher.models import Attempt, Delivery, DeliveryState, utcnow
-from publisher.services.deliveries import is_due
 from publisher.services.queries import counts_by_state
 
 # Seconds; channel calls range from a fast upsert to a slow WeChat upload.

@@ -209,8 +209,8 @@ def run_up(demo: bool = True) -> int:
                 timeout=5,
             ).raise_for_status()
         if demo:
+            from publisher.delivery.publication import ChannelPool
             from publisher.demo import load_demo
-            from publisher.services.deliveries import ChannelPool
             from publisher.shared import shared_store
 
             pool = ChannelPool(settings, shared_store(settings))

@@ -10,13 +10,16 @@ from functools import lru_cache
 from channels.registry import KINDS
 from publisher.config import get_settings
 from publisher.db import get_database
+from publisher.delivery.claims import due_deliveries
+from publisher.delivery.engine import DeliveryEngine
+from publisher.delivery.ops import poke_waiting_wechat_delivery
+from publisher.delivery.publication import ChannelPool
+from publisher.delivery.reconcile import scheduled_reconcile
+from publisher.delivery.wechat_digest import scheduled_wechat_digest
+from publisher.dispatch import poke_wechat_publish_later, queue_for, send_deliveries
 from publisher.models import utcnow
-from publisher.services import channels as services
-from publisher.services.deliveries import ChannelPool, DeliveryEngine, due_deliveries
-from publisher.services.reconcile import scheduled_reconcile
-from publisher.services.wechat_push import scheduled_wechat_digest
 from publisher.shared import shared_store
-from workers.app import app, queue_for
+from workers.app import app
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ def sweep() -> int:
     settings = get_settings()
     with get_database(settings).session() as session:
         due = due_deliveries(session, utcnow(), resend_after=settings.resend_after_seconds)
-    send_sync_messages([(delivery_id, kind, 0.0) for delivery_id, kind in due])
+    send_deliveries([(delivery_id, kind, 0.0) for delivery_id, kind in due])
     return len(due)
 
 
@@ -73,24 +76,10 @@ def check_channel_drift(kind: str) -> int:
 def poke_wechat_publish(publish_id: str, tries_left: int) -> bool:
     """The WeChat job finished: make its delivery due (or try again shortly, a few times)."""
     with get_database().session() as session:
-        found = services.poke_wechat_publish(session, publish_id)
+        found = poke_waiting_wechat_delivery(session, publish_id)
     if not found and tries_left > 0:
         poke_wechat_publish_later(publish_id, tries_left - 1)
     return found
-
-
-def poke_wechat_publish_later(publish_id: str, tries_left: int = 5) -> None:
-    poke_wechat_publish.apply_async(
-        args=[publish_id, tries_left], queue=queue_for("wechat"), countdown=2
-    )
-
-
-def send_sync_messages(items: list[tuple[int, str, float]]) -> None:
-    """Publish one `sync_delivery` message per delivery on its channel's queue."""
-    for delivery_id, kind, countdown in items:
-        sync_delivery.apply_async(
-            args=[delivery_id], queue=queue_for(kind), countdown=countdown or None
-        )
 
 
 __all__ = [
@@ -98,8 +87,6 @@ __all__ = [
     "check_channel_drift",
     "check_drift",
     "poke_wechat_publish",
-    "poke_wechat_publish_later",
-    "send_sync_messages",
     "send_wechat_digest",
     "sweep",
     "sync_delivery",

@@ -31,10 +31,11 @@ from publisher.api.routes_system import router as system_router
 from publisher.api.wechat_callback import wechat_callback_router
 from publisher.config import Settings, get_settings
 from publisher.db import Database, get_database
+from publisher.delivery.ops import poke_waiting_wechat_delivery
+from publisher.dispatch import celery_sender, install_sender, poke_wechat_publish_later
 from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound
 from publisher.metrics import metrics_registry
 from publisher.process import freeze_startup_objects
-from publisher.services.channels import poke_wechat_publish
 from publisher.shared import shared_store
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,12 @@ def serve_app() -> FastAPI:
 def create_app(settings: Settings | None = None, *, freeze_on_start: bool = False) -> FastAPI:
     settings = settings or get_settings()
     database = get_database(settings)
+    # What a request commits reaches the workers through this app's own Celery client.
+    install_sender(celery_sender(settings))
     app = FastAPI(
         title="publisher",
         version="1",
-        description="Publish once, reach every channel (DESIGN §6).",
+        description="Publish once, reach every channel.",
         lifespan=_frozen_on_start if freeze_on_start else None,
     )
     app.state.settings = settings
@@ -104,12 +107,10 @@ def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database)
                 finished_key(publish_id), article_id, ttl_seconds=7 * 24 * 3600
             )
         with database.session() as session:
-            found = poke_wechat_publish(session, publish_id)
+            found = poke_waiting_wechat_delivery(session, publish_id)
         if not found:
             # WeChat can finish before the worker has recorded the job's id: look again
             # shortly, from a worker, rather than wait for the next rationed poll.
-            from workers.tasks import poke_wechat_publish_later
-
             poke_wechat_publish_later(publish_id)
 
     app.include_router(wechat_callback_router(settings.wechat_callback_token, on_publish_finished))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, status
 from publisher.api.routes_common import READERS, database_of, requires
 from publisher.api.schemas import DepartmentIn, DomainIn, DomainPatch
 from publisher.auth import Principal
-from publisher.services import catalog_admin as admin
+from publisher.services import scope as admin
 
 router = APIRouter(tags=["domains"])
 

@@ -15,20 +15,17 @@ from publisher.api.routes_common import (
 )
 from publisher.api.schemas import CredentialsIn, FreezeIn, ReasonIn
 from publisher.auth import Principal
+from publisher.delivery.ops import retry_failed
 from publisher.models import Role
-from publisher.services.channels import (
+from publisher.services.channel_controls import (
     channel_statuses,
     credentials_renewed,
-    freeze_view,
-    lift_freeze,
     pause_channel,
     resume_channel,
-    retry_failed,
-    start_freeze,
     store_credentials,
     warm_pool,
 )
-from publisher.services.deliveries import active_freeze
+from publisher.services.freeze import active_freeze, freeze_view, lift_freeze, start_freeze
 from publisher.shared import shared_store
 
 router = APIRouter(tags=["channels"])

@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from publisher.auth import Principal, cached_principal, look_up_principal
 from publisher.config import Settings
 from publisher.db import Database
+from publisher.delivery.publication import ChannelPool
 from publisher.errors import FieldProblem
 from publisher.models import Role
-from publisher.services.deliveries import ChannelPool
 from publisher.services.queries import Page
 from publisher.shared import shared_store
 

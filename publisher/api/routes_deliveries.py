@@ -9,10 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from publisher.api.routes_common import READERS, database_of, page, requires
 from publisher.api.schemas import ChannelKind, ReasonIn
 from publisher.auth import Principal
+from publisher.delivery.ops import cancel_delivery, retry_delivery
 from publisher.models import DeliveryState, Role
 from publisher.services import queries
-from publisher.services.channels import cancel_delivery
-from publisher.services.deliveries import retry_delivery
 from publisher.services.queries import Page
 
 router = APIRouter(tags=["deliveries"])

@@ -15,8 +15,8 @@ from publisher.api.routes_common import (
     settings_of,
 )
 from publisher.auth import Principal
+from publisher.delivery import reconcile
 from publisher.models import Drift, Role
-from publisher.services import reconcile
 from publisher.services.queries import Page
 
 router = APIRouter(tags=["drift"])

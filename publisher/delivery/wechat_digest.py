@@ -26,11 +26,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from channels.base import Publication
-from channels.errors import ChannelError, OutcomeUnknown, Permanent, QuotaExhausted
-from channels.registry import ChannelDisabled
+from channels.errors import ChannelDisabled, ChannelError, OutcomeUnknown, Permanent, QuotaExhausted
 from channels.wechat import BEIJING, WeChatChannel, digest_clientmsgid
 from publisher.config import Settings
 from publisher.db import Database
+from publisher.delivery.publication import ChannelPool, build_publication, website_url_of
 from publisher.models import (
     Delivery,
     DeliveryState,
@@ -42,7 +42,6 @@ from publisher.models import (
     WeChatDigestState,
     utcnow,
 )
-from publisher.services.deliveries import ChannelPool, build_publication, website_url_of
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from channels.base import Capability, Publication, Receipt, Remote
-from channels.errors import AuthExpired, ChannelError, RateLimited
-from channels.registry import KINDS, ChannelDisabled
+from channels.errors import AuthExpired, ChannelDisabled, ChannelError, RateLimited
+from channels.registry import KINDS
+from publisher.audit import audit
 from publisher.config import Settings
-from publisher.db import Database, enqueue_after_commit
+from publisher.db import Database
+from publisher.delivery.publication import (
+    ChannelPool,
+    build_publication,
+    website_url_of,
+    with_website_estimate,
+)
+from publisher.dispatch import enqueue_after_commit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from publisher.models import Channel as ChannelRow
 from publisher.models import (
@@ -55,13 +63,6 @@ from publisher.models import (
     Revision,
     utcnow,
 )
-from publisher.services.deliveries import (
-    ChannelPool,
-    build_publication,
-    website_url_of,
-    with_website_estimate,
-)
-from publisher.services.items import audit
 from publisher.services.queries import Page, iso
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from publisher.audit import audit
 from publisher.errors import FieldProblem, InvalidInput, NotFound
 from publisher.models import Department, Domain, DomainDepartment
-from publisher.services.items import audit
 
 CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 CATECODE_RE = re.compile(r"^\d{4}$")  # the catalogue protocol (DESIGN §5.4) takes 4 digits

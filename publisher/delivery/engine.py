@@ -11,50 +11,50 @@ module, unlike the other services, commits: the remote call must sit between two
 from __future__ import annotations
 
 import logging
-import random
-import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, Table, insert, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session
 
-from channels.base import Channel, Publication, Receipt, Remote, SharedStore
+from channels.base import Channel, Publication, Receipt, Remote
 from channels.errors import (
     AuthExpired,
+    ChannelDisabled,
     ChannelError,
     OutcomeUnknown,
     Permanent,
     RateLimited,
     Retryable,
 )
-from channels.registry import KINDS, ChannelDisabled, build_channel, channel_class
+from channels.registry import channel_class
 from publisher.config import Settings
-from publisher.db import Database, enqueue_after_commit
-from publisher.errors import Conflict, NotFound
+from publisher.db import Database
+from publisher.delivery.claims import backoff_seconds, claim
+from publisher.delivery.gate import (
+    breaker_failure,
+    breaker_success,
+    channel_gate,
+    hold,
+    needs_reauth,
+)
+from publisher.delivery.publication import ChannelPool, PlanReads
+from publisher.dispatch import enqueue_after_commit
 from publisher.models import (
-    CLAIMABLE_STATES,
     WEBSITE_WAIT_SECONDS,
     Attempt,
     AttemptOutcome,
     Delivery,
     DeliveryState,
-    Domain,
-    Freeze,
-    Item,
     Revision,
     WaitReason,
     utcnow,
 )
-from publisher.models import Channel as ChannelRow
 
 log = logging.getLogger(__name__)
 
@@ -63,153 +63,6 @@ log = logging.getLogger(__name__)
 ATTEMPTS = cast(Table, Attempt.__table__)
 
 Action = Literal["create", "update", "delete", "lookup"]
-
-
-def backoff_seconds(
-    failures: int, base: float, cap: float, rng: random.Random | None = None
-) -> float:
-    """Capped exponential backoff with "equal jitter": half fixed, half random.
-
-    `failures` counts consecutive failures (1 for the first). The fixed half keeps retries
-    from bunching at zero; the random half spreads workers that failed together.
-    """
-    ceiling = min(cap, base * 2 ** max(0, failures - 1))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
-
-
-# --- claiming --------------------------------------------------------------------------------
-
-
-def is_due(now: datetime) -> ColumnElement[bool]:
-    """Deliveries a worker may take now: due and unclaimed, or held by an expired lease."""
-    return or_(
-        Delivery.state.in_(CLAIMABLE_STATES) & (Delivery.next_attempt_at <= now),
-        (Delivery.state == DeliveryState.RUNNING) & (Delivery.lease_expires_at < now),
-    )
-
-
-def claim(
-    session: Session, delivery_id: int, worker: str, lease_seconds: float, now: datetime
-) -> Delivery | None:
-    """Take the delivery for `worker` if it is due; returns it, row-locked until commit.
-
-    The conditional UPDATE is the claim and its RETURNING the read: one statement."""
-    return session.scalars(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, is_due(now))
-        .values(
-            state=DeliveryState.RUNNING,
-            lease_owner=worker,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-        )
-        .returning(Delivery),
-        execution_options={"populate_existing": True},
-    ).first()
-
-
-def claim_delivery(
-    session: Session, delivery_id: int, worker: str, lease_seconds: float, now: datetime
-) -> bool:
-    """Take the delivery for `worker` if it is due (the conditional UPDATE is the lock)."""
-    return claim(session, delivery_id, worker, lease_seconds, now) is not None
-
-
-def due_deliveries(
-    session: Session, now: datetime, *, resend_after: float, per_channel: int = 200
-) -> list[tuple[int, str]]:
-    """Due deliveries not handed to the broker in the last `resend_after` seconds, at most
-    `per_channel` of each kind (so one channel's backlog never hides another's), marked as
-    dispatched now. A message that was lost is sent again once `resend_after` has passed."""
-    cutoff = now - timedelta(seconds=resend_after)
-    found: list[tuple[int, str]] = []
-    for kind in KINDS:
-        rows = session.execute(
-            select(Delivery.id)
-            .where(
-                Delivery.channel_kind == kind,
-                is_due(now),
-                or_(Delivery.dispatched_at.is_(None), Delivery.dispatched_at < cutoff),
-            )
-            .order_by(Delivery.next_attempt_at)
-            .limit(per_channel)
-            # A row locked now is being changed (an edit, a claim) and dispatched by that
-            # change; waiting for it would deadlock with an edit locking the item's rows.
-            .with_for_update(skip_locked=True)
-        ).scalars()
-        found.extend((int(delivery_id), kind) for delivery_id in rows)
-    if found:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_([delivery_id for delivery_id, _ in found]))
-            .values(dispatched_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return found
-
-
-# --- building what the channel sees ----------------------------------------------------------
-
-
-def build_publication(
-    session: Session,
-    settings: Settings,
-    item: Item,
-    rev: Revision,
-    website_url: str | None,
-) -> Publication:
-    tz = ZoneInfo(settings.timezone)
-    published = (item.published_at or datetime.now(UTC)).astimezone(tz).date()
-    return Publication(
-        item_id=item.id,
-        revision_id=rev.id,
-        revision_number=rev.number,
-        external_id=f"item-{item.id}",
-        title=rev.title,
-        short_title=rev.short_title,
-        summary=rev.summary or "",
-        body_html=_MEDIA_LINK.sub(
-            lambda m: m.group(1) + (absolute_media_url(settings, m.group(2)) or ""), rev.body_html
-        ),
-        domain_code=item.domain_code,
-        domain_name=item.domain.name,
-        catecode=item.domain.catecode,
-        department_code=item.department_code,
-        department_name=item.department.name,
-        org_code=settings.org_code,
-        index_no=item.index_no or "",
-        written_date=rev.formed_on,
-        publish_date=published,
-        content_hash=rev.content_hash,
-        doc_no=rev.doc_number,
-        keywords=tuple(rev.keywords or ()),
-        cover_image_url=absolute_media_url(settings, rev.cover_image),
-        website_url=website_url,
-        push_tags=None if item.push_tags is None else tuple(item.push_tags),
-    )
-
-
-# Our own uploads are linked as "/media/<sha256>"; channels fetch them from our public URL.
-_MEDIA_LINK = re.compile(r'((?:src|href)=")(/media/[0-9a-f]{64})')
-
-
-def absolute_media_url(settings: Settings, url: str | None) -> str | None:
-    if url and url.startswith("/"):
-        base = settings.public_base_url or f"http://{settings.api_host}:{settings.api_port}"
-        return base.rstrip("/") + url
-    return url
-
-
-def website_url_of(session: Session, item_id: int) -> str | None:
-    return session.scalars(
-        select(Delivery.remote_url).where(
-            Delivery.item_id == item_id,
-            Delivery.channel_kind == "website",
-            Delivery.desired_present.is_(True),
-        )
-    ).first()
-
-
-# --- the engine ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -247,49 +100,6 @@ class SyncResult:
     claimed: bool
     state: DeliveryState | None = None
     actions: list[str] = field(default_factory=list)
-
-
-class ChannelPool:
-    """Adapters built once per process. A disabled channel remembers why for a short while
-    (`DISABLED_TTL`), so that configuration given at run time is picked up without a restart."""
-
-    DISABLED_TTL = 30.0
-
-    def __init__(self, settings: Settings, shared: SharedStore) -> None:
-        self.settings = settings
-        self.shared = shared
-        self._channels: dict[str, Channel | ChannelDisabled] = {}
-        self._disabled_at: dict[str, float] = {}
-
-    def get(self, kind: str) -> Channel:
-        cached = self._channels.get(kind)
-        if isinstance(cached, ChannelDisabled) and (
-            time.monotonic() - self._disabled_at.get(kind, 0.0) > self.DISABLED_TTL
-        ):
-            del self._channels[kind]
-        if kind not in self._channels:
-            try:
-                self._channels[kind] = build_channel(kind, self.settings, self.shared)
-            except ChannelDisabled as exc:
-                self._channels[kind] = exc
-            except ImportError as exc:  # a broken or missing adapter disables its channel only
-                self._channels[kind] = ChannelDisabled(f"{kind}: adapter not available ({exc})")
-            self._disabled_at[kind] = time.monotonic()
-        found = self._channels[kind]
-        if isinstance(found, ChannelDisabled):
-            raise found
-        return found
-
-    def forget(self, kind: str) -> None:
-        """Build `kind` again on next use (its configuration changed)."""
-        self._channels.pop(kind, None)
-
-    def disabled_reason(self, kind: str) -> str | None:
-        try:
-            self.get(kind)
-        except ChannelDisabled as exc:
-            return str(exc)
-        return None
 
 
 class DeliveryEngine:
@@ -415,9 +225,22 @@ class DeliveryEngine:
         ):
             return decision
         gate = channel_gate(session, d.channel_kind)
-        held = self._hold(session, d, worker, gate, reads)
+        held = hold(
+            session,
+            self.settings,
+            gate,
+            kind=d.channel_kind,
+            worker=worker,
+            publishing_held=d.desired_present and not reads.item().urgent,
+        )
         if held is not None:
-            return held
+            return Settle(
+                DeliveryState.DEFERRED,
+                held.explanation,
+                next_attempt_in=held.next_attempt_in,
+                until=held.until,
+                wait=held.wait,
+            )
         try:
             self.pool.get(d.channel_kind)
         except ChannelDisabled as exc:
@@ -467,122 +290,6 @@ class DeliveryEngine:
         pub = pub_for(d.desired_revision_id)
         action: Action = "create" if remote is None else "update"
         return Step(action, pub, remote, d.desired_revision_id, True)
-
-    def _hold(
-        self, session: Session, d: Delivery, worker: str, row: ChannelGate, reads: PlanReads
-    ) -> Settle | None:
-        """Why the delivery must wait without calling the channel (None: go ahead).
-
-        Checked in order: the operator's pause, a channel needing re-authorisation, an
-        organisation-wide freeze (publishing of non-urgent items; withdrawals still go), the
-        channel's open circuit breaker (after its cooldown, one worker becomes the probe).
-        """
-        if row.paused:
-            return Settle(
-                DeliveryState.DEFERRED,
-                f"channel paused: {row.paused_reason or ''}",
-                next_attempt_in=3600,
-                wait=WaitReason.PAUSED,
-            )
-        if row.needs_reauth:
-            return Settle(
-                DeliveryState.DEFERRED,
-                f"channel needs re-authorisation: {row.reauth_reason or ''}",
-                next_attempt_in=3600,
-                wait=WaitReason.REAUTH,
-            )
-        if row.freeze_reason is not None and d.desired_present and not reads.item().urgent:
-            return Settle(
-                DeliveryState.DEFERRED,
-                f"organisation-wide freeze: {row.freeze_reason}",
-                next_attempt_in=3600,
-                wait=WaitReason.FREEZE,
-            )
-        now = utcnow()
-        open_until = row.breaker_open_until
-        if open_until is None:
-            return None
-        if open_until <= now and self._take_probe(session, d.channel_kind, worker, now):
-            return None  # this delivery is the probe
-        # Before the cooldown ends, wait for it; after, another worker is probing: wait a
-        # cooldown (its success wakes us at once). The jitter spreads the wake-ups.
-        until = (
-            open_until
-            if open_until > now
-            else now + timedelta(seconds=self.settings.breaker_cooldown_seconds)
-        )
-        return Settle(
-            DeliveryState.DEFERRED,
-            f"circuit open: {row.breaker_failures} failures in a row on {d.channel_kind}; "
-            f"one probe tests it from {open_until.isoformat(timespec='seconds')}",
-            until=until + timedelta(seconds=random.uniform(0, 1)),
-            wait=WaitReason.BREAKER,
-        )
-
-    def _take_probe(self, session: Session, kind: str, worker: str, now: datetime) -> bool:
-        taken = session.execute(
-            update(ChannelRow)
-            .where(
-                ChannelRow.kind == kind,
-                ChannelRow.breaker_open_until <= now,
-                or_(
-                    ChannelRow.breaker_probe_owner.is_(None), ChannelRow.breaker_probe_expires < now
-                ),
-            )
-            .values(
-                breaker_probe_owner=worker,
-                breaker_probe_expires=now + timedelta(seconds=self.settings.lease_seconds),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        session.expire_all()
-        return bool(getattr(taken, "rowcount", 0) == 1)
-
-    def _breaker_failure(self, session: Session, kind: str, now: datetime) -> None:
-        """Count a channel failure; open the breaker at the threshold, or again after a
-        failed probe with a doubled cooldown."""
-        row = channel_row(session, kind)
-        session.refresh(row, with_for_update=True)
-        row.breaker_failures += 1
-        probing = row.breaker_open_until is not None and row.breaker_open_until <= now
-        tripping = row.breaker_open_until is None and (
-            row.breaker_failures >= self.settings.breaker_threshold
-        )
-        if probing or tripping:
-            row.breaker_trips += 1
-            cooldown = min(
-                self.settings.breaker_cooldown_cap_seconds,
-                self.settings.breaker_cooldown_seconds * 2 ** (row.breaker_trips - 1),
-            )
-            row.breaker_open_until = now + timedelta(seconds=cooldown)
-            row.breaker_probe_owner = row.breaker_probe_expires = None
-            log.warning(
-                "circuit breaker for %s open for %.0fs after %d failures",
-                kind,
-                cooldown,
-                row.breaker_failures,
-            )
-
-    def _breaker_success(self, session: Session, kind: str) -> None:
-        """A call went through: close the breaker and wake what it held."""
-        closed = session.execute(
-            update(ChannelRow)
-            .where(
-                ChannelRow.kind == kind,
-                or_(ChannelRow.breaker_failures > 0, ChannelRow.breaker_open_until.is_not(None)),
-            )
-            .values(
-                breaker_failures=0,
-                breaker_trips=0,
-                breaker_open_until=None,
-                breaker_probe_owner=None,
-                breaker_probe_expires=None,
-            )
-            .returning(ChannelRow.kind)
-            .execution_options(synchronize_session=False)
-        ).first()
-        if closed is not None:
-            wake_waiting(session, kind=kind, reasons=(WaitReason.BREAKER,))
 
     def _call(self, channel: Channel, step: Step) -> Receipt | None:
         if step.action == "lookup":
@@ -684,7 +391,7 @@ class DeliveryEngine:
         this worker must stop."""
         self._finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
         if not step.channel_healthy:
-            self._breaker_success(session, d.channel_kind)
+            breaker_success(session, d.channel_kind)
         d.wait_reason = None
         state = dict(d.remote_state or {})
         state.pop("in_flight", None)
@@ -800,7 +507,7 @@ class DeliveryEngine:
         elif isinstance(exc, AuthExpired):
             outcome, d.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
             d.wait_reason = WaitReason.REAUTH
-            self._needs_reauth(session, d.channel_kind, exc)
+            needs_reauth(session, d.channel_kind, str(exc))
             d.next_attempt_at = now + timedelta(hours=1)
         elif isinstance(exc, Permanent):
             outcome, d.state = AttemptOutcome.FAILED, DeliveryState.FAILED
@@ -817,7 +524,7 @@ class DeliveryEngine:
                 d.next_attempt_at = now + timedelta(seconds=delay)
         d.remote_state = state
         if isinstance(exc, Retryable | OutcomeUnknown):  # the channel, not the content, failed
-            self._breaker_failure(session, d.channel_kind, now)
+            breaker_failure(session, self.settings, d.channel_kind, now)
         self._finish_attempt(session, attempt_id, outcome, started, exc)
         if step.outdated(d) and d.state in (DeliveryState.FAILED, DeliveryState.RETRYING):
             # The editor changed the item during the call (perhaps fixing what the channel
@@ -839,11 +546,6 @@ class DeliveryEngine:
             self.settings.backoff_base_seconds,
             self.settings.backoff_cap_seconds,
         )
-
-    def _needs_reauth(self, session: Session, kind: str, exc: AuthExpired) -> None:
-        row = channel_row(session, kind)
-        row.needs_reauth = True
-        row.reauth_reason = str(exc)
 
     def _settle(self, session: Session, d: Delivery, plan: Settle) -> None:
         now = utcnow()
@@ -890,184 +592,3 @@ class DeliveryEngine:
             .execution_options(synchronize_session=False)
         ).all()
         enqueue_after_commit(session, [(int(i), str(kind)) for i, kind in woken], marked=True)
-
-
-def channel_row(session: Session, kind: str) -> ChannelRow:
-    """The operator-visible row of a channel kind, created on first use."""
-    row = session.get(ChannelRow, kind)
-    if row is None:
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        session.execute(
-            insert(ChannelRow)
-            .values(kind=kind, updated_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["kind"])
-        )
-        row = session.get(ChannelRow, kind)
-        assert row is not None
-    return row
-
-
-@dataclass(frozen=True)
-class ChannelGate:
-    """What decides whether a channel may be called now, read in one statement."""
-
-    paused: bool = False
-    paused_reason: str | None = None
-    needs_reauth: bool = False
-    reauth_reason: str | None = None
-    breaker_failures: int = 0
-    breaker_open_until: datetime | None = None
-    freeze_reason: str | None = None  # the active organisation-wide freeze, if any
-
-
-def channel_gate(session: Session, kind: str) -> ChannelGate:
-    freeze = (
-        select(Freeze.reason)
-        .where(Freeze.lifted_at.is_(None))
-        .order_by(Freeze.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    row = session.execute(
-        select(
-            ChannelRow.paused,
-            ChannelRow.paused_reason,
-            ChannelRow.needs_reauth,
-            ChannelRow.reauth_reason,
-            ChannelRow.breaker_failures,
-            ChannelRow.breaker_open_until,
-            freeze,
-        ).where(ChannelRow.kind == kind)
-    ).first()
-    if row is None:  # first use of the channel: create its row, then read it
-        channel_row(session, kind)
-        return channel_gate(session, kind)
-    return ChannelGate(*row)
-
-
-class PlanReads:
-    """What planning one delivery reads, each at most once: its item (with domain and
-    department), a revision and the website page's URL, together in one query."""
-
-    def __init__(self, session: Session, settings: Settings, d: Delivery) -> None:
-        self.session = session
-        self.settings = settings
-        self.d = d
-        self._item: Item | None = None
-        self._revisions: dict[int, Revision] = {}
-        self._url: str | None = None
-
-    def _load(self, revision_id: int | None) -> Item:
-        if self._item is not None:
-            return self._item
-        d = self.d
-        link = (
-            literal(d.remote_url, String)
-            if d.channel_kind == "website"
-            else select(Delivery.remote_url)
-            .where(
-                Delivery.item_id == d.item_id,
-                Delivery.channel_kind == "website",
-                Delivery.desired_present.is_(True),
-            )
-            .scalar_subquery()
-        )
-        item, rev, self._url = self.session.execute(
-            select(Item, Revision, link)
-            .outerjoin(Revision, (Revision.item_id == Item.id) & (Revision.id == revision_id))
-            .where(Item.id == d.item_id)
-            .options(lazyload(Item.domain, Domain.departments))
-        ).one()
-        if rev is not None:
-            self._revisions[rev.id] = rev
-        self._item = item
-        return item
-
-    def item(self) -> Item:
-        return self._load(self.d.desired_revision_id)
-
-    def website_url(self) -> str | None:
-        self._load(self.d.desired_revision_id)
-        return self._url
-
-    def publication(self, revision_id: int | None) -> Publication | None:
-        if revision_id is None:
-            return None
-        item = self._load(revision_id)
-        rev = self._revisions.get(revision_id) or self.session.get(Revision, revision_id)
-        assert rev is not None
-        return build_publication(self.session, self.settings, item, rev, self._url)
-
-
-def active_freeze(session: Session) -> Freeze | None:
-    return session.scalars(
-        select(Freeze).where(Freeze.lifted_at.is_(None)).order_by(Freeze.id.desc())
-    ).first()
-
-
-def wake_waiting(
-    session: Session, *, kind: str | None = None, reasons: tuple[WaitReason, ...]
-) -> int:
-    """Make the deliveries waiting for one of `reasons` due now (after this commit)."""
-    stmt = select(Delivery).where(
-        Delivery.wait_reason.in_([r.value for r in reasons]),
-        Delivery.state.in_((DeliveryState.DEFERRED, DeliveryState.PENDING)),
-    )
-    if kind is not None:
-        stmt = stmt.where(Delivery.channel_kind == kind)
-    waiting = session.scalars(stmt.with_for_update(skip_locked=True)).all()
-    now = utcnow()
-    for d in waiting:
-        d.next_attempt_at = now
-    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in waiting])
-    return len(waiting)
-
-
-# --- operator actions ------------------------------------------------------------------------
-
-
-def retry_delivery(session: Session, delivery_id: int, *, actor: str) -> Delivery:
-    """Start a failed, deferred or cancelled delivery again, with a new failure budget."""
-    d = session.get(Delivery, delivery_id)
-    if d is None:
-        raise NotFound(f"delivery {delivery_id} does not exist")
-    if d.state in (DeliveryState.RUNNING, DeliveryState.LIVE, DeliveryState.WITHDRAWN):
-        raise Conflict(f"delivery {delivery_id} is {d.state.value}; nothing to retry")
-    d.state = DeliveryState.PENDING
-    d.next_attempt_at = utcnow()
-    d.failing_since = None
-    d.consecutive_failures = 0
-    from publisher.services.items import audit
-
-    audit(session, actor, "delivery.retry", f"delivery:{d.id}")
-    enqueue_after_commit(session, [(d.id, d.channel_kind)])
-    return d
-
-
-def poke_delivery(session: Session, delivery_id: int) -> None:
-    """Make a waiting delivery due now (e.g. WeChat said its publish job finished)."""
-    d = session.get(Delivery, delivery_id)
-    if d is not None and d.state in CLAIMABLE_STATES:
-        d.next_attempt_at = utcnow()
-        enqueue_after_commit(session, [(d.id, d.channel_kind)])
-
-
-def preflight(pool: ChannelPool, pubs: dict[str, Publication]) -> list[Any]:
-    """Every channel's objections to its publication, before anything is sent."""
-    problems: list[Any] = []
-    for kind, pub in pubs.items():
-        try:
-            channel = pool.get(kind)
-        except ChannelDisabled:
-            continue
-        problems.extend(channel.preflight(pub))
-    return problems
-
-
-def with_website_estimate(pub: Publication, settings: Settings) -> Publication:
-    """`pub` with a stand-in website URL of the right shape, for preflight length checks."""
-    if pub.website_url:
-        return pub
-    base = (settings.website_api_base or "https://www.example.gov.cn").rstrip("/")
-    return replace(pub, website_url=f"{base}/articles/{pub.external_id}.html")

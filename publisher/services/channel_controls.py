@@ -1,0 +1,168 @@
+"""Operator controls of channels: status (health, pause, rate budget), pause, resume, and
+renewed credentials.
+
+Services never commit. A credential given here goes only to the shared store (where every
+worker's adapter reads it): never into the audit trail, a log or an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from channels.base import SharedStore
+from channels.registry import KINDS
+from publisher.audit import audit
+from publisher.delivery.gate import channel_row
+from publisher.delivery.ops import wake_waiting
+from publisher.delivery.publication import (
+    ChannelPool,
+    check_kind,
+)
+from publisher.errors import FieldProblem, InvalidInput
+from publisher.models import Channel as ChannelRow
+from publisher.models import (
+    WaitReason,
+)
+from publisher.services.queries import counts_by_state
+
+log = logging.getLogger(__name__)
+
+
+def enabled_kinds(pool: ChannelPool) -> list[str]:
+    return [kind for kind in KINDS if pool.disabled_reason(kind) is None]
+
+
+def disabled_map(pool: ChannelPool) -> dict[str, str | None]:
+    return {kind: pool.disabled_reason(kind) for kind in KINDS}
+
+
+def build_adapters(pool: ChannelPool) -> None:
+    """Build every adapter now (a no-op once they are built).
+
+    Call this before opening a database session: on SQLite, building an adapter may read the
+    shared store (the same database, its own transaction), which would wait on the open one.
+    """
+    for kind in KINDS:
+        pool.disabled_reason(kind)
+
+
+def warm_pool(pool: ChannelPool) -> dict[str, dict[str, Any]]:
+    """`build_adapters`, then read each enabled adapter's health (which may read the shared
+    store); returns health per enabled kind."""
+    build_adapters(pool)
+    health: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        if pool.disabled_reason(kind) is None:
+            try:
+                health[kind] = pool.get(kind).health()
+            except Exception as exc:  # a status page must not fail on one channel's bug
+                health[kind] = {"error": str(exc)}
+    return health
+
+
+def channel_statuses(
+    session: Session, pool: ChannelPool, health: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One entry per kind: enabled (or why not), paused, needs re-authorisation, counts.
+
+    `health` comes from `warm_pool`, called before `session` began.
+    """
+    counts = counts_by_state(session)
+    out = []
+    for kind in KINDS:
+        row = session.get(ChannelRow, kind)
+        reason = pool.disabled_reason(kind)
+        kind_health = health.get(kind, {})
+        out.append(
+            {
+                "kind": kind,
+                "enabled": reason is None,
+                "disabled_reason": reason,
+                "paused": bool(row and row.paused),
+                "paused_reason": row.paused_reason if row else None,
+                "needs_reauth": bool(row and row.needs_reauth),
+                "reauth_reason": row.reauth_reason if row else None,
+                "deliveries": counts.get(kind, {}),
+                "rate_budget": _rate_budget(kind_health),
+                "health": kind_health,
+            }
+        )
+    return out
+
+
+def _rate_budget(health: dict[str, Any]) -> dict[str, Any] | None:
+    if "posts_per_window" in health:
+        return {
+            "limit": health["posts_per_window"],
+            "window_seconds": health.get("window_seconds"),
+        }
+    budget = health.get("rate_budget")
+    return budget if isinstance(budget, dict) else None
+
+
+def pause_channel(session: Session, kind: str, reason: str | None, *, actor: str) -> ChannelRow:
+    """Stop taking work for `kind`; its deliveries wait (deferred), none fail."""
+    check_kind(kind)
+    row = channel_row(session, kind)
+    row.paused, row.paused_reason = True, (reason or "").strip() or None
+    audit(session, actor, "channel.pause", f"channel:{kind}", reason=row.paused_reason)
+    return row
+
+
+def resume_channel(session: Session, kind: str, *, actor: str) -> ChannelRow:
+    """Take work for `kind` again; the deliveries it deferred become due now.
+
+    Also clears "needs re-authorisation" (the operator fixed the credentials or the clock):
+    if the channel still refuses, the next call marks it again.
+    """
+    check_kind(kind)
+    row = channel_row(session, kind)
+    row.paused, row.paused_reason = False, None
+    row.needs_reauth, row.reauth_reason = False, None
+    woken = wake_waiting(session, kind=kind, reasons=(WaitReason.PAUSED, WaitReason.REAUTH))
+    audit(session, actor, "channel.resume", f"channel:{kind}", woken=woken)
+    return row
+
+
+# Channels whose access token an operator gives at run time (OAuth2 tokens expire).
+TOKEN_CHANNELS = ("weibo",)
+
+
+def store_credentials(shared: SharedStore, kind: str, access_token: str) -> None:
+    """Put a new access token for `kind` where every worker's adapter reads it.
+
+    Raises `NotFound`, `InvalidInput`. Call it outside any open session (see `warm_pool`).
+    The token is never audited, logged or echoed.
+    """
+    check_kind(kind)
+    if kind not in TOKEN_CHANNELS:
+        raise InvalidInput(
+            [
+                FieldProblem(
+                    "kind",
+                    "token_channel",
+                    f"{kind} takes its credentials from the environment, not a token; fix them "
+                    f"and restart, then `publisher channels resume {kind}`",
+                )
+            ]
+        )
+    token = (access_token or "").strip()
+    if not token:
+        raise InvalidInput(
+            [FieldProblem("access_token", "required", "access_token must not be empty")]
+        )
+    shared.set(f"{kind}:access_token", token)
+
+
+def credentials_renewed(session: Session, kind: str, *, actor: str) -> int:
+    """After `store_credentials`: clear "needs re-authorisation" and make the channel's waiting
+    deliveries due now. Returns how many were woken."""
+    check_kind(kind)
+    row = channel_row(session, kind)
+    row.needs_reauth, row.reauth_reason = False, None
+    woken = wake_waiting(session, kind=kind, reasons=(WaitReason.REAUTH, WaitReason.DISABLED))
+    audit(session, actor, "channel.credentials", f"channel:{kind}", woken=woken)
+    return woken
