@@ -254,7 +254,20 @@ class Delivery(Base):
     applied_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
     remote_id: Mapped[str | None] = mapped_column(String(200))
     remote_url: Mapped[str | None] = mapped_column(String(1000))
+    # The adapter's own state of its copy (ids of jobs, media…): the engine passes it back to
+    # the adapter in `Remote.state` and never reads it by key.
     remote_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The engine's own bookkeeping of the calls it made, apart from the adapter's state.
+    # The action of an attempt started and not yet recorded (a worker that died leaves it).
+    in_flight: Mapped[str | None] = mapped_column(String(16))
+    # A write may have taken effect without our knowing: look the channel up before writing.
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The channel accepted work it finishes later (WeChat's publish job): look it up again.
+    incomplete: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the last create or update sent: a lookup searches for that revision, with the
+    # website link it carried (the page may be gone since).
+    attempted_revision_id: Mapped[int | None] = mapped_column(Integer)
+    attempted_website_url: Mapped[str | None] = mapped_column(String(1000))
     state: Mapped[DeliveryState] = mapped_column(
         _enum(DeliveryState), default=DeliveryState.PENDING
     )
@@ -277,6 +290,12 @@ class Delivery(Base):
     live_at: Mapped[datetime | None] = mapped_column()
 
     item: Mapped[Item] = relationship(lazy="raise_on_sql")
+
+    def forget_attempts(self) -> None:
+        """Drop the engine's bookkeeping of earlier calls: the channel's copy is known anew."""
+        self.in_flight = None
+        self.uncertain = self.incomplete = False
+        self.attempted_revision_id = self.attempted_website_url = None
 
 
 class Attempt(Base):

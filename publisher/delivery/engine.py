@@ -255,21 +255,20 @@ class DeliveryEngine:
         return decision
 
     def _decide(self, d: Delivery, reads: PlanReads) -> Step | Settle:
-        state = d.remote_state or {}
         remote = (
-            Remote(d.remote_id or "", d.remote_url, dict(state))
-            if d.remote_id or state.get("incomplete")
+            Remote(d.remote_id or "", d.remote_url, dict(d.remote_state or {}))
+            if d.remote_id or d.incomplete
             else None
         )
         website_url, pub_for = reads.website_url, reads.publication
 
-        if state.get("uncertain") or state.get("incomplete"):
-            attempted = state.get("attempted_revision_id") or d.desired_revision_id
+        if d.uncertain or d.incomplete:
+            attempted = d.attempted_revision_id or d.desired_revision_id
             looked_for = pub_for(attempted)
-            if looked_for is not None and state.get("attempted_website_url"):
+            if looked_for is not None and d.attempted_website_url:
                 # Search for what was sent, with the link it carried: once the item is
                 # retracted the website page is gone, but the post may still link to it.
-                looked_for = replace(looked_for, website_url=state["attempted_website_url"])
+                looked_for = replace(looked_for, website_url=d.attempted_website_url)
             return Step("lookup", looked_for, remote, d.desired_revision_id, d.desired_present)
         if not d.desired_present:
             if remote is None:
@@ -312,8 +311,7 @@ class DeliveryEngine:
 
         Starting an attempt marks the delivery `in_flight` in the same commit, and recording
         it clears the mark: without the mark there is no unfinished attempt to look for."""
-        state = dict(d.remote_state or {})
-        if not state.get("in_flight"):
+        if not d.in_flight:
             return
         session.execute(
             update(Attempt)
@@ -326,20 +324,17 @@ class DeliveryEngine:
             .execution_options(synchronize_session=False)
         )
         # A write may have reached the channel before the worker died: look before writing.
-        state["uncertain"] = True
-        state.pop("in_flight", None)
-        d.remote_state = state
+        d.uncertain = True
+        d.in_flight = None
 
     def _start_attempt(self, session: Session, d: Delivery, step: Step, worker: str) -> int:
         d.attempt_count += 1
-        state = dict(d.remote_state or {})
         if step.action in ("create", "update"):
             assert step.pub is not None
-            state["attempted_revision_id"] = step.pub.revision_id
+            d.attempted_revision_id = step.pub.revision_id
             if step.pub.website_url:
-                state["attempted_website_url"] = step.pub.website_url
-        state["in_flight"] = step.action
-        d.remote_state = state
+                d.attempted_website_url = step.pub.website_url
+        d.in_flight = step.action
         attempt_id: int = session.execute(
             insert(ATTEMPTS)
             .values(
@@ -393,9 +388,8 @@ class DeliveryEngine:
         if not step.channel_healthy:
             breaker_success(session, d.channel_kind)
         d.wait_reason = None
-        state = dict(d.remote_state or {})
-        state.pop("in_flight", None)
-        state.pop("uncertain", None)
+        d.in_flight = None
+        d.uncertain = False
         if step.action != "lookup" or receipt is not None:
             # A lookup that finds nothing proves nothing went out: the write that made us look
             # still counts against the failure budget, so a create that keeps ending uncertain
@@ -408,37 +402,37 @@ class DeliveryEngine:
             d.remote_id = d.remote_url = None
             d.applied_revision_id = None
             d.remote_state = {}
+            d.forget_attempts()
             return None
         if receipt is None:  # a lookup that found nothing
             d.remote_id = d.remote_url = None
             d.applied_revision_id = None
-            state.pop("incomplete", None)
-            d.remote_state = state
+            d.incomplete = False
             return None
-        state.update(receipt.state)
+        state = {**(d.remote_state or {}), **receipt.state}
         d.remote_id = receipt.remote_id
         d.remote_url = receipt.url or d.remote_url
         if not receipt.complete and step.outdated(d):
             # The item changed while the channel was working on the old revision: keep what
             # the channel told us and plan again (the next step looks the job up first).
-            state["incomplete"] = True
+            d.incomplete = True
             d.remote_state = state
             return None
         if not receipt.complete:
-            state["incomplete"] = True
+            d.incomplete = True
             d.remote_state = state
             d.state = DeliveryState.UNKNOWN
             d.explanation = "accepted by the channel; waiting for it to finish publishing"
             d.next_attempt_at = utcnow() + timedelta(seconds=receipt.poll_after or 60)
             d.lease_owner = d.lease_expires_at = None
             return d.state
-        state.pop("incomplete", None)
-        d.applied_revision_id = self._revision_for(session, d, step, receipt, state)
+        d.incomplete = False
+        d.applied_revision_id = self._revision_for(session, d, step, receipt)
         d.remote_state = state
         return None
 
     def _revision_for(
-        self, session: Session, d: Delivery, step: Step, receipt: Receipt, state: dict[str, Any]
+        self, session: Session, d: Delivery, step: Step, receipt: Receipt
     ) -> int | None:
         if (
             receipt.content_hash
@@ -459,8 +453,7 @@ class DeliveryEngine:
             # A copy was found but the channel cannot tell which revision it shows (Weibo's
             # post found by its id or link, not its text): the next step brings it up to date.
             return None
-        attempted = state.get("attempted_revision_id")
-        return int(attempted) if attempted else d.desired_revision_id
+        return d.attempted_revision_id or d.desired_revision_id
 
     def _record_error(
         self,
@@ -477,13 +470,14 @@ class DeliveryEngine:
             self._finish_attempt(session, attempt_id, AttemptOutcome.ABANDONED, started, exc)
             return DeliveryState.RUNNING
         now = utcnow()
-        state = dict(d.remote_state or {})
-        state.pop("in_flight", None)
+        d.in_flight = None
         if step.action == "lookup" and isinstance(exc, Permanent):
             # The channel refused the job we were waiting on (e.g. WeChat did not publish
             # it): nothing is out there, so a retry or an edit starts over with a new write.
-            for key in ("incomplete", "uncertain", "publish_id", "correction_publish_id"):
-                state.pop(key, None)
+            d.incomplete = d.uncertain = False
+            d.remote_state = channel_class(d.channel_kind).state_without_refused_job(
+                d.remote_state or {}
+            )
             if not d.applied_revision_id:
                 d.remote_id = d.remote_url = None
         d.wait_reason = None
@@ -493,7 +487,7 @@ class DeliveryEngine:
         budget = timedelta(seconds=self.settings.failure_budget_seconds)
         if isinstance(exc, OutcomeUnknown):
             outcome, d.state = AttemptOutcome.UNKNOWN, DeliveryState.UNKNOWN
-            state["uncertain"] = True
+            d.uncertain = True
             d.failing_since = d.failing_since or now
             d.next_attempt_at = now + timedelta(seconds=self._backoff(d, now))
             if now - d.failing_since > budget:  # `uncertain` stays: a retry looks up first
@@ -522,7 +516,6 @@ class DeliveryEngine:
             else:
                 outcome, d.state = AttemptOutcome.RETRY, DeliveryState.RETRYING
                 d.next_attempt_at = now + timedelta(seconds=delay)
-        d.remote_state = state
         if isinstance(exc, Retryable | OutcomeUnknown):  # the channel, not the content, failed
             breaker_failure(session, self.settings, d.channel_kind, now)
         self._finish_attempt(session, attempt_id, outcome, started, exc)

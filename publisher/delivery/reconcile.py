@@ -431,6 +431,7 @@ def _repair(session: Session, d: Delivery, drift: Drift, *, actor: str, now: dat
         d.remote_id = d.remote_url = None
         d.applied_revision_id = None
         d.remote_state = {}
+        d.forget_attempts()
     elif drift.kind == DriftKind.CHANGED:  # applied ≠ desired: the engine writes it again
         d.applied_revision_id = None
     else:  # reappeared: record the copy found, so that the engine deletes it
@@ -438,6 +439,7 @@ def _repair(session: Session, d: Delivery, drift: Drift, *, actor: str, now: dat
         d.remote_id = str(found.get("remote_id") or "") or None
         d.remote_url = found.get("url")
         d.remote_state = dict(found.get("remote_state") or {})
+        d.forget_attempts()
         d.applied_revision_id = None
     d.state = DeliveryState.PENDING
     d.next_attempt_at = now
