@@ -27,7 +27,8 @@ from kombu import Queue
 from bench import content
 from channels.base import Channel, Receipt, Remote
 from channels.errors import ChannelError
-from channels.registry import KINDS, build_channel
+from channels.registry import KINDS
+from publisher.channel_config import build_channel
 from publisher.config import get_settings
 
 BROKER_URL = os.environ.get("BENCH_BASELINE_BROKER", "redis://127.0.0.1:6379/12")

@@ -26,11 +26,6 @@ class CatalogueChannel(SignedUpsertChannel):
     kind: ClassVar[str] = "catalogue"
     title: ClassVar[str] = "东莞市政府信息公开目录"
     needs_website_url: ClassVar[bool] = True
-    settings_fields: ClassVar[tuple[str, str, str]] = (
-        "catalogue_api_base",
-        "catalogue_app_id",
-        "catalogue_secret",
-    )
     title_label: ClassVar[str] = "名称"
 
     def key_of(self, pub: Publication) -> str:

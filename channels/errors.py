@@ -9,6 +9,9 @@
     ├── Permanent                the content or request is wrong: fail, fixed by editing
     └── OutcomeUnknown           the request may have taken effect: look up before any resend
 
+    ChannelDisabled              not a channel's answer: the adapter cannot be built (not
+                                 configured, no token); the message says what to set
+
 Adapters raise nothing else for a channel's answer; anything else escaping an adapter is a
 bug in our code and is treated as retryable by the engine, with the traceback logged.
 """
@@ -83,3 +86,7 @@ class Permanent(ChannelError):
 
 class OutcomeUnknown(ChannelError):
     kind = "outcome_unknown"
+
+
+class ChannelDisabled(Exception):
+    """The channel is not configured; the message says what to set."""

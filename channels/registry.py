@@ -1,17 +1,18 @@
 """The explicit table of channel kinds: `kind → "module:Class"`, in delivery order.
 
-The website comes first: the catalogue, WeChat and Weibo link to its article page.
+The website comes first: the catalogue, WeChat and Weibo link to its article page. Each
+adapter is built from its own settings object, the frozen dataclass its module declares
+(`SignedUpsertSettings`, `WeChatSettings`, `WeiboSettings`); `publisher.channel_config`
+fills those in from the product's settings.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
+from channels import errors  # the module, so that `ChannelDisabled` is not importable from here
 from channels.base import Channel, SharedStore
-
-if TYPE_CHECKING:
-    from publisher.config import Settings
 
 CHANNELS: dict[str, str] = {
     "website": "channels.website:WebsiteChannel",
@@ -22,16 +23,12 @@ CHANNELS: dict[str, str] = {
 KINDS: tuple[str, ...] = tuple(CHANNELS)
 
 
-class ChannelDisabled(Exception):
-    """The channel is not configured; the message says what to set."""
-
-
 class ChannelFactory(Protocol):
     kind: str
     title: str
 
     @classmethod
-    def from_settings(cls, settings: Settings, shared: SharedStore) -> Channel: ...
+    def from_settings(cls, settings: Any, shared: SharedStore) -> Channel: ...
 
 
 def channel_class(kind: str) -> type[Channel]:
@@ -44,11 +41,15 @@ def channel_class(kind: str) -> type[Channel]:
     return cls
 
 
-def build_channel(kind: str, settings: Settings, shared: SharedStore) -> Channel:
-    """The configured adapter for `kind`. Raises `ChannelDisabled` with the reason."""
+def build_adapter(kind: str, settings: object, shared: SharedStore) -> Channel:
+    """The adapter for `kind`, built from that channel's own settings object.
+
+    Raises `ChannelDisabled` with the reason when the adapter cannot work yet (Weibo with no
+    token anywhere).
+    """
     cls = channel_class(kind)
     factory = getattr(cls, "from_settings", None)
     if factory is None:
-        raise ChannelDisabled(f"{kind}: adapter has no from_settings()")
+        raise errors.ChannelDisabled(f"{kind}: adapter has no from_settings()")
     channel: Channel = factory(settings, shared)
     return channel

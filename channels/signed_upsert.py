@@ -17,6 +17,9 @@ A refused signature (wrong secret, unknown app id, clock skew over 300 s) is ans
 surfaces as `AuthExpired(refreshable=False)`: nothing we could refresh fixes it, an operator
 must correct the credentials or the clock, and the channel's deliveries wait meanwhile rather
 than fail (the content is not at fault).
+
+Both adapters are built from a `SignedUpsertSettings`: the base URL, the credentials and the
+client timeout.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from channels.base import (
@@ -39,13 +42,19 @@ from channels.base import (
     SharedStore,
 )
 from channels.errors import OutcomeUnknown, Retryable
-from channels.registry import ChannelDisabled
 from channels.signing import signed_headers
 
-if TYPE_CHECKING:
-    from publisher.config import Settings
-
 TITLE_MAX_CHARS = 200
+
+
+@dataclass(frozen=True)
+class SignedUpsertSettings:
+    """What a signed upsert channel (the website, the catalogue) needs to run."""
+
+    api_base: str
+    app_id: str
+    secret: str = field(repr=False)
+    timeout: float = 10.0
 
 
 class SignedUpsertChannel(HttpChannel):
@@ -59,8 +68,6 @@ class SignedUpsertChannel(HttpChannel):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.CREATE, Capability.UPDATE, Capability.DELETE, Capability.LOOKUP}
     )
-    # `Settings` attributes of the base URL, app id and secret, in that order.
-    settings_fields: ClassVar[tuple[str, str, str]]
     # What the channel calls an item's title, in its own refusals (标题, 名称).
     title_label: ClassVar[str] = "标题"
 
@@ -79,18 +86,9 @@ class SignedUpsertChannel(HttpChannel):
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, shared: SharedStore) -> Self:
-        """The adapter for `settings`. Raises `ChannelDisabled` naming every unset variable."""
-        values = [getattr(settings, name) for name in cls.settings_fields]
-        unset = [
-            f"PUBLISHER_{name.upper()}"
-            for name, value in zip(cls.settings_fields, values, strict=True)
-            if not value
-        ]
-        if unset:
-            raise ChannelDisabled(f"{cls.kind}: disabled until {', '.join(unset)} are set")
-        api_base, app_id, secret = (str(value) for value in values)
-        return cls(api_base, app_id, secret, timeout=settings.http_timeout_seconds)
+    def from_settings(cls, settings: SignedUpsertSettings, shared: SharedStore) -> Self:
+        """The adapter for `settings` (the shared store is not used: nothing is counted)."""
+        return cls(settings.api_base, settings.app_id, settings.secret, timeout=settings.timeout)
 
     # --- the hooks of a subclass --------------------------------------------------------------
 

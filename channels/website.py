@@ -21,11 +21,6 @@ BODY_MAX_BYTES = 1_000_000
 class WebsiteChannel(SignedUpsertChannel):
     kind: ClassVar[str] = "website"
     title: ClassVar[str] = "松山湖官方网站"
-    settings_fields: ClassVar[tuple[str, str, str]] = (
-        "website_api_base",
-        "website_app_id",
-        "website_secret",
-    )
 
     def key_of(self, pub: Publication) -> str:
         return pub.external_id

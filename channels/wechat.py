@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import requests
 from wechatpy.exceptions import WeChatClientException
@@ -49,9 +49,6 @@ from channels.errors import (
     Retryable,
 )
 from channels.wechat_api import PublisherWeChatClient, UnexpectedAnswer
-
-if TYPE_CHECKING:
-    from publisher.config import Settings
 
 T = TypeVar("T")
 
@@ -90,6 +87,24 @@ PREFLIGHT_ERRORS = {
     "under_20000_chars": (45002, "content size out of limit"),
     "under_1mb": (45002, "content size out of limit"),
 }
+
+
+@dataclass(frozen=True)
+class WeChatSettings:
+    """What the WeChat adapter needs: the account's credentials, the API, and its policies.
+
+    `default_author` None: the department's name; `poll_seconds`: how often `lookup` asks
+    about a submitted article; `submit_settle_seconds`: see `SUBMIT_SETTLE_SECONDS`.
+    """
+
+    appid: str
+    secret: str = field(repr=False)
+    api_base: str = "https://api.weixin.qq.com"
+    timeout: float = 10.0
+    edit_policy: Literal["republish", "correction"] = "republish"
+    default_author: str | None = None
+    poll_seconds: float = 120.0
+    submit_settle_seconds: float = SUBMIT_SETTLE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -140,21 +155,24 @@ class WeChatChannel(Channel):
         self.http = requests.Session()  # for the images an item links to
 
     @classmethod
-    def from_settings(cls, settings: Settings, shared: SharedStore) -> Self:
-        from channels.registry import ChannelDisabled
+    def state_without_refused_job(cls, state: Mapping[str, Any]) -> dict[str, Any]:
+        """WeChat did not publish the job (or the correction notice) we waited on: forget its
+        id, so that a retry or an edit submits anew instead of polling a dead job."""
+        return {k: v for k, v in state.items() if k not in ("publish_id", "correction_publish_id")}
 
-        if not settings.wechat_appid or not settings.wechat_secret:
-            raise ChannelDisabled("wechat: set PUBLISHER_WECHAT_APPID and PUBLISHER_WECHAT_SECRET")
+    @classmethod
+    def from_settings(cls, settings: WeChatSettings, shared: SharedStore) -> Self:
+        """The adapter for `settings`; `shared` holds the access token and the counters."""
         return cls(
-            appid=settings.wechat_appid,
-            secret=settings.wechat_secret,
-            api_base=settings.wechat_api_base,
+            appid=settings.appid,
+            secret=settings.secret,
+            api_base=settings.api_base,
             shared=shared,
-            timeout=settings.http_timeout_seconds,
-            edit_policy=settings.wechat_edit_policy,
-            default_author=settings.wechat_default_author,
-            poll_seconds=settings.wechat_poll_seconds,
-            submit_settle_seconds=settings.wechat_submit_settle_seconds,
+            timeout=settings.timeout,
+            edit_policy=settings.edit_policy,
+            default_author=settings.default_author,
+            poll_seconds=settings.poll_seconds,
+            submit_settle_seconds=settings.submit_settle_seconds,
         )
 
     # --- preflight --------------------------------------------------------------------------

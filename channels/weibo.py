@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -43,17 +44,14 @@ from channels.base import (
 )
 from channels.errors import (
     AuthExpired,
+    ChannelDisabled,
     ChannelError,
     OutcomeUnknown,
     Permanent,
     RateLimited,
     Retryable,
 )
-from channels.registry import ChannelDisabled
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
-
-if TYPE_CHECKING:
-    from publisher.config import Settings
 
 TOKEN_KEY = "weibo:access_token"
 REAL_API_HOST = "api.weibo.com"
@@ -80,6 +78,27 @@ LINK = re.compile(r"https?://[^\s<>\"'，。！？；）】]+")
 # Weibo rewrites links to these shorteners; their target is read from the redirect.
 SHORT_LINK_HOSTS = ("t.cn", "sinaurl.cn")
 NO_TOKEN = "weibo: no access token: give one with `publisher channels set-token weibo`"
+
+
+@dataclass(frozen=True)
+class WeiboSettings:
+    """What the Weibo adapter needs: the API, the account, its post budget and policies.
+
+    `access_token` None: only the shared store's (`TOKEN_KEY`); `posts_per_window` posts per
+    `window_seconds` is the account's budget; `safe_domains` are the hosts a post may link to
+    (empty: not checked before sending); `web_base` None: derived from `api_base`.
+    """
+
+    api_base: str
+    access_token: str | None = field(default=None, repr=False)
+    rip: str = "127.0.0.1"
+    account: str = "default"
+    posts_per_window: int = 30
+    window_seconds: float = 3600.0
+    edit_policy: Literal["repost", "correction"] = "repost"
+    safe_domains: tuple[str, ...] = ()
+    web_base: str | None = None
+    timeout: float = 10.0
 
 
 class _RepeatedContent(Exception):
@@ -139,13 +158,11 @@ class WeiboChannel(HttpChannel):
         self._expanded: dict[str, str | None] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, shared: SharedStore) -> Self:
-        """The adapter for these settings. Raises `ChannelDisabled` without a base URL or
-        without any access token (settings or shared store); a token that disappears later
-        surfaces as `AuthExpired` at call time."""
-        configured = settings.weibo_access_token
-        if not settings.weibo_api_base:
-            raise ChannelDisabled("weibo: disabled until PUBLISHER_WEIBO_API_BASE is set")
+    def from_settings(cls, settings: WeiboSettings, shared: SharedStore) -> Self:
+        """The adapter for these settings. Raises `ChannelDisabled` without any access token
+        (settings or shared store); a token that disappears later surfaces as `AuthExpired` at
+        call time."""
+        configured = settings.access_token
         if not configured and not shared.get(TOKEN_KEY):
             # Not connected to an account: off, rather than in every item's channel list.
             # A token given later (API or CLI) enables it within the pool's disabled TTL.
@@ -154,17 +171,17 @@ class WeiboChannel(HttpChannel):
                 "`publisher channels set-token weibo`"
             )
         return cls(
-            settings.weibo_api_base,
+            settings.api_base,
             shared,
             access_token=configured,
-            rip=settings.weibo_rip,
-            account=settings.weibo_account,
-            posts_per_window=settings.weibo_posts_per_hour,
-            window_seconds=settings.weibo_rate_window_seconds,
-            edit_policy=settings.weibo_edit_policy,
-            safe_domains=settings.weibo_safe_domains,
-            web_base=settings.weibo_web_base,
-            timeout=settings.http_timeout_seconds,
+            rip=settings.rip,
+            account=settings.account,
+            posts_per_window=settings.posts_per_window,
+            window_seconds=settings.window_seconds,
+            edit_policy=settings.edit_policy,
+            safe_domains=settings.safe_domains,
+            web_base=settings.web_base,
+            timeout=settings.timeout,
         )
 
     # -- the hooks --------------------------------------------------------------------------

@@ -22,10 +22,10 @@ from PIL import Image
 
 from channels import wechat_render as render
 from channels.base import Publication, Receipt, Remote
-from channels.errors import OutcomeUnknown, Permanent, QuotaExhausted, Retryable
-from channels.registry import ChannelDisabled
+from channels.errors import ChannelDisabled, OutcomeUnknown, Permanent, QuotaExhausted, Retryable
 from channels.wechat import BEIJING, WeChatChannel, finished_key
 from publisher.api.wechat_callback import wechat_callback_router, wechat_signature
+from publisher.channel_config import build_channel
 from publisher.config import Settings
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
@@ -424,7 +424,7 @@ def test_the_channel_is_disabled_without_credentials() -> None:
 
     shared = RedisSharedStore("redis://127.0.0.1:6379/15", prefix="test-wechat-disabled:")
     with pytest.raises(ChannelDisabled, match="PUBLISHER_WECHAT_SECRET"):
-        WeChatChannel.from_settings(Settings(wechat_appid="x", wechat_secret=None), shared)
+        build_channel("wechat", Settings(wechat_appid="x", wechat_secret=None), shared)
 
 
 def test_the_callback_verifies_signatures_and_reports_finished_jobs(

@@ -16,10 +16,17 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from channels.base import Publication, Remote
-from channels.errors import AuthExpired, OutcomeUnknown, Permanent, RateLimited, Retryable
-from channels.registry import ChannelDisabled
+from channels.errors import (
+    AuthExpired,
+    ChannelDisabled,
+    OutcomeUnknown,
+    Permanent,
+    RateLimited,
+    Retryable,
+)
 from channels.weibo import TOKEN_KEY, WeiboChannel
 from channels.weibo_text import units
+from publisher.channel_config import build_channel, weibo_settings
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.models import SharedValue
@@ -62,7 +69,7 @@ def make_channel(
         http_timeout_seconds=1.0,
         **overrides,
     )
-    return WeiboChannel.from_settings(settings, store)
+    return WeiboChannel.from_settings(weibo_settings(settings), store)
 
 
 def configure(sandbox: RunningSandbox, **config: Any) -> None:
@@ -313,7 +320,7 @@ def test_cover_image_is_uploaded_as_multipart(
 def test_token_never_appears_in_errors(store: DatabaseSharedStore) -> None:
     settings = Settings(weibo_api_base=f"http://127.0.0.1:{free_port()}", http_timeout_seconds=1.0)
     store.set(TOKEN_KEY, "very-secret-token")
-    channel = WeiboChannel.from_settings(settings, store)
+    channel = WeiboChannel.from_settings(weibo_settings(settings), store)
     with pytest.raises(Retryable) as caught:
         channel.lookup(sample_publication(), None)
     assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
@@ -324,7 +331,8 @@ def test_a_token_gone_at_call_time_waits_for_an_operator_and_a_new_one_works_at_
 ) -> None:
     store.set(TOKEN_KEY, "sandbox")
     settings = Settings(weibo_api_base=sandbox.url, http_timeout_seconds=1.0)
-    channel = WeiboChannel.from_settings(settings, store)  # the engine's pool keeps this one
+    # The engine's pool keeps this one.
+    channel = WeiboChannel.from_settings(weibo_settings(settings), store)
     store.delete(TOKEN_KEY)
 
     with pytest.raises(AuthExpired) as caught:
@@ -340,9 +348,9 @@ def test_a_token_gone_at_call_time_waits_for_an_operator_and_a_new_one_works_at_
 
 def test_disabled_without_a_token_or_a_base_url(store: DatabaseSharedStore) -> None:
     with pytest.raises(ChannelDisabled, match="set-token weibo"):
-        WeiboChannel.from_settings(Settings(weibo_access_token=None), store)
+        build_channel("weibo", Settings(weibo_access_token=None), store)
     with pytest.raises(ChannelDisabled, match="PUBLISHER_WEIBO_API_BASE"):
-        WeiboChannel.from_settings(Settings(weibo_api_base="", weibo_access_token="t"), store)
+        build_channel("weibo", Settings(weibo_api_base="", weibo_access_token="t"), store)
 
 
 def test_lookup_never_adopts_another_items_post_with_the_same_text(

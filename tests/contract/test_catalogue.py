@@ -12,8 +12,8 @@ import requests
 
 from channels.base import Publication, Remote, SharedStore
 from channels.catalogue import CatalogueChannel
-from channels.errors import AuthExpired, Permanent
-from channels.registry import ChannelDisabled
+from channels.errors import AuthExpired, ChannelDisabled, Permanent
+from publisher.channel_config import build_channel
 from publisher.config import Settings
 from tests.contract.harnesses import ContractHarness, make_catalogue
 from tests.support import sample_publication
@@ -102,7 +102,8 @@ def test_wrong_secret_needs_reauthorisation(catalogue: ContractHarness) -> None:
 
 def test_from_settings_names_what_to_set(store: SharedStore) -> None:
     with pytest.raises(ChannelDisabled) as disabled:
-        CatalogueChannel.from_settings(
+        build_channel(
+            "catalogue",
             Settings(catalogue_api_base=None, catalogue_app_id=None, catalogue_secret=None),
             store,
         )

@@ -13,11 +13,11 @@ import requests
 from fastapi import FastAPI
 
 from channels.base import Remote, SharedStore
-from channels.errors import AuthExpired, Permanent
-from channels.registry import ChannelDisabled
+from channels.errors import AuthExpired, ChannelDisabled, Permanent
 from channels.sandbox.common import SandboxState
 from channels.sandbox.website import create_app
 from channels.website import WebsiteChannel
+from publisher.channel_config import build_channel, website_settings
 from publisher.config import Settings
 from tests.contract.harnesses import ContractHarness, make_website
 from tests.support import sample_publication, serve_in_thread
@@ -145,7 +145,7 @@ def test_from_settings_names_what_to_set(store: SharedStore) -> None:
     unset = Settings(website_api_base=None, website_app_id="sandbox", website_secret=None)
 
     with pytest.raises(ChannelDisabled) as disabled:
-        WebsiteChannel.from_settings(unset, store)
+        build_channel("website", unset, store)
 
     assert "PUBLISHER_WEBSITE_API_BASE" in str(disabled.value)
     assert "PUBLISHER_WEBSITE_SECRET" in str(disabled.value)
@@ -160,7 +160,7 @@ def test_from_settings_builds_the_adapter(store: SharedStore) -> None:
         http_timeout_seconds=3,
     )
 
-    channel = WebsiteChannel.from_settings(settings, store)
+    channel = WebsiteChannel.from_settings(website_settings(settings), store)
 
     assert channel.api_base == "http://cms.example"
     assert channel.timeout == 3
