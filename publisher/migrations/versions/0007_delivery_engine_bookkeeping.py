@@ -9,6 +9,8 @@ Revises: 0006
 Create Date: 2026-12-01 22:10:00
 """
 
+from typing import Any
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -47,7 +49,7 @@ def upgrade() -> None:
         state = dict(state or {})
         if not any(key in state for key in KEYS):
             continue
-        values = {flag: bool(state.pop(flag, False)) for flag in FLAGS}
+        values: dict[str, Any] = {flag: bool(state.pop(flag, False)) for flag in FLAGS}
         values.update({key: state.pop(key, None) for key in VALUES})
         if values["attempted_revision_id"] is not None:
             values["attempted_revision_id"] = int(values["attempted_revision_id"])
