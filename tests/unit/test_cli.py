@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from publisher.api.app import create_app
-from publisher.cli import cli
+from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database, set_dispatcher
 from publisher.metrics import metrics_registry, render_metrics
@@ -217,7 +217,7 @@ def test_several_api_processes_accept_connections_without_nagle() -> None:
 
     import uvicorn
 
-    from publisher.cli import tcp_listener
+    from publisher.cli.run import tcp_listener
 
     async def accepted_nodelay(listener: socket.socket) -> int:
         accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()

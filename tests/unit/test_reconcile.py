@@ -24,7 +24,7 @@ from channels.website import article_payload
 from publisher import db as db_module
 from publisher.api.app import create_app
 from publisher.auth import create_token
-from publisher.cli_drift import drift as drift_cli
+from publisher.cli.drift import drift as drift_cli
 from publisher.config import reset_settings
 from publisher.db import Database, set_dispatcher
 from publisher.models import (

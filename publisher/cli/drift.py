@@ -1,32 +1,21 @@
-"""`publisher drift`: what reconciliation found between the store and the channels.
-
-The helpers of `publisher.cli` are imported when a command runs, not at import time, so that
-`publisher.cli` can import this module to add the group.
-"""
+"""`publisher drift`: what reconciliation found between the store and the channels."""
 
 from __future__ import annotations
-
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
 from channels.registry import KINDS
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def service_errors(func: F) -> F:
-    """`publisher.cli.fail_on_service_errors`, looked up when the command runs."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from publisher.cli import fail_on_service_errors
-
-        return fail_on_service_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+from publisher.cli.common import (
+    ACTOR,
+    fail_on_service_errors,
+    table,
+    unit_of_work,
+    warm_channel_pool,
+)
+from publisher.config import get_settings
+from publisher.db import get_database
+from publisher.delivery.reconcile import check_now, list_drift, repair_drift
+from publisher.services.queries import Page
 
 
 @click.group()
@@ -39,13 +28,9 @@ def drift() -> None:
 @click.option("--channel", type=click.Choice(KINDS), default=None)
 @click.option("--item", type=int, default=None)
 @click.option("--limit", type=int, default=50)
-@service_errors
+@fail_on_service_errors
 def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int) -> None:
     """Open drift (with --all, resolved too), newest first."""
-    from publisher.cli import table, unit_of_work
-    from publisher.services.queries import Page
-    from publisher.services.reconcile import list_drift
-
     with unit_of_work() as (session, _):
         found = list_drift(
             session, Page(limit=limit), open_only=not show_all, channel=channel, item=item
@@ -78,14 +63,9 @@ def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int
     default=None,
     help="default: PUBLISHER_RECONCILE_POLICY (repair)",
 )
-@service_errors
+@fail_on_service_errors
 def drift_check(channel: str | None, item: int | None, policy: str | None) -> None:
     """Look the channels' live and withdrawn deliveries up now and record what differs."""
-    from publisher.cli import ACTOR, table, warm_channel_pool
-    from publisher.config import get_settings
-    from publisher.db import get_database
-    from publisher.services.reconcile import check_now
-
     settings = get_settings()
     pool = warm_channel_pool(settings)
     reports = check_now(
@@ -124,12 +104,9 @@ def drift_check(channel: str | None, item: int | None, policy: str | None) -> No
 
 @drift.command("repair")
 @click.argument("drift_id", type=int)
-@service_errors
+@fail_on_service_errors
 def drift_repair(drift_id: int) -> None:
     """Repair one open drift now (e.g. one recorded under the policy "report")."""
-    from publisher.cli import ACTOR, unit_of_work
-    from publisher.services.reconcile import repair_drift
-
     with unit_of_work() as (session, _):
         found = repair_drift(session, drift_id, actor=ACTOR)
         delivery_id = found.delivery_id

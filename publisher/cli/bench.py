@@ -1,7 +1,7 @@
 """`publisher bench`: the benchmark of `bench/` (not a test; see `bench/run.py`).
 
-Registered on the `publisher` group by `publisher/cli.py`. Options are parsed by
-`bench.run.main` itself (`publisher bench --help`), so they are defined once.
+Options are parsed by `bench.run.main` itself (`publisher bench --help`), so they are
+defined once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import click
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args: tuple[str, ...]) -> None:
     """Benchmark: pipeline vs a bare Celery baseline, API latency, memory, the failed query."""
+    # The harness builds a Celery app of its own and loads its driver and psycopg (about
+    # 24 MB): only this command needs them.
     from bench.run import main
 
     sys.exit(main(list(args)))

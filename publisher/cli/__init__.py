@@ -1,0 +1,42 @@
+"""The `publisher` command (DESIGN §6): run the processes, and operate the store directly.
+
+Here: `main` and the explicit list of its command groups, one module each; `common` holds
+what they share. Groups import `common` and services, never each other or this package;
+only `run` may import `workers` (the composition root).
+
+Item, job, channel and scope commands use the same services as the API, on the database the
+settings name, in one transaction per command, audited with the actor "cli". Bad input exits
+with status 2 and one line per problem naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+import click
+
+from publisher.cli import bench, channels, drift, freeze, items, jobs, run, scope, tokens
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """publisher: publish once, reach every channel."""
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    run.api,
+    run.worker,
+    run.beat,
+    run.sandbox,
+    run.up,
+    run.db,
+    tokens.token,
+    items.items,
+    jobs.jobs,
+    channels.channels,
+    scope.domains,
+    scope.departments,
+    freeze.freeze,
+    drift.drift,
+    bench.bench,
+)
+for command in COMMANDS:
+    main.add_command(command)

@@ -1,0 +1,94 @@
+"""`publisher channels`: channel status, pause and resume, credentials, retrying failures."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from channels.registry import KINDS
+from publisher.cli.common import ACTOR, channel_pool, fail_on_service_errors, table, unit_of_work
+from publisher.config import get_settings
+from publisher.db import get_database
+from publisher.delivery.ops import retry_failed
+from publisher.services.channel_controls import (
+    channel_statuses,
+    credentials_renewed,
+    pause_channel,
+    resume_channel,
+    store_credentials,
+    warm_pool,
+)
+from publisher.shared import shared_store
+
+
+@click.group()
+def channels() -> None:
+    """Channel status, pause and resume, credentials."""
+
+
+@channels.command("list")
+def channels_list() -> None:
+    """Each channel: enabled (or why not), paused, needs re-authorisation, deliveries."""
+    pool = channel_pool(get_settings())
+    health = warm_pool(pool)
+    with unit_of_work() as (session, _):
+        statuses = channel_statuses(session, pool, health)
+    rows = []
+    for s in statuses:
+        status = "enabled" if s["enabled"] else "disabled"
+        if s["paused"]:
+            status = "paused"
+        if s["needs_reauth"]:
+            status = "needs re-authorisation"
+        note = s["disabled_reason"] or s["paused_reason"] or s["reauth_reason"]
+        counts = " ".join(f"{k}={v}" for k, v in sorted(s["deliveries"].items()))
+        rows.append({"kind": s["kind"], "status": status, "deliveries": counts, "note": note})
+    click.echo(table(rows, ["kind", "status", "deliveries", "note"]))
+
+
+@channels.command("pause")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("--reason", default=None)
+@fail_on_service_errors
+def channels_pause(kind: str, reason: str | None) -> None:
+    """Stop sending to a channel; its deliveries wait."""
+    with unit_of_work() as (session, _):
+        pause_channel(session, kind, reason, actor=ACTOR)
+    click.echo(f"{kind} paused")
+
+
+@channels.command("resume")
+@click.argument("kind", type=click.Choice(KINDS))
+@fail_on_service_errors
+def channels_resume(kind: str) -> None:
+    """Send to a channel again."""
+    with unit_of_work() as (session, _):
+        resume_channel(session, kind, actor=ACTOR)
+    click.echo(f"{kind} resumed")
+
+
+@channels.command("set-token")
+@click.argument("kind", type=click.Choice(KINDS))
+@fail_on_service_errors
+def channels_set_token(kind: str) -> None:
+    """Give a channel a new access token, read from stdin or a hidden prompt (never argv)."""
+    if sys.stdin.isatty():
+        value = click.prompt(f"{kind} access token", hide_input=True)
+    else:
+        value = sys.stdin.readline()
+    settings = get_settings()
+    store_credentials(shared_store(settings, get_database(settings)), kind, value)
+    with unit_of_work() as (session, _):
+        woken = credentials_renewed(session, kind, actor=ACTOR)
+    click.echo(f"{kind}: token stored; {woken} waiting deliveries are due now")
+
+
+@channels.command("retry-failed")
+@click.argument("kind", type=click.Choice(KINDS))
+@fail_on_service_errors
+def channels_retry_failed(kind: str) -> None:
+    """Start every failed delivery of a channel again (each with a new failure budget)."""
+    with unit_of_work() as (session, _):
+        count = retry_failed(session, kind, actor=ACTOR)
+    click.echo(f"{count} failed {kind} deliveries queued again")

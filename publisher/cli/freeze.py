@@ -1,0 +1,43 @@
+"""`publisher freeze`: an organisation-wide publishing freeze."""
+
+from __future__ import annotations
+
+import click
+
+from publisher.cli.common import ACTOR, fail_on_service_errors, show_pairs, unit_of_work
+from publisher.services.freeze import active_freeze, freeze_view, lift_freeze, start_freeze
+
+
+@click.group()
+def freeze() -> None:
+    """An organisation-wide publishing freeze (urgent items and withdrawals still go)."""
+
+
+@freeze.command("status")
+def freeze_status() -> None:
+    """Whether a freeze is in force, since when and why."""
+    with unit_of_work() as (session, _):
+        view = freeze_view(active_freeze(session))
+    if not view["active"]:
+        click.echo("no freeze in force")
+        return
+    show_pairs([(key, view[key]) for key in ("id", "reason", "started_at", "started_by")])
+
+
+@freeze.command("start")
+@click.option("--reason", required=True, help="why publishing is frozen")
+@fail_on_service_errors
+def freeze_start(reason: str) -> None:
+    """Hold publishing and edits of every item not marked urgent."""
+    with unit_of_work() as (session, _):
+        started = start_freeze(session, reason, actor=ACTOR)
+        click.echo(f"freeze {started.id} in force: {started.reason}")
+
+
+@freeze.command("lift")
+@fail_on_service_errors
+def freeze_lift() -> None:
+    """End the freeze; what it held goes out now."""
+    with unit_of_work() as (session, _):
+        _, woken = lift_freeze(session, actor=ACTOR)
+    click.echo(f"freeze lifted; {woken} deliveries released")
