@@ -8,7 +8,7 @@ other workers' tokens, so only `stable_token` is ever used.
 
 wechatpy raises `WeChatClientException(errcode, errmsg)` for an error answer, lets `requests`
 exceptions through, and returns the raw `requests.Response` when the body is not JSON; the
-adapter (`channels.wechat`) maps all three onto our typed errors.
+adapter maps all three onto our typed errors (`channels.wechat_calls`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,266 @@
+"""The sandbox WeChat account: its state and WeChat's rules, without the HTTP around them.
+
+`WeChatSandbox` keeps the account in `SandboxState.records` (tokens, uploaded images and thumb
+materials, drafts, publish jobs, articles, mass sends, remembered clientmsgids, the day's
+counters) and answers for the token rules (`cgi-bin/token` shortens the previous token's life;
+`stable_token` hands every caller the same one), the daily quotas and publish jobs finishing.
+`finish_later` finishes a job after its delay and POSTs WeChat's `PUBLISHJOBFINISH` event;
+`check_article` is WeChat's draft check with its own error codes. Every failure is a
+`WeChatError`, which `channels.sandbox.wechat` answers as `{"errcode", "errmsg"}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from channels.sandbox.common import SandboxState
+
+THUMB_MAX_BYTES = 64 * 1024  # a thumb material: JPEG, at most this
+IMAGE_MAX_BYTES = 1024 * 1024  # `media/uploadimg`: JPEG or PNG, under this
+CLIENTMSGID_MEMORY_SECONDS = 24 * 3600  # a mass send's clientmsgid answers 45065 this long
+
+
+@dataclass
+class WeChatSettings:
+    """The account's knobs, read and set at `/_sandbox/wechat`."""
+
+    appid: str = "sandbox"
+    secret: str = "sandbox-secret"
+    token_ttl_seconds: int = 7200
+    token_grace_seconds: float = 300.0
+    publish_delay_seconds: float = 0.3
+    callback_url: str = ""
+    callback_token: str = "sandbox"
+    api_quota_exhausted: bool = False
+    mass_per_day: int = 1
+    freepublish_get_per_day: int = 100
+    force_refresh_per_day: int = 20
+
+
+class WeChatError(Exception):
+    """An error answer: WeChat's errcode and errmsg, plus any fields it adds (`msg_id`)."""
+
+    def __init__(self, errcode: int, errmsg: str, **extra: Any) -> None:
+        super().__init__(errmsg)
+        self.errcode, self.errmsg, self.extra = errcode, errmsg, extra
+
+
+def ok_answer(**body: Any) -> dict[str, Any]:
+    """WeChat's success answer for a call that returns little besides `errcode` 0."""
+    return {"errcode": 0, "errmsg": "ok", **body}
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + secrets.token_hex(12)
+
+
+class WeChatSandbox:
+    """The account's state; every method runs under `state.lock`."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.settings = WeChatSettings()
+        for name in (
+            "tokens",
+            "images",
+            "materials",
+            "drafts",
+            "publishes",
+            "articles",
+            "mass",
+            "clientmsgids",
+            "daily",
+        ):
+            state.records.setdefault(name, {})
+
+    @property
+    def records(self) -> dict[str, Any]:
+        return self.state.records
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    def check_credentials(self, appid: str | None, secret: str | None) -> None:
+        if appid != self.settings.appid:
+            raise WeChatError(40013, "invalid appid")
+        if secret != self.settings.secret:
+            raise WeChatError(40125, "invalid appsecret")
+
+    def issue_token(self, *, previous_lives: float) -> dict[str, Any]:
+        now = time.time()
+        for token in self.records["tokens"].values():
+            token["expires_at"] = min(token["expires_at"], now + previous_lives)
+        value = secrets.token_urlsafe(32)
+        self.records["tokens"][value] = {
+            "expires_at": now + self.settings.token_ttl_seconds,
+            "issued_at": now,
+            "stable": False,
+        }
+        self.state.count("tokens_issued")
+        return {"access_token": value, "expires_in": self.settings.token_ttl_seconds}
+
+    def stable_token(self, force_refresh: bool) -> dict[str, Any]:
+        now = time.time()
+        if force_refresh:
+            if self.daily("force_refresh") >= self.settings.force_refresh_per_day:
+                raise WeChatError(45009, "reach max api daily quota limit")
+            self.daily("force_refresh", 1)
+            self.state.count("force_refreshes")
+        else:
+            live = [
+                (value, token)
+                for value, token in self.records["tokens"].items()
+                if token["stable"] and token["expires_at"] > now
+            ]
+            if live:
+                value, token = max(live, key=lambda pair: pair[1]["expires_at"])
+                return {"access_token": value, "expires_in": int(token["expires_at"] - now)}
+        issued = self.issue_token(previous_lives=0.0)
+        self.records["tokens"][issued["access_token"]]["stable"] = True
+        return issued
+
+    def check_token(self, token: str | None) -> None:
+        if not token:
+            raise WeChatError(41001, "access_token missing")
+        record = self.records["tokens"].get(token)
+        if record is None:
+            raise WeChatError(40001, "invalid credential, access_token is invalid or not latest")
+        if record["expires_at"] <= time.time():
+            raise WeChatError(42001, "access_token expired")
+
+    def expire_tokens(self) -> None:
+        for token in self.records["tokens"].values():
+            token["expires_at"] = min(token["expires_at"], time.time() - 1)
+
+    # --- quotas -----------------------------------------------------------------------------
+
+    def daily(self, name: str, add: int = 0) -> int:
+        today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+        daily = self.records["daily"]
+        if daily.get("day") != today:
+            daily.clear()
+            daily["day"] = today
+        daily[name] = daily.get(name, 0) + add
+        return int(daily[name])
+
+    def new_day(self) -> None:
+        self.records["daily"].clear()
+
+    # --- publishing -------------------------------------------------------------------------
+
+    def finish_publish(self, publish_id: str, base_url: str) -> dict[str, Any] | None:
+        """Turn a due publish job into articles; returns the callback event if one is due."""
+        job = self.records["publishes"].get(publish_id)
+        if job is None or job["status"] != 1 or time.time() < job["due_at"]:
+            return None
+        draft = self.records["drafts"].get(job["media_id"])
+        banned = [i + 1 for i, a in enumerate(draft["articles"]) if "违禁" in a["content"]]
+        if banned:
+            job.update(status=4, fail_idx=banned)
+        else:
+            article_id = new_id("a_")
+            news = [
+                {**a, "url": f"{base_url}/s/{article_id}?idx={i + 1}", "is_deleted": False}
+                for i, a in enumerate(draft["articles"])
+            ]
+            self.records["articles"][article_id] = {
+                "article_id": article_id,
+                "publish_id": publish_id,
+                "news_item": news,
+                "update_time": int(time.time()),
+                "deleted": False,
+            }
+            job.update(status=0, article_id=article_id)
+        self.state.save()
+        return job
+
+    def settle_due(self, base_url: str) -> None:
+        for publish_id in list(self.records["publishes"]):
+            self.finish_publish(publish_id, base_url)
+
+
+def finish_later(sandbox: WeChatSandbox, publish_id: str, base_url: str, delay: float) -> None:
+    """Finish the publish job after `delay` and send WeChat's PUBLISHJOBFINISH event."""
+
+    def finish() -> None:
+        with sandbox.state.lock:
+            job = sandbox.finish_publish(publish_id, base_url)
+            url, token = sandbox.settings.callback_url, sandbox.settings.callback_token
+        if job is None or not url:
+            return
+        try:
+            _post_event(url, token, job)
+        except requests.RequestException:
+            sandbox.state.count("callback_failures")
+
+    timer = threading.Timer(delay, finish)
+    timer.daemon = True
+    timer.start()
+
+
+def _post_event(url: str, token: str, job: dict[str, Any]) -> None:
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(4)
+    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    xml = (
+        "<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName>"
+        "<FromUserName><![CDATA[sandbox]]></FromUserName>"
+        f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[PUBLISHJOBFINISH]]></Event><PublishEventInfo>"
+        f"<publish_id>{job['publish_id']}</publish_id>"
+        f"<publish_status>{job['status']}</publish_status>"
+        f"<article_id><![CDATA[{job.get('article_id') or ''}]]></article_id>"
+        "</PublishEventInfo></xml>"
+    )
+    requests.post(
+        url,
+        params={"signature": signature, "timestamp": timestamp, "nonce": nonce},
+        data=xml.encode(),
+        headers={"Content-Type": "text/xml"},
+        timeout=5,
+    )
+
+
+def image_type(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return "unknown"
+
+
+def check_article(article: dict[str, Any], materials: dict[str, Any]) -> None:
+    """WeChat's draft checks, with its own error codes."""
+    if len(str(article.get("title", ""))) > 32 or not article.get("title"):
+        raise WeChatError(45003, "title size out of limit")
+    if len(str(article.get("author") or "")) > 16:
+        raise WeChatError(45110, "author size out of limit")
+    if len(str(article.get("digest") or "")) > 128:
+        raise WeChatError(45004, "description size out of limit")
+    content = str(article.get("content", ""))
+    if len(content) >= 20_000 or len(content.encode()) >= 1_000_000:
+        raise WeChatError(45002, "content size out of limit")
+    if str(article.get("thumb_media_id", "")) not in materials:
+        raise WeChatError(40007, "invalid media_id")
+
+
+def article_record(article: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a draft article the account keeps (the rest of the request is dropped)."""
+    keys = (
+        "title",
+        "author",
+        "digest",
+        "content",
+        "content_source_url",
+        "thumb_media_id",
+        "need_open_comment",
+        "only_fans_can_comment",
+    )
+    return {key: article.get(key) for key in keys}
