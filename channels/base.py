@@ -158,6 +158,13 @@ class Channel(ABC):
         """How this channel would show `pub`, built locally: no network call, nothing secret."""
         return {}
 
+    @classmethod
+    def state_without_refused_job(cls, state: Mapping[str, Any]) -> dict[str, Any]:
+        """`state` once the channel refused the job a lookup was waiting on (nothing of it is
+        out there): what the next write must not take for work in progress. Channels that
+        keep asynchronous jobs in their state drop them here."""
+        return dict(state)
+
 
 def json_default(value: Any) -> Any:
     if isinstance(value, date | datetime):

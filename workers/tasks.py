@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
-def engine() -> DeliveryEngine:
+def delivery_engine() -> DeliveryEngine:
     settings = get_settings()
     database = get_database(settings)
     pool = ChannelPool(settings, shared_store(settings, database))
@@ -38,7 +38,7 @@ def worker_name() -> str:
 
 @app.task(name="workers.tasks.sync_delivery", ignore_result=True)
 def sync_delivery(delivery_id: int) -> str | None:
-    result = engine().sync(delivery_id, worker_name())
+    result = delivery_engine().sync(delivery_id, worker_name())
     return None if result.state is None else result.state.value
 
 
@@ -55,7 +55,11 @@ def sweep() -> int:
 @app.task(name="workers.tasks.send_wechat_digest", ignore_result=True)
 def send_wechat_digest() -> int:
     """Send today's WeChat push digest once its time has come (a no-op before, or after)."""
-    return len(scheduled_wechat_digest(engine().database, get_settings(), engine().pool).sent)
+    return len(
+        scheduled_wechat_digest(
+            delivery_engine().database, get_settings(), delivery_engine().pool
+        ).sent
+    )
 
 
 @app.task(name="workers.tasks.check_drift", ignore_result=True)
@@ -69,7 +73,11 @@ def check_drift() -> int:
 @app.task(name="workers.tasks.check_channel_drift", ignore_result=True)
 def check_channel_drift(kind: str) -> int:
     """Look each live and withdrawn delivery of `kind` up on the channel; repair or report."""
-    return len(scheduled_reconcile(engine().database, get_settings(), engine().pool, kind).drift)
+    return len(
+        scheduled_reconcile(
+            delivery_engine().database, get_settings(), delivery_engine().pool, kind
+        ).drift
+    )
 
 
 @app.task(name="workers.tasks.poke_wechat_publish", ignore_result=True)

@@ -78,8 +78,8 @@ class Step:
     # its success then has nothing to reset.
     channel_healthy: bool = False
 
-    def outdated(self, d: Delivery) -> bool:
-        return (d.desired_revision_id, d.desired_present) != (
+    def outdated(self, delivery: Delivery) -> bool:
+        return (delivery.desired_revision_id, delivery.desired_present) != (
             self.desired_revision_id,
             self.desired_present,
         )
@@ -117,12 +117,12 @@ class DeliveryEngine:
         """
         result = SyncResult(delivery_id, claimed=False)
         with self.database.session() as session:
-            d = claim(session, delivery_id, worker, self.settings.lease_seconds, utcnow())
-            if d is None:
+            delivery = claim(session, delivery_id, worker, self.settings.lease_seconds, utcnow())
+            if delivery is None:
                 return result
             result.claimed = True
-            self._abandon_unfinished(session, d)
-            step = self._next_step(session, d, worker, result)
+            self._abandon_unfinished(session, delivery)
+            step = self._next_step(session, delivery, worker, result)
         while step is not None:
             plan, attempt, channel = step
             result.actions.append(plan.action)
@@ -140,20 +140,22 @@ class DeliveryEngine:
                     )
                 return result
             with self.database.session() as session:
-                d = self._locked(session, delivery_id, worker)
-                if d is None:  # the new owner looks the channel up before it writes
+                delivery = self._locked(session, delivery_id, worker)
+                if delivery is None:  # the new owner looks the channel up before it writes
                     self._finish_attempt(session, attempt, AttemptOutcome.ABANDONED, started)
                     result.state = DeliveryState.RUNNING
                     return result
-                stopped = self._record_success(session, d, attempt, plan, receipt, started)
+                stopped = self._record_success(session, delivery, attempt, plan, receipt, started)
                 if stopped is not None:
                     result.state = stopped
                     return result
                 if len(result.actions) >= max_steps:  # hand back to the queue
-                    self._settle(session, d, Settle(DeliveryState.PENDING, next_attempt_in=0))
-                    result.state = d.state
+                    self._settle(
+                        session, delivery, Settle(DeliveryState.PENDING, next_attempt_in=0)
+                    )
+                    result.state = delivery.state
                     return result
-                step = self._next_step(session, d, worker, result)
+                step = self._next_step(session, delivery, worker, result)
         return result
 
     @contextmanager
@@ -188,50 +190,54 @@ class DeliveryEngine:
             keeper.join()
 
     def _next_step(
-        self, session: Session, d: Delivery, worker: str, result: SyncResult
+        self, session: Session, delivery: Delivery, worker: str, result: SyncResult
     ) -> tuple[Step, int, Channel] | None:
-        """Plan for `d`, row-locked and leased by `worker`: settle (None) or start an attempt
+        """Plan for `delivery`, row-locked and leased by `worker`: settle (None) or start an attempt
         for the next call."""
-        plan = self._plan(session, d, worker)
+        plan = self._plan(session, delivery, worker)
         if isinstance(plan, Settle):
-            self._settle(session, d, plan)
-            result.state = d.state
+            self._settle(session, delivery, plan)
+            result.state = delivery.state
             return None
-        d.lease_expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
-        attempt = self._start_attempt(session, d, plan, worker)
-        return plan, attempt, self.pool.get(d.channel_kind)
+        delivery.lease_expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+        attempt = self._start_attempt(session, delivery, plan, worker)
+        return plan, attempt, self.pool.get(delivery.channel_kind)
 
     def _locked(self, session: Session, delivery_id: int, worker: str) -> Delivery | None:
         """The delivery, row-locked, if `worker` still holds its lease; else None."""
-        d = session.get(
+        delivery = session.get(
             Delivery, delivery_id, with_for_update={"key_share": True}, populate_existing=True
         )
-        if d is None or d.state != DeliveryState.RUNNING or d.lease_owner != worker:
+        if (
+            delivery is None
+            or delivery.state != DeliveryState.RUNNING
+            or delivery.lease_owner != worker
+        ):
             log.warning("delivery %s: lease lost by %s; stopping", delivery_id, worker)
             return None
-        return d
+        return delivery
 
     # planning
 
-    def _plan(self, session: Session, d: Delivery, worker: str) -> Step | Settle:
+    def _plan(self, session: Session, delivery: Delivery, worker: str) -> Step | Settle:
         """The one action that closes the gap, or how to settle. What a settled delivery needs
         (nothing more to do) is decided from the row alone; the item, its revision, the
         website's URL and the channel's gate are read only when a call is due."""
-        reads = PlanReads(session, self.settings, d)
-        decision = self._decide(d, reads)
+        reads = PlanReads(session, self.settings, delivery)
+        decision = self._decide(delivery, reads)
         if isinstance(decision, Settle) and decision.state in (
             DeliveryState.LIVE,
             DeliveryState.WITHDRAWN,
         ):
             return decision
-        gate = channel_gate(session, d.channel_kind)
+        gate = channel_gate(session, delivery.channel_kind)
         held = hold(
             session,
             self.settings,
             gate,
-            kind=d.channel_kind,
+            kind=delivery.channel_kind,
             worker=worker,
-            publishing_held=d.desired_present and not reads.item().urgent,
+            publishing_held=delivery.desired_present and not reads.item().urgent,
         )
         if held is not None:
             return Settle(
@@ -242,7 +248,7 @@ class DeliveryEngine:
                 wait=held.wait,
             )
         try:
-            self.pool.get(d.channel_kind)
+            self.pool.get(delivery.channel_kind)
         except ChannelDisabled as exc:
             return Settle(
                 DeliveryState.DEFERRED,
@@ -254,31 +260,37 @@ class DeliveryEngine:
             decision.channel_healthy = not gate.breaker_failures and gate.breaker_open_until is None
         return decision
 
-    def _decide(self, d: Delivery, reads: PlanReads) -> Step | Settle:
+    def _decide(self, delivery: Delivery, reads: PlanReads) -> Step | Settle:
         remote = (
-            Remote(d.remote_id or "", d.remote_url, dict(d.remote_state or {}))
-            if d.remote_id or d.incomplete
+            Remote(delivery.remote_id or "", delivery.remote_url, dict(delivery.remote_state or {}))
+            if delivery.remote_id or delivery.incomplete
             else None
         )
         website_url, pub_for = reads.website_url, reads.publication
 
-        if d.uncertain or d.incomplete:
-            attempted = d.attempted_revision_id or d.desired_revision_id
+        if delivery.uncertain or delivery.incomplete:
+            attempted = delivery.attempted_revision_id or delivery.desired_revision_id
             looked_for = pub_for(attempted)
-            if looked_for is not None and d.attempted_website_url:
+            if looked_for is not None and delivery.attempted_website_url:
                 # Search for what was sent, with the link it carried: once the item is
                 # retracted the website page is gone, but the post may still link to it.
-                looked_for = replace(looked_for, website_url=d.attempted_website_url)
-            return Step("lookup", looked_for, remote, d.desired_revision_id, d.desired_present)
-        if not d.desired_present:
+                looked_for = replace(looked_for, website_url=delivery.attempted_website_url)
+            return Step(
+                "lookup", looked_for, remote, delivery.desired_revision_id, delivery.desired_present
+            )
+        if not delivery.desired_present:
             if remote is None:
                 return Settle(DeliveryState.WITHDRAWN)
             return Step(
-                "delete", pub_for(d.applied_revision_id), remote, d.desired_revision_id, False
+                "delete",
+                pub_for(delivery.applied_revision_id),
+                remote,
+                delivery.desired_revision_id,
+                False,
             )
-        if remote is not None and d.applied_revision_id == d.desired_revision_id:
+        if remote is not None and delivery.applied_revision_id == delivery.desired_revision_id:
             return Settle(DeliveryState.LIVE)
-        if channel_class(d.channel_kind).needs_website_url and not website_url():
+        if channel_class(delivery.channel_kind).needs_website_url and not website_url():
             # Parked until the website page exists: its going live wakes this delivery.
             return Settle(
                 DeliveryState.DEFERRED,
@@ -286,9 +298,9 @@ class DeliveryEngine:
                 next_attempt_in=WEBSITE_WAIT_SECONDS,
                 wait=WaitReason.WEBSITE,
             )
-        pub = pub_for(d.desired_revision_id)
+        pub = pub_for(delivery.desired_revision_id)
         action: Action = "create" if remote is None else "update"
-        return Step(action, pub, remote, d.desired_revision_id, True)
+        return Step(action, pub, remote, delivery.desired_revision_id, True)
 
     def _call(self, channel: Channel, step: Step) -> Receipt | None:
         if step.action == "lookup":
@@ -306,16 +318,16 @@ class DeliveryEngine:
 
     # recording
 
-    def _abandon_unfinished(self, session: Session, d: Delivery) -> None:
+    def _abandon_unfinished(self, session: Session, delivery: Delivery) -> None:
         """Attempts left `started` by a worker that died; their outcome is unknown.
 
         Starting an attempt marks the delivery `in_flight` in the same commit, and recording
         it clears the mark: without the mark there is no unfinished attempt to look for."""
-        if not d.in_flight:
+        if not delivery.in_flight:
             return
         session.execute(
             update(Attempt)
-            .where(Attempt.delivery_id == d.id, Attempt.outcome == AttemptOutcome.STARTED)
+            .where(Attempt.delivery_id == delivery.id, Attempt.outcome == AttemptOutcome.STARTED)
             .values(
                 outcome=AttemptOutcome.ABANDONED,
                 finished_at=utcnow(),
@@ -324,22 +336,22 @@ class DeliveryEngine:
             .execution_options(synchronize_session=False)
         )
         # A write may have reached the channel before the worker died: look before writing.
-        d.uncertain = True
-        d.in_flight = None
+        delivery.uncertain = True
+        delivery.in_flight = None
 
-    def _start_attempt(self, session: Session, d: Delivery, step: Step, worker: str) -> int:
-        d.attempt_count += 1
+    def _start_attempt(self, session: Session, delivery: Delivery, step: Step, worker: str) -> int:
+        delivery.attempt_count += 1
         if step.action in ("create", "update"):
             assert step.pub is not None
-            d.attempted_revision_id = step.pub.revision_id
+            delivery.attempted_revision_id = step.pub.revision_id
             if step.pub.website_url:
-                d.attempted_website_url = step.pub.website_url
-        d.in_flight = step.action
+                delivery.attempted_website_url = step.pub.website_url
+        delivery.in_flight = step.action
         attempt_id: int = session.execute(
             insert(ATTEMPTS)
             .values(
-                delivery_id=d.id,
-                number=d.attempt_count,
+                delivery_id=delivery.id,
+                number=delivery.attempt_count,
                 action=step.action,
                 revision_id=step.pub.revision_id if step.pub else None,
                 worker=worker,
@@ -376,75 +388,78 @@ class DeliveryEngine:
     def _record_success(
         self,
         session: Session,
-        d: Delivery,
+        delivery: Delivery,
         attempt_id: int,
         step: Step,
         receipt: Receipt | None,
         started: float,
     ) -> DeliveryState | None:
-        """Apply the channel's answer to `d` (row-locked, still ours). Returns a state when
+        """Apply the channel's answer to `delivery` (row-locked, still ours). Returns a state when
         this worker must stop."""
         self._finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
         if not step.channel_healthy:
-            breaker_success(session, d.channel_kind)
-        d.wait_reason = None
-        d.in_flight = None
-        d.uncertain = False
+            breaker_success(session, delivery.channel_kind)
+        delivery.wait_reason = None
+        delivery.in_flight = None
+        delivery.uncertain = False
         if step.action != "lookup" or receipt is not None:
             # A lookup that finds nothing proves nothing went out: the write that made us look
             # still counts against the failure budget, so a create that keeps ending uncertain
             # cannot loop forever.
-            d.consecutive_failures = 0
-            d.failing_since = None
-            d.last_error_kind = d.last_error_code = d.last_error_message = None
-            d.explanation = None
+            delivery.consecutive_failures = 0
+            delivery.failing_since = None
+            delivery.last_error_kind = delivery.last_error_code = delivery.last_error_message = None
+            delivery.explanation = None
         if step.action == "delete":
-            d.remote_id = d.remote_url = None
-            d.applied_revision_id = None
-            d.remote_state = {}
-            d.forget_attempts()
+            delivery.remote_id = delivery.remote_url = None
+            delivery.applied_revision_id = None
+            delivery.remote_state = {}
+            delivery.forget_attempts()
             return None
         if receipt is None:  # a lookup that found nothing
-            d.remote_id = d.remote_url = None
-            d.applied_revision_id = None
-            d.incomplete = False
+            delivery.remote_id = delivery.remote_url = None
+            delivery.applied_revision_id = None
+            delivery.incomplete = False
             return None
-        state = {**(d.remote_state or {}), **receipt.state}
-        d.remote_id = receipt.remote_id
-        d.remote_url = receipt.url or d.remote_url
-        if not receipt.complete and step.outdated(d):
+        state = {**(delivery.remote_state or {}), **receipt.state}
+        delivery.remote_id = receipt.remote_id
+        delivery.remote_url = receipt.url or delivery.remote_url
+        if not receipt.complete and step.outdated(delivery):
             # The item changed while the channel was working on the old revision: keep what
             # the channel told us and plan again (the next step looks the job up first).
-            d.incomplete = True
-            d.remote_state = state
+            delivery.incomplete = True
+            delivery.remote_state = state
             return None
         if not receipt.complete:
-            d.incomplete = True
-            d.remote_state = state
-            d.state = DeliveryState.UNKNOWN
-            d.explanation = "accepted by the channel; waiting for it to finish publishing"
-            d.next_attempt_at = utcnow() + timedelta(seconds=receipt.poll_after or 60)
-            d.lease_owner = d.lease_expires_at = None
-            return d.state
-        d.incomplete = False
-        d.applied_revision_id = self._revision_for(session, d, step, receipt)
-        d.remote_state = state
+            delivery.incomplete = True
+            delivery.remote_state = state
+            delivery.state = DeliveryState.UNKNOWN
+            delivery.explanation = "accepted by the channel; waiting for it to finish publishing"
+            delivery.next_attempt_at = utcnow() + timedelta(seconds=receipt.poll_after or 60)
+            delivery.lease_owner = delivery.lease_expires_at = None
+            return delivery.state
+        delivery.incomplete = False
+        delivery.applied_revision_id = self._revision_for(session, delivery, step, receipt)
+        delivery.remote_state = state
         return None
 
     def _revision_for(
-        self, session: Session, d: Delivery, step: Step, receipt: Receipt
+        self, session: Session, delivery: Delivery, step: Step, receipt: Receipt
     ) -> int | None:
         if (
             receipt.content_hash
             and step.pub is not None
             and receipt.content_hash == step.pub.content_hash
-            and step.pub.revision_id == d.desired_revision_id
+            and step.pub.revision_id == delivery.desired_revision_id
         ):
-            return d.desired_revision_id  # the newest revision, as sent: nothing to search
+            return delivery.desired_revision_id  # the newest revision, as sent: nothing to search
         if receipt.content_hash:
             found = session.scalars(
                 select(Revision.id)
-                .where(Revision.item_id == d.item_id, Revision.content_hash == receipt.content_hash)
+                .where(
+                    Revision.item_id == delivery.item_id,
+                    Revision.content_hash == receipt.content_hash,
+                )
                 .order_by(Revision.number.desc())
             ).first()
             if found is not None:
@@ -453,7 +468,7 @@ class DeliveryEngine:
             # A copy was found but the channel cannot tell which revision it shows (Weibo's
             # post found by its id or link, not its text): the next step brings it up to date.
             return None
-        return d.attempted_revision_id or d.desired_revision_id
+        return delivery.attempted_revision_id or delivery.desired_revision_id
 
     def _record_error(
         self,
@@ -465,104 +480,113 @@ class DeliveryEngine:
         exc: ChannelError,
         started: float,
     ) -> DeliveryState:
-        d = self._locked(session, delivery_id, worker)
-        if d is None:  # another worker owns the delivery now; only the attempt is ours
+        delivery = self._locked(session, delivery_id, worker)
+        if delivery is None:  # another worker owns the delivery now; only the attempt is ours
             self._finish_attempt(session, attempt_id, AttemptOutcome.ABANDONED, started, exc)
             return DeliveryState.RUNNING
         now = utcnow()
-        d.in_flight = None
+        delivery.in_flight = None
         if step.action == "lookup" and isinstance(exc, Permanent):
             # The channel refused the job we were waiting on (e.g. WeChat did not publish
             # it): nothing is out there, so a retry or an edit starts over with a new write.
-            d.incomplete = d.uncertain = False
-            d.remote_state = channel_class(d.channel_kind).state_without_refused_job(
-                d.remote_state or {}
+            delivery.incomplete = delivery.uncertain = False
+            delivery.remote_state = channel_class(delivery.channel_kind).state_without_refused_job(
+                delivery.remote_state or {}
             )
-            if not d.applied_revision_id:
-                d.remote_id = d.remote_url = None
-        d.wait_reason = None
-        d.last_error_kind, d.last_error_code = exc.kind, exc.code
-        d.last_error_message, d.explanation = exc.message, exc.explanation
-        d.lease_owner = d.lease_expires_at = None
+            if not delivery.applied_revision_id:
+                delivery.remote_id = delivery.remote_url = None
+        delivery.wait_reason = None
+        delivery.last_error_kind, delivery.last_error_code = exc.kind, exc.code
+        delivery.last_error_message, delivery.explanation = exc.message, exc.explanation
+        delivery.lease_owner = delivery.lease_expires_at = None
         budget = timedelta(seconds=self.settings.failure_budget_seconds)
         if isinstance(exc, OutcomeUnknown):
-            outcome, d.state = AttemptOutcome.UNKNOWN, DeliveryState.UNKNOWN
-            d.uncertain = True
-            d.failing_since = d.failing_since or now
-            d.next_attempt_at = now + timedelta(seconds=self._backoff(d, now))
-            if now - d.failing_since > budget:  # `uncertain` stays: a retry looks up first
-                outcome, d.state = AttemptOutcome.FAILED, DeliveryState.FAILED
-                d.explanation = f"{exc.explanation}; still uncertain after {budget}, gave up"
+            outcome, delivery.state = AttemptOutcome.UNKNOWN, DeliveryState.UNKNOWN
+            delivery.uncertain = True
+            delivery.failing_since = delivery.failing_since or now
+            delivery.next_attempt_at = now + timedelta(seconds=self._backoff(delivery, now))
+            if now - delivery.failing_since > budget:  # `uncertain` stays: a retry looks up first
+                outcome, delivery.state = AttemptOutcome.FAILED, DeliveryState.FAILED
+                delivery.explanation = f"{exc.explanation}; still uncertain after {budget}, gave up"
         elif isinstance(exc, RateLimited):
-            outcome, d.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
-            d.wait_reason = WaitReason.RATE_LIMIT
-            d.next_attempt_at = max(exc.until, now)
-            d.explanation = f"{exc.explanation}; waits until {exc.until.isoformat()}"
+            outcome, delivery.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
+            delivery.wait_reason = WaitReason.RATE_LIMIT
+            delivery.next_attempt_at = max(exc.until, now)
+            delivery.explanation = f"{exc.explanation}; waits until {exc.until.isoformat()}"
         elif isinstance(exc, AuthExpired):
-            outcome, d.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
-            d.wait_reason = WaitReason.REAUTH
-            needs_reauth(session, d.channel_kind, str(exc))
-            d.next_attempt_at = now + timedelta(hours=1)
+            outcome, delivery.state = AttemptOutcome.DEFERRED, DeliveryState.DEFERRED
+            delivery.wait_reason = WaitReason.REAUTH
+            needs_reauth(session, delivery.channel_kind, str(exc))
+            delivery.next_attempt_at = now + timedelta(hours=1)
         elif isinstance(exc, Permanent):
-            outcome, d.state = AttemptOutcome.FAILED, DeliveryState.FAILED
+            outcome, delivery.state = AttemptOutcome.FAILED, DeliveryState.FAILED
         else:
             delay = (exc.retry_after if isinstance(exc, Retryable) else None) or self._backoff(
-                d, now
+                delivery, now
             )
-            d.failing_since = d.failing_since or now
-            if now - d.failing_since > budget:
-                outcome, d.state = AttemptOutcome.FAILED, DeliveryState.FAILED
-                d.explanation = f"{exc.explanation}; still failing after {budget}, gave up"
+            delivery.failing_since = delivery.failing_since or now
+            if now - delivery.failing_since > budget:
+                outcome, delivery.state = AttemptOutcome.FAILED, DeliveryState.FAILED
+                delivery.explanation = f"{exc.explanation}; still failing after {budget}, gave up"
             else:
-                outcome, d.state = AttemptOutcome.RETRY, DeliveryState.RETRYING
-                d.next_attempt_at = now + timedelta(seconds=delay)
+                outcome, delivery.state = AttemptOutcome.RETRY, DeliveryState.RETRYING
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
         if isinstance(exc, Retryable | OutcomeUnknown):  # the channel, not the content, failed
-            breaker_failure(session, self.settings, d.channel_kind, now)
+            breaker_failure(session, self.settings, delivery.channel_kind, now)
         self._finish_attempt(session, attempt_id, outcome, started, exc)
-        if step.outdated(d) and d.state in (DeliveryState.FAILED, DeliveryState.RETRYING):
+        if step.outdated(delivery) and delivery.state in (
+            DeliveryState.FAILED,
+            DeliveryState.RETRYING,
+        ):
             # The editor changed the item during the call (perhaps fixing what the channel
             # refused): the failure was about a revision nobody wants any more.
-            d.state, d.next_attempt_at = DeliveryState.PENDING, now
-            d.failing_since, d.consecutive_failures = None, 0
-            enqueue_after_commit(session, [(d.id, d.channel_kind)])
-            return d.state
-        if d.state in (DeliveryState.RETRYING, DeliveryState.UNKNOWN, DeliveryState.DEFERRED):
-            delay = (d.next_attempt_at - now).total_seconds()
+            delivery.state, delivery.next_attempt_at = DeliveryState.PENDING, now
+            delivery.failing_since, delivery.consecutive_failures = None, 0
+            enqueue_after_commit(session, [(delivery.id, delivery.channel_kind)])
+            return delivery.state
+        if delivery.state in (
+            DeliveryState.RETRYING,
+            DeliveryState.UNKNOWN,
+            DeliveryState.DEFERRED,
+        ):
+            delay = (delivery.next_attempt_at - now).total_seconds()
             if delay < 3600:  # longer waits are left to the sweeper
-                enqueue_after_commit(session, [(d.id, d.channel_kind)], countdown=delay)
-        return d.state
+                enqueue_after_commit(
+                    session, [(delivery.id, delivery.channel_kind)], countdown=delay
+                )
+        return delivery.state
 
-    def _backoff(self, d: Delivery, now: datetime) -> float:
-        d.consecutive_failures += 1
+    def _backoff(self, delivery: Delivery, now: datetime) -> float:
+        delivery.consecutive_failures += 1
         return backoff_seconds(
-            d.consecutive_failures,
+            delivery.consecutive_failures,
             self.settings.backoff_base_seconds,
             self.settings.backoff_cap_seconds,
         )
 
-    def _settle(self, session: Session, d: Delivery, plan: Settle) -> None:
+    def _settle(self, session: Session, delivery: Delivery, plan: Settle) -> None:
         now = utcnow()
-        d.state = plan.state
-        d.lease_owner = d.lease_expires_at = None
+        delivery.state = plan.state
+        delivery.lease_owner = delivery.lease_expires_at = None
         if plan.explanation is not None or plan.state in (
             DeliveryState.LIVE,
             DeliveryState.WITHDRAWN,
         ):
-            d.explanation = plan.explanation
+            delivery.explanation = plan.explanation
         if plan.next_attempt_in is not None:
-            d.next_attempt_at = now + timedelta(seconds=plan.next_attempt_in)
+            delivery.next_attempt_at = now + timedelta(seconds=plan.next_attempt_in)
         if plan.until is not None:
-            d.next_attempt_at = plan.until
-        d.wait_reason = plan.wait
+            delivery.next_attempt_at = plan.until
+        delivery.wait_reason = plan.wait
         if plan.state == DeliveryState.LIVE:
-            d.live_at = d.live_at or now
-            d.last_error_kind = d.last_error_code = d.last_error_message = None
-            if d.channel_kind == "website":
-                self._wake_dependents(session, d)
+            delivery.live_at = delivery.live_at or now
+            delivery.last_error_kind = delivery.last_error_code = delivery.last_error_message = None
+            if delivery.channel_kind == "website":
+                self._wake_dependents(session, delivery)
         if plan.state == DeliveryState.WITHDRAWN:
-            d.live_at = None
+            delivery.live_at = None
         if plan.state == DeliveryState.PENDING and plan.next_attempt_in == 0:
-            enqueue_after_commit(session, [(d.id, d.channel_kind)])
+            enqueue_after_commit(session, [(delivery.id, delivery.channel_kind)])
 
     def _wake_dependents(self, session: Session, website: Delivery) -> None:
         # A row locked now is being rewritten (an edit, a claim) and made due by it anyway.

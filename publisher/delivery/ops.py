@@ -38,36 +38,36 @@ def wake_waiting(
         stmt = stmt.where(Delivery.channel_kind == kind)
     waiting = session.scalars(stmt.with_for_update(skip_locked=True)).all()
     now = utcnow()
-    for d in waiting:
-        d.next_attempt_at = now
-    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in waiting])
+    for delivery in waiting:
+        delivery.next_attempt_at = now
+    enqueue_after_commit(session, [(delivery.id, delivery.channel_kind) for delivery in waiting])
     return len(waiting)
 
 
 def retry_delivery(session: Session, delivery_id: int, *, actor: str) -> Delivery:
     """Start a failed, deferred or cancelled delivery again, with a new failure budget."""
-    d = session.get(Delivery, delivery_id)
-    if d is None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
         raise NotFound(f"delivery {delivery_id} does not exist")
-    if d.state in (DeliveryState.RUNNING, DeliveryState.LIVE, DeliveryState.WITHDRAWN):
-        raise Conflict(f"delivery {delivery_id} is {d.state.value}; nothing to retry")
-    d.state = DeliveryState.PENDING
-    d.next_attempt_at = utcnow()
-    d.failing_since = None
-    d.consecutive_failures = 0
+    if delivery.state in (DeliveryState.RUNNING, DeliveryState.LIVE, DeliveryState.WITHDRAWN):
+        raise Conflict(f"delivery {delivery_id} is {delivery.state.value}; nothing to retry")
+    delivery.state = DeliveryState.PENDING
+    delivery.next_attempt_at = utcnow()
+    delivery.failing_since = None
+    delivery.consecutive_failures = 0
     from publisher.audit import audit
 
-    audit(session, actor, "delivery.retry", f"delivery:{d.id}")
-    enqueue_after_commit(session, [(d.id, d.channel_kind)])
-    return d
+    audit(session, actor, "delivery.retry", f"delivery:{delivery.id}")
+    enqueue_after_commit(session, [(delivery.id, delivery.channel_kind)])
+    return delivery
 
 
 def poke_delivery(session: Session, delivery_id: int) -> None:
     """Make a waiting delivery due now (e.g. WeChat said its publish job finished)."""
-    d = session.get(Delivery, delivery_id)
-    if d is not None and d.state in CLAIMABLE_STATES:
-        d.next_attempt_at = utcnow()
-        enqueue_after_commit(session, [(d.id, d.channel_kind)])
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is not None and delivery.state in CLAIMABLE_STATES:
+        delivery.next_attempt_at = utcnow()
+        enqueue_after_commit(session, [(delivery.id, delivery.channel_kind)])
 
 
 CANCELLABLE = (
@@ -87,16 +87,16 @@ def cancel_delivery(
     A running delivery cannot be cancelled under its worker's feet; settled ones have nothing
     left to stop.
     """
-    d = session.get(Delivery, delivery_id)
-    if d is None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
         raise NotFound(f"delivery {delivery_id} does not exist")
-    if d.state not in CANCELLABLE:
-        raise Conflict(f"delivery {delivery_id} is {d.state.value}; it cannot be cancelled")
-    d.state = DeliveryState.CANCELLED
-    d.next_attempt_at = utcnow()
-    d.explanation = f"cancelled by {actor}" + (f": {reason}" if reason else "")
-    audit(session, actor, "delivery.cancel", f"delivery:{d.id}", reason=reason)
-    return d
+    if delivery.state not in CANCELLABLE:
+        raise Conflict(f"delivery {delivery_id} is {delivery.state.value}; it cannot be cancelled")
+    delivery.state = DeliveryState.CANCELLED
+    delivery.next_attempt_at = utcnow()
+    delivery.explanation = f"cancelled by {actor}" + (f": {reason}" if reason else "")
+    audit(session, actor, "delivery.cancel", f"delivery:{delivery.id}", reason=reason)
+    return delivery
 
 
 def poke_waiting_wechat_delivery(session: Session, publish_id: str) -> bool:
@@ -131,11 +131,11 @@ def retry_failed(session: Session, kind: str, *, actor: str) -> int:
         )
     ).all()
     now = utcnow()
-    for d in failed:
-        d.state = DeliveryState.PENDING
-        d.next_attempt_at = now
-        d.failing_since = None
-        d.consecutive_failures = 0
-    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in failed])
+    for delivery in failed:
+        delivery.state = DeliveryState.PENDING
+        delivery.next_attempt_at = now
+        delivery.failing_since = None
+        delivery.consecutive_failures = 0
+    enqueue_after_commit(session, [(delivery.id, delivery.channel_kind) for delivery in failed])
     audit(session, actor, "channel.retry_failed", f"channel:{kind}", count=len(failed))
     return len(failed)

@@ -163,10 +163,10 @@ class PlanReads:
     """What planning one delivery reads, each at most once: its item (with domain and
     department), a revision and the website page's URL, together in one query."""
 
-    def __init__(self, session: Session, settings: Settings, d: Delivery) -> None:
+    def __init__(self, session: Session, settings: Settings, delivery: Delivery) -> None:
         self.session = session
         self.settings = settings
-        self.d = d
+        self.delivery = delivery
         self._item: Item | None = None
         self._revisions: dict[int, Revision] = {}
         self._url: str | None = None
@@ -174,13 +174,13 @@ class PlanReads:
     def _load(self, revision_id: int | None) -> Item:
         if self._item is not None:
             return self._item
-        d = self.d
+        delivery = self.delivery
         link = (
-            literal(d.remote_url, String)
-            if d.channel_kind == "website"
+            literal(delivery.remote_url, String)
+            if delivery.channel_kind == "website"
             else select(Delivery.remote_url)
             .where(
-                Delivery.item_id == d.item_id,
+                Delivery.item_id == delivery.item_id,
                 Delivery.channel_kind == "website",
                 Delivery.desired_present.is_(True),
             )
@@ -189,7 +189,7 @@ class PlanReads:
         item, rev, self._url = self.session.execute(
             select(Item, Revision, link)
             .outerjoin(Revision, (Revision.item_id == Item.id) & (Revision.id == revision_id))
-            .where(Item.id == d.item_id)
+            .where(Item.id == delivery.item_id)
             .options(lazyload(Item.domain, Domain.departments))
         ).one()
         if rev is not None:
@@ -198,10 +198,10 @@ class PlanReads:
         return item
 
     def item(self) -> Item:
-        return self._load(self.d.desired_revision_id)
+        return self._load(self.delivery.desired_revision_id)
 
     def website_url(self) -> str | None:
-        self._load(self.d.desired_revision_id)
+        self._load(self.delivery.desired_revision_id)
         return self._url
 
     def publication(self, revision_id: int | None) -> Publication | None:

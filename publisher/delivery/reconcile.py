@@ -151,8 +151,13 @@ class _Finding:
     details: dict[str, Any]
 
 
-def _seen(d: Delivery) -> tuple[Any, ...]:
-    return (DeliveryState(d.state), d.desired_present, d.applied_revision_id, d.remote_id)
+def _seen(delivery: Delivery) -> tuple[Any, ...]:
+    return (
+        DeliveryState(delivery.state),
+        delivery.desired_present,
+        delivery.applied_revision_id,
+        delivery.remote_id,
+    )
 
 
 def _checkable() -> Any:
@@ -176,27 +181,31 @@ def _probes(
     if item_id is not None:
         stmt = stmt.where(Delivery.item_id == item_id)
     probes = []
-    for d in session.scalars(stmt):
-        revision_id = d.applied_revision_id or d.desired_revision_id
+    for delivery in session.scalars(stmt):
+        revision_id = delivery.applied_revision_id or delivery.desired_revision_id
         if revision_id is None:
             continue
         rev = session.get(Revision, revision_id)
-        item = session.get(Item, d.item_id)
+        item = session.get(Item, delivery.item_id)
         assert rev is not None and item is not None
         # The engine's rule: the website's own URL, else the website delivery's.
-        website_url = d.remote_url if kind == "website" else website_url_of(session, item.id)
+        website_url = delivery.remote_url if kind == "website" else website_url_of(session, item.id)
         pub = build_publication(session, settings, item, rev, website_url)
-        if not d.desired_present:  # the website page is gone too: its URL has the known shape
+        if (
+            not delivery.desired_present
+        ):  # the website page is gone too: its URL has the known shape
             pub = with_website_estimate(pub, settings)
         remote = (
-            Remote(d.remote_id, d.remote_url, dict(d.remote_state or {})) if d.remote_id else None
+            Remote(delivery.remote_id, delivery.remote_url, dict(delivery.remote_state or {}))
+            if delivery.remote_id
+            else None
         )
         probes.append(
             _Probe(
-                delivery_id=d.id,
-                item_id=d.item_id,
-                present=d.desired_present,
-                seen=_seen(d),
+                delivery_id=delivery.id,
+                item_id=delivery.item_id,
+                present=delivery.desired_present,
+                seen=_seen(delivery),
                 pub=pub,
                 remote=remote,
                 expected_hash=rev.content_hash,
@@ -362,13 +371,13 @@ def _record(
     actor: str,
 ) -> None:
     """Record one lookup's verdict; open, count again, close or repair the delivery's drift."""
-    d = session.get(Delivery, probe.delivery_id, with_for_update=True)
-    if d is None or _seen(d) != probe.seen:
+    delivery = session.get(Delivery, probe.delivery_id, with_for_update=True)
+    if delivery is None or _seen(delivery) != probe.seen:
         _mark_checked(session, probe.delivery_id, now, "moved")
         report.changed_meanwhile += 1
         return
-    _mark_checked(session, d.id, now, "in_line" if finding is None else "drift")
-    drift = _open_drift(session, d.id)
+    _mark_checked(session, delivery.id, now, "in_line" if finding is None else "drift")
+    drift = _open_drift(session, delivery.id)
     if finding is None:
         report.in_line += 1
         if drift is not None:
@@ -383,9 +392,9 @@ def _record(
     seen_before = drift is not None
     if drift is None:
         drift = Drift(
-            delivery_id=d.id,
-            item_id=d.item_id,
-            channel_kind=d.channel_kind,
+            delivery_id=delivery.id,
+            item_id=delivery.item_id,
+            channel_kind=delivery.channel_kind,
             kind=finding.kind,
             detected_at=now,
             last_seen_at=now,
@@ -411,13 +420,13 @@ def _record(
         else:
             repair = report.policy == "repair"
     if repair:
-        _repair(session, d, drift, actor=actor, now=now)
+        _repair(session, delivery, drift, actor=actor, now=now)
         report.repaired += 1
     report.drift.append(
         DriftFound(
             drift_id=drift.id,
-            delivery_id=d.id,
-            item_id=d.item_id,
+            delivery_id=delivery.id,
+            item_id=delivery.item_id,
             kind=drift.kind.value,
             action=drift.resolution.value,
             seen_before=seen_before,
@@ -425,39 +434,41 @@ def _record(
     )
 
 
-def _repair(session: Session, d: Delivery, drift: Drift, *, actor: str, now: datetime) -> None:
-    """Point `d` back at the engine so that it closes the gap `drift` describes."""
+def _repair(
+    session: Session, delivery: Delivery, drift: Drift, *, actor: str, now: datetime
+) -> None:
+    """Point `delivery` back at the engine so that it closes the gap `drift` describes."""
     if drift.kind == DriftKind.MISSING:  # as the engine does when a lookup finds nothing
-        d.remote_id = d.remote_url = None
-        d.applied_revision_id = None
-        d.remote_state = {}
-        d.forget_attempts()
+        delivery.remote_id = delivery.remote_url = None
+        delivery.applied_revision_id = None
+        delivery.remote_state = {}
+        delivery.forget_attempts()
     elif drift.kind == DriftKind.CHANGED:  # applied ≠ desired: the engine writes it again
-        d.applied_revision_id = None
+        delivery.applied_revision_id = None
     else:  # reappeared: record the copy found, so that the engine deletes it
         found = drift.details.get("channel") or {}
-        d.remote_id = str(found.get("remote_id") or "") or None
-        d.remote_url = found.get("url")
-        d.remote_state = dict(found.get("remote_state") or {})
-        d.forget_attempts()
-        d.applied_revision_id = None
-    d.state = DeliveryState.PENDING
-    d.next_attempt_at = now
-    d.failing_since = None
-    d.consecutive_failures = 0
-    d.explanation = f"drift {drift.id}: {WHAT[drift.kind]}; repairing"
+        delivery.remote_id = str(found.get("remote_id") or "") or None
+        delivery.remote_url = found.get("url")
+        delivery.remote_state = dict(found.get("remote_state") or {})
+        delivery.forget_attempts()
+        delivery.applied_revision_id = None
+    delivery.state = DeliveryState.PENDING
+    delivery.next_attempt_at = now
+    delivery.failing_since = None
+    delivery.consecutive_failures = 0
+    delivery.explanation = f"drift {drift.id}: {WHAT[drift.kind]}; repairing"
     drift.resolution = DriftResolution.REPAIRED
     audit(
         session,
         actor,
         "drift.repair",
-        f"delivery:{d.id}",
+        f"delivery:{delivery.id}",
         drift=drift.id,
         kind=drift.kind.value,
-        item=d.item_id,
-        channel=d.channel_kind,
+        item=delivery.item_id,
+        channel=delivery.channel_kind,
     )
-    enqueue_after_commit(session, [(d.id, d.channel_kind)])
+    enqueue_after_commit(session, [(delivery.id, delivery.channel_kind)])
 
 
 # --- entry points: beat, operators -------------------------------------------------------------
@@ -523,14 +534,15 @@ def repair_drift(session: Session, drift_id: int, *, actor: str) -> Drift:
         raise NotFound(f"drift {drift_id} does not exist")
     if drift.resolved_at is not None:
         raise Conflict(f"drift {drift_id} was resolved at {drift.resolved_at.isoformat()}")
-    d = session.get(Delivery, drift.delivery_id, with_for_update=True)
-    assert d is not None
+    delivery = session.get(Delivery, drift.delivery_id, with_for_update=True)
+    assert delivery is not None
     expected = DeliveryState.WITHDRAWN if drift.kind == DriftKind.REAPPEARED else DeliveryState.LIVE
-    if d.state != expected or d.desired_present != (expected == DeliveryState.LIVE):
+    if delivery.state != expected or delivery.desired_present != (expected == DeliveryState.LIVE):
         raise Conflict(
-            f"delivery {d.id} is {DeliveryState(d.state).value} now; the next check will judge it"
+            f"delivery {delivery.id} is {DeliveryState(delivery.state).value} now; "
+            "the next check will judge it"
         )
-    _repair(session, d, drift, actor=actor, now=utcnow())
+    _repair(session, delivery, drift, actor=actor, now=utcnow())
     return drift
 
 
@@ -584,7 +596,7 @@ def list_drift(
         "total": int(total or 0),
         "limit": page.limit,
         "offset": page.offset,
-        "results": [drift_view(d) for d in rows],
+        "results": [drift_view(delivery) for delivery in rows],
     }
 
 
@@ -595,4 +607,4 @@ def open_drift_for_item(session: Session, item_id: int) -> list[dict[str, Any]]:
         .where(Drift.item_id == item_id, Drift.resolved_at.is_(None))
         .order_by(Drift.channel_kind)
     )
-    return [drift_view(d) for d in rows]
+    return [drift_view(delivery) for delivery in rows]

@@ -334,15 +334,15 @@ def _resend_uncertain(database: Database, channel: WeChatChannel, result: Digest
     with database.session() as session:
         uncertain = [
             _Recorded(
-                d.id,
-                d.day,
-                d.audience,
-                d.clientmsgid,
-                d.media_id or "",
-                d.msg_id,
-                tuple(entry.item_id for entry in d.entries),
+                delivery.id,
+                delivery.day,
+                delivery.audience,
+                delivery.clientmsgid,
+                delivery.media_id or "",
+                delivery.msg_id,
+                tuple(entry.item_id for entry in delivery.entries),
             )
-            for d in session.scalars(
+            for delivery in session.scalars(
                 select(WeChatDigest).where(
                     WeChatDigest.state == WeChatDigestState.UNKNOWN, WeChatDigest.day >= horizon
                 )

@@ -294,8 +294,8 @@ def _lock_deliveries(session: Session, item_id: int) -> dict[str, Delivery]:
     """The item's deliveries by channel kind, row-locked so that a worker finishing a call
     sees the change that follows."""
     return {
-        d.channel_kind: d
-        for d in session.scalars(
+        delivery.channel_kind: delivery
+        for delivery in session.scalars(
             select(Delivery)
             .where(Delivery.item_id == item_id)
             .order_by(Delivery.id)
@@ -382,28 +382,30 @@ def _point_deliveries(
     website = deliveries.get("website")
     website_up = website is not None and website.remote_url is not None
     touched = []
-    for kind, d in deliveries.items():
+    for kind, delivery in deliveries.items():
         present = kind in wanted
-        if d.state == DeliveryState.CANCELLED and present:
+        if delivery.state == DeliveryState.CANCELLED and present:
             continue
-        d.desired_present = present
+        delivery.desired_present = present
         if rev is not None:
-            d.desired_revision_id = rev.id
-        if d.state != DeliveryState.RUNNING:
-            d.state = DeliveryState.PENDING
-        d.failing_since = None
-        d.consecutive_failures = 0
-        d.wait_reason = None
-        d.next_attempt_at = now
+            delivery.desired_revision_id = rev.id
+        if delivery.state != DeliveryState.RUNNING:
+            delivery.state = DeliveryState.PENDING
+        delivery.failing_since = None
+        delivery.consecutive_failures = 0
+        delivery.wait_reason = None
+        delivery.next_attempt_at = now
         if present and not website_up and channel_class(kind).needs_website_url:
             # Nothing to do until the website page exists; its going live wakes this one.
-            d.wait_reason = WaitReason.WEBSITE
-            d.next_attempt_at = now + timedelta(seconds=WEBSITE_WAIT_SECONDS)
+            delivery.wait_reason = WaitReason.WEBSITE
+            delivery.next_attempt_at = now + timedelta(seconds=WEBSITE_WAIT_SECONDS)
             continue
-        d.dispatched_at = now  # handed to the broker by this commit
-        touched.append(d)
+        delivery.dispatched_at = now  # handed to the broker by this commit
+        touched.append(delivery)
     session.flush()  # one INSERT for the new deliveries, with their final values: their ids
-    enqueue_after_commit(session, [(d.id, d.channel_kind) for d in touched], marked=True)
+    enqueue_after_commit(
+        session, [(delivery.id, delivery.channel_kind) for delivery in touched], marked=True
+    )
 
 
 def published_kinds(session: Session, item: Item) -> set[str]:

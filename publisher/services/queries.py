@@ -60,27 +60,30 @@ def last_error(
     return {"kind": kind, "code": code, "message": message, "explanation": explanation}
 
 
-def delivery_view(d: Delivery) -> dict[str, Any]:
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
     return {
-        "id": d.id,
-        "item_id": d.item_id,
-        "channel": d.channel_kind,
-        "state": d.state.value,
-        "desired_present": d.desired_present,
-        "desired_revision_id": d.desired_revision_id,
-        "applied_revision_id": d.applied_revision_id,
-        "remote_id": d.remote_id,
-        "url": d.remote_url,
-        "attempts": d.attempt_count,
+        "id": delivery.id,
+        "item_id": delivery.item_id,
+        "channel": delivery.channel_kind,
+        "state": delivery.state.value,
+        "desired_present": delivery.desired_present,
+        "desired_revision_id": delivery.desired_revision_id,
+        "applied_revision_id": delivery.applied_revision_id,
+        "remote_id": delivery.remote_id,
+        "url": delivery.remote_url,
+        "attempts": delivery.attempt_count,
         "last_error": last_error(
-            d.last_error_kind, d.last_error_code, d.last_error_message, d.explanation
+            delivery.last_error_kind,
+            delivery.last_error_code,
+            delivery.last_error_message,
+            delivery.explanation,
         ),
-        "explanation": d.explanation,
-        "wait_reason": d.wait_reason,
-        "next_attempt_at": iso(d.next_attempt_at),
-        "live_at": iso(d.live_at),
-        "created_at": iso(d.created_at),
-        "updated_at": iso(d.updated_at),
+        "explanation": delivery.explanation,
+        "wait_reason": delivery.wait_reason,
+        "next_attempt_at": iso(delivery.next_attempt_at),
+        "live_at": iso(delivery.live_at),
+        "created_at": iso(delivery.created_at),
+        "updated_at": iso(delivery.updated_at),
     }
 
 
@@ -148,7 +151,9 @@ def item_view_of(
     view = item_summary(item, latest)
     view["revision"] = revision_view(latest) if latest else None
     view["revisions"] = [revision_view(r, full=False) for r in revisions]
-    view["deliveries"] = [delivery_view(d) for d in sorted(deliveries, key=lambda d: d.id)]
+    view["deliveries"] = [
+        delivery_view(delivery) for delivery in sorted(deliveries, key=lambda delivery: delivery.id)
+    ]
     return view
 
 
@@ -222,20 +227,20 @@ def list_deliveries(
         "total": total,
         "limit": page.limit,
         "offset": page.offset,
-        "results": [delivery_view(d) for d in rows],
+        "results": [delivery_view(delivery) for delivery in rows],
     }
 
 
 def delivery_detail(session: Session, delivery_id: int) -> dict[str, Any]:
     """A delivery with all its attempts, newest first."""
-    d = session.get(Delivery, delivery_id)
-    if d is None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
         raise NotFound(f"delivery {delivery_id} does not exist")
-    view = delivery_view(d)
+    view = delivery_view(delivery)
     view["attempt_log"] = [
         attempt_view(a)
         for a in session.scalars(
-            select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id.desc())
+            select(Attempt).where(Attempt.delivery_id == delivery.id).order_by(Attempt.id.desc())
         )
     ]
     return view
@@ -255,10 +260,10 @@ def item_attempts(session: Session, item_id: int) -> list[dict[str, Any]]:
 
 
 def item_of_delivery(session: Session, delivery_id: int) -> Item:
-    d = session.get(Delivery, delivery_id)
-    if d is None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
         raise NotFound(f"delivery {delivery_id} does not exist")
-    item = session.get(Item, d.item_id)
+    item = session.get(Item, delivery.item_id)
     assert item is not None
     return item
 

@@ -37,7 +37,7 @@ def domain_view(domain: Domain) -> dict[str, Any]:
         "name": domain.name,
         "catecode": domain.catecode,
         "active": domain.active,
-        "departments": [d.code for d in domain.departments],
+        "departments": [delivery.code for delivery in domain.departments],
     }
 
 
