@@ -1,4 +1,4 @@
-"""The `publisher` command (DESIGN §6): run the processes, and operate the store directly.
+"""The `publisher` command: run the processes, and operate the store directly.
 
 Here: `main` and the explicit list of its command groups, one module each; `common` holds
 what they share. Groups import `common` and services, never each other or this package;
@@ -14,11 +14,16 @@ from __future__ import annotations
 import click
 
 from publisher.cli import bench, channels, drift, freeze, items, jobs, run, scope, tokens
+from publisher.config import get_settings
+from publisher.dispatch import celery_sender, install_sender
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """publisher: publish once, reach every channel."""
+    # What a command commits reaches the workers through a Celery client of this process
+    # (`publisher worker` replaces it with its own app's).
+    install_sender(celery_sender(get_settings()))
 
 
 COMMANDS: tuple[click.Command, ...] = (
