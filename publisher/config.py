@@ -6,15 +6,19 @@ Adapters never read the environment: they receive the part of these settings the
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
 DEFAULT_SANDBOX_SECRET = "sandbox-secret"
+DEFAULT_SHARED_KEY_PREFIX = "publisher:"
+# Broker URLs kombu serves with its Redis transport.
+REDIS_BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://", "sentinel://")
 
 
 class Settings(BaseSettings):
@@ -24,6 +28,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     broker_url: str | None = None
     redis_url: str | None = None
+    # Unset: the shared store's keys start with `publisher:` and the broker's are Celery's own
+    # names (what Flower and running deployments expect). Set: every key the system writes in
+    # Redis (shared store and broker) starts with it, so that several deployments, or test
+    # runs, can share one Redis database.
+    redis_key_prefix: str | None = None
     bootstrap_token: str | None = None
     org_code: str = "733099896"
     org_name: str = "松山湖管委会"
@@ -120,6 +129,34 @@ class Settings(BaseSettings):
         if self.broker_url:
             return self.broker_url
         return f"sqla+sqlite:///{(self.var_dir / 'broker.sqlite').resolve()}"
+
+    def shared_key_prefix(self) -> str:
+        """What the keys of the Redis shared store start with."""
+        return self.redis_key_prefix or DEFAULT_SHARED_KEY_PREFIX
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """Kombu's transport options for the settings' broker: the same for the worker, beat and
+    every process that sends to it, or they would not find each other's queues."""
+    url = settings.resolved_broker_url()
+    if url.startswith("sqla+"):
+        # The SQLAlchemy transport hands its options to create_engine: wait on SQLite's lock
+        # rather than fail while the API, worker and beat write at once.
+        return {"connect_args": {"timeout": 30}}
+    # Redis redelivers unacknowledged messages after this; longer than any delivery call.
+    options: dict[str, Any] = {"visibility_timeout": 600}
+    if settings.redis_key_prefix and url.startswith(REDIS_BROKER_SCHEMES):
+        # Kombu puts this before every key it writes, its unacked hash and index included.
+        options["global_keyprefix"] = settings.redis_key_prefix
+        options["client_name"] = redis_client_name(settings.redis_key_prefix)
+    return options
+
+
+def redis_client_name(prefix: str) -> str:
+    """The name (`CLIENT SETNAME`) of the Redis connections of a deployment whose keys start
+    with `prefix`, so that `CLIENT LIST` tells deployments apart. Redis refuses names with
+    spaces or characters outside printable ASCII."""
+    return re.sub(r"[^!-~]", "_", prefix)
 
 
 CHANNELS_ENV_FILE = "channels.env"

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from channels.base import SharedStore
-from publisher.config import Settings
+from publisher.config import DEFAULT_SHARED_KEY_PREFIX, Settings, redis_client_name
 from publisher.db import Database, get_database
 from publisher.models import SharedValue
 
@@ -27,8 +27,12 @@ def _window(window_seconds: float, now: float) -> tuple[int, float]:
 
 
 class RedisSharedStore:
-    def __init__(self, url: str, prefix: str = "publisher:") -> None:
-        self.redis = redis.Redis.from_url(url, decode_responses=True)
+    """Every key starts with `prefix`; `client_name` names the connections (`CLIENT LIST`)."""
+
+    def __init__(
+        self, url: str, prefix: str = DEFAULT_SHARED_KEY_PREFIX, client_name: str | None = None
+    ) -> None:
+        self.redis = redis.Redis.from_url(url, decode_responses=True, client_name=client_name)
         self.prefix = prefix
 
     def get(self, key: str) -> str | None:
@@ -116,7 +120,9 @@ def shared_store(settings: Settings, database: Database | None = None) -> Shared
     windows) while the caller may hold a write transaction on the store.
     """
     if settings.redis_url:
-        return RedisSharedStore(settings.redis_url)
+        prefix = settings.shared_key_prefix()
+        name = redis_client_name(prefix) if settings.redis_key_prefix else None
+        return RedisSharedStore(settings.redis_url, prefix, client_name=name)
     database = database or get_database(settings)
     if database.url.startswith("sqlite"):
         return DatabaseSharedStore(_embedded_shared_database(settings))

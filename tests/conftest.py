@@ -63,7 +63,10 @@ def publisher_env(
 @pytest.fixture
 def dispatched() -> Iterator[list[tuple[int, str, float]]]:
     """Every (delivery id, channel kind, countdown) sent to the workers after a commit."""
+    # Not at collection: tests.support imports the whole application, and the layout check
+    # (tests/test_layout.py) must run even while some module of it does not import.
+    from tests.support import dispatching_to
+
     sent: list[tuple[int, str, float]] = []
-    db.set_dispatcher(sent.extend)
-    yield sent
-    db.set_dispatcher(None)
+    with dispatching_to(sent.extend):
+        yield sent

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
+import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -21,7 +23,9 @@ from channels.sandbox.common import SandboxState
 from channels.sandbox.server import sandbox_app
 from publisher.config import Settings
 from publisher.db import Database
-from publisher.services.deliveries import ChannelPool, DeliveryEngine
+from publisher.delivery.engine import DeliveryEngine
+from publisher.delivery.publication import ChannelPool
+from publisher.dispatch import set_dispatcher
 from publisher.services.items import ItemFields
 from publisher.shared import DatabaseSharedStore
 
@@ -107,17 +111,51 @@ def sandbox_engine(settings: Settings) -> DeliveryEngine:
     return DeliveryEngine(db, settings, ChannelPool(settings, DatabaseSharedStore(db)))
 
 
+def item_fields(**overrides: Any) -> ItemFields:
+    """A valid new item (社管局, social welfare; every required field set), with `overrides`
+    replacing its fields."""
+    fields = ItemFields(
+        title="关于2026年冬季供暖补贴发放的公告",
+        body_html="<p>补贴标准为每户每月200元。</p>",
+        summary="冬季供暖补贴发放",
+        domain="welfare",
+        department="sgj",
+        formed_on=date(2026, 11, 20),
+        keywords=["补贴"],
+    )
+    return replace(fields, **overrides)
+
+
 def housing_notice(n: int) -> ItemFields:
-    """The item of the Weibo engine tests: for the website and Weibo only."""
-    return ItemFields(
+    """The item of the Weibo engine and reconciliation tests: for the website and Weibo only."""
+    return item_fields(
         title=f"松山湖第{n}批公共租赁住房配租结果公示",
         summary="本批次配租对象名单及房源分配结果。",
         body_html="<p>公示期为7个工作日。</p>",
-        domain="welfare",
         department="jsj",
         formed_on=date(2026, 11, 19),
+        keywords=None,
         channels=["website", "weibo"],
     )
+
+
+# (delivery id, channel kind, countdown): what a commit hands to the workers.
+Dispatched = list[tuple[int, str, float]]
+
+
+@contextmanager
+def dispatching_to(receive: Callable[[Dispatched], object]) -> Iterator[None]:
+    """What each commit hands to the workers goes to `receive` instead of the broker (the
+    `dispatched` fixture records it); the default is back afterwards."""
+
+    def dispatch(pairs: Dispatched) -> None:
+        receive(pairs)
+
+    set_dispatcher(dispatch)
+    try:
+        yield
+    finally:
+        set_dispatcher(None)
 
 
 def sample_publication(**overrides: Any) -> Publication:
@@ -155,6 +193,10 @@ PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PG_DATABASE = f"publisher_test_{os.getpid()}"
 PG_URL = f"{PG_SERVER}/{PG_DATABASE}"
 REDIS_URL = "redis://127.0.0.1:6379/15"
+# Every key a test run writes in Redis (shared store and broker) starts with this prefix, and
+# the run deletes exactly those keys when it ends: two runs on one machine (a session and its
+# CI) share db 15 and never see or delete each other's keys. Never FLUSHDB it.
+REDIS_RUN_PREFIX = f"pytest-{os.getpid()}-{secrets.token_hex(4)}:"
 
 
 def require_service(name: str, probe: Any) -> None:
@@ -207,14 +249,77 @@ def _drop_test_database() -> None:
     admin.dispose()
 
 
-def fresh_redis() -> str:
+@dataclass(frozen=True)
+class RedisSpace:
+    """A key space of its own in a Redis database: every key in it starts with `prefix`."""
+
+    url: str
+    prefix: str
+
+    def env(self) -> dict[str, str]:
+        """The settings that put a process's shared store and broker in this space."""
+        return {
+            "PUBLISHER_BROKER_URL": self.url,
+            "PUBLISHER_REDIS_URL": self.url,
+            "PUBLISHER_REDIS_KEY_PREFIX": self.prefix,
+        }
+
+    def keys(self) -> list[str]:
+        return redis_keys(self.url, self.prefix)
+
+    def delete_keys(self) -> int:
+        return delete_redis_keys(self.url, self.prefix)
+
+
+_redis_spaces = itertools.count(1)
+
+
+def fresh_redis() -> RedisSpace:
+    """A new, empty key space of this test run in the local Redis (each call its own, under
+    `REDIS_RUN_PREFIX`); the run deletes its keys when it ends."""
     import redis
 
     def probe() -> None:
-        redis.Redis.from_url(REDIS_URL).flushdb()
+        redis.Redis.from_url(REDIS_URL).ping()
+        if not _redis_cleanup_registered:
+            atexit.register(delete_redis_keys, REDIS_URL, REDIS_RUN_PREFIX)
+            _redis_cleanup_registered.append(True)
 
     require_service("Redis at 127.0.0.1:6379", probe)
-    return REDIS_URL
+    return RedisSpace(REDIS_URL, f"{REDIS_RUN_PREFIX}{next(_redis_spaces)}:")
+
+
+_redis_cleanup_registered: list[bool] = []
+
+
+def redis_keys(url: str, prefix: str) -> list[str]:
+    """Every key in `url`'s database that starts with `prefix` (SCAN, not KEYS)."""
+    import redis
+
+    with redis.Redis.from_url(url, decode_responses=True) as client:
+        return sorted(client.scan_iter(match=_glob_escape(prefix) + "*", count=1000))
+
+
+def delete_redis_keys(url: str, prefix: str) -> int:
+    """Delete exactly the keys that start with `prefix`; how many there were."""
+    import redis
+
+    deleted = 0
+    with redis.Redis.from_url(url) as client:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+            batch.append(key)
+            if len(batch) == 500:
+                deleted += int(client.unlink(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(client.unlink(*batch))
+    return deleted
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally in a SCAN MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def migrated_sqlite(directory: Any) -> str:

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from channels.wechat import BEIJING, WeChatChannel
 from publisher.config import Settings
 from publisher.db import Database
+from publisher.delivery.publication import ChannelPool
+from publisher.delivery.wechat_digest import run_daily_digest, scheduled_wechat_digest
 from publisher.models import (
     Delivery,
     DeliveryState,
@@ -26,8 +28,6 @@ from publisher.models import (
     WeChatDigest,
     WeChatDigestState,
 )
-from publisher.services.deliveries import ChannelPool
-from publisher.services.wechat_push import run_daily_digest, scheduled_wechat_digest
 from publisher.shared import DatabaseSharedStore
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness

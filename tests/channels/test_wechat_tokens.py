@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import multiprocessing
-import uuid
 
 from channels.wechat import WeChatChannel
 from publisher.shared import RedisSharedStore
-from tests.support import running_sandbox, sample_publication
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
+from tests.support import RedisSpace, fresh_redis, running_sandbox, sample_publication
 
 
-def publish_items(api_base: str, prefix: str, worker: int, count: int) -> None:
+def publish_items(api_base: str, redis_space: RedisSpace, worker: int, count: int) -> None:
     """One worker process: its own adapter and store connection, `count` publications."""
     channel = WeChatChannel(
         appid="sandbox",
         secret="sandbox-secret",
         api_base=api_base,
-        shared=RedisSharedStore(REDIS_URL, prefix=prefix),
+        shared=RedisSharedStore(redis_space.url, prefix=redis_space.prefix),
         timeout=5.0,
     )
     for n in range(count):
@@ -31,11 +28,11 @@ def publish_items(api_base: str, prefix: str, worker: int, count: int) -> None:
 
 
 def test_two_workers_publishing_twenty_items_fetch_one_token() -> None:
-    prefix = f"test-wechat-{uuid.uuid4().hex}:"
+    redis_space = fresh_redis()
     context = multiprocessing.get_context("spawn")
     with running_sandbox("wechat") as sandbox:
         workers = [
-            context.Process(target=publish_items, args=(sandbox.url, prefix, worker, 10))
+            context.Process(target=publish_items, args=(sandbox.url, redis_space, worker, 10))
             for worker in (1, 2)
         ]
         for process in workers:

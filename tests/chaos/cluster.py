@@ -21,8 +21,9 @@ import psycopg
 import redis
 import requests
 
+from publisher.config import redis_client_name
 from tests.e2e.system import System, _up, wait_for
-from tests.support import free_port
+from tests.support import RedisSpace, free_port
 
 KINDS = ("website", "catalogue", "wechat", "weibo")
 WORKERS = 3
@@ -37,13 +38,12 @@ SETTLED = ("live", "withdrawn")
 
 
 class ChaosCluster(System):
-    def __init__(self, var_dir: Path, database_url: str, redis_url: str) -> None:
+    def __init__(self, var_dir: Path, database_url: str, redis_space: RedisSpace) -> None:
         super().__init__(
             var_dir,
             {
                 "PUBLISHER_DATABASE_URL": database_url,
-                "PUBLISHER_BROKER_URL": redis_url,
-                "PUBLISHER_REDIS_URL": redis_url,
+                **redis_space.env(),
                 # Short, so that a killed worker's deliveries are taken over quickly; a live
                 # worker renews its lease while its calls run.
                 "PUBLISHER_LEASE_SECONDS": "5",
@@ -63,7 +63,7 @@ class ChaosCluster(System):
             },
         )
         self.database_url = database_url
-        self.redis_url = redis_url
+        self.redis_space = redis_space
         for kind in ("wechat", "weibo"):
             self.ports[kind] = free_port()
             self.sandbox[kind] = f"http://127.0.0.1:{self.ports[kind]}"
@@ -129,18 +129,17 @@ class ChaosCluster(System):
     # disasters
 
     def restart_broker(self) -> None:
-        """What a Redis restart without persistence does to us: every connection to our
-        database dropped, and the database (messages, shared token and rate state) empty."""
-        client = redis.Redis.from_url(self.redis_url)
-        db = client.connection_pool.connection_kwargs.get("db", 0)
-        me = client.client_id()
-        dropped = 0
-        for entry in client.client_list():
-            if int(entry["db"]) == db and int(entry["id"]) != me:
-                dropped += int(client.client_kill_filter(_id=entry["id"]))
-        client.flushdb()
-        client.close()
-        self.note(f"redis: {dropped} connections dropped, FLUSHDB")
+        """What a Redis restart without persistence does to us: every connection of the
+        cluster dropped, and its keys (messages, shared token and rate state) gone. Only the
+        cluster's: the database is shared with other test runs, so no FLUSHDB."""
+        name = redis_client_name(self.redis_space.prefix)
+        with redis.Redis.from_url(self.redis_space.url, decode_responses=True) as client:
+            dropped = 0
+            for entry in client.client_list():
+                if entry.get("name") == name:
+                    dropped += int(client.client_kill_filter(_id=entry["id"]))
+        deleted = self.redis_space.delete_keys()
+        self.note(f"redis: {dropped} connections dropped, {deleted} keys deleted")
 
     def cut_database(self) -> int:
         """Terminate every other connection to the store; returns how many were cut."""

@@ -13,9 +13,9 @@ from tests.support import fresh_postgres, fresh_redis
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosCluster]:
-    redis_url = fresh_redis()
+    redis_space = fresh_redis()
     database_url = fresh_postgres()
-    cluster = ChaosCluster(tmp_path_factory.mktemp("chaos"), database_url, redis_url)
+    cluster = ChaosCluster(tmp_path_factory.mktemp("chaos"), database_url, redis_space)
     try:
         cluster.start_all()
         yield cluster

@@ -1,6 +1,6 @@
 """Chaos: several workers on PostgreSQL + Redis, every sandbox failing 30 % of calls, slow, and
-hanging after 10 % of its writes — while workers are killed with SIGKILL, the Redis database is
-flushed, and the store's connections are cut.
+hanging after 10 % of its writes — while workers are killed with SIGKILL, the cluster's Redis
+keys are deleted, and the store's connections are cut.
 
 Each scenario publishes a batch through the API, edits some items while they are being
 delivered and retracts others, and inflicts its disaster meanwhile. Then the faults stop and,
@@ -41,7 +41,7 @@ def kill_workers(cluster: ChaosCluster, stop: threading.Event) -> None:
 
 
 def restart_redis(cluster: ChaosCluster, stop: threading.Event) -> None:
-    """Every few seconds, drop every connection to the broker's database and FLUSHDB it:
+    """Every few seconds, drop every connection of the cluster to Redis and delete its keys:
     queued messages, the shared token and rate state are lost; the sweeper must find the
     work again in the store."""
     while not stop.wait(3.5):

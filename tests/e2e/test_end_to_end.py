@@ -31,12 +31,7 @@ ITEM = {
 def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
     extra: dict[str, str] = {}
     if request.param == "services":
-        redis_url = fresh_redis()
-        extra = {
-            "PUBLISHER_DATABASE_URL": fresh_postgres(),
-            "PUBLISHER_BROKER_URL": redis_url,
-            "PUBLISHER_REDIS_URL": redis_url,
-        }
+        extra = {"PUBLISHER_DATABASE_URL": fresh_postgres(), **fresh_redis().env()}
     system = System(tmp_path, extra)
     try:
         system.start_all()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,10 @@ import requests
 from sqlalchemy import func, select, update
 
 from publisher.config import Settings
-from publisher.db import Database, set_dispatcher
+from publisher.db import Database
+from publisher.delivery.claims import claim_delivery, due_deliveries
+from publisher.delivery.engine import DeliveryEngine
+from publisher.delivery.ops import retry_failed
 from publisher.models import (
     Attempt,
     AttemptOutcome,
@@ -29,12 +32,7 @@ from publisher.models import (
     utcnow,
 )
 from publisher.models import Channel as ChannelRow
-from publisher.services.channels import lift_freeze, retry_failed, start_freeze
-from publisher.services.deliveries import (
-    DeliveryEngine,
-    claim_delivery,
-    due_deliveries,
-)
+from publisher.services.freeze import lift_freeze, start_freeze
 from publisher.services.items import (
     ItemFields,
     create_item,
@@ -45,6 +43,7 @@ from publisher.services.items import (
 from tests.support import (
     RunningSandbox,
     item_delivery,
+    item_fields,
     make_due,
     migrated_sqlite,
     running_sandbox,
@@ -60,6 +59,7 @@ class World:
     engine: DeliveryEngine
     website: RunningSandbox
     catalogue: RunningSandbox
+    sent: list[tuple[int, str, float]]  # what commits handed to the workers
 
     @contextmanager
     def slow_website_sync(
@@ -79,16 +79,8 @@ class World:
             slow.join()
 
     def publish(self, **overrides: object) -> int:
-        f = ItemFields(
-            title="2026年松山湖园区企业稳岗补贴申领指南",
-            body_html="<p>符合条件的企业可于12月31日前申领。</p>",
-            summary="稳岗补贴申领条件与流程",
-            domain="welfare",
-            department="sgj",
-            formed_on=date(2026, 11, 18),
-        )
-        for k, v in overrides.items():
-            setattr(f, k, v)
+        overrides.setdefault("title", "2026年松山湖园区企业稳岗补贴申领指南")
+        f = item_fields(**overrides)
         with self.db.session() as session:
             item_id = create_item(session, self.settings, f, actor="t").id
         with self.db.session() as session:
@@ -120,16 +112,14 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    set_dispatcher(lambda messages: None)
+def world(tmp_path: Path, dispatched: list[tuple[int, str, float]]) -> Iterator[World]:
     with running_sandbox("website") as website, running_sandbox("catalogue") as catalogue:
         settings = sandbox_settings(
             tmp_path, migrated_sqlite(tmp_path), website, catalogue, http_timeout_seconds=1.0
         )
         engine = sandbox_engine(settings)
-        yield World(settings, engine.database, engine, website, catalogue)
+        yield World(settings, engine.database, engine, website, catalogue, dispatched)
         engine.database.dispose()
-    set_dispatcher(None)
 
 
 def page(url: str) -> requests.Response:
@@ -236,7 +226,7 @@ def test_a_claimed_delivery_cannot_be_claimed_twice_until_its_lease_expires(
         session.execute(
             update(Delivery)
             .where(Delivery.id == d.id)
-            .values(lease_expires_at=utcnow(), remote_state={"in_flight": "create"})
+            .values(lease_expires_at=utcnow(), in_flight="create")
         )
         session.add(Attempt(delivery_id=d.id, number=1, action="create", worker="w1"))
     result = world.engine.sync(d.id, "w2")
@@ -284,11 +274,10 @@ def test_a_freeze_holds_publishing_but_not_urgent_items_or_withdrawals(world: Wo
     with world.db.session() as session:
         retract_item(session, urgent, actor="t")
     assert world.sync(urgent, "website").state == DeliveryState.WITHDRAWN  # withdrawals go
-    sent: list[tuple[int, str, float]] = []
-    set_dispatcher(sent.extend)
+    world.sent.clear()
     with world.db.session() as session:
         _, woken = lift_freeze(session, actor="operator")
-    assert woken == 1 and [kind for _, kind, _ in sent] == ["website"]
+    assert woken == 1 and [kind for _, kind, _ in world.sent] == ["website"]
     assert world.sync(normal, "website", force=False).state == DeliveryState.LIVE
     with world.db.session() as session:
         actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))

@@ -12,10 +12,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from publisher.db import set_dispatcher
 from publisher.models import Attempt, Delivery, DeliveryState
 from publisher.models import Channel as ChannelRow
-from publisher.services.channels import credentials_renewed, store_credentials
+from publisher.services.channel_controls import credentials_renewed, store_credentials
 from publisher.services.items import create_item, publish_item
 from tests.support import (
     RunningSandbox,
@@ -80,13 +79,11 @@ class Weibo:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[Weibo]:
-    set_dispatcher(lambda messages: None)
+def world(tmp_path: Path, dispatched: list[tuple[int, str, float]]) -> Iterator[Weibo]:
     with running_sandbox("website") as website, running_sandbox("weibo") as weibo:
         made = Weibo(tmp_path, website, weibo)
         yield made
         made.db.dispose()
-    set_dispatcher(None)
 
 
 def test_35_posts_with_a_limit_of_30_go_30_now_and_5_after_the_window(world: Weibo) -> None:

@@ -26,7 +26,15 @@ from publisher.api.app import create_app
 from publisher.auth import create_token
 from publisher.cli.drift import drift as drift_cli
 from publisher.config import reset_settings
-from publisher.db import Database, set_dispatcher
+from publisher.db import Database
+from publisher.delivery.engine import DeliveryEngine
+from publisher.delivery.publication import ChannelPool
+from publisher.delivery.reconcile import (
+    ReconcileReport,
+    reconcile_channel,
+    repair_drift,
+    scheduled_reconcile,
+)
 from publisher.models import (
     Attempt,
     AuditEvent,
@@ -38,15 +46,8 @@ from publisher.models import (
     DriftResolution,
     utcnow,
 )
-from publisher.services.channels import pause_channel
-from publisher.services.deliveries import ChannelPool, DeliveryEngine
+from publisher.services.channel_controls import pause_channel
 from publisher.services.items import create_item, publish_item, retract_item
-from publisher.services.reconcile import (
-    ReconcileReport,
-    reconcile_channel,
-    repair_drift,
-    scheduled_reconcile,
-)
 from publisher.shared import DatabaseSharedStore
 from tests.support import (
     RunningSandbox,
@@ -64,7 +65,14 @@ BOOTSTRAP = "bootstrap-for-drift-tests"
 
 
 class World:
-    def __init__(self, tmp: Path, url: str, website: RunningSandbox, weibo: RunningSandbox) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        url: str,
+        website: RunningSandbox,
+        weibo: RunningSandbox,
+        sent: list[tuple[int, str, float]],
+    ) -> None:
         self.website, self.weibo = website, weibo
         self.settings = sandbox_settings(
             tmp, url, website, weibo, bootstrap_token=BOOTSTRAP, http_timeout_seconds=2
@@ -74,7 +82,7 @@ class World:
             table.create(self.db.engine, checkfirst=True)  # type: ignore[attr-defined]
         self.pool = ChannelPool(self.settings, DatabaseSharedStore(self.db))
         self.engine = DeliveryEngine(self.db, self.settings, self.pool)
-        self.sent: list[tuple[int, str, float]] = []
+        self.sent = sent  # what commits handed to the workers
         requests.post(f"{weibo.url}/_sandbox/weibo/config", json={"rate_limit": 1000}, timeout=5)
 
     def publish_live(self, n: int = 1) -> int:
@@ -142,26 +150,24 @@ class World:
 
 
 @contextmanager
-def world_on(tmp: Path, url: str) -> Iterator[World]:
+def world_on(tmp: Path, url: str, sent: list[tuple[int, str, float]]) -> Iterator[World]:
     with running_sandbox("website") as website, running_sandbox("weibo") as weibo:
-        made = World(tmp, url, website, weibo)
-        set_dispatcher(made.sent.extend)
+        made = World(tmp, url, website, weibo, sent)
         try:
             yield made
         finally:
-            set_dispatcher(None)
             made.db.dispose()
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    with world_on(tmp_path, migrated_sqlite(tmp_path)) as made:
+def world(tmp_path: Path, dispatched: list[tuple[int, str, float]]) -> Iterator[World]:
+    with world_on(tmp_path, migrated_sqlite(tmp_path), dispatched) as made:
         yield made
 
 
 @pytest.fixture
-def pg_world(tmp_path: Path) -> Iterator[World]:
-    with world_on(tmp_path, fresh_postgres()) as made:
+def pg_world(tmp_path: Path, dispatched: list[tuple[int, str, float]]) -> Iterator[World]:
+    with world_on(tmp_path, fresh_postgres(), dispatched) as made:
         yield made
 
 

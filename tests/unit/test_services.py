@@ -11,19 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from publisher.config import Settings
-from publisher.db import Database, set_dispatcher
+from publisher.db import Database
+from publisher.delivery.claims import backoff_seconds
 from publisher.errors import InvalidInput
+from publisher.index_numbers import allocate_index_no
 from publisher.models import Delivery, Item, Revision
-from publisher.services.deliveries import backoff_seconds
-from publisher.services.items import (
-    ItemFields,
-    allocate_index_no,
-    create_item,
-    edit_item,
-    publish_item,
-    retract_item,
-)
-from tests.support import fresh_postgres, migrated_sqlite
+from publisher.services.items import ItemFields, create_item, edit_item, publish_item, retract_item
+from tests.support import fresh_postgres, item_fields, migrated_sqlite
 
 
 @pytest.fixture
@@ -36,29 +30,6 @@ def db(settings: Settings) -> Database:
     database = Database(settings.resolved_database_url())
     yield database
     database.dispose()
-
-
-@pytest.fixture
-def sent() -> list[tuple[int, str, float]]:
-    messages: list[tuple[int, str, float]] = []
-    set_dispatcher(messages.extend)
-    yield messages
-    set_dispatcher(None)
-
-
-def fields(**overrides: object) -> ItemFields:
-    base = ItemFields(
-        title="关于2026年冬季供暖补贴发放的公告",
-        body_html="<p>补贴标准为每户每月200元。</p>",
-        summary="冬季供暖补贴发放",
-        domain="welfare",
-        department="sgj",
-        formed_on=date(2026, 11, 20),
-        keywords=["补贴"],
-    )
-    for key, value in overrides.items():
-        setattr(base, key, value)
-    return base
 
 
 @pytest.mark.parametrize(
@@ -85,7 +56,7 @@ def test_bad_input_names_field_and_rule_and_stores_nothing(
     db: Database, settings: Settings, overrides: dict[str, object], field: str, rule: str
 ) -> None:
     with pytest.raises(InvalidInput) as caught, db.session() as session:
-        create_item(session, settings, fields(**overrides), actor="t")
+        create_item(session, settings, item_fields(**overrides), actor="t")
     assert (field, rule) in [(p.field, p.rule) for p in caught.value.problems]
     with db.session() as session:
         assert session.scalar(select(func.count(Item.id))) == 0
@@ -98,7 +69,7 @@ def test_html_is_sanitised_and_markdown_rendered(db: Database, settings: Setting
         '<a href="javascript:alert(2)">链接</a><img src="x.png" onerror="boom()"></p>'
     )
     with db.session() as session:
-        item = create_item(session, settings, fields(body_html=dirty), actor="t")
+        item = create_item(session, settings, item_fields(body_html=dirty), actor="t")
         rev = session.scalars(select(Revision).where(Revision.item_id == item.id)).one()
     assert "script" not in rev.body_html and "alert" not in rev.body_html
     assert "onclick" not in rev.body_html and "onerror" not in rev.body_html
@@ -108,7 +79,7 @@ def test_html_is_sanitised_and_markdown_rendered(db: Database, settings: Setting
         item = create_item(
             session,
             settings,
-            fields(body_html=None, body_markdown="## 标题\n\n**加粗**"),
+            item_fields(body_html=None, body_markdown="## 标题\n\n**加粗**"),
             actor="t",
         )
         rev = session.scalars(select(Revision).where(Revision.item_id == item.id)).one()
@@ -119,7 +90,7 @@ def test_edit_makes_a_new_revision_only_when_content_changes(
     db: Database, settings: Settings
 ) -> None:
     with db.session() as session:
-        item_id = create_item(session, settings, fields(), actor="t").id
+        item_id = create_item(session, settings, item_fields(), actor="t").id
     with db.session() as session:
         assert (
             edit_item(session, settings, item_id, ItemFields(summary="冬季供暖补贴发放"), actor="t")
@@ -139,42 +110,42 @@ def test_edit_makes_a_new_revision_only_when_content_changes(
 
 
 def test_publish_edit_retract_change_desired_state_and_enqueue_after_commit(
-    db: Database, settings: Settings, sent: list[tuple[int, str, float]]
+    db: Database, settings: Settings, dispatched: list[tuple[int, str, float]]
 ) -> None:
     with db.session() as session:
-        item_id = create_item(session, settings, fields(), actor="t").id
+        item_id = create_item(session, settings, item_fields(), actor="t").id
     with db.session() as session:
         publish_item(session, settings, item_id, actor="t", enabled_kinds=["website", "catalogue"])
-        assert sent == []  # nothing leaves before the commit
+        assert dispatched == []  # nothing leaves before the commit
     with db.session() as session:
         item = session.get(Item, item_id)
         deliveries = session.scalars(select(Delivery).where(Delivery.item_id == item_id)).all()
     assert item is not None and item.index_no is not None
     assert item.index_no.startswith("733099896/") and item.index_no.endswith("-00001")
     assert sorted(d.channel_kind for d in deliveries) == ["catalogue", "website"]
-    assert [kind for _, kind, _ in sent] == ["website"]  # the catalogue waits for its page
+    assert [kind for _, kind, _ in dispatched] == ["website"]  # the catalogue waits for its page
 
-    sent.clear()
+    dispatched.clear()
     with db.session() as session:
         rev = edit_item(session, settings, item_id, ItemFields(title="新标题"), actor="t")
     with db.session() as session:
         desired = set(
             session.scalars(select(Delivery.desired_revision_id).where(Delivery.item_id == item_id))
         )
-    assert rev is not None and desired == {rev.id} and [k for _, k, _ in sent] == ["website"]
+    assert rev is not None and desired == {rev.id} and [k for _, k, _ in dispatched] == ["website"]
 
-    sent.clear()
+    dispatched.clear()
     with pytest.raises(RuntimeError), db.session() as session:
         retract_item(session, item_id, actor="t")
         raise RuntimeError("rolled back")
-    assert sent == []  # a rolled-back transaction sends nothing
+    assert dispatched == []  # a rolled-back transaction sends nothing
     with db.session() as session:
         retract_item(session, item_id, actor="t")
     with db.session() as session:
         present = set(
             session.scalars(select(Delivery.desired_present).where(Delivery.item_id == item_id))
         )
-    assert present == {False} and len(sent) == 2
+    assert present == {False} and len(dispatched) == 2
 
 
 def _allocate_concurrently(url: str, workers: int, each: int) -> list[str]:
@@ -260,10 +231,10 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
 
 
 def test_publishing_to_channels_that_link_to_the_website_needs_the_website(
-    db: Database, settings: Settings, sent: list[tuple[int, str, float]]
+    db: Database, settings: Settings, dispatched: list[tuple[int, str, float]]
 ) -> None:
     with db.session() as session:
-        item_id = create_item(session, settings, fields(channels=["catalogue"]), actor="t").id
+        item_id = create_item(session, settings, item_fields(channels=["catalogue"]), actor="t").id
     with pytest.raises(InvalidInput) as refused, db.session() as session:
         publish_item(session, settings, item_id, actor="t", enabled_kinds=["website"])
     assert [(p.field, p.rule) for p in refused.value.problems] == [("channels", "needs_website")]
@@ -273,10 +244,10 @@ def test_publishing_to_channels_that_link_to_the_website_needs_the_website(
 
 
 def test_channel_changes_on_a_published_item_reach_the_deliveries(
-    db: Database, settings: Settings, sent: list[tuple[int, str, float]]
+    db: Database, settings: Settings, dispatched: list[tuple[int, str, float]]
 ) -> None:
     with db.session() as session:
-        item_id = create_item(session, settings, fields(), actor="t").id
+        item_id = create_item(session, settings, item_fields(), actor="t").id
     with db.session() as session:
         publish_item(session, settings, item_id, actor="t", enabled_kinds=["website", "catalogue"])
 
