@@ -14,7 +14,7 @@ from celery.signals import worker_process_init
 from kombu import Queue
 
 from channels.registry import KINDS
-from publisher.config import Settings, get_settings
+from publisher.config import Settings, broker_transport_options, get_settings
 from publisher.process import freeze_startup_objects
 
 
@@ -32,6 +32,7 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        broker_transport_options=broker_transport_options(settings),
         task_default_queue="control",
         task_queues=[Queue("control"), *(Queue(queue_for(kind)) for kind in KINDS)],
         task_routes={
@@ -61,16 +62,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     if settings.resolved_broker_url().startswith("sqla+"):
-        # The SQLAlchemy transport hands its options to create_engine: wait on SQLite's lock
-        # rather than fail while the API, worker and beat write at once. It polls once a
-        # second by default and takes no option for it, hence the class attribute.
+        # The SQLAlchemy transport polls once a second by default and takes no option for
+        # it, hence the class attribute.
         from kombu.transport.sqlalchemy import Transport
 
         Transport.polling_interval = 0.2
-        app.conf.broker_transport_options = {"connect_args": {"timeout": 30}}
-    else:
-        # Redis redelivers unacknowledged messages after this; longer than any delivery call.
-        app.conf.broker_transport_options = {"visibility_timeout": 600}
     return app
 
 

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from publisher.api.app import create_app
 from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
-from publisher.db import get_database, set_dispatcher
+from publisher.db import get_database
 from publisher.metrics import metrics_registry, render_metrics
 from publisher.services.deliveries import ChannelPool, DeliveryEngine
 from publisher.shared import shared_store
-from tests.support import running_sandbox
+from tests.support import dispatching_to, running_sandbox
 
 FORMED = (date.today() - timedelta(days=1)).isoformat()
 
@@ -190,12 +190,11 @@ def test_publish_wait_follows_real_deliveries_until_live(
 
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
-        set_dispatcher(lambda pairs: [work.put(i) for i, _, _ in pairs])
         try:
-            assert run(*create_args()).exit_code == 0
-            result = run("items", "publish", "1", "--wait", "--timeout", "20")
+            with dispatching_to(lambda pairs: [work.put(i) for i, _, _ in pairs]):
+                assert run(*create_args()).exit_code == 0
+                result = run("items", "publish", "1", "--wait", "--timeout", "20")
         finally:
-            set_dispatcher(None)
             work.put(None)
             thread.join(timeout=10)
         assert result.exit_code == 0, result.output
