@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
-from publisher.config import Settings
+from publisher.config import Settings, broker_transport_options
 from publisher.models import Delivery, utcnow
 
 log = logging.getLogger(__name__)
@@ -70,16 +70,6 @@ def send(message: Message) -> None:
     if _sender is None:
         raise NoSender(f"no sender installed; {message.task} not sent")
     _sender(message)
-
-
-def broker_transport_options(settings: Settings) -> dict[str, Any]:
-    """The broker transport's options, the same for the workers and every sender."""
-    if settings.resolved_broker_url().startswith("sqla+"):
-        # The SQLAlchemy transport hands its options to create_engine: wait on SQLite's lock
-        # rather than fail while the API, worker and beat write at once.
-        return {"connect_args": {"timeout": 30}}
-    # Redis redelivers unacknowledged messages after this; longer than any delivery call.
-    return {"visibility_timeout": 600}
 
 
 def celery_sender(settings: Settings) -> Sender:

@@ -15,11 +15,8 @@ from kombu import Queue
 
 from channels.registry import KINDS
 from publisher.config import Settings, broker_transport_options, get_settings
+from publisher.dispatch import CONTROL_QUEUE, app_sender, install_sender, queue_for
 from publisher.process import freeze_startup_objects
-
-
-def queue_for(kind: str) -> str:
-    return f"channel.{kind}"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -33,12 +30,12 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options=broker_transport_options(settings),
-        task_default_queue="control",
-        task_queues=[Queue("control"), *(Queue(queue_for(kind)) for kind in KINDS)],
+        task_default_queue=CONTROL_QUEUE,
+        task_queues=[Queue(CONTROL_QUEUE), *(Queue(queue_for(kind)) for kind in KINDS)],
         task_routes={
-            "workers.tasks.sweep": {"queue": "control"},
+            "workers.tasks.sweep": {"queue": CONTROL_QUEUE},
             "workers.tasks.send_wechat_digest": {"queue": queue_for("wechat")},
-            "workers.tasks.check_drift": {"queue": "control"},
+            "workers.tasks.check_drift": {"queue": CONTROL_QUEUE},
         },
         beat_schedule={
             "sweep": {
@@ -71,6 +68,8 @@ def make_celery(settings: Settings) -> Celery:
 
 
 app = make_celery(get_settings())
+# What the worker's tasks hand on after their commits goes through this app.
+install_sender(app_sender(app))
 
 
 @worker_process_init.connect

@@ -17,6 +17,7 @@ from publisher.api.routes_common import (
 from publisher.auth import Principal
 from publisher.delivery import reconcile
 from publisher.models import Drift, Role
+from publisher.services import queries
 from publisher.services.queries import Page
 
 router = APIRouter(tags=["drift"])
@@ -46,7 +47,7 @@ def list_drift(
 ) -> dict[str, Any]:
     """Drift found by reconciliation, newest first: open only unless `open=false`."""
     with database_of(request).session() as session:
-        return reconcile.list_drift(
+        return queries.list_drift(
             session, paging, open_only=open, channel=channel, item=item, kind=kind
         )
 
@@ -81,4 +82,4 @@ def repair(
     with database_of(request).session() as session:
         drift: Drift = reconcile.repair_drift(session, drift_id, actor=who.actor)
         session.flush()
-        return reconcile.drift_view(drift)
+        return queries.drift_view(drift)

@@ -19,14 +19,13 @@ from publisher.api.routes_common import (
 )
 from publisher.api.schemas import ItemIn, ItemPatch, MediaOut, ReasonIn
 from publisher.auth import Principal
-from publisher.delivery.reconcile import open_drift_for_item
 from publisher.errors import FieldProblem, InvalidInput
 from publisher.models import ItemStatus, Media, Role
 from publisher.services import items as item_service
 from publisher.services import queries
 from publisher.services.channel_controls import build_adapters, disabled_map
 from publisher.services.publishing import edit_checked, preview_item, publish_checked
-from publisher.services.queries import Page
+from publisher.services.queries import Page, open_drift_for_item
 
 router = APIRouter(tags=["items"])
 

@@ -14,8 +14,8 @@ from publisher.cli.common import (
 )
 from publisher.config import get_settings
 from publisher.db import get_database
-from publisher.delivery.reconcile import check_now, list_drift, repair_drift
-from publisher.services.queries import Page
+from publisher.delivery.reconcile import check_now, repair_drift
+from publisher.services.queries import Page, list_drift
 
 
 @click.group()

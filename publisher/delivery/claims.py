@@ -2,22 +2,28 @@
 
 A worker takes a delivery with a conditional UPDATE and a lease (`claim`), so that a duplicate
 or stale message is a no-op; `due_deliveries` finds what a lost message left behind. Functions
-take the caller's session and never commit."""
+take the caller's session and never commit, but for `lease_kept`, which renews a lease in
+transactions of its own while a call runs."""
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
+from publisher.db import Database
 from publisher.models import (
     CLAIMABLE_STATES,
     Delivery,
     DeliveryState,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -100,3 +106,34 @@ def due_deliveries(
             .execution_options(synchronize_session=False)
         )
     return found
+
+
+@contextmanager
+def lease_kept(
+    database: Database, lease_seconds: float, delivery_id: int, worker: str
+) -> Iterator[None]:
+    """Renew the lease every third of its length while a channel call runs, so that a slow
+    call (a WeChat publish is several requests) is never taken over half-way."""
+    stop = threading.Event()
+    every = max(0.5, lease_seconds / 3)
+
+    def renew() -> None:
+        while not stop.wait(every):
+            try:
+                with database.session() as session:
+                    session.execute(
+                        update(Delivery)
+                        .where(Delivery.id == delivery_id, Delivery.lease_owner == worker)
+                        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception:  # the store is unreachable: the lease may lapse, as designed
+                log.warning("could not renew the lease of delivery %s", delivery_id)
+
+    keeper = threading.Thread(target=renew, name=f"lease-{delivery_id}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()

@@ -11,15 +11,12 @@ module, unlike the other services, commits: the remote call must sit between two
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Literal
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from channels.base import Channel, Publication, Receipt, Remote
@@ -35,7 +32,8 @@ from channels.errors import (
 from channels.registry import channel_class
 from publisher.config import Settings
 from publisher.db import Database
-from publisher.delivery.claims import backoff_seconds, claim
+from publisher.delivery.attempts import abandon_unfinished, finish_attempt, start_attempt
+from publisher.delivery.claims import backoff_seconds, claim, lease_kept
 from publisher.delivery.gate import (
     breaker_failure,
     breaker_success,
@@ -47,7 +45,6 @@ from publisher.delivery.publication import ChannelPool, PlanReads
 from publisher.dispatch import enqueue_after_commit
 from publisher.models import (
     WEBSITE_WAIT_SECONDS,
-    Attempt,
     AttemptOutcome,
     Delivery,
     DeliveryState,
@@ -57,10 +54,6 @@ from publisher.models import (
 )
 
 log = logging.getLogger(__name__)
-
-# Attempt rows are only ever inserted and finished here, never read back during a sync: plain
-# Core statements on the table skip the ORM's unit of work on the hot path.
-ATTEMPTS = cast(Table, Attempt.__table__)
 
 Action = Literal["create", "update", "delete", "lookup"]
 
@@ -121,14 +114,14 @@ class DeliveryEngine:
             if delivery is None:
                 return result
             result.claimed = True
-            self._abandon_unfinished(session, delivery)
+            abandon_unfinished(session, delivery)
             step = self._next_step(session, delivery, worker, result)
         while step is not None:
             plan, attempt, channel = step
             result.actions.append(plan.action)
             started = time.monotonic()
             try:
-                with self._lease_kept(delivery_id, worker):
+                with lease_kept(self.database, self.settings.lease_seconds, delivery_id, worker):
                     receipt = self._call(channel, plan)
             except Exception as exc:
                 if not isinstance(exc, ChannelError):  # a bug of ours: retry later
@@ -142,7 +135,7 @@ class DeliveryEngine:
             with self.database.session() as session:
                 delivery = self._locked(session, delivery_id, worker)
                 if delivery is None:  # the new owner looks the channel up before it writes
-                    self._finish_attempt(session, attempt, AttemptOutcome.ABANDONED, started)
+                    finish_attempt(session, attempt, AttemptOutcome.ABANDONED, started)
                     result.state = DeliveryState.RUNNING
                     return result
                 stopped = self._record_success(session, delivery, attempt, plan, receipt, started)
@@ -158,37 +151,6 @@ class DeliveryEngine:
                 step = self._next_step(session, delivery, worker, result)
         return result
 
-    @contextmanager
-    def _lease_kept(self, delivery_id: int, worker: str) -> Iterator[None]:
-        """Renew the lease every third of its length while a channel call runs, so that a slow
-        call (a WeChat publish is several requests) is never taken over half-way."""
-        stop = threading.Event()
-        every = max(0.5, self.settings.lease_seconds / 3)
-
-        def renew() -> None:
-            while not stop.wait(every):
-                try:
-                    with self.database.session() as session:
-                        session.execute(
-                            update(Delivery)
-                            .where(Delivery.id == delivery_id, Delivery.lease_owner == worker)
-                            .values(
-                                lease_expires_at=utcnow()
-                                + timedelta(seconds=self.settings.lease_seconds)
-                            )
-                            .execution_options(synchronize_session=False)
-                        )
-                except Exception:  # the store is unreachable: the lease may lapse, as designed
-                    log.warning("could not renew the lease of delivery %s", delivery_id)
-
-        keeper = threading.Thread(target=renew, name=f"lease-{delivery_id}", daemon=True)
-        keeper.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            keeper.join()
-
     def _next_step(
         self, session: Session, delivery: Delivery, worker: str, result: SyncResult
     ) -> tuple[Step, int, Channel] | None:
@@ -200,7 +162,7 @@ class DeliveryEngine:
             result.state = delivery.state
             return None
         delivery.lease_expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
-        attempt = self._start_attempt(session, delivery, plan, worker)
+        attempt = start_attempt(session, delivery, plan.action, plan.pub, worker)
         return plan, attempt, self.pool.get(delivery.channel_kind)
 
     def _locked(self, session: Session, delivery_id: int, worker: str) -> Delivery | None:
@@ -318,73 +280,6 @@ class DeliveryEngine:
 
     # recording
 
-    def _abandon_unfinished(self, session: Session, delivery: Delivery) -> None:
-        """Attempts left `started` by a worker that died; their outcome is unknown.
-
-        Starting an attempt marks the delivery `in_flight` in the same commit, and recording
-        it clears the mark: without the mark there is no unfinished attempt to look for."""
-        if not delivery.in_flight:
-            return
-        session.execute(
-            update(Attempt)
-            .where(Attempt.delivery_id == delivery.id, Attempt.outcome == AttemptOutcome.STARTED)
-            .values(
-                outcome=AttemptOutcome.ABANDONED,
-                finished_at=utcnow(),
-                explanation="the worker stopped during this call; its lease expired",
-            )
-            .execution_options(synchronize_session=False)
-        )
-        # A write may have reached the channel before the worker died: look before writing.
-        delivery.uncertain = True
-        delivery.in_flight = None
-
-    def _start_attempt(self, session: Session, delivery: Delivery, step: Step, worker: str) -> int:
-        delivery.attempt_count += 1
-        if step.action in ("create", "update"):
-            assert step.pub is not None
-            delivery.attempted_revision_id = step.pub.revision_id
-            if step.pub.website_url:
-                delivery.attempted_website_url = step.pub.website_url
-        delivery.in_flight = step.action
-        attempt_id: int = session.execute(
-            insert(ATTEMPTS)
-            .values(
-                delivery_id=delivery.id,
-                number=delivery.attempt_count,
-                action=step.action,
-                revision_id=step.pub.revision_id if step.pub else None,
-                worker=worker,
-            )
-            .returning(ATTEMPTS.c.id)
-        ).scalar_one()
-        return attempt_id
-
-    def _finish_attempt(
-        self,
-        session: Session,
-        attempt_id: int,
-        outcome: AttemptOutcome,
-        started: float,
-        exc: ChannelError | None = None,
-    ) -> None:
-        values: dict[str, Any] = {
-            "outcome": outcome,
-            "finished_at": utcnow(),
-            "duration_ms": int((time.monotonic() - started) * 1000),
-        }
-        if outcome == AttemptOutcome.ABANDONED:
-            values["explanation"] = "the lease ran out during this call; another worker took over"
-        if exc is not None:
-            values.update(
-                error_kind=exc.kind,
-                error_code=exc.code,
-                error_message=exc.message,
-                explanation=exc.explanation,
-                http_status=exc.http_status,
-            )
-        session.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == attempt_id).values(**values))
-
     def _record_success(
         self,
         session: Session,
@@ -396,7 +291,7 @@ class DeliveryEngine:
     ) -> DeliveryState | None:
         """Apply the channel's answer to `delivery` (row-locked, still ours). Returns a state when
         this worker must stop."""
-        self._finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
+        finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
         if not step.channel_healthy:
             breaker_success(session, delivery.channel_kind)
         delivery.wait_reason = None
@@ -482,7 +377,7 @@ class DeliveryEngine:
     ) -> DeliveryState:
         delivery = self._locked(session, delivery_id, worker)
         if delivery is None:  # another worker owns the delivery now; only the attempt is ours
-            self._finish_attempt(session, attempt_id, AttemptOutcome.ABANDONED, started, exc)
+            finish_attempt(session, attempt_id, AttemptOutcome.ABANDONED, started, exc)
             return DeliveryState.RUNNING
         now = utcnow()
         delivery.in_flight = None
@@ -533,7 +428,7 @@ class DeliveryEngine:
                 delivery.next_attempt_at = now + timedelta(seconds=delay)
         if isinstance(exc, Retryable | OutcomeUnknown):  # the channel, not the content, failed
             breaker_failure(session, self.settings, delivery.channel_kind, now)
-        self._finish_attempt(session, attempt_id, outcome, started, exc)
+        finish_attempt(session, attempt_id, outcome, started, exc)
         if step.outdated(delivery) and delivery.state in (
             DeliveryState.FAILED,
             DeliveryState.RETRYING,

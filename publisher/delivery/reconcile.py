@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,7 +63,6 @@ from publisher.models import (
     Revision,
     utcnow,
 )
-from publisher.services.queries import Page, iso
 
 log = logging.getLogger(__name__)
 
@@ -544,67 +543,3 @@ def repair_drift(session: Session, drift_id: int, *, actor: str) -> Drift:
         )
     _repair(session, delivery, drift, actor=actor, now=utcnow())
     return drift
-
-
-# --- what operators see --------------------------------------------------------------------------
-
-
-def drift_view(drift: Drift) -> dict[str, Any]:
-    return {
-        "id": drift.id,
-        "delivery_id": drift.delivery_id,
-        "item_id": drift.item_id,
-        "channel": drift.channel_kind,
-        "kind": drift.kind.value,
-        "open": drift.resolved_at is None,
-        "resolution": drift.resolution.value,
-        "detected_at": iso(drift.detected_at),
-        "last_seen_at": iso(drift.last_seen_at),
-        "times_seen": drift.times_seen,
-        "resolved_at": iso(drift.resolved_at),
-        "details": drift.details,
-    }
-
-
-def list_drift(
-    session: Session,
-    page: Page,
-    *,
-    open_only: bool = True,
-    channel: str | None = None,
-    item: int | None = None,
-    kind: str | None = None,
-) -> dict[str, Any]:
-    """Drift, most recently detected first; open only unless `open_only` is False."""
-    stmt = select(Drift).order_by(Drift.detected_at.desc(), Drift.id.desc())
-    if open_only:
-        stmt = stmt.where(Drift.resolved_at.is_(None))
-    if channel:
-        stmt = stmt.where(Drift.channel_kind == channel)
-    if item is not None:
-        stmt = stmt.where(Drift.item_id == item)
-    if kind:
-        if kind not in {k.value for k in DriftKind}:
-            known = ", ".join(k.value for k in DriftKind)
-            raise InvalidInput(
-                [FieldProblem("kind", "known", f"unknown drift kind {kind!r}; known: {known}")]
-            )
-        stmt = stmt.where(Drift.kind == DriftKind(kind))
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = session.scalars(stmt.limit(page.limit).offset(page.offset))
-    return {
-        "total": int(total or 0),
-        "limit": page.limit,
-        "offset": page.offset,
-        "results": [drift_view(delivery) for delivery in rows],
-    }
-
-
-def open_drift_for_item(session: Session, item_id: int) -> list[dict[str, Any]]:
-    """The item's open drift, one entry per channel that has some (for `GET /items/{id}`)."""
-    rows = session.scalars(
-        select(Drift)
-        .where(Drift.item_id == item_id, Drift.resolved_at.is_(None))
-        .order_by(Drift.channel_kind)
-    )
-    return [drift_view(delivery) for delivery in rows]

@@ -334,15 +334,15 @@ def _resend_uncertain(database: Database, channel: WeChatChannel, result: Digest
     with database.session() as session:
         uncertain = [
             _Recorded(
-                delivery.id,
-                delivery.day,
-                delivery.audience,
-                delivery.clientmsgid,
-                delivery.media_id or "",
-                delivery.msg_id,
-                tuple(entry.item_id for entry in delivery.entries),
+                digest.id,
+                digest.day,
+                digest.audience,
+                digest.clientmsgid,
+                digest.media_id or "",
+                digest.msg_id,
+                tuple(entry.item_id for entry in digest.entries),
             )
-            for delivery in session.scalars(
+            for digest in session.scalars(
                 select(WeChatDigest).where(
                     WeChatDigest.state == WeChatDigestState.UNKNOWN, WeChatDigest.day >= horizon
                 )

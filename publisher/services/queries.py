@@ -1,4 +1,4 @@
-"""Read models: what the API and the CLI show of items, deliveries and attempts.
+"""Read models: what the API and the CLI show of items, deliveries, attempts and drift.
 
 Plain JSON-ready dicts built from the store; nothing here writes. The delivery view carries the
 channel's own error text verbatim next to our plain-words explanation.
@@ -15,8 +15,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
-from publisher.errors import NotFound
-from publisher.models import Attempt, Delivery, DeliveryState, Item, Revision
+from publisher.errors import FieldProblem, InvalidInput, NotFound
+from publisher.models import Attempt, Delivery, DeliveryState, Drift, DriftKind, Item, Revision
 
 
 @dataclass(frozen=True)
@@ -279,3 +279,64 @@ def counts_by_state(session: Session) -> dict[str, dict[str, int]]:
     for kind, state, n in rows:
         counts.setdefault(kind, {})[DeliveryState(state).value] = int(n)
     return counts
+
+
+def drift_view(drift: Drift) -> dict[str, Any]:
+    return {
+        "id": drift.id,
+        "delivery_id": drift.delivery_id,
+        "item_id": drift.item_id,
+        "channel": drift.channel_kind,
+        "kind": drift.kind.value,
+        "open": drift.resolved_at is None,
+        "resolution": drift.resolution.value,
+        "detected_at": iso(drift.detected_at),
+        "last_seen_at": iso(drift.last_seen_at),
+        "times_seen": drift.times_seen,
+        "resolved_at": iso(drift.resolved_at),
+        "details": drift.details,
+    }
+
+
+def list_drift(
+    session: Session,
+    page: Page,
+    *,
+    open_only: bool = True,
+    channel: str | None = None,
+    item: int | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """Drift, most recently detected first; open only unless `open_only` is False."""
+    stmt = select(Drift).order_by(Drift.detected_at.desc(), Drift.id.desc())
+    if open_only:
+        stmt = stmt.where(Drift.resolved_at.is_(None))
+    if channel:
+        stmt = stmt.where(Drift.channel_kind == channel)
+    if item is not None:
+        stmt = stmt.where(Drift.item_id == item)
+    if kind:
+        if kind not in {k.value for k in DriftKind}:
+            known = ", ".join(k.value for k in DriftKind)
+            raise InvalidInput(
+                [FieldProblem("kind", "known", f"unknown drift kind {kind!r}; known: {known}")]
+            )
+        stmt = stmt.where(Drift.kind == DriftKind(kind))
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = session.scalars(stmt.limit(page.limit).offset(page.offset))
+    return {
+        "total": int(total or 0),
+        "limit": page.limit,
+        "offset": page.offset,
+        "results": [drift_view(drift) for drift in rows],
+    }
+
+
+def open_drift_for_item(session: Session, item_id: int) -> list[dict[str, Any]]:
+    """The item's open drift, one entry per channel that has some (for `GET /items/{id}`)."""
+    rows = session.scalars(
+        select(Drift)
+        .where(Drift.item_id == item_id, Drift.resolved_at.is_(None))
+        .order_by(Drift.channel_kind)
+    )
+    return [drift_view(drift) for drift in rows]

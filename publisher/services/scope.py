@@ -37,7 +37,7 @@ def domain_view(domain: Domain) -> dict[str, Any]:
         "name": domain.name,
         "catecode": domain.catecode,
         "active": domain.active,
-        "departments": [delivery.code for delivery in domain.departments],
+        "departments": [department.code for department in domain.departments],
     }
 
 

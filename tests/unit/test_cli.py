@@ -17,8 +17,9 @@ from publisher.api.app import create_app
 from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
+from publisher.delivery.engine import DeliveryEngine
+from publisher.delivery.publication import ChannelPool
 from publisher.metrics import metrics_registry, render_metrics
-from publisher.services.deliveries import ChannelPool, DeliveryEngine
 from publisher.shared import shared_store
 from tests.support import dispatching_to, running_sandbox
 
@@ -252,3 +253,31 @@ def test_api_processes_default_to_one_on_sqlite_and_one_per_cpu_on_postgres(
 ) -> None:
     settings = Settings(var_dir=tmp_path, database_url=database_url, api_workers=configured)
     assert settings.resolved_api_workers() == expected
+
+
+def test_a_cli_publish_reaches_the_broker_through_the_cli_sender(settings: Settings) -> None:
+    """The CLI installs a Celery client of its own: the website's sync message is on the
+    broker's website queue once `items publish` has committed."""
+    from kombu import Connection
+    from sqlalchemy import select
+
+    from publisher.config import broker_transport_options
+    from publisher.dispatch import SYNC_DELIVERY, queue_for
+    from publisher.models import Delivery
+
+    assert run(*create_args()).exit_code == 0
+    assert run("items", "publish", "1").exit_code == 0
+    with (
+        Connection(
+            settings.resolved_broker_url(), transport_options=broker_transport_options(settings)
+        ) as conn,
+        conn.SimpleQueue(queue_for("website")) as website_queue,
+    ):
+        received = website_queue.get(timeout=10)
+        task, args = received.headers["task"], received.payload[0]
+        received.ack()
+    with get_database(settings).session() as session:
+        website = session.scalars(
+            select(Delivery.id).where(Delivery.item_id == 1, Delivery.channel_kind == "website")
+        ).one()
+    assert (task, args) == (SYNC_DELIVERY, [website])

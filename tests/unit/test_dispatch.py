@@ -10,8 +10,7 @@ import pytest
 from kombu import Connection
 
 from channels.registry import KINDS
-from publisher import dispatch
-from publisher.config import Settings
+from publisher.config import Settings, broker_transport_options
 from publisher.db import Database
 from publisher.dispatch import (
     POKE_WECHAT_PUBLISH,
@@ -87,7 +86,7 @@ def test_the_celery_sender_puts_the_message_on_the_broker_queue(settings: Settin
     with (
         Connection(
             settings.resolved_broker_url(),
-            transport_options=dispatch.broker_transport_options(settings),
+            transport_options=broker_transport_options(settings),
         ) as conn,
         conn.SimpleQueue(queue_for("wechat")) as queue,
     ):
