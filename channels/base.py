@@ -127,7 +127,7 @@ class Channel(ABC):
     kind: ClassVar[str]
     title: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
-    # Channels that link to the website page wait until it exists (DESIGN §3).
+    # Channels that link to the website page wait until it exists (docs/architecture.md).
     needs_website_url: ClassVar[bool] = False
 
     def preflight(self, pub: Publication) -> list[Problem]:

@@ -1,4 +1,4 @@
-"""The Dongguan open-government catalogue channel (DESIGN §5.4, a stable protocol).
+"""The Dongguan open-government catalogue channel (docs/protocols.md §3, a stable protocol).
 
     PUT    {base}/api/catalogue/{index_no}   upsert → 201/200 {id, url, status}
     GET    {base}/api/catalogue/{index_no}   → 200 the entry / 404
@@ -46,7 +46,7 @@ class CatalogueChannel(SignedUpsertChannel):
 
 
 def entry_payload(pub: Publication) -> dict[str, Any]:
-    """The catalogue entry of DESIGN §5.4 (政府信息公开条例 Art. 12 fields)."""
+    """The catalogue entry of docs/protocols.md §3 (政府信息公开条例 Art. 12 fields)."""
     return {
         "index_no": pub.index_no,
         "title": pub.title,

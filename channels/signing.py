@@ -1,4 +1,4 @@
-"""The HMAC request signature of the website and catalogue protocols (DESIGN §5.3, §5.4).
+"""The HMAC request signature of the website and catalogue protocols (docs/protocols.md §1, §4).
 
 `X-Signature` = hex HMAC-SHA256(secret, "METHOD\\nPATH\\nTIMESTAMP\\nsha256hex(body)"), where
 PATH is the URL path the server sees (no query) and TIMESTAMP is Unix seconds in `X-Timestamp`,

@@ -1,4 +1,4 @@
-"""The official website CMS channel (DESIGN §5.3, a stable protocol).
+"""The official website CMS channel (docs/protocols.md §2, a stable protocol).
 
     PUT    {base}/api/articles/{external_id}   upsert → 201/200 {id, url, status}
     GET    {base}/api/articles/{external_id}   → 200 the article / 404
@@ -38,7 +38,7 @@ class WebsiteChannel(SignedUpsertChannel):
 
 
 def article_payload(pub: Publication) -> dict[str, Any]:
-    """The article body of DESIGN §5.3; dates as ISO strings."""
+    """The article body of docs/protocols.md §2; dates as ISO strings."""
     return {
         "title": pub.title,
         "content_html": pub.body_html,

@@ -1,4 +1,4 @@
-"""The WeChat official account (DESIGN §5.1): free-publish articles, retract, edit, push.
+"""The WeChat official account (docs/protocols.md §5): free-publish articles, retract, edit, push.
 
 Publishing is asynchronous: `create` uploads the inline images and the cover, adds a draft and
 submits it, and returns an incomplete `Receipt` holding `media_id` and `publish_id`; `lookup`

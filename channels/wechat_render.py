@@ -37,7 +37,7 @@ _ATTRIBUTES = {
 }
 _IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 
-# One calm colour per disclosure domain (DESIGN §2); unknown domains get a stable hash colour.
+# One calm colour per disclosure domain (docs/protocols.md §3); unknown domains: a hash colour.
 DOMAIN_COLOURS: dict[str, tuple[int, int, int]] = {
     "poverty": (178, 34, 34),
     "welfare": (0, 110, 160),

@@ -1,4 +1,4 @@
-"""Weibo over its open API (DESIGN §5.2): share a status, destroy it, find it on the timeline.
+"""Weibo over its open API (docs/protocols.md §6): share, destroy, find a status on the timeline.
 
 Weibo has no idempotency key and cannot edit. So: every post takes a slot of the account's
 hourly budget first (shared by all workers; over budget → `RateLimited`, never a failure); an

@@ -1,4 +1,4 @@
-"""The Weibo status text: `【标题】摘要 <website article URL>` in at most 140 units (DESIGN §5.2).
+"""The Weibo status: `【标题】摘要 <website article URL>` in ≤ 140 units (docs/protocols.md §6).
 
 Weibo counts a character in the Latin-1 range (ASCII and the like) as half a unit and every
 other character (CJK, full-width, 【】, …) as one, and rounds the total up. The composer keeps

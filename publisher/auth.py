@@ -4,7 +4,7 @@ Tokens are random, shown once, and stored only as their SHA-256 (with a short pr
 operator can tell them apart). `PUBLISHER_BOOTSTRAP_TOKEN` is accepted as an admin token so a
 fresh installation can create the first real ones.
 
-Roles (DESIGN §1): admin does everything; an editor writes items (of their own department
+Roles (docs/architecture.md): admin does everything; an editor writes items (of their own department
 when the token names one); an operator runs deliveries and channels; a supervisor reads.
 
 The API knows its callers through a short per-process cache (`cached_principal`, filled by

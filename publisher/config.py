@@ -1,4 +1,4 @@
-"""One typed settings object, built once from the environment (`PUBLISHER_*`, DESIGN §6).
+"""One typed settings object, built once from the environment (`PUBLISHER_*`, docs/architecture.md).
 
 Adapters never read the environment: they receive the part of these settings they need.
 """
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     api_workers: int | None = Field(default=None, ge=1)
     public_base_url: str | None = None
 
-    # Sandbox ports (DESIGN §6) and whether `publisher up` points unset channels at them.
+    # Sandbox ports (docs/architecture.md) and whether `publisher up` points unset channels at them.
     website_port: int = 8101
     catalogue_port: int = 8102
     wechat_port: int = 8103
@@ -105,8 +105,8 @@ class Settings(BaseSettings):
     reconcile_batch: int = 200
     reconcile_policy: Literal["repair", "report"] = "repair"
 
-    # Catalogue sub-codes per domain are our assumption (DESIGN §2): overridable per domain in
-    # the store; this is the section the catalogue groups them under.
+    # Catalogue sub-codes per domain are our assumption (docs/protocols.md §3), overridable per
+    # domain in the store; this is the section the catalogue groups them under.
     catalogue_section: str = "0900"
 
     max_body_bytes: int = Field(default=1_000_000, description="body limit, bytes of UTF-8")

@@ -1,4 +1,4 @@
-"""The canonical store: typed SQLAlchemy 2 models (DESIGN §3).
+"""The canonical store: typed SQLAlchemy 2 models (docs/architecture.md).
 
 An *item* has immutable *revisions*; a *delivery* says "channel C must show revision R of item
 I" (or must not show it); every call to a channel is an *attempt* row. Enums are stored by value.

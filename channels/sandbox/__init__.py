@@ -1,1 +1,1 @@
-"""Local stand-ins for the four channels, speaking their real wire protocols (DESIGN §5.5)."""
+"""Local stand-ins for the four channels, speaking their real protocols (docs/protocols.md §7)."""

@@ -1,4 +1,4 @@
-"""A local Dongguan open-government catalogue speaking the protocol of DESIGN §5.4.
+"""A local Dongguan open-government catalogue speaking the protocol of docs/protocols.md §3.
 
 API (HMAC-signed, same scheme as the website):
     PUT    /api/catalogue/{index_no}   upsert: 201 created / 200 updated or unchanged
@@ -43,7 +43,7 @@ INDEX_NO = re.compile(r"(?P<org>[0-9A-Za-z]{1,32})/(?P<year>\d{4})-(?P<serial>\d
 CATECODE = re.compile(r"\d{4}")
 TITLE_MAX_CHARS = 200
 SUMMARY_MAX_CHARS = 2000
-# Category names of the social public-welfare section (our assumption, DESIGN §2).
+# Category names of the social public-welfare section (our assumption, docs/protocols.md §3).
 CATEGORY_NAMES = {
     "0900": "社会公益事业",
     "0901": "脱贫攻坚",

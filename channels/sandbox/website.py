@@ -1,4 +1,4 @@
-"""A local official-website CMS speaking the protocol of DESIGN §5.3, with real public pages.
+"""A local official-website CMS speaking the protocol of docs/protocols.md §2, with public pages.
 
 API (HMAC-signed, see `channels.signing`):
     PUT    /api/articles/{external_id}   upsert: 201 created / 200 updated or unchanged
@@ -47,7 +47,7 @@ GARBAGE_PAGE = (
 )
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 COLUMN_CODE = re.compile(r"[a-z0-9_-]{1,32}")
-# Display names of the seed domains (DESIGN §2); an unknown column shows its code.
+# Display names of the seed domains (docs/protocols.md §3); an unknown column shows its code.
 COLUMN_NAMES = {
     "poverty": "脱贫攻坚",
     "welfare": "社会救助和社会福利",
@@ -301,7 +301,7 @@ def signed_upsert_app(
     answer: Callable[[Mapping[str, Any], str], dict[str, Any]],
     check_key: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """The signed-upsert API of DESIGN §5.3/§5.4 on `path` (its `{key}` is our id): PUT creates
+    """The signed-upsert API of docs/protocols.md §1 on `path` (its `{key}` is our id): PUT creates
     or updates the record `fields(key, body)` in `table`, GET answers it while published,
     DELETE withdraws it; `check_key` refuses a malformed key. Errors, faults and inspection as
     every sandbox has them."""

@@ -1,6 +1,6 @@
 """A local WeChat official-account API: the real paths, JSON shapes, error codes and quotas.
 
-Emulated (DESIGN §5.1): `cgi-bin/token` (a new token; the previous one lives on for a grace
+Emulated (docs/protocols.md §5): `cgi-bin/token` (a new token; the previous one lives on for a grace
 period) and `cgi-bin/stable_token` (the same token to every caller until it expires; a new one
 with `force_refresh`, a few times a day); `media/uploadimg`; `material/add_material?type=thumb`
 (JPEG under 64 KB); `draft/add`; `freepublish/submit|get|batchget|getarticle|delete`

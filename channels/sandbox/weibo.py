@@ -1,4 +1,4 @@
-"""A local Weibo: the parts of the open API the publisher uses (DESIGN §5.2, §5.5).
+"""A local Weibo: the parts of the open API the publisher uses (docs/protocols.md §6, §7).
 
 - `POST /2/statuses/share.json`   form or multipart: `access_token`, `status`, `rip`, `pic`
 - `POST /2/statuses/destroy.json` `id`

@@ -1,4 +1,4 @@
-"""The FastAPI application: `/api/v1` (DESIGN §6), `/healthz`, `/metrics`, `/media/{sha256}`.
+"""The FastAPI application: `/api/v1` (docs/architecture.md), `/healthz`, `/metrics`, `/media/…`.
 
 `create_app` builds it (tests use it as it is); `serve_app` is the uvicorn factory that
 `publisher api` serves (`uvicorn --factory publisher.api.app:serve_app`), which also freezes the

@@ -1,4 +1,4 @@
-"""Request bodies of the REST API (DESIGN §6, stable: extend, do not break).
+"""Request bodies of the REST API (docs/architecture.md, Stable interfaces: extend, do not break).
 
 Pydantic checks shapes and types; the services check meaning (known domain, responsible
 department, dates, sizes) and their problems come back in the same 422 shape.

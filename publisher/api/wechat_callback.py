@@ -1,4 +1,4 @@
-"""WeChat's server callback: URL verification and the PUBLISHJOBFINISH event (DESIGN §5.1).
+"""WeChat's server callback: URL verification and the PUBLISHJOBFINISH event (docs/protocols.md §5).
 
 WeChat signs every call with `signature` = sha1 of the sorted, concatenated (token, timestamp,
 nonce). `GET` is the URL check when the callback is configured: answer `echostr` verbatim.

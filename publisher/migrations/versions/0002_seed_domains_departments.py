@@ -1,4 +1,4 @@
-"""seed the seven disclosure domains and their responsible departments (DESIGN §2)
+"""seed the seven disclosure domains and their responsible departments (docs/protocols.md §3)
 
 Revision ID: 0002
 Revises: 0001
