@@ -1,4 +1,4 @@
-"""The daily WeChat push digest (DESIGN §5.1; issue 3).
+"""The daily WeChat push digest (docs/protocols.md §5; issue 3).
 
 A subscription account may mass-send once a day, so items flagged for push (`Item.push_tags`:
 `[]` = every follower, `["101"]` = those tags) whose WeChat article is live are batched into one

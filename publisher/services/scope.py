@@ -1,4 +1,4 @@
-"""Run-time widening of the disclosure scope: domains and departments (DESIGN §2).
+"""Run-time widening of the disclosure scope: domains and departments (docs/protocols.md §3).
 
 The policy asks for a "dynamic expansion" mechanism, so new domains and departments are rows,
 added by an admin and usable at once. Services never commit; every change is audited.
@@ -18,7 +18,7 @@ from publisher.errors import FieldProblem, InvalidInput, NotFound
 from publisher.models import Department, Domain, DomainDepartment
 
 CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-CATECODE_RE = re.compile(r"^\d{4}$")  # the catalogue protocol (DESIGN §5.4) takes 4 digits
+CATECODE_RE = re.compile(r"^\d{4}$")  # the catalogue protocol (docs/protocols.md) takes 4 digits
 
 
 @dataclass
