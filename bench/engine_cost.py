@@ -95,9 +95,11 @@ def run(items: int) -> list[Cost]:
     from bench import baseline
     from publisher.api.schemas import ItemIn
     from publisher.config import get_settings
-    from publisher.db import Database, set_dispatcher
+    from publisher.db import Database
+    from publisher.delivery.engine import DeliveryEngine
+    from publisher.delivery.publication import ChannelPool
+    from publisher.dispatch import set_dispatcher
     from publisher.services import items as item_service
-    from publisher.services.deliveries import ChannelPool, DeliveryEngine
     from publisher.shared import shared_store
 
     settings = get_settings()

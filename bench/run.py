@@ -57,7 +57,7 @@ from channels.registry import KINDS
 RATIO_TARGET = 0.7
 PUBLISH_P99_TARGET_MS = 50.0
 QUERY_TARGET_MS = 100.0
-# The product's WeChat adapter polls `freepublish/get` at most 100 times a day (DESIGN §5.1).
+# The product's WeChat adapter polls `freepublish/get` at most 100 times a day (docs/protocols.md).
 WECHAT_POLLS_PER_DAY = 100
 
 

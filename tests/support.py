@@ -85,7 +85,7 @@ def running_sandbox(kind: str) -> Iterator[RunningSandbox]:
         yield RunningSandbox(kind, url, state)
 
 
-# The settings that give each channel the credentials its sandbox accepts (DESIGN §5.5).
+# The settings that give each channel the credentials its sandbox accepts (docs/protocols.md).
 SANDBOX_CREDENTIALS: dict[str, dict[str, str]] = {
     "website": {"website_app_id": "sandbox", "website_secret": "sandbox-secret"},
     "catalogue": {"catalogue_app_id": "sandbox", "catalogue_secret": "sandbox-secret"},

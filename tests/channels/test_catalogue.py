@@ -1,5 +1,5 @@
 """Catalogue quirks beyond the shared contract: 索引号 in the path, the 原文链接, signatures,
-settings, and the public listing and entry pages (DESIGN §5.4)."""
+settings, and the public listing and entry pages (docs/protocols.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What the website and catalogue share (`channels.signed_upsert`): paths keyed by OUR id.
 
 A real CMS answers a PUT with its own `id` (here 4711), which is not the key of the protocol's
-paths (DESIGN §5.3, §5.4). The tiny server below speaks the protocol, checks the signature,
+paths (docs/protocols.md). The tiny server below speaks the protocol, checks the signature,
 and answers that foreign id: every GET and DELETE must still go to our key.
 """
 

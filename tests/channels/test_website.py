@@ -1,5 +1,5 @@
 """Website quirks beyond the shared contract: upsert by content hash, signatures, settings,
-field validation and the public pages (DESIGN §5.3)."""
+field validation and the public pages (docs/protocols.md)."""
 
 from __future__ import annotations
 

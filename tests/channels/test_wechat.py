@@ -1,4 +1,4 @@
-"""WeChat's own quirks, against the WeChat sandbox over real HTTP (DESIGN §5.1).
+"""WeChat's own quirks, against the WeChat sandbox over real HTTP (docs/protocols.md).
 
 The shared contract suite covers create/lookup/delete/busy/timeout/garbage; this file covers
 what only WeChat does: token refresh, −1 storms, the daily API quota, uncertain submits,

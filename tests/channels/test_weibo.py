@@ -1,4 +1,4 @@
-"""The Weibo adapter against the Weibo sandbox over real HTTP (DESIGN §5.2)."""
+"""The Weibo adapter against the Weibo sandbox over real HTTP (docs/protocols.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The contract every channel adapter keeps, run against each channel's sandbox (DESIGN §4).
+"""The contract every channel adapter keeps, run against each channel's sandbox (see "Errors
+and retries" in docs/architecture.md).
 
 Real HTTP, no mocks: the sandbox is the fake, its fault injection makes the failures. Receipts
 with `complete=False` (channels that finish asynchronously) are polled with `lookup` until

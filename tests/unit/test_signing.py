@@ -1,4 +1,4 @@
-"""The website/catalogue request signature (channels/signing.py, DESIGN §5.3)."""
+"""The website/catalogue request signature (channels/signing.py, docs/protocols.md)."""
 
 from __future__ import annotations
 
