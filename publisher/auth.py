@@ -20,6 +20,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,18 +28,25 @@ from sqlalchemy.orm import Session
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.errors import FieldProblem, Forbidden, InvalidInput
-from publisher.models import ApiToken, Department, Role, utcnow
+from publisher.models import DEPARTMENT_ROLES, ApiToken, Department, Role, User, utcnow
 
 TOKEN_PREFIX = "pub_"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: their role, department (editors may be limited to one) and audit name."""
+    """Who is calling: their role, departments (editors and reviewers are bound to theirs)
+    and the name the audit trail records."""
 
     role: Role
-    department: str | None
+    departments: tuple[str, ...]
     actor: str
+    user_id: int | None = None
+
+    @property
+    def department(self) -> str | None:
+        """The first of the caller's departments (None: not bound to any)."""
+        return self.departments[0] if self.departments else None
 
     def require(self, *roles: Role) -> None:
         """Raise `Forbidden` naming the roles needed unless this caller has one (or is admin)."""
@@ -49,10 +57,10 @@ class Principal:
 
     def require_department(self, department: str) -> None:
         """Editors bound to a department may only touch that department's items."""
-        if self.role == Role.EDITOR and self.department and self.department != department:
+        if self.role in DEPARTMENT_ROLES and department not in self.departments:
             raise Forbidden(
                 f"this item belongs to department {department!r}; "
-                f"your token is limited to {self.department!r}"
+                f"your account is limited to {', '.join(self.departments) or 'no department'}"
             )
 
 
@@ -83,14 +91,28 @@ def create_token(
         )
     if problems:
         raise InvalidInput(problems)
+    # A user made on the fly for the token (`token create --role`).
+    user = User(name=f"{Role(role).value}-{secrets.token_hex(4)}", role=Role(role))
+    if department is not None:
+        user.departments = [session.get(Department, department)]  # type: ignore[list-item]
+    session.add(user)
+    session.flush()
+    return issue_token(session, user, label)
+
+
+def issue_token(
+    session: Session, user: User, label: str | None = None, *, expires_days: int = 90
+) -> str:
+    """A new token of `user`; stores its hash and returns the plaintext (the only time it
+    exists)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiToken(
             token_hash=hash_token(token),
             prefix=token[: len(TOKEN_PREFIX) + 6],
-            role=Role(role),
-            department_code=department,
+            user_id=user.id,
             label=label,
+            expires_at=utcnow() + timedelta(days=expires_days),
         )
     )
     session.flush()
@@ -107,14 +129,17 @@ def _lookup(session: Session, token_hash: str) -> tuple[Principal, float] | None
     """The principal of a stored, unrevoked token and the seconds until its revocation is due
     (infinite when none is set)."""
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
-    if row is None:
+    if row is None or row.user.disabled_at is not None:
         return None
     due = float("inf")
-    if row.revoked_at is not None:
-        due = (row.revoked_at - utcnow()).total_seconds()
-        if due <= 0:
-            return None
-    return Principal(row.role, row.department_code, f"token:{row.prefix}"), due
+    for ends in (row.revoked_at, row.expires_at):
+        if ends is not None:
+            due = min(due, (ends - utcnow()).total_seconds())
+    if due <= 0:
+        return None
+    user = row.user
+    departments = tuple(d.code for d in user.departments)
+    return Principal(user.role, departments, user.name, user.id), due
 
 
 # How long a process goes on accepting a token it has looked up, without asking the database:
@@ -134,7 +159,7 @@ def cached_principal(settings: Settings, database: Database, token: str) -> Prin
     if not token:
         return None
     if _is_bootstrap(settings, token):
-        return Principal(Role.ADMIN, None, "bootstrap")
+        return Principal(Role.ADMIN, (), "bootstrap")
     hit = _cache.get((database.url, hash_token(token)))
     if hit is not None and hit[0] > _now():
         return hit[1]
@@ -148,7 +173,7 @@ def look_up_principal(settings: Settings, database: Database, token: str) -> Pri
     if not token:
         return None
     if _is_bootstrap(settings, token):
-        return Principal(Role.ADMIN, None, "bootstrap")
+        return Principal(Role.ADMIN, (), "bootstrap")
     key = (database.url, hash_token(token))
     with database.session() as session:
         found = _lookup(session, key[1])

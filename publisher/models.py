@@ -74,13 +74,20 @@ class Base(DeclarativeBase):
 
 class Role(enum.StrEnum):
     ADMIN = "admin"
-    EDITOR = "editor"
-    OPERATOR = "operator"
-    SUPERVISOR = "supervisor"
+    EDITOR = "editor"  # writes items of their departments
+    REVIEWER = "reviewer"  # approves items of their departments (审查)
+    OPERATOR = "operator"  # runs the delivery queue and the channels
+    SUPERVISOR = "supervisor"  # 政务服务中心: reads everything
+
+
+# Roles bound to one or more departments.
+DEPARTMENT_ROLES = (Role.EDITOR, Role.REVIEWER)
 
 
 class ItemStatus(enum.StrEnum):
     DRAFT = "draft"
+    SUBMITTED = "submitted"  # waiting for its review stages
+    APPROVED = "approved"  # every stage approved this revision
     PUBLISHED = "published"
     RETRACTED = "retracted"
 
@@ -139,6 +146,9 @@ class AttemptOutcome(enum.StrEnum):
     ABANDONED = "abandoned"  # the worker died mid-call; its lease expired
 
 
+DEFAULT_REVIEW_STAGES = ("初审", "终审")
+
+
 class Domain(Base):
     __tablename__ = "domains"
 
@@ -146,6 +156,10 @@ class Domain(Base):
     name: Mapped[str] = mapped_column(String(64))
     catecode: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The review stages an item of this domain passes before it publishes, in order (0–3).
+    review_stages: Mapped[list[str]] = mapped_column(default=lambda: list(DEFAULT_REVIEW_STAGES))
+    # Item fields this domain requires before publishing (e.g. "doc_number" for documents).
+    required_metadata: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     departments: Mapped[list[Department]] = relationship(
@@ -180,9 +194,15 @@ class Item(Base):
     channels: Mapped[list[str]] = mapped_column(default=list)
     push_tags: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Published on the urgent path with fewer approvals than its stages: reviewed afterwards,
+    # flagged until then.
+    post_review_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last send-back's comment, shown to the editor until the item is submitted again.
+    sent_back_comment: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column()
     published_at: Mapped[datetime | None] = mapped_column()
     retracted_at: Mapped[datetime | None] = mapped_column()
 
@@ -340,6 +360,8 @@ class Freeze(Base):
 
 
 class AuditEvent(Base):
+    """One action, append-only: each row holds the hash of the one before it (a chain)."""
+
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -348,21 +370,98 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    item_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    revision_id: Mapped[int | None] = mapped_column(Integer)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class User(Base):
+    """A person (or a service) who signs in: a role, departments for editors and reviewers."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    # argon2id (argon2-cffi); None: the user signs in with API tokens only.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column()
+
+    departments: Mapped[list[Department]] = relationship(
+        secondary="user_departments", order_by="Department.code", lazy="selectin"
+    )
+
+
+class UserDepartment(Base):
+    __tablename__ = "user_departments"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"), primary_key=True)
+
+
+class Approval(Base):
+    """A reviewer's approval of one stage, bound to the exact text (the revision's content
+    hash): an edit voids it. `post_review` marks the review of an item published urgently."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[int] = mapped_column(Integer)
+    stage_name: Mapped[str] = mapped_column(String(32))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(Text)
+    post_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    voided_at: Mapped[datetime | None] = mapped_column()
+
+
+class FindingOverride(Base):
+    """A reviewer's decision that a revision's findings may go out, with the reason."""
+
+    __tablename__ = "finding_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SensitiveWord(Base):
+    """A word the pre-publish check flags (managed at run time)."""
+
+    __tablename__ = "sensitive_words"
+
+    word: Mapped[str] = mapped_column(String(64), primary_key=True)
+    added_by: Mapped[str | None] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(Base):
-    """A bearer token; only its SHA-256 is stored, with a short prefix to recognise it by."""
+    """A user's bearer token; only its SHA-256 is stored, with a short prefix to recognise it
+    by. The caller is its user: role and departments come from there."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
-    role: Mapped[Role] = mapped_column(_enum(Role))
-    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
-    label: Mapped[str | None] = mapped_column(String(128))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str | None] = mapped_column(String(128))  # the token's name
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 
 
 class IndexSerial(Base):
