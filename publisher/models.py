@@ -432,6 +432,8 @@ class FindingOverride(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     reviewer: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
+    # What the reviewer let go: a finding appearing later on the same text blocks again.
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -93,6 +93,7 @@ def upgrade() -> None:
         sa.Column('content_hash', sa.String(length=64), nullable=False),
         sa.Column('reviewer', sa.String(length=64), nullable=False),
         sa.Column('reason', sa.Text(), nullable=False),
+        sa.Column('findings', sa.JSON(), nullable=False),
         sa.Column('at', UTC_DATETIME, nullable=False),
         sa.ForeignKeyConstraint(['item_id'], ['items.id']),
         sa.PrimaryKeyConstraint('id'),
