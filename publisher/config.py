@@ -5,18 +5,20 @@ Adapters never read the environment: they receive the part of these settings the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
 DEFAULT_SANDBOX_SECRET = "sandbox-secret"
 DEFAULT_SHARED_KEY_PREFIX = "publisher:"
+MIN_AUDIT_RETENTION_DAYS = 183
 # Broker URLs kombu serves with its Redis transport.
 REDIS_BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://", "sentinel://")
 
@@ -110,6 +112,35 @@ class Settings(BaseSettings):
     catalogue_section: str = "0900"
 
     max_body_bytes: int = Field(default=1_000_000, description="body limit, bytes of UTF-8")
+
+    # The audit trail keeps rows this long; the daily prune removes older ones. Disclosure
+    # rules want at least six months of who did what, hence the floor.
+    audit_retention_days: int = MIN_AUDIT_RETENTION_DAYS
+    # Addresses or networks of reverse proxies whose X-Forwarded-For the audit trail believes
+    # (JSON list); empty: the connecting address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("audit_retention_days")
+    @classmethod
+    def _six_months_at_least(cls, days: int) -> int:
+        if days < MIN_AUDIT_RETENTION_DAYS:
+            raise ValueError(
+                f"PUBLISHER_AUDIT_RETENTION_DAYS must be at least {MIN_AUDIT_RETENTION_DAYS} "
+                f"(six months); got {days}"
+            )
+        return days
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"PUBLISHER_TRUSTED_PROXIES: {proxy!r} is not an IP address or network"
+                ) from None
+        return proxies
 
     def resolved_database_url(self) -> str:
         if self.database_url:

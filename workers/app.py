@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_process_init
 from kombu import Queue
 
@@ -36,6 +37,7 @@ def make_celery(settings: Settings) -> Celery:
             "workers.tasks.sweep": {"queue": CONTROL_QUEUE},
             "workers.tasks.send_wechat_digest": {"queue": queue_for("wechat")},
             "workers.tasks.check_drift": {"queue": CONTROL_QUEUE},
+            "workers.tasks.prune_audit": {"queue": CONTROL_QUEUE},
         },
         beat_schedule={
             "sweep": {
@@ -48,6 +50,12 @@ def make_celery(settings: Settings) -> Celery:
                 "task": "workers.tasks.send_wechat_digest",
                 "schedule": 300.0,
                 "options": {"expires": 290},
+            },
+            # Retention is counted in days: once a day, at a quiet hour (local time).
+            "prune-audit": {
+                "task": "workers.tasks.prune_audit",
+                "schedule": crontab(hour=3, minute=17),
+                "options": {"expires": 12 * 3600},
             },
             "check-drift": {
                 "task": "workers.tasks.check_drift",

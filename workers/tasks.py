@@ -8,6 +8,7 @@ import socket
 from functools import lru_cache
 
 from channels.registry import KINDS
+from publisher.audit_trail import prune_audit_trail
 from publisher.config import get_settings
 from publisher.db import get_database
 from publisher.delivery.claims import due_deliveries
@@ -80,6 +81,13 @@ def check_channel_drift(kind: str) -> int:
     )
 
 
+@app.task(name="workers.tasks.prune_audit", ignore_result=True)
+def prune_audit() -> int:
+    """Remove audit rows older than the retention (recorded as a chained row of its own)."""
+    settings = get_settings()
+    return prune_audit_trail(get_database(settings), settings, actor="beat").count
+
+
 @app.task(name="workers.tasks.poke_wechat_publish", ignore_result=True)
 def poke_wechat_publish(publish_id: str, tries_left: int) -> bool:
     """The WeChat job finished: make its delivery due (or try again shortly, a few times)."""
@@ -95,6 +103,7 @@ __all__ = [
     "check_channel_drift",
     "check_drift",
     "poke_wechat_publish",
+    "prune_audit",
     "send_wechat_digest",
     "sweep",
     "sync_delivery",

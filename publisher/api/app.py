@@ -19,19 +19,22 @@ from fastapi.responses import JSONResponse
 
 from channels.wechat import finished_key
 from publisher.api import (
+    routes_audit,
     routes_catalog,
     routes_channels,
     routes_deliveries,
     routes_drift,
     routes_items,
 )
+from publisher.api.client_address import ClientAddressMiddleware
 from publisher.api.routes_common import problems_detail
 from publisher.api.routes_system import root_router
 from publisher.api.routes_system import router as system_router
 from publisher.api.wechat_callback import wechat_callback_router
+from publisher.audit import audit
 from publisher.config import Settings, get_settings
 from publisher.db import Database, get_database
-from publisher.delivery.ops import poke_waiting_wechat_delivery
+from publisher.delivery.ops import delivery_for_wechat_publish, poke_delivery
 from publisher.dispatch import celery_sender, install_sender, poke_wechat_publish_later
 from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound
 from publisher.metrics import metrics_registry
@@ -66,11 +69,13 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     api = APIRouter(prefix=API_PREFIX)
     for module in (routes_items, routes_deliveries, routes_channels, routes_catalog, routes_drift):
         api.include_router(module.router)
+    api.include_router(routes_audit.router)
     api.include_router(system_router)
     app.include_router(api)
     app.include_router(root_router)
     _mount_wechat_callback(app, settings, database)
     _install_error_handlers(app)
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     return app
 
 
@@ -107,8 +112,19 @@ def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database)
                 finished_key(publish_id), article_id, ttl_seconds=7 * 24 * 3600
             )
         with database.session() as session:
-            found = poke_waiting_wechat_delivery(session, publish_id)
-        if not found:
+            delivery_id = delivery_for_wechat_publish(session, publish_id)
+            if delivery_id is not None:
+                poke_delivery(session, delivery_id)
+            audit(
+                session,
+                "wechat",
+                "wechat.publish_finished",
+                f"delivery:{delivery_id}" if delivery_id else f"wechat_publish:{publish_id}"[:64],
+                publish_id=publish_id,
+                article_id=article_id,
+                published=article_id is not None,
+            )
+        if delivery_id is None:
             # WeChat can finish before the worker has recorded the job's id: look again
             # shortly, from a worker, rather than wait for the next rationed poll.
             poke_wechat_publish_later(publish_id)

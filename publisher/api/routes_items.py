@@ -18,6 +18,7 @@ from publisher.api.routes_common import (
     settings_of,
 )
 from publisher.api.schemas import ItemIn, ItemPatch, MediaOut, ReasonIn
+from publisher.audit import audit
 from publisher.auth import Principal
 from publisher.errors import FieldProblem, InvalidInput
 from publisher.models import ItemStatus, Media, Role
@@ -161,7 +162,7 @@ def attempts(
 def upload_media(
     request: Request,
     file: UploadFile = File(...),
-    _: Principal = Depends(requires(Role.EDITOR)),
+    who: Principal = Depends(requires(Role.EDITOR)),
 ) -> MediaOut:
     """Store an image (cover or inline); pass the returned `url` as `cover_image`."""
     data = file.file.read(MAX_MEDIA_BYTES + 1)
@@ -172,8 +173,19 @@ def upload_media(
     content_type = image_type(data)
     sha = hashlib.sha256(data).hexdigest()
     with database_of(request).session() as session:
-        if session.get(Media, sha) is None:
+        stored = session.get(Media, sha) is None
+        if stored:
             session.add(Media(sha256=sha, content_type=content_type, data=data))
+        audit(
+            session,
+            who.actor,
+            "media.upload",
+            f"media:{sha[:16]}",
+            sha256=sha,
+            content_type=content_type,
+            size=len(data),
+            new=stored,
+        )
     return MediaOut(url=f"/media/{sha}", sha256=sha, content_type=content_type)
 
 

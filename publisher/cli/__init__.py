@@ -11,16 +11,35 @@ with status 2 and one line per problem naming the field and the rule.
 
 from __future__ import annotations
 
+import socket
+
 import click
 
-from publisher.cli import bench, channels, drift, freeze, items, jobs, run, scope, tokens
+from publisher.audit import client_address_as
+from publisher.cli import (
+    audit,
+    bench,
+    channels,
+    drift,
+    freeze,
+    items,
+    jobs,
+    run,
+    scope,
+    tokens,
+)
 from publisher.config import get_settings
 from publisher.dispatch import celery_sender, install_sender
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """publisher: publish once, reach every channel."""
+    if ctx.invoked_subcommand not in _SERVERS:
+        # The audit trail's "client address" of what this command does (the servers' rows
+        # are the requests' or their own).
+        ctx.with_resource(client_address_as(f"cli@{socket.gethostname()}"))
     # What a command commits reaches the workers through a Celery client of this process
     # (`publisher worker` replaces it with its own app's).
     install_sender(celery_sender(get_settings()))
@@ -41,7 +60,10 @@ COMMANDS: tuple[click.Command, ...] = (
     scope.departments,
     freeze.freeze,
     drift.drift,
+    audit.audit,
     bench.bench,
 )
+# Commands that run a process of the system rather than act once.
+_SERVERS = {run.api.name, run.worker.name, run.beat.name, run.sandbox.name, run.up.name}
 for command in COMMANDS:
     main.add_command(command)

@@ -39,11 +39,19 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     host, port = host or settings.api_host, port or settings.api_port
     workers = workers or settings.resolved_api_workers()
     app = "publisher.api.app:serve_app"
+    # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the app decides whom
+    # to believe (PUBLISHER_TRUSTED_PROXIES, publisher/api/client_address.py).
     if workers == 1:
-        uvicorn.run(app, factory=True, host=host, port=port, log_level="info")
+        uvicorn.run(app, factory=True, host=host, port=port, log_level="info", proxy_headers=False)
         return
     config = uvicorn.Config(
-        app, factory=True, host=host, port=port, workers=workers, log_level="info"
+        app,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
     )
     # As `uvicorn.run` does for several workers, but on a socket that keeps Nagle off.
     Multiprocess(config, sockets=[tcp_listener(config.bind_socket())]).run()
