@@ -22,6 +22,7 @@ from publisher.api import (
     routes_audit,
     routes_catalog,
     routes_channels,
+    routes_checks,
     routes_deliveries,
     routes_drift,
     routes_items,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     api = APIRouter(prefix=API_PREFIX)
     for module in (routes_items, routes_deliveries, routes_channels, routes_catalog, routes_drift):
         api.include_router(module.router)
+    api.include_router(routes_checks.router)
     api.include_router(routes_audit.router)
     api.include_router(system_router)
     app.include_router(api)

@@ -25,6 +25,8 @@ from publisher.models import ItemStatus, Media, Role
 from publisher.services import items as item_service
 from publisher.services import queries
 from publisher.services.channel_controls import build_adapters, disabled_map
+from publisher.services.findings import findings_view
+from publisher.services.images import without_metadata
 from publisher.services.publishing import edit_checked, preview_item, publish_checked
 from publisher.services.queries import Page, open_drift_for_item
 
@@ -138,14 +140,18 @@ def retract_item(
 def preview(
     item_id: int, request: Request, _: Principal = Depends(requires(*READERS))
 ) -> dict[str, Any]:
-    """Per target channel: what it will be given and what it would refuse."""
+    """Per target channel: what it will be given and what it would refuse; and the findings
+    of the pre-publish checks on the latest revision, each saying whether a reviewer
+    overrode it (`publisher.services.findings`)."""
     pool = channel_pool(request)
     build_adapters(pool)
     with database_of(request).session() as session:
         item = item_service.get_item(session, item_id)
+        latest = item_service.latest_revision(session, item_id)
         return {
             "item_id": item_id,
             "channels": preview_item(session, settings_of(request), item, pool),
+            "findings": findings_view(session, item, latest),
         }
 
 
@@ -164,13 +170,15 @@ def upload_media(
     file: UploadFile = File(...),
     who: Principal = Depends(requires(Role.EDITOR)),
 ) -> MediaOut:
-    """Store an image (cover or inline); pass the returned `url` as `cover_image`."""
+    """Store an image (cover or inline), re-encoded without its metadata (EXIF with GPS,
+    XMP, comments); pass the returned `url` as `cover_image`."""
     data = file.file.read(MAX_MEDIA_BYTES + 1)
     if len(data) > MAX_MEDIA_BYTES:
         raise InvalidInput(
             [FieldProblem("file", "max_bytes", f"images must be at most {MAX_MEDIA_BYTES} bytes")]
         )
     content_type = image_type(data)
+    data = without_metadata(data)  # no GPS, camera or owner reaches a channel (issue 11)
     sha = hashlib.sha256(data).hexdigest()
     with database_of(request).session() as session:
         stored = session.get(Media, sha) is None
