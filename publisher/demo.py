@@ -1,16 +1,28 @@
-"""Demo data for `make run`: one realistic item per disclosure domain, from the right department."""
+"""Demo data for `make run`: one realistic item per disclosure domain, from the right
+department, each taken through review before it publishes.
+
+Demo users (token-only, no password: `publisher --as NAME` acts as them) write and review
+the items: `demo-editor` writes and submits, `demo-reviewer-1` approves the first stage and
+`demo-reviewer-2` the second. The disaster notice is urgent: it goes out on the urgent path
+with one approval, published by `demo-reviewer-1`, and stays flagged for its review
+afterwards (`publisher --as demo-reviewer-2 items approve ID` completes it).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from publisher.auth import Principal
 from publisher.config import Settings
-from publisher.models import Item
+from publisher.models import Item, Role
+from publisher.services import review
 from publisher.services.items import ItemFields, create_item, publish_item, today_local
+from publisher.services.users import create_user, find_user
 
 DEMO_ITEMS: list[dict[str, Any]] = [
     {
@@ -74,6 +86,7 @@ DEMO_ITEMS: list[dict[str, Any]] = [
         "domain": "disaster",
         "department": "sfb",
         "days_ago": 1,
+        "urgent": True,
         "title": "关于做好2026年冬季森林防火和低温冰冻防御工作的通知",
         "summary": "部署冬季森林防火、低温冰冻防御和应急值守工作。",
         "doc_number": "松三防〔2026〕9号",
@@ -95,13 +108,30 @@ DEMO_ITEMS: list[dict[str, Any]] = [
 ]
 
 
+DEMO_EDITOR = "demo-editor"
+DEMO_REVIEWERS = ("demo-reviewer-1", "demo-reviewer-2")
+
+
+def demo_user(session: Session, name: str, role: Role, departments: Sequence[str]) -> Principal:
+    """The demo user `name` (made on first use, token-only), as the principal acting."""
+    user = find_user(session, name) or create_user(
+        session, name=name, role=role, departments=departments, actor="demo"
+    )
+    codes = tuple(d.code for d in user.departments)
+    return Principal(user.role, codes, user.name, user.id, name=user.name)
+
+
 def load_demo(
     session: Session, settings: Settings, *, enabled_kinds: list[str], actor: str = "demo"
 ) -> list[int]:
-    """Create and publish the demo items, once: an existing store is left as it is."""
+    """Create the demo items, take each through review and publish it, once: an existing
+    store is left as it is. `actor` is kept for callers; the demo users act."""
     if session.scalar(select(func.count(Item.id))):
         return []
     today = today_local(settings)
+    departments = sorted({spec["department"] for spec in DEMO_ITEMS})
+    editor = demo_user(session, DEMO_EDITOR, Role.EDITOR, departments)
+    reviewers = [demo_user(session, name, Role.REVIEWER, departments) for name in DEMO_REVIEWERS]
     ids = []
     for spec in DEMO_ITEMS:
         fields = ItemFields(
@@ -114,8 +144,22 @@ def load_demo(
             keywords=list(spec["keywords"]),
             formed_on=today - timedelta(days=spec["days_ago"]),
             push=[] if spec["domain"] in ("health", "disaster") else None,
+            urgent=spec.get("urgent", False),
         )
-        item = create_item(session, settings, fields, actor=actor)
-        publish_item(session, settings, item.id, actor=actor, enabled_kinds=enabled_kinds)
+        item = create_item(session, settings, fields, actor=editor.actor, who=editor)
+        review.submit_item(session, item.id, editor)
+        # The urgent notice goes out with its first stage; the others with every stage.
+        stages = 1 if spec.get("urgent") else len(item.domain.review_stages)
+        for reviewer in reviewers[:stages]:
+            review.approve_item(session, item.id, reviewer, "同意发布")
+        publisher = reviewers[0] if spec.get("urgent") else editor
+        publish_item(
+            session,
+            settings,
+            item.id,
+            actor=publisher.actor,
+            enabled_kinds=enabled_kinds,
+            who=publisher,
+        )
         ids.append(item.id)
     return ids

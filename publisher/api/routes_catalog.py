@@ -34,7 +34,8 @@ def add_domain(
 def update_domain(
     code: str, body: DomainPatch, request: Request, who: Principal = Depends(requires())
 ) -> dict[str, Any]:
-    """Rename, recode, re-assign departments or deactivate a domain (admin only)."""
+    """Rename, recode, re-assign departments, deactivate a domain, or set its review stages
+    (0–3 names, in order) and the item fields it requires before publishing (admin only)."""
     with database_of(request).session() as session:
         changes = admin.DomainChanges(**body.model_dump())
         return admin.domain_view(admin.update_domain(session, code, changes, actor=who.actor))

@@ -86,6 +86,10 @@ class DomainIn(BaseModel):
     name: str
     catecode: str
     departments: list[str]
+    review_stages: list[str] | None = Field(
+        default=None, description="0–3 stage names, in order; default 初审, 终审"
+    )
+    required_metadata: list[str] | None = None
 
 
 class DomainPatch(BaseModel):
@@ -95,6 +99,24 @@ class DomainPatch(BaseModel):
     catecode: str | None = None
     departments: list[str] | None = None
     active: bool | None = None
+    review_stages: list[str] | None = Field(
+        default=None, description="0–3 stage names, in order ([] = publish without review)"
+    )
+    required_metadata: list[str] | None = Field(
+        default=None, description="item fields required before publishing, e.g. doc_number"
+    )
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str | None = None
+
+
+class SendBackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(description="why the item goes back to its editor (required)")
 
 
 class DepartmentIn(BaseModel):

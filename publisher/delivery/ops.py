@@ -85,11 +85,18 @@ def cancel_delivery(
     """Stop working on a delivery (state `cancelled`). Raises `NotFound`, `Conflict`.
 
     A running delivery cannot be cancelled under its worker's feet; settled ones have nothing
-    left to stop.
+    left to stop. A withdrawal (the channel must show nothing) is never cancelled: that
+    would leave a retracted item on the channel. It can be retried, or its channel paused.
     """
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
         raise NotFound(f"delivery {delivery_id} does not exist")
+    if not delivery.desired_present:
+        raise Conflict(
+            f"delivery {delivery_id} withdraws the item from {delivery.channel_kind}: "
+            "a withdrawal cannot be cancelled (retry it, or pause the channel) "
+            "撤回不能取消，可重试或暂停该渠道"
+        )
     if delivery.state not in CANCELLABLE:
         raise Conflict(f"delivery {delivery_id} is {delivery.state.value}; it cannot be cancelled")
     delivery.state = DeliveryState.CANCELLED

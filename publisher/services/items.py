@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session, lazyload
 
 from channels.registry import KINDS, channel_class
 from publisher.audit import audit
+from publisher.auth import Principal
 from publisher.config import Settings
 from publisher.dispatch import enqueue_after_commit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from publisher.index_numbers import allocate_index_no
 from publisher.models import (
     WEBSITE_WAIT_SECONDS,
+    Approval,
     Delivery,
     DeliveryState,
     Department,
@@ -35,6 +37,7 @@ from publisher.models import (
     WaitReason,
     utcnow,
 )
+from publisher.services import review
 from publisher.services.content import content_hash, markdown_to_html, sanitize_html
 
 TITLE_MAX = 200
@@ -181,12 +184,18 @@ def create_item(
     *,
     actor: str,
     disabled: dict[str, str | None] | None = None,
+    who: Principal | None = None,
 ) -> Item:
-    """A new draft item with revision 1. Raises `InvalidInput`."""
+    """A new draft item with revision 1. Raises `InvalidInput`; `Forbidden` when `who` (None:
+    no reviewer) may not mark it urgent (`review.check_flag_changes`)."""
     problems = _validate(session, settings, fields, creating=True, disabled=disabled or {})
     if problems:
         raise InvalidInput(problems)
     assert fields.domain and fields.department and fields.title and fields.formed_on
+    domain = session.get(Domain, fields.domain)
+    assert domain is not None
+    urgent = (False, bool(fields.urgent))
+    review.check_flag_changes(session, None, domain, fields.department, {"urgent": urgent}, who)
     item = Item(
         domain_code=fields.domain,
         department_code=fields.department,
@@ -197,8 +206,15 @@ def create_item(
     )
     session.add(item)
     session.flush()
-    _add_revision(session, item, fields, None, actor)
-    audit(session, actor, "item.create", f"item:{item.id}")
+    rev = _add_revision(session, item, fields, None, actor)
+    audit(
+        session,
+        actor,
+        "item.create",
+        f"item:{item.id}",
+        item_id=item.id,
+        revision_id=rev.id if rev else None,
+    )
     return item
 
 
@@ -257,11 +273,13 @@ def latest_revision(session: Session, item_id: int) -> Revision:
 @dataclass
 class LockedItem:
     """An item locked for a change of its desired state, with what publishing it reads: its
-    revisions (oldest first) and its deliveries by channel kind, locked as well."""
+    revisions (oldest first), its deliveries by channel kind, locked as well, and its
+    approvals (oldest first; not read when its domain has no review stages)."""
 
     item: Item
     revisions: list[Revision]
     deliveries: dict[str, Delivery]
+    approvals: list[Approval] = field(default_factory=list)
 
     @property
     def latest(self) -> Revision:
@@ -274,8 +292,9 @@ class LockedItem:
 
 
 def lock_item(session: Session, item_id: int) -> LockedItem:
-    """The item, its revisions and its deliveries in three queries; the item's row and then its
-    deliveries' rows locked, in the order every change of desired state takes them.
+    """The item, its revisions and its deliveries in three queries (a fourth for its approvals
+    when its domain has review stages); the item's row and then its deliveries' rows locked,
+    in the order every change of desired state takes them.
 
     Raises `NotFound`.
     """
@@ -287,7 +306,9 @@ def lock_item(session: Session, item_id: int) -> LockedItem:
     )
     if not revisions:
         raise NotFound(f"item {item_id} has no revision")
-    return LockedItem(item, revisions, _lock_deliveries(session, item_id))
+    deliveries = _lock_deliveries(session, item_id)
+    approvals = review.item_approvals(session, item_id) if item.domain.review_stages else []
+    return LockedItem(item, revisions, deliveries, approvals)
 
 
 def _lock_deliveries(session: Session, item_id: int) -> dict[str, Delivery]:
@@ -312,8 +333,15 @@ def edit_item(
     *,
     actor: str,
     disabled: dict[str, str | None] | None = None,
+    who: Principal | None = None,
 ) -> Revision | None:
-    """A new revision (None when nothing changed); a published item's deliveries follow it."""
+    """A new revision (None when nothing changed); it voids the item's approvals.
+
+    A published item's deliveries follow it at once only in a domain without review stages;
+    elsewhere the edit is held until approved and published again (`review`). Raises
+    `InvalidInput`, `Conflict` (retracted), `Forbidden` when `who` (None: no reviewer) may
+    not change `urgent`, `push` or `channels` (`review.check_flag_changes`).
+    """
     item = get_item(session, item_id, for_update=True)
     if item.status == ItemStatus.RETRACTED:
         raise Conflict(f"item {item_id} is retracted; publish it again before editing")
@@ -323,6 +351,12 @@ def edit_item(
     problems = _validate(session, settings, merged, creating=False, disabled=disabled or {})
     if problems:
         raise InvalidInput(problems)
+    review.check_content_rights(who, [k for k, v in vars(fields).items() if v not in (None, {})])
+    domain = session.get(Domain, merged.domain)
+    assert domain is not None
+    flags = _flag_changes(item, fields)
+    review.check_flag_changes(session, item, domain, merged.department, flags, who)
+    review.audit_flag_changes(session, item, flags, actor)
     item.domain_code, item.department_code = merged.domain, merged.department
     published = item.status == ItemStatus.PUBLISHED
     before = published_kinds(session, item) if published else set()
@@ -335,15 +369,46 @@ def edit_item(
     previous = latest_revision(session, item_id)
     rev = _add_revision(session, item, fields, previous, actor)
     if rev is not None:
-        audit(session, actor, "item.edit", f"item:{item.id}", revision=rev.number)
+        audit(
+            session,
+            actor,
+            "item.edit",
+            f"item:{item.id}",
+            item_id=item.id,
+            revision_id=rev.id,
+            revision=rev.number,
+        )
+        review.after_edit(session, item, rev, actor)
     if published:
         wanted = set(item.channels) if fields.channels else before
-        if rev is not None or wanted != before:
+        # Held: the channels keep the approved revision until this one is approved too.
+        follow = rev is not None and not domain.review_stages
+        if follow or wanted != before:
             _check_targets(wanted)
-            _point_deliveries(
-                session, item, rev or previous, wanted, _lock_deliveries(session, item.id)
-            )
+            deliveries = _lock_deliveries(session, item.id)
+            shown = rev if follow else _shown_revision(session, deliveries) or previous
+            _point_deliveries(session, item, shown, wanted, deliveries)
     return rev
+
+
+def _flag_changes(item: Item, fields: ItemFields) -> dict[str, tuple[Any, Any]]:
+    """`urgent`, `push` and `channels`: (now, after the edit)."""
+    channels = list(item.channels or [])
+    return {
+        "urgent": (item.urgent, item.urgent if fields.urgent is None else fields.urgent),
+        "push": (item.push_tags, item.push_tags if fields.push is None else fields.push),
+        "channels": (
+            channels,
+            channels if fields.channels is None else list(dict.fromkeys(fields.channels)),
+        ),
+    }
+
+
+def _shown_revision(session: Session, deliveries: dict[str, Delivery]) -> Revision | None:
+    """The revision the item's channels were last told to show."""
+    ids = [d.desired_revision_id for d in deliveries.values() if d.desired_present]
+    known = [i for i in ids if i is not None]
+    return session.get(Revision, max(known)) if known else None
 
 
 def _check_targets(kinds: set[str]) -> None:
@@ -428,10 +493,13 @@ def publish_item(
     *,
     actor: str,
     enabled_kinds: list[str],
+    who: Principal | None = None,
 ) -> Item:
-    """`publish_locked` on the item, locked here. Raises `NotFound`, `InvalidInput`."""
+    """`publish_locked` on the item, locked here. Raises `NotFound`, `InvalidInput`,
+    `Conflict`."""
+    locked = lock_item(session, item_id)
     return publish_locked(
-        session, settings, lock_item(session, item_id), actor=actor, enabled_kinds=enabled_kinds
+        session, settings, locked, actor=actor, enabled_kinds=enabled_kinds, who=who
     )
 
 
@@ -442,12 +510,15 @@ def publish_locked(
     *,
     actor: str,
     enabled_kinds: list[str],
+    who: Principal | None = None,
 ) -> Item:
     """Desired state: every chosen channel shows the latest revision. Assigns the 索引号.
 
     Raises `InvalidInput` when there is no channel to publish to, or when channels that link
-    to the website article are chosen without the website. Everything is flushed when this
-    returns; the new deliveries are in `locked.deliveries`.
+    to the website article are chosen without the website; `Conflict` when the revision has
+    not passed every review stage of its domain (`review.check_publishable`: the urgent path
+    needs `who` to be a reviewer). Everything is flushed when this returns; the new
+    deliveries are in `locked.deliveries`.
     """
     item, rev = locked.item, locked.latest
     kinds = [k for k in (item.channels or enabled_kinds) if k in KINDS]
@@ -456,6 +527,8 @@ def publish_locked(
             [FieldProblem("channels", "enabled", "no enabled channel to publish to")]
         )
     _check_targets(set(kinds))
+    urgent_path = review.check_publishable(session, item, rev, locked.approvals, who)
+    item.post_review_pending = urgent_path
     if item.index_no is None:
         year = datetime.now(ZoneInfo(settings.timezone)).year
         item.index_no = allocate_index_no(session, settings.org_code, year)
@@ -467,9 +540,12 @@ def publish_locked(
         actor,
         "item.publish",
         f"item:{item.id}",
+        item_id=item.id,
+        revision_id=rev.id,
         revision=rev.number,
         index_no=item.index_no,
         channels=kinds,
+        urgent_path=urgent_path,
     )
     _point_deliveries(session, item, rev, set(kinds), locked.deliveries)
     return item
@@ -483,5 +559,5 @@ def retract_item(session: Session, item_id: int, *, actor: str, reason: str | No
     item.status = ItemStatus.RETRACTED
     item.retracted_at = datetime.now(UTC)
     _point_deliveries(session, item, None, set(), _lock_deliveries(session, item.id))
-    audit(session, actor, "item.retract", f"item:{item.id}", reason=reason)
+    audit(session, actor, "item.retract", f"item:{item.id}", item_id=item.id, reason=reason)
     return item

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from channels.base import Publication
 from channels.registry import KINDS
+from publisher.auth import Principal
 from publisher.config import Settings
 from publisher.delivery.publication import (
     ChannelPool,
@@ -122,11 +123,17 @@ def preview_item(
 
 
 def publish_checked(
-    session: Session, settings: Settings, locked: LockedItem, pool: ChannelPool, *, actor: str
+    session: Session,
+    settings: Settings,
+    locked: LockedItem,
+    pool: ChannelPool,
+    *,
+    actor: str,
+    who: Principal | None = None,
 ) -> Item:
-    """Preflight every target channel, then publish (`publish_locked`). Raises `InvalidInput`
-    naming the field, the rule and the channel when any channel would refuse the item;
-    nothing is changed then.
+    """Preflight every target channel, then publish (`publish_locked`, which refuses an
+    item not through review: `Conflict`). Raises `InvalidInput` naming the field, the rule
+    and the channel when any channel would refuse the item; nothing is changed then.
 
     The preflight reads only what `lock_item` loaded: no query of its own.
     """
@@ -135,7 +142,8 @@ def publish_checked(
     problems = _field_problems(pool, pubs)
     if problems:
         raise InvalidInput(problems)
-    return publish_locked(session, settings, locked, actor=actor, enabled_kinds=enabled_kinds(pool))
+    kinds = enabled_kinds(pool)
+    return publish_locked(session, settings, locked, actor=actor, enabled_kinds=kinds, who=who)
 
 
 def edit_checked(
@@ -146,13 +154,16 @@ def edit_checked(
     pool: ChannelPool,
     *,
     actor: str,
+    who: Principal | None = None,
 ) -> Revision | None:
-    """Edit the item; when it is published, preflight its channels on the new revision first.
+    """Edit the item (`edit_item`: `who` decides the flags); when it is published, preflight
+    its channels on the new revision first.
 
     Raises `InvalidInput` naming the channel, field and rule: the caller's transaction then
     rolls back, so the revision is not stored and no channel is touched.
     """
-    rev = edit_item(session, settings, item_id, fields, actor=actor, disabled=disabled_map(pool))
+    disabled = disabled_map(pool)
+    rev = edit_item(session, settings, item_id, fields, actor=actor, disabled=disabled, who=who)
     item = get_item(session, item_id)
     if rev is not None and item.status == ItemStatus.PUBLISHED:
         problems = preflight_problems(session, settings, item, pool)

@@ -53,6 +53,7 @@ def test_publish_edit_retract_reach_the_public_pages(system: System) -> None:
         system,
     )
     item = system.call("POST", "/items", json=ITEM)
+    system.review(item["id"])
     system.call("POST", f"/items/{item['id']}/publish")
     live = system.wait_states(item["id"], "live")
     page = requests.get(live["website"]["url"], timeout=5).text
@@ -67,6 +68,9 @@ def test_publish_edit_retract_reach_the_public_pages(system: System) -> None:
     assert index_no in listing
 
     system.call("PATCH", f"/items/{item['id']}", json={"title": "残疾人两项补贴发放名单（更正）"})
+    assert "（更正）" not in requests.get(live["website"]["url"], timeout=5).text  # held
+    system.review(item["id"])  # the edit goes out once approved and published again
+    system.call("POST", f"/items/{item['id']}/publish")
     wait_for(
         lambda: "（更正）" in requests.get(live["website"]["url"], timeout=5).text,
         60,
@@ -90,6 +94,7 @@ def test_worker_killed_mid_delivery_leaves_the_item_live_once(system: System) ->
     # Every website write now takes 3 s, so the worker is inside the call when it is killed.
     system.faults("website", latency_ms=3000)
     item = system.call("POST", "/items", json={**ITEM, "channels": ["website"]})
+    system.review(item["id"])
     system.call("POST", f"/items/{item['id']}/publish")
     wait_for(
         lambda: system.inspect("website")["counters"].get("calls", 0) >= 1,

@@ -85,6 +85,7 @@ def test_a_worker_broker_and_shared_store_write_only_under_the_prefix(
         system.call("PUT", "/channels/weibo/credentials", json={"access_token": "sandbox"})
         # The broker: the API sends, beat sends the sweep, the worker takes both.
         item = system.call("POST", "/items", json=ITEM)
+        system.review(item["id"])
         system.call("POST", f"/items/{item['id']}/publish")
         system.wait_states(item["id"], "live")
         while_running = all_keys(private_redis)

@@ -21,7 +21,7 @@ from publisher.delivery.engine import DeliveryEngine
 from publisher.delivery.publication import ChannelPool
 from publisher.metrics import metrics_registry, render_metrics
 from publisher.shared import shared_store
-from tests.support import dispatching_to, running_sandbox
+from tests.support import approve_all, dispatching_to, running_sandbox
 
 FORMED = (date.today() - timedelta(days=1)).isoformat()
 
@@ -42,6 +42,12 @@ def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settin
 
 def run(*args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def reviewed(item_id: int = 1) -> None:
+    """Take the item through review: every stage approved by real reviewers."""
+    with get_database().session() as session:
+        approve_all(session, item_id)
 
 
 def create_args(**overrides: str) -> list[str]:
@@ -111,6 +117,8 @@ def test_items_create_publish_list_show(
     result = run(*create_args())
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "created item 1"
+    assert run("items", "publish", "1").exit_code == 1  # not reviewed yet
+    reviewed()
     result = run("items", "publish", "1")
     assert result.exit_code == 0, result.output
     assert f"733099896/{date.today().year}-00001" in result.output
@@ -165,6 +173,7 @@ def test_domains_departments_channels_and_jobs(settings: Settings, dispatched: l
     )
     assert "enabled" in weibo_line
 
+    reviewed()
     run("items", "publish", "1")
     cancelled = run("jobs", "cancel", "1")
     assert cancelled.exit_code == 0 and "cancelled" in run("jobs", "show", "1").output
@@ -194,6 +203,7 @@ def test_publish_wait_follows_real_deliveries_until_live(
         try:
             with dispatching_to(lambda pairs: [work.put(i) for i, _, _ in pairs]):
                 assert run(*create_args()).exit_code == 0
+                reviewed()
                 result = run("items", "publish", "1", "--wait", "--timeout", "20")
         finally:
             work.put(None)
@@ -266,6 +276,7 @@ def test_a_cli_publish_reaches_the_broker_through_the_cli_sender(settings: Setti
     from publisher.models import Delivery
 
     assert run(*create_args()).exit_code == 0
+    reviewed()
     assert run("items", "publish", "1").exit_code == 0
     with (
         Connection(

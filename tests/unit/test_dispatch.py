@@ -23,8 +23,8 @@ from publisher.dispatch import (
     queue_for,
 )
 from publisher.models import Delivery
-from publisher.services.items import create_item, publish_item
-from tests.support import item_fields, migrated_sqlite
+from publisher.services.items import create_item
+from tests.support import item_fields, migrated_sqlite, publish_reviewed
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_a_commit_sends_the_due_deliveries_by_task_name_on_their_channel_queue(
     with database.session() as session:
         item = create_item(session, settings, item_fields(), actor="t")
     with database.session() as session:
-        publish_item(session, settings, item.id, actor="t", enabled_kinds=list(KINDS))
+        publish_reviewed(session, settings, item.id, enabled_kinds=list(KINDS))
         assert sent == []  # nothing before the commit
     with database.session() as session:
         deliveries = {d.channel_kind: d.id for d in session.query(Delivery)}
@@ -64,7 +64,7 @@ def test_a_rolled_back_publish_sends_nothing(settings: Settings, sent: list[Mess
     with database.session() as session:
         item = create_item(session, settings, item_fields(), actor="t")
     with pytest.raises(RuntimeError), database.session() as session:
-        publish_item(session, settings, item.id, actor="t", enabled_kinds=list(KINDS))
+        publish_reviewed(session, settings, item.id, enabled_kinds=list(KINDS))
         raise RuntimeError("the request failed after publishing")
     database.dispose()
     assert sent == []

@@ -37,7 +37,6 @@ from publisher.services.items import (
     ItemFields,
     create_item,
     edit_item,
-    publish_item,
     retract_item,
 )
 from tests.support import (
@@ -46,10 +45,13 @@ from tests.support import (
     item_fields,
     make_due,
     migrated_sqlite,
+    publish_reviewed,
     running_sandbox,
     sandbox_engine,
     sandbox_settings,
 )
+
+CHANNELS = ["website", "catalogue"]
 
 
 @dataclass
@@ -84,9 +86,7 @@ class World:
         with self.db.session() as session:
             item_id = create_item(session, self.settings, f, actor="t").id
         with self.db.session() as session:
-            publish_item(
-                session, self.settings, item_id, actor="t", enabled_kinds=["website", "catalogue"]
-            )
+            publish_reviewed(session, self.settings, item_id, enabled_kinds=CHANNELS)
         return item_id
 
     def delivery(self, item_id: int, kind: str) -> Delivery:
@@ -148,6 +148,7 @@ def test_publish_edit_retract_reach_the_public_pages(world: World) -> None:
             ItemFields(title="2026年松山湖园区企业稳岗补贴申领指南（修订）"),
             actor="t",
         )
+        publish_reviewed(session, world.settings, item_id, enabled_kinds=CHANNELS)
     assert rev is not None
     site = world.sync(item_id, "website")
     assert site.applied_revision_id == rev.id and site.state == DeliveryState.LIVE
@@ -242,6 +243,7 @@ def test_an_edit_during_a_delivery_ends_with_the_newest_revision(world: World) -
         rev2 = edit_item(
             session, world.settings, item_id, ItemFields(title="修订后的标题"), actor="t"
         )
+        publish_reviewed(session, world.settings, item_id, enabled_kinds=CHANNELS)
     assert rev2 is not None
     site = world.delivery(item_id, "website")
     assert site.state == DeliveryState.LIVE and site.applied_revision_id == rev2.id
@@ -365,6 +367,7 @@ def test_an_edit_that_fixes_a_refused_revision_during_the_call_is_delivered(
         fixed = edit_item(
             session, world.settings, item_id, ItemFields(body_html="<p>正文已精简。</p>"), actor="t"
         )
+        publish_reviewed(session, world.settings, item_id, enabled_kinds=CHANNELS)
     assert fixed is not None
     refused = world.delivery(item_id, "website")
     assert refused.state == DeliveryState.PENDING  # not failed: the refused revision is gone

@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 from publisher.models import Attempt, Delivery, DeliveryState
 from publisher.models import Channel as ChannelRow
 from publisher.services.channel_controls import credentials_renewed, store_credentials
-from publisher.services.items import create_item, publish_item
+from publisher.services.items import create_item
 from tests.support import (
     RunningSandbox,
     housing_notice,
     make_due,
     migrated_sqlite,
+    publish_reviewed,
     running_sandbox,
     sandbox_engine,
     sandbox_settings,
@@ -51,7 +52,7 @@ class Weibo:
         fields = housing_notice(n)
         with self.db.session() as session:
             item_id = create_item(session, self.settings, fields, actor="t").id
-            publish_item(session, self.settings, item_id, actor="t", enabled_kinds=[])
+            publish_reviewed(session, self.settings, item_id, enabled_kinds=[])
         return item_id
 
     def ids(self, kind: str, state: DeliveryState | None = None) -> list[int]:

@@ -17,7 +17,13 @@ from publisher.errors import InvalidInput
 from publisher.index_numbers import allocate_index_no
 from publisher.models import Delivery, Item, Revision
 from publisher.services.items import ItemFields, create_item, edit_item, publish_item, retract_item
-from tests.support import fresh_postgres, item_fields, migrated_sqlite
+from tests.support import (
+    fresh_postgres,
+    item_fields,
+    migrated_sqlite,
+    publish_reviewed,
+    reviewer,
+)
 
 
 @pytest.fixture
@@ -115,7 +121,7 @@ def test_publish_edit_retract_change_desired_state_and_enqueue_after_commit(
     with db.session() as session:
         item_id = create_item(session, settings, item_fields(), actor="t").id
     with db.session() as session:
-        publish_item(session, settings, item_id, actor="t", enabled_kinds=["website", "catalogue"])
+        publish_reviewed(session, settings, item_id, enabled_kinds=["website", "catalogue"])
         assert dispatched == []  # nothing leaves before the commit
     with db.session() as session:
         item = session.get(Item, item_id)
@@ -128,6 +134,7 @@ def test_publish_edit_retract_change_desired_state_and_enqueue_after_commit(
     dispatched.clear()
     with db.session() as session:
         rev = edit_item(session, settings, item_id, ItemFields(title="新标题"), actor="t")
+        publish_reviewed(session, settings, item_id, enabled_kinds=["website", "catalogue"])
     with db.session() as session:
         desired = set(
             session.scalars(select(Delivery.desired_revision_id).where(Delivery.item_id == item_id))
@@ -249,7 +256,7 @@ def test_channel_changes_on_a_published_item_reach_the_deliveries(
     with db.session() as session:
         item_id = create_item(session, settings, item_fields(), actor="t").id
     with db.session() as session:
-        publish_item(session, settings, item_id, actor="t", enabled_kinds=["website", "catalogue"])
+        publish_reviewed(session, settings, item_id, enabled_kinds=["website", "catalogue"])
 
     def wanted() -> dict[str, bool]:
         with db.session() as session:
@@ -261,8 +268,11 @@ def test_channel_changes_on_a_published_item_reach_the_deliveries(
             return dict(rows.all())
 
     with db.session() as session:  # drop the catalogue without a content change
+        decider = reviewer(session, "sgj", 1)  # after approval, channels are a reviewer's call
         assert (
-            edit_item(session, settings, item_id, ItemFields(channels=["website"]), actor="t")
+            edit_item(
+                session, settings, item_id, ItemFields(channels=["website"]), actor="t", who=decider
+            )
             is None
         )
     assert wanted() == {"website": True, "catalogue": False}
@@ -271,6 +281,11 @@ def test_channel_changes_on_a_published_item_reach_the_deliveries(
     assert wanted() == {"website": True, "catalogue": False}
     with db.session() as session:  # adding a channel creates its delivery
         edit_item(
-            session, settings, item_id, ItemFields(channels=["website", "catalogue"]), actor="t"
+            session,
+            settings,
+            item_id,
+            ItemFields(channels=["website", "catalogue"]),
+            actor="t",
+            who=reviewer(session, "sgj", 1),
         )
     assert wanted() == {"website": True, "catalogue": True}
