@@ -296,6 +296,9 @@ def test_retention_under_six_months_is_refused(
         ValidationError, match="PUBLISHER_AUDIT_RETENTION_DAYS must be at least 183"
     ):
         get_settings()
+    refused = cli_run("audit", "prune")
+    assert refused.exit_code == 2
+    assert "error: PUBLISHER_AUDIT_RETENTION_DAYS must be at least 183" in refused.output
     monkeypatch.setenv("PUBLISHER_AUDIT_RETENTION_DAYS", "400")
     reset_settings()
     assert get_settings().audit_retention_days == 400
