@@ -18,11 +18,12 @@ import requests
 
 from bench.procs import ROOT, Processes, free_port, wait_http
 from channels.registry import KINDS
+from publisher.auth import create_token
 from publisher.config import DEFAULT_SANDBOX_CREDENTIAL, DEFAULT_SANDBOX_SECRET
+from publisher.db import Database
 from publisher.migrate import upgrade
 
 CLI = [sys.executable, "-c", "from publisher.cli import main; main()"]
-TOKEN = "bench-admin-token"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ def fresh_database(services: Services) -> str:
     return services.database_url
 
 
+def admin_token(database_url: str) -> str:
+    """A token of an admin made for the run, on a migrated store."""
+    database = Database(database_url)
+    try:
+        with database.session() as session:
+            return create_token(session, "admin", label="bench")
+    finally:
+        database.dispose()
+
+
 def fresh_redis(services: Services) -> None:
     for db in (services.broker_db, services.shared_db, services.baseline_db):
         redis.Redis.from_url(services.redis_url(db)).flushdb()
@@ -69,7 +80,7 @@ class BenchSystem:
         self.api_base = f"http://127.0.0.1:{self.ports['api']}"
         self.api = f"{self.api_base}/api/v1"
         self.sandbox = {kind: f"http://127.0.0.1:{self.ports[kind]}" for kind in KINDS}
-        self.headers = {"Authorization": f"Bearer {TOKEN}"}
+        self.headers = {"Authorization": f"Bearer {admin_token(services.database_url)}"}
         env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
         env.update(
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
@@ -77,7 +88,6 @@ class BenchSystem:
             PUBLISHER_DATABASE_URL=services.database_url,
             PUBLISHER_BROKER_URL=services.redis_url(services.broker_db),
             PUBLISHER_REDIS_URL=services.redis_url(services.shared_db),
-            PUBLISHER_BOOTSTRAP_TOKEN=TOKEN,
             PUBLISHER_API_PORT=str(self.ports["api"]),
             PUBLISHER_PUBLIC_BASE_URL=self.api_base,
             PUBLISHER_WECHAT_CALLBACK_TOKEN=DEFAULT_SANDBOX_CREDENTIAL,

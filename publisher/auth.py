@@ -1,11 +1,13 @@
 """Bearer tokens and roles.
 
-Tokens are random, shown once, and stored only as their SHA-256 (with a short prefix so an
-operator can tell them apart). `PUBLISHER_BOOTSTRAP_TOKEN` is accepted as an admin token so a
-fresh installation can create the first real ones.
+Tokens belong to users, are random, shown once, and stored only as their SHA-256 (with a short
+prefix so an operator can tell them apart); they expire (90 days unless said otherwise) and
+record when they were last used. `PUBLISHER_BOOTSTRAP_TOKEN` serves only to create the first
+admin user: once an admin exists it is refused.
 
-Roles (docs/architecture.md): admin does everything; an editor writes items (of their own department
-when the token names one); an operator runs deliveries and channels; a supervisor reads.
+Roles (README, Security): admin does everything; editors write and reviewers review the items
+of their own departments, and see nothing of other departments; an operator runs deliveries
+and channels; a supervisor reads everything.
 
 The API knows its callers through a short per-process cache (`cached_principal`, filled by
 `look_up_principal`): a revoked token is refused at once by the process that revoked it and
@@ -22,7 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from publisher.config import Settings
@@ -31,6 +33,15 @@ from publisher.errors import FieldProblem, Forbidden, InvalidInput
 from publisher.models import DEPARTMENT_ROLES, ApiToken, Department, Role, User, utcnow
 
 TOKEN_PREFIX = "pub_"
+DEFAULT_TOKEN_DAYS = 90
+# `last_used_at` is written at most this often per token: a write per request would make every
+# read a write (and the per-process cache means most requests never reach the database).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+BOOTSTRAP_ACTOR = "bootstrap"
+BOOTSTRAP_ONLY = (
+    "the bootstrap token (PUBLISHER_BOOTSTRAP_TOKEN) serves only to create the first admin: "
+    "POST /api/v1/users with the role admin"
+)
 
 
 @dataclass(frozen=True)
@@ -42,14 +53,27 @@ class Principal:
     departments: tuple[str, ...]
     actor: str
     user_id: int | None = None
+    # The user's own name (None: the bootstrap token, or the CLI run without --as): what
+    # the review rules compare ("nobody approves their own item").
+    name: str | None = None
+    # The bootstrap token: refused everywhere but where the first admin is created.
+    bootstrap: bool = False
 
     @property
     def department(self) -> str | None:
         """The first of the caller's departments (None: not bound to any)."""
         return self.departments[0] if self.departments else None
 
+    @property
+    def scope(self) -> tuple[str, ...] | None:
+        """The departments whose items this caller may see (None: every department).
+        Services and queries take it as their `scope` argument."""
+        return self.departments if self.role in DEPARTMENT_ROLES else None
+
     def require(self, *roles: Role) -> None:
         """Raise `Forbidden` naming the roles needed unless this caller has one (or is admin)."""
+        if self.bootstrap:
+            raise Forbidden(BOOTSTRAP_ONLY)
         if self.role == Role.ADMIN or self.role in roles:
             return
         needed = " or ".join(r.value for r in (Role.ADMIN, *roles))
@@ -69,11 +93,18 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    session: Session, role: Role | str, department: str | None = None, label: str | None = None
+    session: Session,
+    role: Role | str,
+    department: str | None = None,
+    label: str | None = None,
+    *,
+    expires_days: int = DEFAULT_TOKEN_DAYS,
 ) -> str:
-    """Store a new token's hash and return the plaintext (the only time it exists).
+    """A token of a user made on the fly for it (`token create --role`): store its hash and
+    return the plaintext (the only time it exists).
 
-    Raises `InvalidInput` for an unknown role or department, or an editor without one.
+    Raises `InvalidInput` for an unknown role or department, or an editor or reviewer
+    without one.
     """
     problems = []
     try:
@@ -83,11 +114,11 @@ def create_token(
         problems.append(FieldProblem("role", "known", f"unknown role {role!r}; known: {known}"))
     if department is not None and session.get(Department, department) is None:
         problems.append(FieldProblem("department", "known", f"unknown department {department!r}"))
-    if role == Role.EDITOR and department is None:
-        # An editor writes for one department (README: roles); a department-less editor
-        # would be an unrestricted one.
+    if role in DEPARTMENT_ROLES and department is None:
+        # Editors and reviewers work for their departments (README: roles); one without a
+        # department would see nothing at all.
         problems.append(
-            FieldProblem("department", "required", "an editor token needs --department CODE")
+            FieldProblem("department", "required", f"a {role} token needs --department CODE")
         )
     if problems:
         raise InvalidInput(problems)
@@ -97,22 +128,28 @@ def create_token(
         user.departments = [session.get(Department, department)]  # type: ignore[list-item]
     session.add(user)
     session.flush()
-    return issue_token(session, user, label)
+    return issue_token(session, user, label, expires_days=expires_days)
 
 
 def issue_token(
-    session: Session, user: User, label: str | None = None, *, expires_days: int = 90
+    session: Session,
+    user: User,
+    label: str | None = None,
+    *,
+    expires_days: int = DEFAULT_TOKEN_DAYS,
+    expires_in: timedelta | None = None,
 ) -> str:
-    """A new token of `user`; stores its hash and returns the plaintext (the only time it
-    exists)."""
+    """A new token of `user`, valid for `expires_in` (default `expires_days` days); stores
+    its hash and returns the plaintext (the only time it exists)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    lifetime = expires_in if expires_in is not None else timedelta(days=expires_days)
     session.add(
         ApiToken(
             token_hash=hash_token(token),
             prefix=token[: len(TOKEN_PREFIX) + 6],
             user_id=user.id,
             label=label,
-            expires_at=utcnow() + timedelta(days=expires_days),
+            expires_at=utcnow() + lifetime,
         )
     )
     session.flush()
@@ -126,20 +163,35 @@ def _is_bootstrap(settings: Settings, token: str) -> bool:
 
 
 def _lookup(session: Session, token_hash: str) -> tuple[Principal, float] | None:
-    """The principal of a stored, unrevoked token and the seconds until its revocation is due
-    (infinite when none is set)."""
+    """The principal of a stored, unrevoked, unexpired token of an enabled user, and the
+    seconds until its revocation or expiry is due (infinite when none is set). Records the
+    use (`last_used_at`), at most once per `LAST_USED_RESOLUTION`."""
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
     if row is None or row.user.disabled_at is not None:
         return None
+    now = utcnow()
     due = float("inf")
     for ends in (row.revoked_at, row.expires_at):
         if ends is not None:
-            due = min(due, (ends - utcnow()).total_seconds())
+            due = min(due, (ends - now).total_seconds())
     if due <= 0:
         return None
+    # Conditional, so that processes looking the same token up at once write it once.
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == row.id,
+            or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at < now - LAST_USED_RESOLUTION,
+            ),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
     user = row.user
     departments = tuple(d.code for d in user.departments)
-    return Principal(user.role, departments, user.name, user.id), due
+    return Principal(user.role, departments, user.name, user.id, name=user.name), due
 
 
 # How long a process goes on accepting a token it has looked up, without asking the database:
@@ -159,7 +211,7 @@ def cached_principal(settings: Settings, database: Database, token: str) -> Prin
     if not token:
         return None
     if _is_bootstrap(settings, token):
-        return Principal(Role.ADMIN, (), "bootstrap")
+        return BOOTSTRAP_PRINCIPAL
     hit = _cache.get((database.url, hash_token(token)))
     if hit is not None and hit[0] > _now():
         return hit[1]
@@ -173,7 +225,7 @@ def look_up_principal(settings: Settings, database: Database, token: str) -> Pri
     if not token:
         return None
     if _is_bootstrap(settings, token):
-        return Principal(Role.ADMIN, (), "bootstrap")
+        return BOOTSTRAP_PRINCIPAL
     key = (database.url, hash_token(token))
     with database.session() as session:
         found = _lookup(session, key[1])
@@ -198,3 +250,25 @@ def revoke_token(session: Session, token_id: int) -> None:
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
     forget_cached_tokens()
+
+
+BOOTSTRAP_PRINCIPAL = Principal(Role.ADMIN, (), BOOTSTRAP_ACTOR, bootstrap=True)
+# Database URLs known to hold an admin user: the bootstrap token is refused there for good
+# (admins are never deleted), without asking the database again.
+_admin_exists: set[str] = set()
+
+
+def bootstrap_refusal(database: Database) -> str | None:
+    """Why the bootstrap token is no longer accepted (an admin user exists), or None while
+    it may still create the first admin."""
+    if database.url not in _admin_exists:
+        with database.session() as session:
+            found = session.scalars(select(User.id).where(User.role == Role.ADMIN).limit(1))
+            if found.first() is None:
+                return None
+        _admin_exists.add(database.url)
+    return (
+        "an admin user exists: the bootstrap token (PUBLISHER_BOOTSTRAP_TOKEN) is no longer "
+        "accepted; sign in (POST /api/v1/login) or use a token of an admin "
+        "(`publisher token create --user NAME`), and unset the variable"
+    )

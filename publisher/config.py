@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
 DEFAULT_SANDBOX_SECRET = "sandbox-secret"
 DEFAULT_SHARED_KEY_PREFIX = "publisher:"
+MIN_BOOTSTRAP_TOKEN_LENGTH = 32
 MIN_AUDIT_RETENTION_DAYS = 183
 # Broker URLs kombu serves with its Redis transport.
 REDIS_BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://", "sentinel://")
@@ -35,7 +36,22 @@ class Settings(BaseSettings):
     # Redis (shared store and broker) starts with it, so that several deployments, or test
     # runs, can share one Redis database.
     redis_key_prefix: str | None = None
+    # Serves only to create the first admin user (POST /api/v1/users); refused once one exists.
     bootstrap_token: str | None = None
+
+    @field_validator("bootstrap_token")
+    @classmethod
+    def _long_enough(cls, token: str | None) -> str | None:
+        if not token:  # set but empty: unset
+            return None
+        if len(token) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+            raise ValueError(
+                f"PUBLISHER_BOOTSTRAP_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} "
+                f"characters (got {len(token)}); e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
+        return token
+
     org_code: str = "733099896"
     org_name: str = "松山湖管委会"
     timezone: str = "Asia/Shanghai"

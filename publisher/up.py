@@ -8,7 +8,6 @@ credentials. Ctrl-C or SIGTERM stops every child.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -86,16 +85,23 @@ def write_channels_env(settings: Settings, env: dict[str, str], sandboxed: list[
     path.write_text("\n".join([*lines, *(f"{name}={env[name]}" for name in names)]) + "\n")
 
 
-def bootstrap_token(settings: Settings) -> str:
-    """The admin token for this installation: from the environment, or made once under var/."""
-    if settings.bootstrap_token:
-        return settings.bootstrap_token
-    path = settings.var_dir / "bootstrap-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+# (name, role, departments, password) of each demo user, to print once.
+DemoUser = tuple[str, str, list[str], str]
+
+
+def seed_users_for_demo(settings: Settings, sandboxed: list[str]) -> list[DemoUser]:
+    """One user per role with a new password each start, when every channel is a local
+    sandbox; none when any channel is real (printed passwords must never reach a real
+    account's publishing)."""
+    if set(sandboxed) != set(KINDS):
+        return []
+    from publisher.services.users import seed_demo_users
+
+    with get_database(settings).session() as session:
+        return [
+            (user.name, user.role.value, [d.code for d in user.departments], password)
+            for user, password in seed_demo_users(session)
+        ]
 
 
 class Children:
@@ -158,14 +164,13 @@ def run_up(demo: bool = True) -> int:
     settings = get_settings()
     env, sandboxed = sandbox_environment(settings, dict(os.environ))
     write_channels_env(settings, env, sandboxed)
-    token = bootstrap_token(settings)
-    env["PUBLISHER_BOOTSTRAP_TOKEN"] = token
     os.environ.update(env)  # this process loads the demo with the children's configuration
     reset_settings()
     reset_database()
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url())
+    users = seed_users_for_demo(settings, sandboxed) if demo else []
 
     children = Children(env, settings.var_dir / "logs")
     stopping = False
@@ -222,7 +227,7 @@ def run_up(demo: bool = True) -> int:
                 if created
                 else "demo: the store already has items; nothing loaded"
             )
-        print_where_to_look(settings, env, sandboxed, token)
+        print_where_to_look(settings, env, sandboxed, users)
         last = ""
         while not stopping:
             dead = children.dead()
@@ -248,16 +253,25 @@ def run_up(demo: bool = True) -> int:
 
 
 def print_where_to_look(
-    settings: Settings, env: dict[str, str], sandboxed: list[str], token: str
+    settings: Settings, env: dict[str, str], sandboxed: list[str], users: list[DemoUser]
 ) -> None:
     api = f"http://{settings.api_host}:{settings.api_port}"
     lines = [
         "",
         "publisher is running (Ctrl-C stops everything)",
         f"  API docs            {api}/docs",
-        f"  admin token         {token}   (curl -H 'Authorization: Bearer …' {api}/api/v1/items)",
-        f"  metrics             {api}/api/v1/metrics",
+        f"  metrics             {api}/metrics",
     ]
+    if users:
+        lines.append("  demo users          (sandbox only; new passwords at every start)")
+        for name, role, departments, password in users:
+            where = f" of {','.join(departments)}" if departments else ""
+            lines.append(f"    {name:<12} {password}   {role}{where}")
+        lines.append(
+            f"  sign in             curl -X POST {api}/api/v1/login "
+            """-H 'Content-Type: application/json' -d '{"name": "admin", "password": "…"}'"""
+        )
+    lines.append("  an API token        .venv/bin/publisher token create --user NAME")
     if "website" in sandboxed:
         lines.append(f"  sandbox website     {env['PUBLISHER_WEBSITE_API_BASE']}/")
     if "catalogue" in sandboxed:

@@ -105,6 +105,30 @@ def sandbox_settings(
     return Settings(**values, **overrides)
 
 
+def user_with_token(
+    database: Database,
+    role: str,
+    *departments: str,
+    name: str | None = None,
+    token: str | None = None,
+) -> str:
+    """A user of `role` (bound to `departments`) and a token of theirs, `token` if given;
+    returns the token. Tests that need a token known in advance (a module constant) pass one."""
+    from publisher.auth import TOKEN_PREFIX, hash_token
+    from publisher.models import ApiToken, Department, Role, User
+
+    token = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with database.session() as session:
+        user = User(name=name or f"{role}-{secrets.token_hex(4)}", role=Role(role))
+        user.departments = [session.get(Department, code) for code in departments]  # type: ignore[misc]
+        session.add(user)
+        session.flush()
+        session.add(
+            ApiToken(token_hash=hash_token(token), prefix=token[:10], user_id=user.id, label="test")
+        )
+    return token
+
+
 def sandbox_engine(settings: Settings) -> DeliveryEngine:
     """A delivery engine on the settings' database, its shared store in that database."""
     db = Database(settings.resolved_database_url())

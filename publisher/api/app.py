@@ -4,7 +4,8 @@
 `publisher api` serves (`uvicorn --factory publisher.api.app:serve_app`), which also freezes the
 loaded application once started (`freeze_startup_objects`). Each request owns its transaction
 (`Database.session()`); services never commit. Errors of the services map onto HTTP here, once:
-InvalidInput 422 (FastAPI's shape), NotFound 404, Conflict 409, Forbidden 403.
+InvalidInput 422 (FastAPI's shape), NotFound 404, Conflict 409, Forbidden 403; every 401
+and 403 is recorded in the audit trail (`refusals`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from publisher.api import (
     routes_deliveries,
     routes_drift,
     routes_items,
+    routes_users,
 )
 from publisher.api.client_address import ClientAddressMiddleware
+from publisher.api.refusals import install_refusal_handlers
 from publisher.api.routes_common import problems_detail
 from publisher.api.routes_system import root_router
 from publisher.api.routes_system import router as system_router
@@ -37,7 +40,7 @@ from publisher.config import Settings, get_settings
 from publisher.db import Database, get_database
 from publisher.delivery.ops import delivery_for_wechat_publish, poke_delivery
 from publisher.dispatch import celery_sender, install_sender, poke_wechat_publish_later
-from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound
+from publisher.errors import Conflict, InvalidInput, NotFound
 from publisher.metrics import metrics_registry
 from publisher.process import freeze_startup_objects
 from publisher.shared import shared_store
@@ -55,6 +58,11 @@ def serve_app() -> FastAPI:
 def create_app(settings: Settings | None = None, *, freeze_on_start: bool = False) -> FastAPI:
     settings = settings or get_settings()
     database = get_database(settings)
+    if settings.bootstrap_token:
+        log.warning(
+            "PUBLISHER_BOOTSTRAP_TOKEN is set: it serves only to create the first admin "
+            "(POST /api/v1/users) and is refused once one exists; unset it afterwards"
+        )
     # What a request commits reaches the workers through this app's own Celery client.
     install_sender(celery_sender(settings))
     app = FastAPI(
@@ -72,6 +80,7 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
         api.include_router(module.router)
     api.include_router(routes_checks.router)
     api.include_router(routes_audit.router)
+    api.include_router(routes_users.router)
     api.include_router(system_router)
     app.include_router(api)
     app.include_router(root_router)
@@ -99,7 +108,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidInput, handler(422, lambda e: problems_detail(e.problems)))
     app.add_exception_handler(NotFound, handler(404, str))
     app.add_exception_handler(Conflict, handler(409, str))
-    app.add_exception_handler(Forbidden, handler(403, str))
+    install_refusal_handlers(app)  # 401 and 403 (Forbidden included), recorded
 
 
 def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database) -> None:

@@ -9,11 +9,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from publisher.auth import Principal, cached_principal, look_up_principal
+from publisher.audit import current_client_address
+from publisher.auth import Principal, bootstrap_refusal, cached_principal, look_up_principal
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.delivery.publication import ChannelPool
-from publisher.errors import FieldProblem
+from publisher.errors import FieldProblem, Forbidden
 from publisher.models import Role
 from publisher.services.queries import Page
 from publisher.shared import shared_store
@@ -48,10 +49,17 @@ def _unauthorised(message: str) -> HTTPException:
     )
 
 
+def client_address(request: Request) -> str | None:
+    """Where the request comes from: as the audit trail records it (behind a trusted proxy,
+    the forwarded address), else the connecting address."""
+    return current_client_address() or (request.client.host if request.client else None)
+
+
 async def current_principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Principal:
-    """The caller, from `Authorization: Bearer <token>`; 401 when missing, unknown or revoked.
+    """The caller, from `Authorization: Bearer <token>`; 401 when missing, unknown, revoked,
+    expired or its user disabled; 403 for the bootstrap token once an admin exists.
 
     Async, so that a token known to this process costs no trip through the thread pool; only
     a lookup in the database runs there.
@@ -63,7 +71,12 @@ async def current_principal(
     if principal is None:
         principal = await run_in_threadpool(look_up_principal, settings, database, token)
     if principal is None:
-        raise _unauthorised("unknown or revoked token")
+        raise _unauthorised("unknown, revoked or expired token")
+    request.state.principal = principal  # who was refused, if a 403 follows
+    if principal.bootstrap:
+        refusal = await run_in_threadpool(bootstrap_refusal, database)
+        if refusal is not None:
+            raise Forbidden(refusal)
     return principal
 
 
@@ -81,7 +94,12 @@ def page(limit: int = 50, offset: int = 0) -> Page:
     return Page(limit=max(1, min(limit, 500)), offset=max(0, offset))
 
 
-READERS = (Role.EDITOR, Role.OPERATOR, Role.SUPERVISOR)
+# Every role: what anyone signed in may read (channels, freeze, domains, deliveries, with
+# editors and reviewers scoped to their departments' items).
+READERS = (Role.EDITOR, Role.REVIEWER, Role.OPERATOR, Role.SUPERVISOR)
+# Who reads items: editors and reviewers (their departments'), supervisors (every one).
+# Operators see deliveries and channels, not the items' text.
+ITEM_READERS = (Role.EDITOR, Role.REVIEWER, Role.SUPERVISOR)
 
 
 def problems_detail(problems: list[FieldProblem]) -> list[dict[str, Any]]:

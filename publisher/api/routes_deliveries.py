@@ -24,9 +24,10 @@ def list_deliveries(
     channel: ChannelKind | None = None,
     item: int | None = None,
     paging: Page = Depends(page),
-    _: Principal = Depends(requires(*READERS)),
+    who: Principal = Depends(requires(*READERS)),
 ) -> dict[str, Any]:
-    """Deliveries, most recently changed first; filter by state, channel, item."""
+    """Deliveries, most recently changed first (editors and reviewers: of their departments'
+    items only); filter by state, channel, item."""
     with database_of(request).session() as session:
         return queries.list_deliveries(
             session,
@@ -34,16 +35,18 @@ def list_deliveries(
             state=state.value if state else None,
             channel=channel.value if channel else None,
             item=item,
+            scope=who.scope,
         )
 
 
 @router.get("/deliveries/{delivery_id}")
 def get_delivery(
-    delivery_id: int, request: Request, _: Principal = Depends(requires(*READERS))
+    delivery_id: int, request: Request, who: Principal = Depends(requires(*READERS))
 ) -> dict[str, Any]:
-    """The delivery and every attempt made for it (`attempt_log`, newest first)."""
+    """The delivery and every attempt made for it (`attempt_log`, newest first); 403 for
+    one of another department's item."""
     with database_of(request).session() as session:
-        return queries.delivery_detail(session, delivery_id)
+        return queries.delivery_detail(session, delivery_id, scope=who.scope)
 
 
 @router.post("/deliveries/{delivery_id}/retry", status_code=202)

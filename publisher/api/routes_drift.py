@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.api.routes_common import (
+    READERS,
     channel_pool,
     database_of,
     page,
@@ -43,12 +44,13 @@ def list_drift(
     item: int | None = None,
     kind: str | None = None,
     paging: Page = Depends(page),
-    _: Principal = Depends(requires(Role.OPERATOR, Role.SUPERVISOR)),
+    who: Principal = Depends(requires(*READERS)),
 ) -> dict[str, Any]:
-    """Drift found by reconciliation, newest first: open only unless `open=false`."""
+    """Drift found by reconciliation, newest first: open only unless `open=false`
+    (editors and reviewers: of their departments' items only)."""
     with database_of(request).session() as session:
         return queries.list_drift(
-            session, paging, open_only=open, channel=channel, item=item, kind=kind
+            session, paging, open_only=open, channel=channel, item=item, kind=kind, scope=who.scope
         )
 
 

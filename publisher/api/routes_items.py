@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile, status
 from PIL import Image, UnidentifiedImageError
 
 from publisher.api.routes_common import (
+    ITEM_READERS,
     READERS,
     channel_pool,
     database_of,
@@ -59,9 +60,10 @@ def list_items(
     domain: str | None = None,
     department: str | None = None,
     paging: Page = Depends(page),
-    _: Principal = Depends(requires(*READERS)),
+    who: Principal = Depends(requires(*ITEM_READERS)),
 ) -> dict[str, Any]:
-    """Items, newest first; filter by status, domain, department; `limit`/`offset` paging."""
+    """Items, newest first (editors and reviewers: of their departments only); filter by
+    status, domain, department; `limit`/`offset` paging."""
     with database_of(request).session() as session:
         return queries.list_items(
             session,
@@ -69,17 +71,18 @@ def list_items(
             status=status.value if status else None,
             domain=domain,
             department=department,
+            scope=who.scope,
         )
 
 
 @router.get("/items/{item_id}")
 def get_item(
-    item_id: int, request: Request, _: Principal = Depends(requires(*READERS))
+    item_id: int, request: Request, who: Principal = Depends(requires(*ITEM_READERS))
 ) -> dict[str, Any]:
     """The item, its latest revision, its revisions, one delivery per channel and any open
-    drift found on the channels."""
+    drift found on the channels. 403 for an item of another department."""
     with database_of(request).session() as session:
-        view = queries.item_view(session, item_id)
+        view = queries.item_view(session, item_id, scope=who.scope)
         view["drift"] = open_drift_for_item(session, item_id)
         return view
 
@@ -138,7 +141,7 @@ def retract_item(
 
 @router.get("/items/{item_id}/preview")
 def preview(
-    item_id: int, request: Request, _: Principal = Depends(requires(*READERS))
+    item_id: int, request: Request, who: Principal = Depends(requires(*ITEM_READERS))
 ) -> dict[str, Any]:
     """Per target channel: what it will be given and what it would refuse; and the findings
     of the pre-publish checks on the latest revision, each saying whether a reviewer
@@ -147,6 +150,7 @@ def preview(
     build_adapters(pool)
     with database_of(request).session() as session:
         item = item_service.get_item(session, item_id)
+        queries.check_scope(item.department_code, who.scope)
         latest = item_service.latest_revision(session, item_id)
         return {
             "item_id": item_id,
@@ -157,11 +161,13 @@ def preview(
 
 @router.get("/items/{item_id}/attempts")
 def attempts(
-    item_id: int, request: Request, _: Principal = Depends(requires(*READERS))
+    item_id: int, request: Request, who: Principal = Depends(requires(*READERS))
 ) -> dict[str, Any]:
-    """Every call made to a channel for this item, newest first."""
+    """Every call made to a channel for this item, newest first (operators too: these are
+    the deliveries' calls)."""
     with database_of(request).session() as session:
-        return {"item_id": item_id, "attempts": queries.item_attempts(session, item_id)}
+        found = queries.item_attempts(session, item_id, scope=who.scope)
+        return {"item_id": item_id, "attempts": found}
 
 
 @router.post("/media", status_code=status.HTTP_201_CREATED, response_model=MediaOut)

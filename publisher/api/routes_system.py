@@ -1,4 +1,9 @@
-"""Unauthenticated endpoints: health, Prometheus metrics, uploaded images (public content)."""
+"""System endpoints: health and uploaded images (public content), Prometheus metrics.
+
+Metrics answer without a token at the root (`/metrics`, for a scraper on the internal
+network) and with an operator's or supervisor's token under `/api/v1`, where every route but
+health and sign-in needs one.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,16 @@ import logging
 from typing import Any
 
 import redis
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import create_engine, text
 
-from publisher.api.routes_common import database_of, settings_of
+from publisher.api.routes_common import database_of, requires, settings_of
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.metrics import render_metrics
-from publisher.models import Media
+from publisher.models import Media, Role
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +97,19 @@ def media(sha256: str, request: Request) -> Response:
         )
 
 
-def add_system_routes(router: APIRouter, *, in_schema: bool = True) -> None:
+def add_system_routes(
+    router: APIRouter, *, in_schema: bool = True, metrics_need: tuple[Role, ...] | None = None
+) -> None:
+    """/healthz and /metrics; the metrics for admins and the roles `metrics_need` names,
+    or for anyone when it is None."""
     router.add_api_route("/healthz", health, methods=["GET"], include_in_schema=in_schema)
-    router.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=in_schema)
+    needs = [] if metrics_need is None else [Depends(requires(*metrics_need))]
+    router.add_api_route(
+        "/metrics", metrics, methods=["GET"], include_in_schema=in_schema, dependencies=needs
+    )
 
 
-add_system_routes(router)
+add_system_routes(router, metrics_need=(Role.OPERATOR, Role.SUPERVISOR))
 root_router = APIRouter()
 add_system_routes(root_router, in_schema=False)
 root_router.add_api_route("/media/{sha256}", media, methods=["GET"], tags=["system"])

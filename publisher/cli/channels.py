@@ -7,10 +7,11 @@ import sys
 import click
 
 from channels.registry import KINDS
-from publisher.cli.common import ACTOR, channel_pool, fail_on_service_errors, table, unit_of_work
+from publisher.cli.common import acting, channel_pool, fail_on_service_errors, table, unit_of_work
 from publisher.config import get_settings
 from publisher.db import get_database
 from publisher.delivery.ops import retry_failed
+from publisher.models import Role
 from publisher.services.channel_controls import (
     channel_statuses,
     credentials_renewed,
@@ -53,8 +54,9 @@ def channels_list() -> None:
 @fail_on_service_errors
 def channels_pause(kind: str, reason: str | None) -> None:
     """Stop sending to a channel; its deliveries wait."""
+    who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
-        pause_channel(session, kind, reason, actor=ACTOR)
+        pause_channel(session, kind, reason, actor=who.actor)
     click.echo(f"{kind} paused")
 
 
@@ -63,8 +65,9 @@ def channels_pause(kind: str, reason: str | None) -> None:
 @fail_on_service_errors
 def channels_resume(kind: str) -> None:
     """Send to a channel again."""
+    who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
-        resume_channel(session, kind, actor=ACTOR)
+        resume_channel(session, kind, actor=who.actor)
     click.echo(f"{kind} resumed")
 
 
@@ -73,6 +76,7 @@ def channels_resume(kind: str) -> None:
 @fail_on_service_errors
 def channels_set_token(kind: str) -> None:
     """Give a channel a new access token, read from stdin or a hidden prompt (never argv)."""
+    who = acting(Role.OPERATOR)
     if sys.stdin.isatty():
         value = click.prompt(f"{kind} access token", hide_input=True)
     else:
@@ -80,7 +84,7 @@ def channels_set_token(kind: str) -> None:
     settings = get_settings()
     store_credentials(shared_store(settings, get_database(settings)), kind, value)
     with unit_of_work() as (session, _):
-        woken = credentials_renewed(session, kind, actor=ACTOR)
+        woken = credentials_renewed(session, kind, actor=who.actor)
     click.echo(f"{kind}: token stored; {woken} waiting deliveries are due now")
 
 
@@ -89,6 +93,7 @@ def channels_set_token(kind: str) -> None:
 @fail_on_service_errors
 def channels_retry_failed(kind: str) -> None:
     """Start every failed delivery of a channel again (each with a new failure budget)."""
+    who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
-        count = retry_failed(session, kind, actor=ACTOR)
+        count = retry_failed(session, kind, actor=who.actor)
     click.echo(f"{count} failed {kind} deliveries queued again")

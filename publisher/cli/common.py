@@ -1,9 +1,16 @@
-"""What every command group shares: the actor, the transaction, service errors as exit
-codes, the warmed channel pool, and plain-text tables. Imports services, never a group."""
+"""What every command group shares: the caller, the transaction, service errors as exit
+codes, the warmed channel pool, and plain-text tables. Imports services, never a group.
+
+The caller: the CLI runs as the operator of the machine (unscoped, recorded as
+`cli:<OS user>`), or, with `publisher --as NAME`, as that user: their role and departments
+apply as in the API, and actions are recorded as `cli:<OS user> as NAME`.
+"""
 
 from __future__ import annotations
 
 import functools
+import getpass
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -13,15 +20,73 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session
 
+from publisher.auth import Principal
 from publisher.config import Settings, get_settings
 from publisher.db import get_database
 from publisher.delivery.publication import ChannelPool
-from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound, PublisherError
+from publisher.errors import (
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PublisherError,
+)
+from publisher.models import Role
 from publisher.services.channel_controls import warm_pool
+from publisher.services.users import find_user
 from publisher.shared import shared_store
 
-ACTOR = "cli"
 F = TypeVar("F", bound=Callable[..., Any])
+AS_KEY = "publisher.as"  # where `publisher --as NAME` leaves the name (click's ctx.meta)
+_CALLER_KEY = "publisher.caller"
+
+
+def os_user() -> str:
+    """Who runs the command on this machine (the uid when it has no name here)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # a container's uid without a passwd entry
+        name = str(os.getuid())
+    return name[:24]
+
+
+def caller() -> Principal:
+    """Who this command acts as: the operator of the machine (every role, every department),
+    or the user `publisher --as NAME` names. Raises `InvalidInput` (unknown user) and
+    `Forbidden` (disabled user): exit 2 and 1 under `fail_on_service_errors`."""
+    ctx = click.get_current_context(silent=True)
+    meta: dict[str, Any] = ctx.meta if ctx is not None else {}
+    if _CALLER_KEY in meta:
+        found: Principal = meta[_CALLER_KEY]
+        return found
+    name: str | None = meta.get(AS_KEY)
+    if name is None:
+        principal = Principal(Role.ADMIN, (), f"cli:{os_user()}")
+    else:
+        with get_database(get_settings()).session() as session:
+            user = find_user(session, name)
+            if user is None:
+                raise InvalidInput([FieldProblem("as", "known", f"no user called {name!r}")])
+            if user.disabled_at is not None:
+                raise Forbidden(f"user {name!r} is disabled")
+            principal = Principal(
+                user.role,
+                tuple(d.code for d in user.departments),
+                f"cli:{os_user()} as {name}",
+                user.id,
+                name=name,
+            )
+    meta[_CALLER_KEY] = principal
+    return principal
+
+
+def acting(*roles: Role) -> Principal:
+    """The caller, who must have one of `roles` (admins and the operator of the machine
+    always do). Raises `Forbidden`."""
+    who = caller()
+    who.require(*roles)
+    return who
 
 
 def fail_on_service_errors(func: F) -> F:

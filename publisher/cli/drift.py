@@ -6,7 +6,7 @@ import click
 
 from channels.registry import KINDS
 from publisher.cli.common import (
-    ACTOR,
+    acting,
     fail_on_service_errors,
     table,
     unit_of_work,
@@ -15,6 +15,7 @@ from publisher.cli.common import (
 from publisher.config import get_settings
 from publisher.db import get_database
 from publisher.delivery.reconcile import check_now, repair_drift
+from publisher.models import Role
 from publisher.services.queries import Page, list_drift
 
 
@@ -30,10 +31,17 @@ def drift() -> None:
 @click.option("--limit", type=int, default=50)
 @fail_on_service_errors
 def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int) -> None:
-    """Open drift (with --all, resolved too), newest first."""
+    """Open drift (with --all, resolved too), newest first (with --as an editor: their
+    departments' items only)."""
+    who = acting(Role.EDITOR, Role.REVIEWER, Role.OPERATOR, Role.SUPERVISOR)
     with unit_of_work() as (session, _):
         found = list_drift(
-            session, Page(limit=limit), open_only=not show_all, channel=channel, item=item
+            session,
+            Page(limit=limit),
+            open_only=not show_all,
+            channel=channel,
+            item=item,
+            scope=who.scope,
         )
     rows = [
         {
@@ -66,6 +74,7 @@ def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int
 @fail_on_service_errors
 def drift_check(channel: str | None, item: int | None, policy: str | None) -> None:
     """Look the channels' live and withdrawn deliveries up now and record what differs."""
+    who = acting(Role.OPERATOR)
     settings = get_settings()
     pool = warm_channel_pool(settings)
     reports = check_now(
@@ -75,7 +84,7 @@ def drift_check(channel: str | None, item: int | None, policy: str | None) -> No
         channel=channel,
         item_id=item,
         policy=policy,
-        actor=ACTOR,
+        actor=who.actor,
     )
     rows = [
         {
@@ -107,7 +116,8 @@ def drift_check(channel: str | None, item: int | None, policy: str | None) -> No
 @fail_on_service_errors
 def drift_repair(drift_id: int) -> None:
     """Repair one open drift now (e.g. one recorded under the policy "report")."""
+    who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
-        found = repair_drift(session, drift_id, actor=ACTOR)
+        found = repair_drift(session, drift_id, actor=who.actor)
         delivery_id = found.delivery_id
     click.echo(f"drift {drift_id}: delivery {delivery_id} queued for repair")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from publisher.cli.common import ACTOR, fail_on_service_errors, show_pairs, unit_of_work
+from publisher.cli.common import acting, fail_on_service_errors, show_pairs, unit_of_work
+from publisher.models import Role
 from publisher.services.freeze import active_freeze, freeze_view, lift_freeze, start_freeze
 
 
@@ -29,8 +30,9 @@ def freeze_status() -> None:
 @fail_on_service_errors
 def freeze_start(reason: str) -> None:
     """Hold publishing and edits of every item not marked urgent."""
+    who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
-        started = start_freeze(session, reason, actor=ACTOR)
+        started = start_freeze(session, reason, actor=who.actor)
         click.echo(f"freeze {started.id} in force: {started.reason}")
 
 
@@ -38,6 +40,7 @@ def freeze_start(reason: str) -> None:
 @fail_on_service_errors
 def freeze_lift() -> None:
     """End the freeze; what it held goes out now."""
+    who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
-        _, woken = lift_freeze(session, actor=ACTOR)
+        _, woken = lift_freeze(session, actor=who.actor)
     click.echo(f"freeze lifted; {woken} deliveries released")

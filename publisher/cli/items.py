@@ -13,8 +13,8 @@ import click
 
 from channels.registry import KINDS
 from publisher.cli.common import (
-    ACTOR,
     F,
+    acting,
     fail_on_service_errors,
     show_pairs,
     table,
@@ -22,12 +22,15 @@ from publisher.cli.common import (
     warm_channel_pool,
 )
 from publisher.config import get_settings
+from publisher.models import Role
 from publisher.services.channel_controls import disabled_map
-from publisher.services.items import ItemFields, create_item, lock_item, retract_item
+from publisher.services.items import ItemFields, create_item, get_item, lock_item, retract_item
 from publisher.services.publishing import edit_checked, publish_checked
 from publisher.services.queries import Page, item_view, list_items
 
 SETTLED = {"live", "withdrawn", "failed", "cancelled"}
+# Who reads items: editors and reviewers (their departments'), supervisors (every one).
+ITEM_READERS = (Role.EDITOR, Role.REVIEWER, Role.SUPERVISOR)
 
 
 @click.group()
@@ -40,11 +43,18 @@ def items() -> None:
 @click.option("--domain", default=None)
 @click.option("--department", default=None)
 @click.option("--limit", type=int, default=50)
+@fail_on_service_errors
 def items_list(status: str | None, domain: str | None, department: str | None, limit: int) -> None:
-    """Items, newest first."""
+    """Items, newest first (with --as an editor or reviewer: their departments')."""
+    who = acting(*ITEM_READERS)
     with unit_of_work() as (session, _):
         found = list_items(
-            session, Page(limit=limit), status=status, domain=domain, department=department
+            session,
+            Page(limit=limit),
+            status=status,
+            domain=domain,
+            department=department,
+            scope=who.scope,
         )
     columns = ["id", "status", "index_no", "domain", "department", "title"]
     click.echo(table(found["results"], columns))
@@ -56,8 +66,9 @@ def items_list(status: str | None, domain: str | None, department: str | None, l
 @fail_on_service_errors
 def items_show(item_id: int) -> None:
     """An item, its latest revision and its deliveries."""
+    who = acting(*ITEM_READERS)
     with unit_of_work() as (session, _):
-        view = item_view(session, item_id)
+        view = item_view(session, item_id, scope=who.scope)
     print_item(view)
 
 
@@ -162,12 +173,14 @@ def fields_from_options(options: dict[str, Any]) -> ItemFields:
 @fail_on_service_errors
 def items_create(**options: Any) -> None:
     """Create a draft item (revision 1) and print its id."""
+    who = acting(Role.EDITOR)
+    fields = fields_from_options(options)
+    if fields.department:
+        who.require_department(fields.department)
     settings = get_settings()
     disabled = disabled_map(warm_channel_pool(settings))
     with unit_of_work() as (session, _):
-        item = create_item(
-            session, settings, fields_from_options(options), actor=ACTOR, disabled=disabled
-        )
+        item = create_item(session, settings, fields, actor=who.actor, disabled=disabled)
         item_id = item.id
     click.echo(f"created item {item_id}")
 
@@ -178,12 +191,15 @@ def items_create(**options: Any) -> None:
 @fail_on_service_errors
 def items_edit(item_id: int, **options: Any) -> None:
     """Change fields of an item: a new revision (published channels follow it)."""
+    who = acting(Role.EDITOR)
+    fields = fields_from_options(options)
+    if fields.department:
+        who.require_department(fields.department)
     settings = get_settings()
     pool = warm_channel_pool(settings)
     with unit_of_work() as (session, _):
-        rev = edit_checked(
-            session, settings, item_id, fields_from_options(options), pool, actor=ACTOR
-        )
+        who.require_department(get_item(session, item_id).department_code)
+        rev = edit_checked(session, settings, item_id, fields, pool, actor=who.actor)
         number = None if rev is None else rev.number
     click.echo(f"item {item_id}: " + (f"revision {number}" if number else "nothing changed"))
 
@@ -195,10 +211,13 @@ def items_edit(item_id: int, **options: Any) -> None:
 @fail_on_service_errors
 def items_publish(item_id: int, wait: bool, timeout: float) -> None:
     """Preflight every channel, then publish. With --wait, exit 1 if any channel failed."""
+    who = acting(Role.EDITOR)
     settings = get_settings()
     pool = warm_channel_pool(settings)
     with unit_of_work() as (session, _):
-        item = publish_checked(session, settings, lock_item(session, item_id), pool, actor=ACTOR)
+        locked = lock_item(session, item_id)
+        who.require_department(locked.item.department_code)
+        item = publish_checked(session, settings, locked, pool, actor=who.actor)
         index_no = item.index_no
     click.echo(f"item {item_id} published as {index_no}")
     if wait:
@@ -237,6 +256,8 @@ def follow_deliveries(item_id: int, timeout: float, interval: float = 0.5) -> in
 @fail_on_service_errors
 def items_retract(item_id: int, reason: str | None) -> None:
     """Withdraw an item from every channel."""
+    who = acting(Role.EDITOR)
     with unit_of_work() as (session, _):
-        retract_item(session, item_id, actor=ACTOR, reason=reason)
+        who.require_department(get_item(session, item_id).department_code)
+        retract_item(session, item_id, actor=who.actor, reason=reason)
     click.echo(f"item {item_id} retracted")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import click
 
 from channels.registry import KINDS
-from publisher.cli.common import ACTOR, fail_on_service_errors, show_pairs, table, unit_of_work
+from publisher.cli.common import acting, fail_on_service_errors, show_pairs, table, unit_of_work
 from publisher.delivery.ops import cancel_delivery, retry_delivery
-from publisher.models import DeliveryState
+from publisher.models import DeliveryState, Role
 from publisher.services.queries import Page, delivery_detail, list_deliveries
+
+# Every role sees deliveries; editors and reviewers only their departments' (`scope`).
+READERS = (Role.EDITOR, Role.REVIEWER, Role.OPERATOR, Role.SUPERVISOR)
 
 
 @click.group()
@@ -21,10 +24,14 @@ def jobs() -> None:
 @click.option("--channel", type=click.Choice(KINDS), default=None)
 @click.option("--item", type=int, default=None)
 @click.option("--limit", type=int, default=50)
+@fail_on_service_errors
 def jobs_list(state: str | None, channel: str | None, item: int | None, limit: int) -> None:
-    """Deliveries, most recently changed first."""
+    """Deliveries, most recently changed first (with --as an editor: their departments')."""
+    who = acting(*READERS)
     with unit_of_work() as (session, _):
-        found = list_deliveries(session, Page(limit=limit), state=state, channel=channel, item=item)
+        found = list_deliveries(
+            session, Page(limit=limit), state=state, channel=channel, item=item, scope=who.scope
+        )
     rows = [{**d, "item": d["item_id"], "next": d["next_attempt_at"]} for d in found["results"]]
     click.echo(table(rows, ["id", "item", "channel", "state", "attempts", "next", "explanation"]))
     click.echo(f"({len(rows)} of {found['total']})")
@@ -35,8 +42,9 @@ def jobs_list(state: str | None, channel: str | None, item: int | None, limit: i
 @fail_on_service_errors
 def jobs_show(delivery_id: int) -> None:
     """A delivery and every attempt made for it."""
+    who = acting(*READERS)
     with unit_of_work() as (session, _):
-        delivery = delivery_detail(session, delivery_id)
+        delivery = delivery_detail(session, delivery_id, scope=who.scope)
     error = delivery["last_error"] or {}
     show_pairs(
         [
@@ -66,8 +74,9 @@ def jobs_show(delivery_id: int) -> None:
 @fail_on_service_errors
 def jobs_retry(delivery_id: int) -> None:
     """Start a failed, deferred or cancelled delivery again."""
+    who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
-        retry_delivery(session, delivery_id, actor=ACTOR)
+        retry_delivery(session, delivery_id, actor=who.actor)
     click.echo(f"delivery {delivery_id} queued")
 
 
@@ -77,6 +86,7 @@ def jobs_retry(delivery_id: int) -> None:
 @fail_on_service_errors
 def jobs_cancel(delivery_id: int, reason: str | None) -> None:
     """Stop working on a delivery."""
+    who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
-        cancel_delivery(session, delivery_id, actor=ACTOR, reason=reason)
+        cancel_delivery(session, delivery_id, actor=who.actor, reason=reason)
     click.echo(f"delivery {delivery_id} cancelled")

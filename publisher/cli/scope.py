@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from publisher.cli.common import ACTOR, fail_on_service_errors, table, unit_of_work
+from publisher.cli.common import acting, fail_on_service_errors, table, unit_of_work
 from publisher.services.scope import (
     add_department,
     add_domain,
@@ -34,7 +34,8 @@ def domains_list() -> None:
 @click.option("--department", "departments", multiple=True, help="repeatable")
 @fail_on_service_errors
 def domains_add(code: str, name: str, catecode: str, departments: tuple[str, ...]) -> None:
-    """Add a disclosure domain with its responsible departments."""
+    """Add a disclosure domain with its responsible departments (admins)."""
+    who = acting()
     with unit_of_work() as (session, _):
         add_domain(
             session,
@@ -42,7 +43,7 @@ def domains_add(code: str, name: str, catecode: str, departments: tuple[str, ...
             name=name,
             catecode=catecode,
             departments=list(departments),
-            actor=ACTOR,
+            actor=who.actor,
         )
     click.echo(f"domain {code} added")
 
@@ -64,7 +65,8 @@ def departments_list() -> None:
 @click.option("--name", required=True)
 @fail_on_service_errors
 def departments_add(code: str, name: str) -> None:
-    """Add a department (link it to domains with `domains add` or the API)."""
+    """Add a department (admins; link it to domains with `domains add` or the API)."""
+    who = acting()
     with unit_of_work() as (session, _):
-        add_department(session, code=code, name=name, actor=ACTOR)
+        add_department(session, code=code, name=name, actor=who.actor)
     click.echo(f"department {code} added")

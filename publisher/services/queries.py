@@ -2,11 +2,16 @@
 
 Plain JSON-ready dicts built from the store; nothing here writes. The delivery view carries the
 channel's own error text verbatim next to our plain-words explanation.
+
+Department scoping: every read of items and what hangs off them (deliveries, attempts, drift)
+takes a `scope`, the departments the caller may see (`Principal.scope`; None: every one).
+Lists leave the others' rows out; a single object of another department is refused
+(`Forbidden`), as an edit of it would be.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +20,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
-from publisher.errors import FieldProblem, InvalidInput, NotFound
+from publisher.errors import FieldProblem, Forbidden, InvalidInput, NotFound
 from publisher.models import Attempt, Delivery, DeliveryState, Drift, DriftKind, Item, Revision
 
 
@@ -25,8 +30,30 @@ class Page:
     offset: int = 0
 
 
+# The departments a caller may see; None: every department.
+Scope = Collection[str] | None
+
+
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def check_scope(department: str, scope: Scope) -> None:
+    """Raise `Forbidden` unless an item of `department` is within `scope`."""
+    if scope is not None and department not in scope:
+        raise Forbidden(
+            f"this item belongs to department {department!r}; "
+            f"your account is limited to {', '.join(scope) or 'no department'}"
+        )
+
+
+def item_in_scope(session: Session, item_id: int, scope: Scope) -> Item:
+    """The item, if the caller may see it. Raises `NotFound`, `Forbidden`."""
+    item = session.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"item {item_id} does not exist")
+    check_scope(item.department_code, scope)
+    return item
 
 
 def revision_view(rev: Revision, *, full: bool = True) -> dict[str, Any]:
@@ -126,11 +153,10 @@ def item_summary(item: Item, latest: Revision | None) -> dict[str, Any]:
     }
 
 
-def item_view(session: Session, item_id: int) -> dict[str, Any]:
-    """The item, its latest revision, its revisions and one delivery per channel."""
-    item = session.get(Item, item_id)
-    if item is None:
-        raise NotFound(f"item {item_id} does not exist")
+def item_view(session: Session, item_id: int, *, scope: Scope = None) -> dict[str, Any]:
+    """The item, its latest revision, its revisions and one delivery per channel.
+    Raises `NotFound`, `Forbidden` (outside `scope`)."""
+    item = item_in_scope(session, item_id, scope)
     revisions = list(
         session.scalars(
             select(Revision).where(Revision.item_id == item_id).order_by(Revision.number)
@@ -170,9 +196,12 @@ def list_items(
     status: str | None = None,
     domain: str | None = None,
     department: str | None = None,
+    scope: Scope = None,
 ) -> dict[str, Any]:
-    """Items, newest first, with their latest titles."""
+    """Items of the departments in `scope`, newest first, with their latest titles."""
     stmt = select(Item).order_by(Item.id.desc())
+    if scope is not None:
+        stmt = stmt.where(Item.department_code.in_(list(scope)))
     if status:
         stmt = stmt.where(Item.status == status)
     if domain:
@@ -213,9 +242,14 @@ def list_deliveries(
     state: str | None = None,
     channel: str | None = None,
     item: int | None = None,
+    scope: Scope = None,
 ) -> dict[str, Any]:
-    """Deliveries, most recently changed first."""
+    """Deliveries of items in `scope`, most recently changed first."""
     stmt = select(Delivery).order_by(Delivery.updated_at.desc(), Delivery.id.desc())
+    if scope is not None:
+        stmt = stmt.join(Item, Delivery.item_id == Item.id).where(
+            Item.department_code.in_(list(scope))
+        )
     if state:
         stmt = stmt.where(Delivery.state == state)
     if channel:
@@ -231,11 +265,13 @@ def list_deliveries(
     }
 
 
-def delivery_detail(session: Session, delivery_id: int) -> dict[str, Any]:
-    """A delivery with all its attempts, newest first."""
+def delivery_detail(session: Session, delivery_id: int, *, scope: Scope = None) -> dict[str, Any]:
+    """A delivery with all its attempts, newest first. Raises `NotFound`, `Forbidden`."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
         raise NotFound(f"delivery {delivery_id} does not exist")
+    if scope is not None:
+        item_in_scope(session, delivery.item_id, scope)
     view = delivery_view(delivery)
     view["attempt_log"] = [
         attempt_view(a)
@@ -246,10 +282,10 @@ def delivery_detail(session: Session, delivery_id: int) -> dict[str, Any]:
     return view
 
 
-def item_attempts(session: Session, item_id: int) -> list[dict[str, Any]]:
-    """Every attempt on every channel for an item, newest first."""
-    if session.get(Item, item_id) is None:
-        raise NotFound(f"item {item_id} does not exist")
+def item_attempts(session: Session, item_id: int, *, scope: Scope = None) -> list[dict[str, Any]]:
+    """Every attempt on every channel for an item, newest first. Raises `NotFound`,
+    `Forbidden`."""
+    item_in_scope(session, item_id, scope)
     rows = session.execute(
         select(Attempt, Delivery.channel_kind)
         .join(Delivery, Attempt.delivery_id == Delivery.id)
@@ -306,9 +342,15 @@ def list_drift(
     channel: str | None = None,
     item: int | None = None,
     kind: str | None = None,
+    scope: Scope = None,
 ) -> dict[str, Any]:
-    """Drift, most recently detected first; open only unless `open_only` is False."""
+    """Drift of items in `scope`, most recently detected first; open only unless
+    `open_only` is False."""
     stmt = select(Drift).order_by(Drift.detected_at.desc(), Drift.id.desc())
+    if scope is not None:
+        stmt = stmt.join(Item, Drift.item_id == Item.id).where(
+            Item.department_code.in_(list(scope))
+        )
     if open_only:
         stmt = stmt.where(Drift.resolved_at.is_(None))
     if channel:

@@ -88,6 +88,7 @@ class ChaosCluster(System):
 
     def start_all(self) -> None:
         """Everything, on a store `tests.support.fresh_postgres` has already migrated."""
+        self.sign_in_as_admin()
         self.start("sandbox", "sandbox", *[arg for kind in KINDS for arg in ("--only", kind)])
         self.start("api", "api", "--port", str(self.ports["api"]))
         for index in range(WORKERS):

@@ -19,9 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from publisher.api.app import create_app
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
+from tests.support import user_with_token
 
-BOOTSTRAP = "bootstrap-secret-for-tests"
-ADMIN = {"Authorization": f"Bearer {BOOTSTRAP}"}
+ADMIN_TOKEN = "pub_admin-token-of-the-api-tests"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TODAY_YEAR = date.today().year
 
 
@@ -29,12 +30,12 @@ TODAY_YEAR = date.today().year
 def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Website and catalogue enabled (any http URL will do: nothing is sent in these tests);
     WeChat and Weibo left unconfigured, hence disabled."""
-    monkeypatch.setenv("PUBLISHER_BOOTSTRAP_TOKEN", BOOTSTRAP)
     for kind in ("WEBSITE", "CATALOGUE"):
         monkeypatch.setenv(f"PUBLISHER_{kind}_API_BASE", "http://127.0.0.1:9")
         monkeypatch.setenv(f"PUBLISHER_{kind}_APP_ID", "sandbox")
         monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")
     reset_settings()
+    user_with_token(get_database(), "admin", name="admin", token=ADMIN_TOKEN)
     return get_settings()
 
 
@@ -222,13 +223,27 @@ def test_token_is_stored_hashed(client: TestClient, settings: Settings) -> None:
     assert plaintext[4:].encode() not in stored
 
 
+def token_id(headers: dict[str, str]) -> int:
+    from sqlalchemy import select
+
+    from publisher.auth import hash_token
+    from publisher.models import ApiToken
+
+    plaintext = headers["Authorization"].split()[1]
+    with get_database().session() as session:
+        found = session.scalars(
+            select(ApiToken.id).where(ApiToken.token_hash == hash_token(plaintext))
+        ).one()
+    return int(found)
+
+
 def test_revoked_token_is_refused(client: TestClient) -> None:
     from publisher.auth import revoke_token
 
     headers = token(client, "operator")
     assert client.get("/api/v1/deliveries", headers=headers).status_code == 200
     with get_database().session() as session:
-        revoke_token(session, 1)
+        revoke_token(session, token_id(headers))
     assert client.get("/api/v1/deliveries", headers=headers).status_code == 401
 
 
@@ -243,7 +258,7 @@ def test_a_token_revoked_by_another_process_is_refused_within_the_cache_time(
     headers = token(client, "operator")
     assert client.get("/api/v1/deliveries", headers=headers).status_code == 200
     with get_database().session() as session:  # as another process revokes: no cache told
-        found = session.get(ApiToken, 1)
+        found = session.get(ApiToken, token_id(headers))
         assert found is not None
         found.revoked_at = utcnow()
     assert client.get("/api/v1/deliveries", headers=headers).status_code == 200
