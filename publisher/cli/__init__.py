@@ -14,8 +14,10 @@ the rule.
 from __future__ import annotations
 
 import socket
+import sys
 
 import click
+from pydantic import ValidationError
 
 from publisher.audit import client_address_as
 from publisher.cli import (
@@ -32,7 +34,7 @@ from publisher.cli import (
     users,
 )
 from publisher.cli.common import AS_KEY
-from publisher.config import get_settings
+from publisher.config import Settings, get_settings
 from publisher.dispatch import celery_sender, install_sender
 
 
@@ -55,7 +57,21 @@ def main(ctx: click.Context, as_name: str | None) -> None:
         ctx.with_resource(client_address_as(f"cli@{socket.gethostname()}"))
     # What a command commits reaches the workers through a Celery client of this process
     # (`publisher worker` replaces it with its own app's).
-    install_sender(celery_sender(get_settings()))
+    install_sender(celery_sender(_settings_or_exit()))
+
+
+def _settings_or_exit() -> Settings:
+    """The settings; a bad `PUBLISHER_*` variable is bad input: one line each, exit 2."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for problem in exc.errors():
+            variable = "PUBLISHER_" + "_".join(str(part) for part in problem["loc"]).upper()
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            if variable not in message:
+                message = f"{variable}: {message}"
+            click.echo(f"error: {message}", err=True)
+        sys.exit(2)
 
 
 COMMANDS: tuple[click.Command, ...] = (
