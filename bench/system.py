@@ -50,7 +50,22 @@ def fresh_database(services: Services) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{services.database}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{services.database}"')
     upgrade(services.database_url)
+    without_review(services.database_url)
     return services.database_url
+
+
+def without_review(database_url: str) -> None:
+    """Every domain publishes without review stages (a run-time setting, audited): the
+    benchmark measures the pipeline from publish to live, not people approving."""
+    from publisher.services.scope import DomainChanges, list_domains, update_domain
+
+    database = Database(database_url)
+    try:
+        with database.session() as session:
+            for domain in list_domains(session):
+                update_domain(session, domain.code, DomainChanges(review_stages=[]), actor="bench")
+    finally:
+        database.dispose()
 
 
 def admin_token(database_url: str) -> str:

@@ -372,6 +372,60 @@ def scratch_shared_store() -> Iterator[Any]:
             database.dispose()
 
 
+# --- review --------------------------------------------------------------------------------------
+
+
+def reviewer(session: Any, department: str, number: int) -> Any:
+    """The `number`th reviewer of `department` (a real user, made on first use), as a
+    `Principal`."""
+    return department_user(session, f"reviewer{number}-{department}", "reviewer", department)
+
+
+def department_user(session: Any, name: str, role: str, department: str) -> Any:
+    """The user `name` with `role` in `department` (made on first use), as a `Principal`."""
+    from publisher.auth import Principal
+    from publisher.services.users import create_user, find_user
+
+    user = find_user(session, name) or create_user(
+        session, name=name, role=role, departments=[department], actor="tests"
+    )
+    departments = tuple(d.code for d in user.departments)
+    return Principal(user.role, departments, user.name, user.id, name=user.name)
+
+
+def approve_all(session: Any, item_id: int) -> None:
+    """Take the item through review as it stands: submitted (unless it is under review
+    already), then every stage of its domain approved, each by another real reviewer of its
+    department. Tests that are not about review publish what this approved."""
+    from publisher.models import Item
+    from publisher.services import review
+
+    item = session.get(Item, item_id)
+    state = review.review_state(session, item)
+    if not state.submitted:
+        editor = department_user(
+            session, f"editor-{item.department_code}", "editor", item.department_code
+        )
+        review.submit_item(session, item_id, editor)
+        state = review.review_state(session, item)
+    while state.next_stage is not None:
+        review.approve_item(
+            session, item_id, reviewer(session, item.department_code, state.next_stage.number)
+        )
+        state = review.review_state(session, item)
+
+
+def publish_reviewed(
+    session: Any, settings: Settings, item_id: int, *, enabled_kinds: list[str]
+) -> Any:
+    """`approve_all`, then publish: how tests that are not about review publish an item, or
+    an edit of a published one (held until approved)."""
+    from publisher.services.items import publish_item
+
+    approve_all(session, item_id)
+    return publish_item(session, settings, item_id, actor="t", enabled_kinds=enabled_kinds)
+
+
 # --- driving the delivery engine by hand ---------------------------------------------------------
 
 

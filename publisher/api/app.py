@@ -27,6 +27,7 @@ from publisher.api import (
     routes_deliveries,
     routes_drift,
     routes_items,
+    routes_review,
     routes_users,
 )
 from publisher.api.client_address import ClientAddressMiddleware
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     api = APIRouter(prefix=API_PREFIX)
     for module in (routes_items, routes_deliveries, routes_channels, routes_catalog, routes_drift):
         api.include_router(module.router)
+    api.include_router(routes_review.router)
     api.include_router(routes_checks.router)
     api.include_router(routes_audit.router)
     api.include_router(routes_users.router)

@@ -48,7 +48,12 @@ def create_item(
     disabled = disabled_map(pool)
     with database_of(request).session() as session:
         item = item_service.create_item(
-            session, settings_of(request), body.fields(), actor=who.actor, disabled=disabled
+            session,
+            settings_of(request),
+            body.fields(),
+            actor=who.actor,
+            disabled=disabled,
+            who=who,
         )
         return queries.item_view(session, item.id)
 
@@ -92,9 +97,12 @@ def edit_item(
     item_id: int,
     body: ItemPatch,
     request: Request,
-    who: Principal = Depends(requires(Role.EDITOR)),
+    who: Principal = Depends(requires(Role.EDITOR, Role.REVIEWER)),
 ) -> dict[str, Any]:
-    """Changed fields become a new revision; a published item's channels follow it."""
+    """Changed fields become a new revision, which voids the item's approvals; a published
+    item's channels follow it once it is approved and published again (at once in a domain
+    without review stages). Reviewers change only `urgent`, `push` and `channels`, which
+    after approval only they may change (403 otherwise)."""
     pool = channel_pool(request)
     build_adapters(pool)
     with database_of(request).session() as session:
@@ -102,25 +110,30 @@ def edit_item(
         who.require_department(item.department_code)
         if body.department:
             who.require_department(body.department)
-        edit_checked(session, settings_of(request), item_id, body.fields(), pool, actor=who.actor)
+        settings = settings_of(request)
+        edit_checked(session, settings, item_id, body.fields(), pool, actor=who.actor, who=who)
         return queries.item_view(session, item_id)
 
 
 @router.post("/items/{item_id}/publish", status_code=status.HTTP_202_ACCEPTED)
 def publish_item(
-    item_id: int, request: Request, who: Principal = Depends(requires(Role.EDITOR))
+    item_id: int, request: Request, who: Principal = Depends(requires(Role.EDITOR, Role.REVIEWER))
 ) -> dict[str, Any]:
     """Preflight every target channel, assign the 索引号, and hand the deliveries to the workers.
 
-    422 (nothing changed) when a channel would refuse the item, naming field, rule and channel.
+    422 (nothing changed) when a channel would refuse the item, naming field, rule and channel;
+    409 with the reason in `detail` when the revision has not passed every review stage (an
+    urgent item of the disaster domain: one stage, published by a reviewer).
     """
     pool = channel_pool(request)
     build_adapters(pool)
     with database_of(request).session() as session:
         locked = item_service.lock_item(session, item_id)
         who.require_department(locked.item.department_code)
-        publish_checked(session, settings_of(request), locked, pool, actor=who.actor)
-        return queries.item_view_of(locked.item, locked.revisions, locked.deliveries.values())
+        publish_checked(session, settings_of(request), locked, pool, actor=who.actor, who=who)
+        return queries.item_view_of(
+            locked.item, locked.revisions, locked.deliveries.values(), locked.approvals
+        )
 
 
 @router.post("/items/{item_id}/retract", status_code=status.HTTP_202_ACCEPTED)

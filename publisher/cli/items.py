@@ -23,6 +23,7 @@ from publisher.cli.common import (
 )
 from publisher.config import get_settings
 from publisher.models import Role
+from publisher.services import review
 from publisher.services.channel_controls import disabled_map
 from publisher.services.items import ItemFields, create_item, get_item, lock_item, retract_item
 from publisher.services.publishing import edit_checked, publish_checked
@@ -39,7 +40,11 @@ def items() -> None:
 
 
 @items.command("list")
-@click.option("--status", type=click.Choice(["draft", "published", "retracted"]), default=None)
+@click.option(
+    "--status",
+    type=click.Choice(["draft", "submitted", "approved", "published", "retracted"]),
+    default=None,
+)
 @click.option("--domain", default=None)
 @click.option("--department", default=None)
 @click.option("--limit", type=int, default=50)
@@ -86,6 +91,8 @@ def print_item(view: dict[str, Any]) -> None:
             ("doc_number", rev.get("doc_number")),
             ("revision", rev.get("number")),
             ("channels", ",".join(view["channels"]) or "(every enabled channel)"),
+            ("review", review_line(view)),
+            ("sent back", view.get("sent_back_comment")),
         ]
     )
     if view["deliveries"]:
@@ -180,7 +187,7 @@ def items_create(**options: Any) -> None:
     settings = get_settings()
     disabled = disabled_map(warm_channel_pool(settings))
     with unit_of_work() as (session, _):
-        item = create_item(session, settings, fields, actor=who.actor, disabled=disabled)
+        item = create_item(session, settings, fields, actor=who.actor, disabled=disabled, who=who)
         item_id = item.id
     click.echo(f"created item {item_id}")
 
@@ -190,8 +197,10 @@ def items_create(**options: Any) -> None:
 @item_options
 @fail_on_service_errors
 def items_edit(item_id: int, **options: Any) -> None:
-    """Change fields of an item: a new revision (published channels follow it)."""
-    who = acting(Role.EDITOR)
+    """Change fields of an item: a new revision, which voids its approvals (a published item's
+    channels follow once it is approved and published again). Reviewers: --urgent, --push,
+    --channel only."""
+    who = acting(Role.EDITOR, Role.REVIEWER)
     fields = fields_from_options(options)
     if fields.department:
         who.require_department(fields.department)
@@ -199,7 +208,7 @@ def items_edit(item_id: int, **options: Any) -> None:
     pool = warm_channel_pool(settings)
     with unit_of_work() as (session, _):
         who.require_department(get_item(session, item_id).department_code)
-        rev = edit_checked(session, settings, item_id, fields, pool, actor=who.actor)
+        rev = edit_checked(session, settings, item_id, fields, pool, actor=who.actor, who=who)
         number = None if rev is None else rev.number
     click.echo(f"item {item_id}: " + (f"revision {number}" if number else "nothing changed"))
 
@@ -210,18 +219,70 @@ def items_edit(item_id: int, **options: Any) -> None:
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="with --wait")
 @fail_on_service_errors
 def items_publish(item_id: int, wait: bool, timeout: float) -> None:
-    """Preflight every channel, then publish. With --wait, exit 1 if any channel failed."""
-    who = acting(Role.EDITOR)
+    """Preflight every channel, then publish (once every review stage approved it). With
+    --wait, exit 1 if any channel failed."""
+    who = acting(Role.EDITOR, Role.REVIEWER)
     settings = get_settings()
     pool = warm_channel_pool(settings)
     with unit_of_work() as (session, _):
         locked = lock_item(session, item_id)
         who.require_department(locked.item.department_code)
-        item = publish_checked(session, settings, locked, pool, actor=who.actor)
+        item = publish_checked(session, settings, locked, pool, actor=who.actor, who=who)
         index_no = item.index_no
     click.echo(f"item {item_id} published as {index_no}")
     if wait:
         sys.exit(follow_deliveries(item_id, timeout))
+
+
+@items.command("submit")
+@click.argument("item_id", type=int)
+@fail_on_service_errors
+def items_submit(item_id: int) -> None:
+    """Send an item's latest revision to its domain's review stages."""
+    who = acting(Role.EDITOR)
+    with unit_of_work() as (session, _):
+        review.submit_item(session, item_id, who)
+        view = item_view(session, item_id)
+    click.echo(f"item {item_id}: {view['status']}; " + review_line(view))
+
+
+@items.command("approve")
+@click.argument("item_id", type=int)
+@click.option("--comment", default=None)
+@fail_on_service_errors
+def items_approve(item_id: int, comment: str | None) -> None:
+    """Approve the next review stage (as `publisher --as NAME`, a reviewer of the item's
+    department who did not write it)."""
+    who = acting(Role.REVIEWER)
+    with unit_of_work() as (session, _):
+        approval = review.approve_item(session, item_id, who, comment)
+        stage = approval.stage_name
+        view = item_view(session, item_id)
+    click.echo(f"item {item_id}: {stage} approved; " + review_line(view))
+
+
+@items.command("send-back")
+@click.argument("item_id", type=int)
+@click.option("--comment", required=True, help="why it goes back to its editor")
+@fail_on_service_errors
+def items_send_back(item_id: int, comment: str) -> None:
+    """Return an item under review to its editor, with a comment."""
+    who = acting(Role.REVIEWER)
+    with unit_of_work() as (session, _):
+        review.send_back_item(session, item_id, who, comment)
+    click.echo(f"item {item_id} sent back to its editor")
+
+
+def review_line(view: dict[str, Any]) -> str:
+    """Where the item stands in review, in one line."""
+    state = view.get("review") or {}
+    missing = state.get("missing") or []
+    line = "waiting for " + ", ".join(missing) if missing else "every review stage approved"
+    if view.get("post_review_pending"):
+        line += " (published urgently: review afterwards pending)"
+    if state.get("held"):
+        line += f" (channels show revision {state.get('shown_revision')} until published)"
+    return line
 
 
 def follow_deliveries(item_id: int, timeout: float, interval: float = 0.5) -> int:

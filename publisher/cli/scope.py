@@ -6,12 +6,15 @@ import click
 
 from publisher.cli.common import acting, fail_on_service_errors, table, unit_of_work
 from publisher.services.scope import (
+    REQUIRABLE_FIELDS,
+    DomainChanges,
     add_department,
     add_domain,
     department_view,
     domain_view,
     list_departments,
     list_domains,
+    update_domain,
 )
 
 
@@ -24,7 +27,8 @@ def domains() -> None:
 def domains_list() -> None:
     with unit_of_work() as (session, _):
         rows = [domain_view(d) for d in list_domains(session)]
-    click.echo(table(rows, ["code", "name", "catecode", "active", "departments"]))
+    columns = ["code", "name", "catecode", "active", "departments", "review_stages"]
+    click.echo(table(rows, [*columns, "required_metadata"]))
 
 
 @domains.command("add")
@@ -46,6 +50,58 @@ def domains_add(code: str, name: str, catecode: str, departments: tuple[str, ...
             actor=who.actor,
         )
     click.echo(f"domain {code} added")
+
+
+@domains.command("update")
+@click.argument("code")
+@click.option("--name", default=None)
+@click.option("--catecode", default=None)
+@click.option("--department", "departments", multiple=True, help="repeatable; replaces the list")
+@click.option("--active/--inactive", default=None)
+@click.option(
+    "--stage",
+    "stages",
+    multiple=True,
+    help="a review stage, in order (repeatable, at most 3); replaces the stages",
+)
+@click.option("--no-review", is_flag=True, help="no review stages: items publish directly")
+@click.option(
+    "--require",
+    "required",
+    multiple=True,
+    type=click.Choice(REQUIRABLE_FIELDS),
+    help="an item field required before publishing (repeatable); replaces the list",
+)
+@click.option("--require-nothing", is_flag=True, help="no required fields")
+@fail_on_service_errors
+def domains_update(
+    code: str,
+    name: str | None,
+    catecode: str | None,
+    departments: tuple[str, ...],
+    active: bool | None,
+    stages: tuple[str, ...],
+    no_review: bool,
+    required: tuple[str, ...],
+    require_nothing: bool,
+) -> None:
+    """Change a domain (admins): its name, catecode, departments, review stages, required
+    fields. At run time: the next submit, approval and publish use the new settings."""
+    if (stages and no_review) or (required and require_nothing):
+        raise click.UsageError("give --stage or --no-review, --require or --require-nothing")
+    who = acting()
+    changes = DomainChanges(
+        name=name,
+        catecode=catecode,
+        departments=list(departments) or None,
+        active=active,
+        review_stages=[] if no_review else (list(stages) or None),
+        required_metadata=[] if require_nothing else (list(required) or None),
+    )
+    with unit_of_work() as (session, _):
+        view = domain_view(update_domain(session, code, changes, actor=who.actor))
+    stages_shown = "、".join(view["review_stages"]) or "none (publish directly)"
+    click.echo(f"domain {code} updated; review stages: {stages_shown}")
 
 
 @click.group()

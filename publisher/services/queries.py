@@ -21,7 +21,17 @@ from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
 from publisher.errors import FieldProblem, Forbidden, InvalidInput, NotFound
-from publisher.models import Attempt, Delivery, DeliveryState, Drift, DriftKind, Item, Revision
+from publisher.models import (
+    Approval,
+    Attempt,
+    Delivery,
+    DeliveryState,
+    Drift,
+    DriftKind,
+    Item,
+    Revision,
+)
+from publisher.services.review import item_approvals, review_fields
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,7 @@ def item_summary(item: Item, latest: Revision | None) -> dict[str, Any]:
         "channels": list(item.channels or []),
         "push": None if item.push_tags is None else list(item.push_tags),
         "urgent": item.urgent,
+        "post_review_pending": item.post_review_pending,
         "created_by": item.created_by,
         "created_at": iso(item.created_at),
         "updated_at": iso(item.updated_at),
@@ -165,21 +176,24 @@ def item_view(session: Session, item_id: int, *, scope: Scope = None) -> dict[st
     deliveries = session.scalars(
         select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)
     )
-    return item_view_of(item, revisions, deliveries)
+    return item_view_of(item, revisions, deliveries, item_approvals(session, item_id))
 
 
 def item_view_of(
-    item: Item, revisions: Sequence[Revision], deliveries: Iterable[Delivery]
+    item: Item,
+    revisions: Sequence[Revision],
+    deliveries: Iterable[Delivery],
+    approvals: Sequence[Approval] = (),
 ) -> dict[str, Any]:
-    """`item_view` of what the caller already loaded: `revisions` oldest first, and the
-    item's deliveries (shown in the order they were created)."""
+    """`item_view` of what the caller already loaded: `revisions` oldest first, the item's
+    deliveries (shown in the order they were created) and its approvals (oldest first)."""
     latest = revisions[-1] if revisions else None
+    ordered = sorted(deliveries, key=lambda delivery: delivery.id)
     view = item_summary(item, latest)
     view["revision"] = revision_view(latest) if latest else None
     view["revisions"] = [revision_view(r, full=False) for r in revisions]
-    view["deliveries"] = [
-        delivery_view(delivery) for delivery in sorted(deliveries, key=lambda delivery: delivery.id)
-    ]
+    view["deliveries"] = [delivery_view(delivery) for delivery in ordered]
+    view.update(review_fields(item, revisions, approvals, ordered))
     return view
 
 

@@ -51,6 +51,7 @@ class System:
         self.env = env
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.headers: dict[str, str] = {}  # an admin's, once the store is migrated
+        self.reviewers: list[dict[str, str]] = []  # two reviewers' of 社管局, made on demand
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -73,6 +74,19 @@ class System:
         made = self.run("token", "create", "--role", "admin", "--label", "tests")
         assert made.returncode == 0, made.stderr
         self.headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
+
+    def review(self, item_id: int) -> None:
+        """Submit the item (as the admin) and approve both stages of its domain, each by
+        another reviewer of 社管局, made with the CLI (`publisher token create --role
+        reviewer`)."""
+        while len(self.reviewers) < 2:
+            made = self.run("token", "create", "--role", "reviewer", "--department", "sgj")
+            assert made.returncode == 0, made.stderr
+            self.reviewers.append({"Authorization": f"Bearer {made.stdout.strip()}"})
+        self.call("POST", f"/items/{item_id}/submit")
+        for headers in self.reviewers:
+            resp = requests.post(f"{self.api}/items/{item_id}/approve", headers=headers, timeout=15)
+            assert resp.status_code == 200, (resp.status_code, resp.text)
 
     def start_all(self) -> None:
         done = self.run("db", "upgrade")

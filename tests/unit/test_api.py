@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from publisher.api.app import create_app
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
-from tests.support import user_with_token
+from tests.support import approve_all, user_with_token
 
 ADMIN_TOKEN = "pub_admin-token-of-the-api-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -81,6 +81,12 @@ def create(client: TestClient, headers: dict[str, str] = ADMIN, **overrides: Any
     resp = client.post("/api/v1/items", json=item_body(**overrides), headers=headers)
     assert resp.status_code == 201, resp.text
     return resp.json()
+
+
+def approve(view: dict[str, Any]) -> None:
+    """Take the item through review: every stage approved by real reviewers."""
+    with get_database().session() as session:
+        approve_all(session, view["id"])
 
 
 def problems(resp: Any) -> set[tuple[str, str]]:
@@ -274,6 +280,7 @@ def test_publish_reads_the_item_in_three_queries(client: TestClient) -> None:
 
     editor = token(client, "editor", "sgj")
     view = create(client, editor)  # the token is known from here on
+    approve(view)
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -287,15 +294,25 @@ def test_publish_reads_the_item_in_three_queries(client: TestClient) -> None:
         event.remove(engine, "before_cursor_execute", record)
     assert resp.status_code == 202, resp.text
     reads = [re.findall(r"\bFROM\s+(\w+)", s)[0] for s in statements if s.startswith("SELECT")]
-    # The item (its domain and department joined), its revisions, its deliveries: no token
-    # lookup, no list of the domain's departments, no second look at anything.
-    assert reads == ["items", "revisions", "deliveries"]
+    # The item (its domain and department joined), its revisions, its deliveries, its
+    # approvals, the sensitive words (the pre-publish check) and the audit chain's tail: no
+    # token lookup, no list of the domain's departments, no second look at anything.
+    assert reads == [
+        "items",
+        "revisions",
+        "deliveries",
+        "approvals",
+        "sensitive_words",
+        "audit_events",
+    ]
 
 
 def test_publish_assigns_index_numbers_and_enqueues_deliveries(
     client: TestClient, dispatched: list[tuple[int, str, float]]
 ) -> None:
     first, second = create(client), create(client, title="第二条公告")
+    approve(first)
+    approve(second)
     resp = client.post(f"/api/v1/items/{first['id']}/publish", headers=ADMIN)
     assert resp.status_code == 202, resp.text
     body = resp.json()
@@ -345,6 +362,7 @@ def test_preflight_problem_is_422_naming_the_channel(
 
 def test_retract(client: TestClient, dispatched: list[Any]) -> None:
     view = create(client)
+    approve(view)
     client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
     dispatched.clear()
     resp = client.post(f"/api/v1/items/{view['id']}/retract", headers=ADMIN)
@@ -357,6 +375,7 @@ def test_retract(client: TestClient, dispatched: list[Any]) -> None:
 
 def test_operator_cancels_and_retries_a_delivery(client: TestClient) -> None:
     view = create(client)
+    approve(view)
     published = client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN).json()
     delivery_id = published["deliveries"][0]["id"]
     operator = token(client, "operator")
@@ -499,6 +518,7 @@ def test_healthz_503_when_broker_unreachable(
 
 def test_metrics_parse_and_name_every_metric(client: TestClient) -> None:
     view = create(client)
+    approve(view)
     client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
     resp = client.get("/metrics")
     assert resp.status_code == 200
@@ -550,6 +570,7 @@ def test_a_title_too_long_for_wechat_is_refused_at_publish_naming_channel_and_fi
             f"/api/v1/items/{view['id']}", json={"short_title": "供暖补贴发放公告"}, headers=ADMIN
         )
         assert short.status_code == 200, short.text
+        approve(view)
         resp = wechat_client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
         assert resp.status_code == 202, resp.text
         assert "wechat" in {d["channel"] for d in resp.json()["deliveries"]}
@@ -590,6 +611,7 @@ def test_retry_every_failed_delivery_of_a_channel(
 
     for n in range(3):
         view = create(client, title=f"第{n}条")
+        approve(view)
         client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
     with get_database().session() as session:
         session.execute(

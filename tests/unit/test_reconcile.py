@@ -47,7 +47,7 @@ from publisher.models import (
     utcnow,
 )
 from publisher.services.channel_controls import pause_channel
-from publisher.services.items import create_item, publish_item, retract_item
+from publisher.services.items import create_item, retract_item
 from publisher.shared import DatabaseSharedStore
 from tests.support import (
     RunningSandbox,
@@ -56,6 +56,7 @@ from tests.support import (
     item_delivery,
     make_due,
     migrated_sqlite,
+    publish_reviewed,
     running_sandbox,
     sample_publication,
     sandbox_settings,
@@ -86,7 +87,7 @@ class World:
         fields = housing_notice(n)
         with self.db.session() as session:
             item_id = create_item(session, self.settings, fields, actor="t").id
-            publish_item(session, self.settings, item_id, actor="t", enabled_kinds=[])
+            publish_reviewed(session, self.settings, item_id, enabled_kinds=[])
         assert self.sync(item_id, "website").state == DeliveryState.LIVE
         assert self.sync(item_id, "weibo").state == DeliveryState.LIVE
         self.sent.clear()
