@@ -32,6 +32,7 @@ from publisher.cli import (
     scope,
     tokens,
     users,
+    words,
 )
 from publisher.cli.common import AS_KEY
 from publisher.config import Settings, get_settings
@@ -88,6 +89,7 @@ COMMANDS: tuple[click.Command, ...] = (
     channels.channels,
     scope.domains,
     scope.departments,
+    words.words,
     freeze.freeze,
     drift.drift,
     audit.audit,

@@ -25,7 +25,16 @@ from publisher.config import get_settings
 from publisher.models import Role
 from publisher.services import review
 from publisher.services.channel_controls import disabled_map
-from publisher.services.items import ItemFields, create_item, get_item, lock_item, retract_item
+from publisher.services.findings import findings_view, override_findings
+from publisher.services.items import (
+    ItemFields,
+    create_item,
+    get_item,
+    latest_revision,
+    lock_item,
+    retract_item,
+)
+from publisher.services.masking import mask_item
 from publisher.services.publishing import edit_checked, publish_checked
 from publisher.services.queries import Page, item_view, list_items
 
@@ -322,3 +331,60 @@ def items_retract(item_id: int, reason: str | None) -> None:
         who.require_department(get_item(session, item_id).department_code)
         retract_item(session, item_id, actor=who.actor, reason=reason)
     click.echo(f"item {item_id} retracted")
+
+
+# --- pre-publish checks ------------------------------------------------------------------------
+
+FINDING_COLUMNS = ["kind", "field", "start", "end", "text_masked", "rule", "overridden"]
+
+
+@items.command("findings")
+@click.argument("item_id", type=int)
+@fail_on_service_errors
+def items_findings(item_id: int) -> None:
+    """What the pre-publish checks find in the latest revision (personal data masked)."""
+    who = acting(*ITEM_READERS)
+    with unit_of_work() as (session, _):
+        item = get_item(session, item_id)
+        who.require_department(item.department_code)
+        found = findings_view(session, item, latest_revision(session, item_id))
+    click.echo(table(found, FINDING_COLUMNS))
+    blocking = sum(1 for f in found if not f["overridden"])
+    click.echo(f"({len(found)} findings, {blocking} blocking)")
+
+
+@items.command("override-findings")
+@click.argument("item_id", type=int)
+@click.option("--reason", required=True, help="why these findings may be published")
+@fail_on_service_errors
+def items_override_findings(item_id: int, reason: str) -> None:
+    """As a reviewer: let the latest revision's findings go out (bound to this text; any
+    edit voids it; audited)."""
+    who = acting(Role.REVIEWER)
+    with unit_of_work() as (session, _):
+        item = get_item(session, item_id)
+        who.require_department(item.department_code)
+        revision = latest_revision(session, item_id)
+        row = override_findings(session, item, revision, reviewer=who.actor, reason=reason)
+        overridden, number = list(row.findings), revision.number
+    click.echo(table(overridden, FINDING_COLUMNS[:-1]))
+    click.echo(f"item {item_id} revision {number}: {len(overridden)} findings overridden")
+
+
+@items.command("mask")
+@click.argument("item_id", type=int)
+@fail_on_service_errors
+def items_mask(item_id: int) -> None:
+    """A new revision with every ID, mobile and bank card number masked where it stands."""
+    who = acting(Role.EDITOR)
+    settings = get_settings()
+    pool = warm_channel_pool(settings)
+    with unit_of_work() as (session, _):
+        item = get_item(session, item_id)
+        who.require_department(item.department_code)
+        revision, counts = mask_item(session, settings, item_id, pool, actor=who.actor)
+        number, left = revision.number, findings_view(session, item, revision)
+    masked = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    click.echo(f"item {item_id}: revision {number}, masked {masked}")
+    if left:
+        click.echo(table(left, FINDING_COLUMNS))
