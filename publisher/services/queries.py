@@ -378,10 +378,9 @@ def list_drift(
                 [FieldProblem("kind", "known", f"unknown drift kind {kind!r}; known: {known}")]
             )
         stmt = stmt.where(Drift.kind == DriftKind(kind))
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = session.scalars(stmt.limit(page.limit).offset(page.offset))
+    total, rows = _page(session, stmt, page)
     return {
-        "total": int(total or 0),
+        "total": total,
         "limit": page.limit,
         "offset": page.offset,
         "results": [drift_view(drift) for drift in rows],
