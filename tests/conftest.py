@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from publisher import db
+from publisher.api.app import create_app
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.migrate import upgrade
 
@@ -70,3 +72,10 @@ def dispatched() -> Iterator[list[tuple[int, str, float]]]:
     sent: list[tuple[int, str, float]] = []
     with dispatching_to(sent.extend):
         yield sent
+
+
+@pytest.fixture
+def client(settings: Settings, dispatched: list[tuple[int, str, float]]) -> Iterator[TestClient]:
+    """The API on the test module's `settings`, deliveries recorded instead of sent."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client

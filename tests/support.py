@@ -453,3 +453,12 @@ def make_due(database: Any, delivery_id: int) -> None:
         session.execute(
             update(Delivery).where(Delivery.id == delivery_id).values(next_attempt_at=utcnow())
         )
+
+
+def enable_signed_channels(monkeypatch: Any) -> None:
+    """Website and catalogue enabled at an address nothing listens on (tests that record the
+    dispatcher send nothing); WeChat and Weibo left unconfigured, hence disabled."""
+    for kind in ("WEBSITE", "CATALOGUE"):
+        monkeypatch.setenv(f"PUBLISHER_{kind}_API_BASE", "http://127.0.0.1:9")
+        monkeypatch.setenv(f"PUBLISHER_{kind}_APP_ID", "sandbox")
+        monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")

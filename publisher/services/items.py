@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from channels.registry import KINDS, channel_class
 from publisher.audit import audit
@@ -39,6 +39,7 @@ from publisher.models import (
 )
 from publisher.services import review
 from publisher.services.content import content_hash, markdown_to_html, sanitize_html
+from publisher.services.lookup import get_item, latest_revision
 
 TITLE_MAX = 200
 SUMMARY_MAX = 1000
@@ -246,27 +247,6 @@ def _add_revision(
         return None
     session.add(rev)
     session.flush()
-    return rev
-
-
-def get_item(session: Session, item_id: int, *, for_update: bool = False) -> Item:
-    """The item with its domain and department, in one query (not the domain's list of
-    departments, which no change to an item needs). Raises `NotFound`."""
-    stmt = select(Item).where(Item.id == item_id).options(lazyload(Item.domain, Domain.departments))
-    if for_update:
-        stmt = stmt.with_for_update(of=Item, key_share=True)
-    item = session.scalars(stmt).first()
-    if item is None:
-        raise NotFound(f"item {item_id} does not exist")
-    return item
-
-
-def latest_revision(session: Session, item_id: int) -> Revision:
-    rev = session.scalars(
-        select(Revision).where(Revision.item_id == item_id).order_by(Revision.number.desc())
-    ).first()
-    if rev is None:
-        raise NotFound(f"item {item_id} has no revision")
     return rev
 
 

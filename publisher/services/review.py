@@ -33,11 +33,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from publisher.audit import audit
 from publisher.auth import Principal
-from publisher.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
+from publisher.errors import Conflict, FieldProblem, Forbidden, InvalidInput
 from publisher.models import (
     Approval,
     Delivery,
@@ -49,6 +49,7 @@ from publisher.models import (
     utcnow,
 )
 from publisher.services.findings import require_no_blocking_findings
+from publisher.services.lookup import get_item, latest_revision
 
 # Domains whose urgent items may go out with one approval, reviewed afterwards.
 URGENT_DOMAINS = frozenset({"disaster"})  # 灾害事故救援
@@ -122,7 +123,9 @@ def review_state_of(item: Item, revision: Revision, approvals: Sequence[Approval
 def review_state(session: Session, item: Item) -> ReviewState:
     """The stages of the item's domain, the approvals valid for its latest revision, and
     what is missing."""
-    return review_state_of(item, _latest(session, item.id), item_approvals(session, item.id))
+    return review_state_of(
+        item, latest_revision(session, item.id), item_approvals(session, item.id)
+    )
 
 
 def item_approvals(session: Session, item_id: int) -> list[Approval]:
@@ -206,7 +209,7 @@ def submit_item(session: Session, item_id: int, who: Principal) -> Item:
     the item's department), `Conflict` (nothing to submit), or what the pre-publish checks
     raise. In a domain without stages the item is approved at once."""
     who.require(Role.EDITOR)
-    item = _lock(session, item_id)
+    item = get_item(session, item_id, for_update=True)
     who.require_department(item.department_code)
     state = review_state(session, item)
     if item.status == ItemStatus.RETRACTED:
@@ -248,7 +251,7 @@ def approve_item(
     """
     who.require(Role.REVIEWER)
     comment = _comment(comment, required=False)
-    item = _lock(session, item_id)
+    item = get_item(session, item_id, for_update=True)
     who.require_department(item.department_code)
     state = review_state(session, item)
     stage = state.next_stage
@@ -313,7 +316,7 @@ def send_back_item(session: Session, item_id: int, who: Principal, comment: str 
     `InvalidInput` (no comment)."""
     who.require(Role.REVIEWER)
     text = _comment(comment, required=True)
-    item = _lock(session, item_id)
+    item = get_item(session, item_id, for_update=True)
     who.require_department(item.department_code)
     state = review_state(session, item)
     if not _under_review(session, item, state):
@@ -511,24 +514,3 @@ def _comment(comment: str | None, *, required: bool) -> str | None:
             [FieldProblem("comment", "max_length", f"at most {COMMENT_MAX} characters")]
         )
     return text or None
-
-
-def _lock(session: Session, item_id: int) -> Item:
-    item = session.scalars(
-        select(Item)
-        .where(Item.id == item_id)
-        .options(lazyload(Item.domain, Domain.departments))
-        .with_for_update(of=Item, key_share=True)
-    ).first()
-    if item is None:
-        raise NotFound(f"item {item_id} does not exist")
-    return item
-
-
-def _latest(session: Session, item_id: int) -> Revision:
-    rev = session.scalars(
-        select(Revision).where(Revision.item_id == item_id).order_by(Revision.number.desc())
-    ).first()
-    if rev is None:
-        raise NotFound(f"item {item_id} has no revision")
-    return rev

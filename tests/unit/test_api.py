@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from publisher.api.app import create_app
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
-from tests.support import approve_all, user_with_token
+from tests.support import approve_all, enable_signed_channels, user_with_token
 
 ADMIN_TOKEN = "pub_admin-token-of-the-api-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -30,19 +29,10 @@ TODAY_YEAR = date.today().year
 def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Website and catalogue enabled (any http URL will do: nothing is sent in these tests);
     WeChat and Weibo left unconfigured, hence disabled."""
-    for kind in ("WEBSITE", "CATALOGUE"):
-        monkeypatch.setenv(f"PUBLISHER_{kind}_API_BASE", "http://127.0.0.1:9")
-        monkeypatch.setenv(f"PUBLISHER_{kind}_APP_ID", "sandbox")
-        monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")
+    enable_signed_channels(monkeypatch)
     reset_settings()
     user_with_token(get_database(), "admin", name="admin", token=ADMIN_TOKEN)
     return get_settings()
-
-
-@pytest.fixture
-def client(settings: Settings, dispatched: list[Any]) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def db_path(settings: Settings) -> Path:

@@ -35,7 +35,7 @@ from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
 from publisher.models import AuditEvent, Delivery, DeliveryState, Revision
-from tests.support import fresh_postgres
+from tests.support import enable_signed_channels, fresh_postgres
 
 CLI_ADDRESS = f"cli@{socket.gethostname()}"
 CALLBACK_TOKEN = "wechat-callback-token"
@@ -43,19 +43,10 @@ CALLBACK_TOKEN = "wechat-callback-token"
 
 @pytest.fixture
 def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for kind in ("WEBSITE", "CATALOGUE"):
-        monkeypatch.setenv(f"PUBLISHER_{kind}_API_BASE", "http://127.0.0.1:9")
-        monkeypatch.setenv(f"PUBLISHER_{kind}_APP_ID", "sandbox")
-        monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")
+    enable_signed_channels(monkeypatch)
     monkeypatch.setenv("PUBLISHER_WECHAT_CALLBACK_TOKEN", CALLBACK_TOKEN)
     reset_settings()
     return get_settings()
-
-
-@pytest.fixture
-def client(settings: Settings, dispatched: list[Any]) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 @pytest.fixture

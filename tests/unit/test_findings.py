@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,7 +19,6 @@ from fastapi.testclient import TestClient
 from PIL import ExifTags, Image
 from sqlalchemy import select
 
-from publisher.api.app import create_app
 from publisher.auth import create_token
 from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
@@ -30,6 +28,7 @@ from publisher.services.findings import DOC_NUMBER, find_findings
 from publisher.services.items import get_item, latest_revision
 from publisher.services.personal_data import find_personal_data, luhn_valid
 from publisher.services.readable_text import html_text
+from tests.support import enable_signed_channels
 
 # --- the text of a 低保 list -------------------------------------------------------------------
 
@@ -165,18 +164,9 @@ def test_doc_number_format() -> None:
 @pytest.fixture
 def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Website and catalogue enabled (nothing is sent: the dispatcher records)."""
-    for kind in ("WEBSITE", "CATALOGUE"):
-        monkeypatch.setenv(f"PUBLISHER_{kind}_API_BASE", "http://127.0.0.1:9")
-        monkeypatch.setenv(f"PUBLISHER_{kind}_APP_ID", "sandbox")
-        monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")
+    enable_signed_channels(monkeypatch)
     reset_settings()
     return get_settings()
-
-
-@pytest.fixture
-def client(settings: Settings, dispatched: list[Any]) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def bearer(role: str, department: str | None = None) -> dict[str, str]:

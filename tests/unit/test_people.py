@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -49,12 +48,6 @@ def settings(publisher_env: Settings) -> Settings:
 @pytest.fixture
 def database(settings: Settings) -> Database:
     return get_database(settings)
-
-
-@pytest.fixture
-def client(settings: Settings, dispatched: list[Any]) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def bearer(token: str) -> dict[str, str]:

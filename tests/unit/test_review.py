@@ -5,7 +5,6 @@ cancelled. One CLI run with `--as`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,29 +13,19 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from publisher.api.app import create_app
 from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
 from publisher.models import Approval, AuditEvent, Delivery
-from tests.support import user_with_token
+from tests.support import enable_signed_channels, user_with_token
 
 
 @pytest.fixture
 def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Website and catalogue enabled (nothing is sent: the dispatcher records)."""
-    for kind in ("WEBSITE", "CATALOGUE"):
-        monkeypatch.setenv(f"PUBLISHER_{kind}_API_BASE", "http://127.0.0.1:9")
-        monkeypatch.setenv(f"PUBLISHER_{kind}_APP_ID", "sandbox")
-        monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")
+    enable_signed_channels(monkeypatch)
     reset_settings()
     return get_settings()
-
-
-@pytest.fixture
-def client(settings: Settings, dispatched: list[Any]) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 class People:
