@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from channels.wechat import finished_key
@@ -110,7 +112,33 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidInput, handler(422, lambda e: problems_detail(e.problems)))
     app.add_exception_handler(NotFound, handler(404, str))
     app.add_exception_handler(Conflict, handler(409, str))
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # JSON may carry a lone surrogate ("\ud800"), which no store, hash or answer can encode:
+    # bad input, refused where it is first encoded (the transaction rolls back), never a 500.
+    app.add_exception_handler(
+        UnicodeEncodeError,
+        handler(422, lambda _e: [{"loc": ["body"], "msg": UNENCODABLE, "type": "unicode"}]),
+    )
     install_refusal_handlers(app)  # 401 and 403 (Forbidden included), recorded
+
+
+UNENCODABLE = "text must be valid Unicode (a lone surrogate cannot be stored)"
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, with the offending input made encodable (it echoes what was sent)."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encodable(v) for k, v in value.items()}
+    return value
 
 
 def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database) -> None:

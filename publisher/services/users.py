@@ -432,11 +432,14 @@ def login(
     None otherwise, the failure audited (why, but never the password)."""
     user, why = _verify(session, name, password)
     if user is None:
+        # The typed name is recorded only when it names a user: an unknown "name" may be a
+        # password typed in the wrong box.
+        known = find_user(session, name) is not None
         audit(
             session,
             "anonymous",
             "auth.login_failed",
-            f"user:{name}"[:64],
+            f"user:{name}"[:64] if known else "user:?",
             client_address=client_address,
             reason=why,
         )

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from publisher.api.app import create_app
 from publisher.api.refusals import RefusalLimiter
-from publisher.auth import forget_cached_tokens, hash_token
+from publisher.auth import forget_cached_tokens, hash_token, issue_token
 from publisher.cli import main
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import Database, get_database
@@ -31,6 +31,8 @@ from publisher.services.items import create_item
 from publisher.services.users import (
     LOGIN_ATTEMPTS_PER_USER,
     create_user,
+    find_user,
+    get_user,
     seed_demo_users,
     verify_password,
 )
@@ -277,12 +279,39 @@ def test_failed_sign_ins_are_audited_without_the_password(
 ) -> None:
     make_user(database, "张三", "editor", "sgj")
     wrong = client.post("/api/v1/login", json={"name": "张三", "password": "guess-1234567"})
-    unknown = client.post("/api/v1/login", json={"name": "nobody", "password": "guess-1234567"})
+    # A password typed in the name box: an unknown name is not recorded as typed.
+    unknown = client.post("/api/v1/login", json={"name": "Hunter2-Secret!", "password": "x1"})
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()  # nothing tells a wrong password from a wrong name
     reasons = [(r.subject, r.details["reason"]) for r in audit_rows(database, "auth.login_failed")]
-    assert reasons == [("user:张三", "wrong password"), ("user:nobody", "unknown user")]
+    assert reasons == [("user:张三", "wrong password"), ("user:?", "unknown user")]
     assert "guess-1234567" not in every_audit_text(database)
+    assert "Hunter2-Secret!" not in every_audit_text(database)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/login", '{"name": "\\ud800", "password": "x"}'),
+        (
+            "/api/v1/users",
+            '{"name": "li", "role": "editor", "departments": ["sgj"],'
+            ' "password": "\\ud800\\ud800-long-enough"}',
+        ),
+    ],
+)
+def test_a_lone_surrogate_is_bad_input_not_a_crash(
+    database: Database, client: TestClient, path: str, body: str
+) -> None:
+    make_user(database, "root", "admin")
+    with database.session() as session:
+        token = issue_token(session, get_user(session, "root"))
+    resp = client.post(
+        path, content=body, headers={**bearer(token), "Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422, resp.text
+    with database.session() as session:
+        assert find_user(session, "li") is None  # nothing stored
 
 
 def test_sign_in_is_throttled_per_user_name_and_per_address(
