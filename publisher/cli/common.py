@@ -9,8 +9,8 @@ apply as in the API, and actions are recorded as `cli:<OS user> as NAME`.
 from __future__ import annotations
 
 import functools
-import getpass
 import os
+import pwd
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -43,11 +43,16 @@ _CALLER_KEY = "publisher.caller"
 
 
 def os_user() -> str:
-    """Who runs the command on this machine (the uid when it has no name here)."""
+    """Who runs the command on this machine: the name of the process's uid in the passwd
+    database (never LOGNAME or USER, which anyone sets), else `uid<N>`. A name that could
+    pass for another actor (`:` or ` as `, any whitespace) is refused for `uid<N>` too."""
+    uid = os.getuid()
     try:
-        name = getpass.getuser()
+        name = pwd.getpwuid(uid).pw_name
     except (KeyError, OSError):  # a container's uid without a passwd entry
-        name = str(os.getuid())
+        name = ""
+    if not name or ":" in name or " as " in name or any(ch.isspace() for ch in name):
+        name = f"uid{uid}"
     return name[:24]
 
 

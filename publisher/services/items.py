@@ -317,10 +317,11 @@ def edit_item(
 ) -> Revision | None:
     """A new revision (None when nothing changed); it voids the item's approvals.
 
-    A published item's deliveries follow it at once only in a domain without review stages;
-    elsewhere the edit is held until approved and published again (`review`). Raises
-    `InvalidInput`, `Conflict` (retracted), `Forbidden` when `who` (None: no reviewer) may
-    not change `urgent`, `push` or `channels` (`review.check_flag_changes`).
+    A published item's deliveries follow it at once only when neither its old nor its new
+    domain has review stages; otherwise the edit is held until approved and published again
+    (`review`). Raises `InvalidInput`, `Conflict` (retracted), `Forbidden` when `who` (None:
+    no reviewer) may not change `urgent`, `push`, `channels` or `domain`
+    (`review.check_flag_changes`).
     """
     item = get_item(session, item_id, for_update=True)
     if item.status == ItemStatus.RETRACTED:
@@ -335,8 +336,11 @@ def edit_item(
     domain = session.get(Domain, merged.domain)
     assert domain is not None
     flags = _flag_changes(item, fields)
+    flags["domain"] = (item.domain_code, merged.domain)
     review.check_flag_changes(session, item, domain, merged.department, flags, who)
     review.audit_flag_changes(session, item, flags, actor)
+    # An edit of a published item is held if its old or its new domain has stages.
+    staged = bool(item.domain.review_stages) or bool(domain.review_stages)
     item.domain_code, item.department_code = merged.domain, merged.department
     published = item.status == ItemStatus.PUBLISHED
     before = published_kinds(session, item) if published else set()
@@ -362,7 +366,7 @@ def edit_item(
     if published:
         wanted = set(item.channels) if fields.channels else before
         # Held: the channels keep the approved revision until this one is approved too.
-        follow = rev is not None and not domain.review_stages
+        follow = rev is not None and not staged
         if follow or wanted != before:
             _check_targets(wanted)
             deliveries = _lock_deliveries(session, item.id)

@@ -4,8 +4,8 @@ An item's domain names its review stages, in order (0–3; default 初审, 终�
 draft → submitted → approved (every stage, in order) → published; a send-back with a comment
 returns it to draft. An approval is bound to the content hash of the revision it approved:
 any edit (a new revision) voids every approval, so what goes out is exactly what was
-approved. Nobody approves their own item (its creator, or the author of its latest
-revision); nobody approves two stages of the same revision; reviewers act only on their
+approved. Nobody approves their own item (its creator, or the author of any of its
+revisions); nobody approves two stages of the same revision; reviewers act only on their
 departments' items.
 
 Edits of a published item (in a domain with stages) are held: the new revision waits for
@@ -19,7 +19,9 @@ approve the published revision (`Approval.post_review`) and the last one clears 
 Flags that change where and how an item goes out without changing its text (`urgent`, `push`,
 `channels`) are a reviewer's decision once a reviewer has approved the item, and `urgent`
 (which lets an item through a publishing freeze) is always a reviewer's decision where no
-reviewer would look at it before it goes out (a domain without stages).
+reviewer would look at it before it goes out (a domain without stages). Moving an item to
+another domain (which names its stages) is a reviewer's decision once it was submitted, and
+an edit of a published item is held unless neither its old nor its new domain has stages.
 
 Functions take the caller's session and never commit. Imports only the models, the audit
 trail and the principal: `services/items.py` calls in here, never the other way round.
@@ -40,6 +42,7 @@ from publisher.auth import Principal
 from publisher.errors import Conflict, FieldProblem, Forbidden, InvalidInput
 from publisher.models import (
     Approval,
+    AuditEvent,
     Delivery,
     Domain,
     Item,
@@ -55,6 +58,8 @@ from publisher.services.lookup import get_item, latest_revision
 URGENT_DOMAINS = frozenset({"disaster"})  # 灾害事故救援
 # What a reviewer decides once the item is approved: where and how it goes out.
 FLAG_FIELDS = ("urgent", "push", "channels")
+# What a reviewer may change of an item: the flags, and its domain (which names its stages).
+REVIEWER_FIELDS = (*FLAG_FIELDS, "domain")
 COMMENT_MAX = 2000
 
 
@@ -244,7 +249,7 @@ def approve_item(
     """Approve the next stage of the item's latest revision, as `who`.
 
     Raises `NotFound`; `Forbidden` when `who` is not a reviewer of the item's department, wrote
-    the item or its latest revision, or already approved a stage of this revision; `Conflict`
+    the item or any of its revisions, or already approved a stage of this revision; `Conflict`
     when the item is not waiting for a stage; `InvalidInput` for a comment over
     `COMMENT_MAX` characters. A published item's approval is a review after the fact
     (`post_review`) when its channels show the approved revision (the urgent path).
@@ -264,9 +269,9 @@ def approve_item(
             f"item {item_id} is not submitted for review (revision {state.revision.number})"
         )
     me = person(who)
-    if me in {person_of(item.created_by), person_of(state.revision.created_by)}:
+    if me in authors(session, item):
         raise Forbidden("不能审核自己撰写的信息 (nobody approves their own item)")
-    mine = next((a for a in state.valid if a.reviewer == me), None)
+    mine = next((a for a in state.valid if person_of(a.reviewer) == me), None)
     if mine is not None:
         raise Forbidden(
             f"您已通过本版本的{mine.stage_name}，同一人不能审核两个环节 "
@@ -410,19 +415,29 @@ def check_flag_changes(
     who: Principal | None,
 ) -> None:
     """Whether `who` may change the flags in `changes` (name → (before, after)) of `item`
-    (None: an item being created in `domain` for `department`). Raises `Forbidden`.
+    (None: an item being created in `domain` for `department`; `domain` is the item's domain
+    after the change, a change of it given as `changes["domain"]`). Raises `Forbidden`.
 
-    After a reviewer's approval (or publishing, where the domain has stages), `urgent`,
-    `push` and `channels` are a reviewer's decision. Setting `urgent` (an exemption from a
-    publishing freeze) is a reviewer's decision wherever no reviewer will see it before it
-    goes out: a domain without stages.
+    Once the item was submitted (it is submitted, approved or published, or was submitted
+    and sent back or edited since), moving it to another domain is a reviewer's decision:
+    the domain names the stages it must pass. After a reviewer's approval (or publishing,
+    where the old or new domain has stages), `urgent`, `push` and `channels` are a
+    reviewer's decision. An urgent item (exempt from a publishing freeze) in a domain
+    without stages, where no reviewer sees it before it goes out, is a reviewer's decision
+    whichever of these changes makes it so.
     """
     changed = {name: pair for name, pair in changes.items() if pair[0] != pair[1]}
     if not changed or (who is not None and _reviews_department(who, department)):
         return
+    if "domain" in changed and item is not None and _ever_submitted(session, item):
+        raise Forbidden(
+            "送审后更改领域须由审核人决定 "
+            "(once submitted, moving an item to another domain is a reviewer's decision)"
+        )
+    staged = bool(domain.review_stages) or (item is not None and bool(item.domain.review_stages))
     approved = item is not None and (
         item.status == ItemStatus.APPROVED
-        or (item.status == ItemStatus.PUBLISHED and bool(domain.review_stages))
+        or (item.status == ItemStatus.PUBLISHED and staged)
         or any(a.voided_at is None for a in item_approvals(session, item.id))
     )
     if approved:
@@ -430,7 +445,11 @@ def check_flag_changes(
             f"审核通过后修改 {'、'.join(sorted(changed))} 须由审核人决定 "
             "(after approval, urgent, push and channels are a reviewer's decision)"
         )
-    if "urgent" in changed and changed["urgent"][1] and not domain.review_stages:
+    if "urgent" in changes:
+        urgent = bool(changes["urgent"][1])
+    else:
+        urgent = item is not None and bool(item.urgent)
+    if urgent and not domain.review_stages:
         raise Forbidden(
             "该领域没有审核环节，标记紧急（冻结期间照常发布）须由审核人决定 "
             "(marking an item urgent exempts it from a freeze: a reviewer's decision)"
@@ -438,20 +457,22 @@ def check_flag_changes(
 
 
 def check_content_rights(who: Principal | None, given: Sequence[str]) -> None:
-    """Reviewers decide the flags (`FLAG_FIELDS`); the text is the editors' to write: a
-    reviewer who would change it sends the item back instead. Raises `Forbidden`."""
-    content = sorted(set(given) - set(FLAG_FIELDS))
+    """Reviewers decide the flags and the domain (`REVIEWER_FIELDS`); the text is the
+    editors' to write: a reviewer who would change it sends the item back instead. Raises
+    `Forbidden`."""
+    content = sorted(set(given) - set(REVIEWER_FIELDS))
     if who is not None and who.role == Role.REVIEWER and content:
         raise Forbidden(
-            f"审核人只能修改 urgent、push、channels；{'、'.join(content)} 请退回编辑修改 "
-            "(reviewers change only urgent, push and channels)"
+            f"审核人只能修改 urgent、push、channels、domain；{'、'.join(content)} 请退回编辑修改 "
+            "(reviewers change only urgent, push, channels and domain)"
         )
 
 
 def audit_flag_changes(
     session: Session, item: Item, changes: dict[str, tuple[Any, Any]], actor: str
 ) -> None:
-    """One audit row for a change of `urgent`, `push` or `channels`: [before, after] each."""
+    """One audit row for a change of `urgent`, `push`, `channels` or `domain`: [before,
+    after] each."""
     changed = {name: list(pair) for name, pair in changes.items() if pair[0] != pair[1]}
     if changed:
         audit(session, actor, "item.flags", f"item:{item.id}", item_id=item.id, changed=changed)
@@ -482,6 +503,27 @@ def person_of(actor: str | None) -> str | None:
         return None
     _, found, name = actor.rpartition(" as ")
     return name if found and actor.startswith("cli:") else actor
+
+
+def authors(session: Session, item: Item) -> set[str | None]:
+    """The people who wrote the item: its creator and the author of every revision."""
+    actors = session.scalars(select(Revision.created_by).where(Revision.item_id == item.id))
+    return {person_of(item.created_by), *(person_of(a) for a in actors)}
+
+
+def _ever_submitted(session: Session, item: Item) -> bool:
+    """Whether the item is or was under review: submitted, approved or published now, or
+    submitted once (an approval, voided or not, or a submit in the audit trail)."""
+    if item.status != ItemStatus.DRAFT or item.submitted_at is not None:
+        return True
+    if session.scalar(select(Approval.id).where(Approval.item_id == item.id).limit(1)):
+        return True
+    found = session.scalar(
+        select(AuditEvent.id)
+        .where(AuditEvent.item_id == item.id, AuditEvent.action == "item.submit")
+        .limit(1)
+    )
+    return found is not None
 
 
 def _under_review(session: Session, item: Item, state: ReviewState) -> bool:

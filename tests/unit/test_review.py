@@ -444,6 +444,105 @@ def test_new_stages_apply_at_once_and_keep_the_stages_already_passed(
     assert last["status"] == "approved"
 
 
+# --- moving an item to another domain ------------------------------------------------------------
+
+
+def add_notice_domain(client: TestClient, people: People) -> None:
+    """A domain without stages that 社管局 is responsible for too (an admin's choice)."""
+    body = {
+        "code": "notice",
+        "name": "通知公告",
+        "catecode": "0999",
+        "departments": ["sgj"],
+        "review_stages": [],
+    }
+    resp = client.post("/api/v1/domains", json=body, headers=people["admin1"])
+    assert resp.status_code == 201, resp.text
+
+
+def test_moving_a_submitted_item_to_a_domain_without_stages_is_a_reviewers_decision(
+    client: TestClient, people: People, dispatched: list[Any]
+) -> None:
+    add_notice_domain(client, people)
+    item = create(client, people["li"])
+    url = f"/api/v1/items/{item['id']}"
+    post(client, f"/items/{item['id']}/submit", people["li"])
+    post(client, f"/items/{item['id']}/approve", people["wang"])
+    post(client, f"/items/{item['id']}/approve", people["zhao"])
+    assert post(client, f"/items/{item['id']}/publish", people["li"]).status_code == 202
+    first = item["revision"]["id"]
+
+    moved = client.patch(
+        url, json={"domain": "notice", "body_html": "<p>B</p>"}, headers=people["li"]
+    )
+    assert moved.status_code == 403 and "领域" in moved.json()["detail"]
+    assert client.patch(url, json={"domain": "notice"}, headers=people["li"]).status_code == 403
+    assert desired_revisions(item["id"]) == {first}
+
+    # An admin may move it and edit it at once: the edit is held, for the old domain had stages.
+    moved = client.patch(
+        url, json={"domain": "notice", "body_html": "<p>B</p>"}, headers=people["admin1"]
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["review"]["held"] is True
+    assert desired_revisions(item["id"]) == {first}
+    with get_database().session() as session:
+        row = session.scalars(select(AuditEvent).where(AuditEvent.action == "item.flags")).one()
+        assert row.actor == "admin1"
+        assert row.details["changed"] == {"domain": ["welfare", "notice"]}
+    # A reviewer may move it (no text of theirs): the domain is their decision.
+    back = client.patch(url, json={"domain": "welfare"}, headers=people["wang"])
+    assert back.status_code == 200, back.text
+
+    # A draft sent back (submitted once) stays where a reviewer put it, too.
+    draft = create(client, people["li"])
+    post(client, f"/items/{draft['id']}/submit", people["li"])
+    post(client, f"/items/{draft['id']}/send-back", people["wang"], json={"comment": "改"})
+    refused = client.patch(
+        f"/api/v1/items/{draft['id']}", json={"domain": "notice"}, headers=people["li"]
+    )
+    assert refused.status_code == 403
+    assert post(client, f"/items/{draft['id']}/publish", people["li"]).status_code == 409
+
+    # A draft never submitted may go to the domain an admin made without stages.
+    fresh = create(client, people["li"])
+    ok = client.patch(
+        f"/api/v1/items/{fresh['id']}", json={"domain": "notice"}, headers=people["li"]
+    )
+    assert ok.status_code == 200, ok.text
+    assert post(client, f"/items/{fresh['id']}/publish", people["li"]).status_code == 202
+
+
+def test_an_editor_cannot_leave_an_item_urgent_in_a_domain_without_stages(
+    client: TestClient, people: People
+) -> None:
+    add_notice_domain(client, people)
+    item = create(client, people["li"])
+    url = f"/api/v1/items/{item['id']}"
+    urgent = client.patch(url, json={"domain": "welfare", "urgent": True}, headers=people["li"])
+    assert urgent.status_code == 200, urgent.text  # welfare has stages: a reviewer will see it
+    refused = client.patch(url, json={"domain": "notice"}, headers=people["li"])
+    assert refused.status_code == 403 and "审核人" in refused.json()["detail"]
+    both = client.patch(url, json={"domain": "notice", "urgent": True}, headers=people["li"])
+    assert both.status_code == 403
+    view = client.get(url, headers=people["li"]).json()
+    assert view["domain"] == "welfare" and view["urgent"] is True
+    assert client.patch(url, json={"domain": "notice"}, headers=people["wang"]).status_code == 200
+
+
+def test_the_author_of_any_revision_cannot_approve(client: TestClient, people: People) -> None:
+    item = create(client, people["li"])
+    url = f"/api/v1/items/{item['id']}"
+    by_admin = client.patch(url, json={"summary": "管理员改的摘要"}, headers=people["admin1"])
+    assert by_admin.status_code == 200, by_admin.text
+    again = client.patch(url, json={"summary": "编辑再改"}, headers=people["li"])
+    assert again.status_code == 200, again.text  # admin1 no longer wrote the latest revision
+    post(client, f"/items/{item['id']}/submit", people["li"])
+    own = post(client, f"/items/{item['id']}/approve", people["admin1"])
+    assert own.status_code == 403 and "自己" in own.json()["detail"]
+    assert post(client, f"/items/{item['id']}/approve", people["wang"]).status_code == 200
+
+
 # --- withdrawals -------------------------------------------------------------------------------
 
 
@@ -497,6 +596,61 @@ def test_the_cli_submits_approves_and_sends_back_as_the_named_user(
         assert approval.reviewer == "wang" and approval.voided_at is not None
     assert run("domains", "update", "welfare", "--no-review").exit_code == 0
     assert "none (publish directly)" in run("domains", "update", "welfare", "--no-review").output
+
+
+def test_the_cli_operator_is_the_passwd_name_not_logname(
+    client: TestClient, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import pwd
+
+    from publisher.cli import common
+
+    real = common.os_user()
+    monkeypatch.setenv("LOGNAME", "x as zhao")
+    monkeypatch.setenv("USER", "x as zhao")
+    assert common.os_user() == real and " as " not in real and ":" not in real
+    item = create(client, people["li"])
+    post(client, f"/items/{item['id']}/submit", people["li"])
+    ok = CliRunner().invoke(cli, ["items", "approve", str(item["id"])], catch_exceptions=False)
+    assert ok.exit_code == 0, ok.output
+    with get_database().session() as session:
+        approval = session.scalars(select(Approval)).one()
+        assert approval.reviewer == f"cli:{real}"
+    # zhao did not approve the first stage: zhao may approve the second.
+    assert post(client, f"/items/{item['id']}/approve", people["zhao"]).status_code == 200
+
+    class Entry:
+        pw_name = "x as zhao"
+
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: Entry())
+    assert common.os_user() == f"uid{os.getuid()}"
+
+
+def test_an_approval_recorded_as_a_cli_user_counts_for_that_person(
+    client: TestClient, people: People
+) -> None:
+    item = create(client, people["li"])
+    post(client, f"/items/{item['id']}/submit", people["li"])
+    with get_database().session() as session:
+        from publisher.models import Item
+        from publisher.services.lookup import latest_revision
+
+        rev = latest_revision(session, item["id"])
+        assert session.get(Item, item["id"]) is not None
+        session.add(
+            Approval(
+                item_id=item["id"],
+                revision_id=rev.id,
+                content_hash=rev.content_hash,
+                stage=1,
+                stage_name="初审",
+                reviewer="cli:ops as wang",
+            )
+        )
+    twice = post(client, f"/items/{item['id']}/approve", people["wang"])
+    assert twice.status_code == 403 and "两个环节" in twice.json()["detail"]
+    assert post(client, f"/items/{item['id']}/approve", people["zhao"]).status_code == 200
 
 
 # --- the demo ----------------------------------------------------------------------------------
