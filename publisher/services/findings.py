@@ -14,7 +14,10 @@ interfaces), plus the `rule` that found it and a message for staff, in Chinese:
 Fields read: `title`, `short_title`, `summary`, `body_html`, each keyword (`keywords[0]`, …)
 and `doc_number`. `start`/`end` are character offsets in the field as stored: for `body_html`,
 in the sanitised HTML that `GET /items/{id}` returns (text nodes and `alt`/`title` are read,
-see `publisher.services.readable_text`), so a match may enclose inline tags.
+see `publisher.services.readable_text`), so a match may enclose inline tags. Invisible
+characters are not read (`441900\u200b1990…` reads as one number) and every decimal digit reads
+as its ASCII digit. The URLs of the body (`href`, `src`) are read for ID and mobile numbers
+only: no bank cards (timestamps, ids) and no sensitive words (host names) there.
 
 A finding blocks submitting and publishing (`require_no_blocking_findings`) unless a reviewer
 overrode it (`override_findings`): the override is bound to the revision's content hash, so
@@ -39,7 +42,13 @@ from sqlalchemy.orm import Session
 from publisher.audit import audit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from publisher.models import FindingOverride, Item, Revision, SensitiveWord
-from publisher.services.personal_data import BANK_CARD, ID_NUMBER, MOBILE, find_personal_data
+from publisher.services.personal_data import (
+    BANK_CARD,
+    ID_NUMBER,
+    MOBILE,
+    PersonalMatch,
+    find_personal_data,
+)
 from publisher.services.readable_text import ReadableText, html_text, plain_text
 
 log = logging.getLogger(__name__)
@@ -131,9 +140,18 @@ def revision_texts(revision: Revision) -> list[tuple[str, ReadableText]]:
     return [(name, text) for name, text in texts if text.stored]
 
 
+def personal_matches(text: ReadableText, today: date | None = None) -> list[PersonalMatch]:
+    """The personal data in `text` as read; in its URLs, ID and mobile numbers only."""
+    return [
+        match
+        for match in find_personal_data(text.text, today)
+        if match.kind != BANK_CARD or not text.in_url(match.start, match.end)
+    ]
+
+
 def personal_findings(name: str, text: ReadableText, today: date | None = None) -> list[Finding]:
     found = []
-    for match in find_personal_data(text.text, today):
+    for match in personal_matches(text, today):
         start, end = text.stored_span(match.start, match.end)
         found.append(
             Finding(
@@ -153,11 +171,15 @@ def personal_findings(name: str, text: ReadableText, today: date | None = None) 
 
 # Full-width ASCII as ASCII, ideographic and no-break spaces as spaces: one character for one.
 _FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20, 0xA0: 0x20}
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")  # \d: any decimal digit (category Nd)
 
 
 def fold(text: str) -> str:
-    """`text` as words are matched: case and width folded, positions unchanged."""
+    """`text` as words are matched: case and width folded, every decimal digit as ASCII,
+    positions unchanged."""
     folded = text.translate(_FOLD)
+    if not folded.isascii():
+        folded = _OTHER_DIGIT.sub(lambda m: str(unicodedata.decimal(m.group(0))), folded)
     lowered = folded.lower()
     if len(lowered) == len(folded):  # lower() only ever lengthens (İ → i̇)
         return lowered
@@ -190,6 +212,8 @@ def word_findings(name: str, text: ReadableText, automaton: AhoCorasick | None) 
         return []
     found = []
     for _, start, end in automaton.find_matches_as_indexes(fold(text.text)):
+        if text.in_url(start, end):
+            continue
         written = text.text[start:end]
         stored_start, stored_end = text.stored_span(start, end)
         found.append(

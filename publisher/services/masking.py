@@ -4,7 +4,8 @@ ID numbers keep their region and last four characters (`441900********1234`), mo
 their first three and last four digits (`138****5678`), bank cards their first and last four
 (`6222 **** **** 1234`); separators stay. Title, short title, summary, keywords, 文号 and body
 are masked; in the body only text (text nodes, `alt`, `title`) is touched, never a tag or an
-attribute's syntax (`publisher.services.readable_text`). The masked body is stored as HTML:
+attribute's syntax (`publisher.services.readable_text`): a number in a link or image URL
+(`href`, `src`) is masked inside the attribute value. The masked body is stored as HTML:
 a revision written in Markdown loses its Markdown source (the HTML is what channels show).
 
 The revision goes through the ordinary edit (`edit_checked`): validation, the edit's audit
@@ -22,9 +23,8 @@ from publisher.config import Settings
 from publisher.delivery.publication import ChannelPool
 from publisher.errors import Conflict
 from publisher.models import Revision
-from publisher.services.findings import revision_texts
+from publisher.services.findings import personal_matches, revision_texts
 from publisher.services.items import ItemFields, latest_revision
-from publisher.services.personal_data import find_personal_data
 from publisher.services.publishing import edit_checked
 
 
@@ -42,7 +42,7 @@ def masked_fields(revision: Revision) -> Masked:
     counts: dict[str, int] = {}
     keywords = list(revision.keywords or [])
     for name, text in revision_texts(revision):
-        matches = find_personal_data(text.text)
+        matches = personal_matches(text)
         if not matches:
             continue
         for match in matches:

@@ -7,15 +7,19 @@ and a masked form; the number itself is never handed on in clear. What counts:
   date (a real day, not in the future), 3 digits of sequence and the ISO 7064 MOD 11-2 check
   character (digit or X). A number of that shape with a wrong check character is not taken
   for an ID number (it is most likely some other number), nor for a bank card. The 15-digit
-  numbers issued before 1999 (region, YYMMDD, sequence; no check digit) count too;
+  numbers issued before 1999 (region, YYMMDD, sequence; no check digit) count too. An
+  18-digit number may be written in groups 6-8-4 (region, birth date, the rest), the same
+  separator between each: a space, `.`, a hyphen or dash (`-`, `–`, `—`, `－`, …);
 - a mainland mobile number: 1[3-9] and 9 more digits, optionally after +86/0086/86, written
-  whole or as 3-4-4 with spaces or hyphens;
+  whole or as 3-4-4 with the same separators;
 - a bank card number: 13 to 19 digits, whole or in groups of four (or 4-6-5, 6-13), passing
   the Luhn check, not an ID number, and not part of a code with letters (a 统一社会信用代码
   such as `11441900733099896X` holds a run of 17 digits).
 
 None of them inside a longer run of digits, and none followed by a unit of money or a
-percentage (`13800138000元` is an amount). Full-width digits (０-９) count as digits.
+percentage (`13800138000元` is an amount). Full-width digits (０-９) count as digits; the
+text is expected as `publisher.services.readable_text` reads it (invisible characters dropped,
+every decimal digit as ASCII), which is how the checks and the mask call this.
 """
 
 from __future__ import annotations
@@ -38,14 +42,19 @@ _WEIGHTS = tuple(2 ** (17 - i) % 11 for i in range(17))
 _CHECK_CHARS = "10X98765432"
 
 # One character for one: positions found in the translated text are positions in the original.
-_HALF_WIDTH = str.maketrans("０１２３４５６７８９Ｘｘ＋－　\u00a0（）", "0123456789Xx+-  ()")
+_HALF_WIDTH = str.maketrans("０１２３４５６７８９Ｘｘ＋－．　\u00a0（）", "0123456789Xx+-.  ()")
 
 _NOT_AMOUNT = r"(?!\s?(?:元|万|亿|千|百|%|％|‰))"
-_ID_18 = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{8})[0-9]{3}([0-9Xx])(?![0-9Xx])")
+# Between the groups of an ID or mobile number: one space, or a dot, hyphen or dash (one, or
+# two as in a Chinese dash ——) with at most a space either side.
+_SEP = r"(?: ?[.\-\u2010-\u2015\u2212\ufe58\ufe63]{1,2} ?| )"
+_ID_18 = re.compile(
+    rf"(?<![0-9])([1-9][0-9]{{5}})({_SEP}?)([0-9]{{8}})\2[0-9]{{3}}[0-9Xx](?![0-9Xx])"
+)
 _ID_15 = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{6})[0-9]{3}(?![0-9])" + _NOT_AMOUNT)
 _MOBILE = re.compile(
-    r"(?<![0-9+])(?:(?:\+|00)?86[ -]?|\(\+?86\) ?)?"
-    r"(1[3-9][0-9])([ -]?)([0-9]{4})\2([0-9]{4})(?![0-9])" + _NOT_AMOUNT
+    rf"(?<![0-9+])(?:(?:\+|00)?86{_SEP}?|\(\+?86\) ?)?"
+    rf"(1[3-9][0-9])({_SEP}?)([0-9]{{4}})\2([0-9]{{4}})(?![0-9])" + _NOT_AMOUNT
 )
 _CARD = re.compile(
     r"(?<![0-9A-Za-z])(?:"
@@ -116,9 +125,10 @@ def _masked(text: str, start: int, hidden: tuple[int, ...]) -> str:
     return "".join(chars)
 
 
-def _birth_digits(match: re.Match[str]) -> list[int]:
-    """What an ID number's mask hides: all but the region (6) and the last 4 characters."""
-    return list(range(match.start() + 6, match.end() - 4))
+def _birth_digits(text: str, match: re.Match[str]) -> list[int]:
+    """What an ID number's mask hides: all but the region (6) and the last 4 characters
+    (separators stay)."""
+    return [i for i in range(match.start(), match.end()) if text[i].isalnum()][6:-4]
 
 
 def _digit_positions(text: str, start: int, end: int) -> list[int]:
@@ -148,12 +158,12 @@ def find_personal_data(text: str, today: date | None = None) -> list[PersonalMat
         )
 
     for m in _ID_18.finditer(scanned):
-        digits = m.group(0).upper()
+        digits = "".join(c for c in m.group(0).upper() if c.isalnum())
         if id_shaped(digits, today) and id_check_char(digits[:17]) == digits[17]:
-            add(ID_NUMBER, "gb11643", m.start(), m.end(), _birth_digits(m))
+            add(ID_NUMBER, "gb11643", m.start(), m.end(), _birth_digits(scanned, m))
     for m in _ID_15.finditer(scanned):
         if id_shaped(m.group(0), today):
-            add(ID_NUMBER, "gb11643_15", m.start(), m.end(), _birth_digits(m))
+            add(ID_NUMBER, "gb11643_15", m.start(), m.end(), _birth_digits(scanned, m))
     for m in _MOBILE.finditer(scanned):
         number = _digit_positions(scanned, m.start(1), m.end())
         add(MOBILE, "mobile", m.start(), m.end(), number[3:7])

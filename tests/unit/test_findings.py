@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from ahocorasick_rs import AhoCorasick, MatchKind
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from PIL import ExifTags, Image
@@ -24,10 +25,17 @@ from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
 from publisher.models import AuditEvent, Domain, SensitiveWord, User
-from publisher.services.findings import DOC_NUMBER, find_findings
+from publisher.services.findings import (
+    DOC_NUMBER,
+    find_findings,
+    fold,
+    personal_findings,
+    personal_matches,
+    word_findings,
+)
 from publisher.services.items import get_item, latest_revision
 from publisher.services.personal_data import find_personal_data, luhn_valid
-from publisher.services.readable_text import html_text
+from publisher.services.readable_text import ReadableText, html_text, plain_text
 from tests.support import enable_signed_channels
 
 # --- the text of a 低保 list -------------------------------------------------------------------
@@ -111,6 +119,9 @@ def test_html_body_positions_are_offsets_in_the_stored_html() -> None:
         "6217 0028 4100 1234 566",  # one digit off: not Luhn-valid
         "12345678901234567890123",  # a long run of digits is not a card or a phone
         "文号 松湖社〔2026〕12号，第3批共4户",
+        "编号 441900 19900101 1232（校验位错误）",
+        "441900 19900101-1231",  # the groups of one number share one separator
+        "版本 2026.11.20，时间 2026-11-20 13:45，第１３８期",
     ],
 )
 def test_no_false_positive(text: str) -> None:
@@ -134,17 +145,147 @@ def test_table_cells_never_run_into_one_number() -> None:
     assert find_personal_data(text.text) == []
 
 
-def test_masking_touches_only_text_never_tags_or_attributes() -> None:
+def test_masking_touches_only_text_and_urls_never_tags_or_attribute_syntax() -> None:
     html = (
         f'<p class="a13812345678"><a href="https://example.cn/13812345678">{ZHANG}</a>'
         '<img src="/media/x" alt="电话 13812345678">&#49;3812345678</p>'
     )
     text = html_text(html)
-    masked = text.masked(p for m in find_personal_data(text.text) for p in m.hidden)
-    assert masked == (
-        '<p class="a13812345678"><a href="https://example.cn/13812345678">441900********0012</a>'
+    masked = text.masked(p for m in personal_matches(text) for p in m.hidden)
+    assert masked == (  # a class is not read; a URL is, and masked inside its value
+        '<p class="a13812345678"><a href="https://example.cn/138****5678">441900********0012</a>'
         '<img src="/media/x" alt="电话 138****5678">&#49;38****5678</p>'
     )
+
+
+# --- what an attacker tried (each once went through unfound) -------------------------------
+
+ID_1990 = "441900199001011231"  # check character right
+
+
+def found_in(name: str, text: ReadableText) -> list[tuple[str, int, int, str]]:
+    return [(f.kind.value, f.start, f.end, f.text_masked) for f in personal_findings(name, text)]
+
+
+def masked_text(text: ReadableText) -> str:
+    return text.masked(p for m in personal_matches(text) for p in m.hidden)
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\u2060", "\ufeff", "\u200c", "\u200d"])
+def test_invisible_characters_inside_a_number_do_not_hide_it(invisible: str) -> None:
+    id_written = f"{ID_1990[:6]}{invisible}{ID_1990[6:]}"
+    mobile_written = f"138{invisible}0013{invisible}8000"
+    stored = f"身份证{id_written}，电话{mobile_written}。"
+    text = plain_text(stored)
+    id_at, mobile_at = stored.index(id_written), stored.index(mobile_written)
+    assert found_in("summary", text) == [  # offsets in the stored text, invisibles counted
+        ("id_number", id_at, id_at + 19, "441900********1231"),
+        ("mobile", mobile_at, mobile_at + 13, "138****8000"),
+    ]
+    assert masked_text(text) == (
+        f"身份证441900{invisible}********1231，电话138{invisible}****{invisible}8000。"
+    )
+
+
+def test_an_invisible_character_written_as_an_entity_does_not_hide_a_number() -> None:
+    html = f"<p>身份证{ID_1990[:6]}&#8203;{ID_1990[6:]}，电话138&ZeroWidthSpace;00138000</p>"
+    text = html_text(html)
+    id_at, mobile_at = html.index(ID_1990[:6]), html.index("138&")
+    assert found_in("body_html", text) == [
+        ("id_number", id_at, id_at + 25, "441900********1231"),
+        ("mobile", mobile_at, mobile_at + 27, "138****8000"),
+    ]
+    assert masked_text(text) == (
+        "<p>身份证441900&#8203;********1231，电话138&ZeroWidthSpace;****8000</p>"
+    )
+
+
+def test_invisible_characters_inside_a_sensitive_word_do_not_hide_it() -> None:
+    automaton = AhoCorasick([fold("法轮功")], matchkind=MatchKind.LeftmostLongest)
+    for stored in (
+        "关于法\u200b轮功的通知",
+        "关于法\u00ad轮\u2060功的通知",
+        "<p>关于法&#8203;轮功</p>",
+    ):
+        text = html_text(stored) if stored.startswith("<") else plain_text(stored)
+        found = word_findings("title", text, automaton)
+        assert [(f.start, f.end, f.text_masked) for f in found] == [
+            (stored.index("法"), stored.index("功") + 1, "法轮功")
+        ], stored
+
+
+@pytest.mark.parametrize("zero", [0x1D7CE, 0x1D7EC, 0x0660, 0x0966, 0xFF10])  # bold, …, full-width
+def test_decimal_digits_of_any_script_are_read_as_digits(zero: int) -> None:
+    def written(digits: str) -> str:
+        return "".join(chr(zero + int(d)) for d in digits)
+
+    stored = f"身份证{written(ID_1990)} 电话 {written('13800138000')}"
+    text = plain_text(stored)
+    id_at, mobile_at = stored.index(written(ID_1990)), stored.index(written("13800138000"))
+    assert found_in("summary", text) == [
+        ("id_number", id_at, id_at + 18, "441900********1231"),
+        ("mobile", mobile_at, mobile_at + 11, "138****8000"),
+    ]
+    assert masked_text(text) == (
+        f"身份证{written('441900')}********{written('1231')} 电话 {written('138')}****"
+        f"{written('8000')}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("441900 19900101 1231", "441900 ******** 1231"),
+        ("441900-19900101-1231", "441900-********-1231"),
+        ("441900.19900101.1231", "441900.********.1231"),
+        ("441900—19900101—1231", "441900—********—1231"),
+        ("441900－19900101－1231", "441900－********－1231"),
+        ("138.0013.8000", "138.****.8000"),
+        ("１３８—００１３—８０００", "１３８—****—８０００"),
+        ("138–0013–8000", "138–****–8000"),
+        ("138——0013——8000", "138——****——8000"),
+        ("138 - 0013 - 8000", "138 - **** - 8000"),
+        ("+86 138.0013.8000", "+86 138.****.8000"),
+    ],
+)
+def test_numbers_written_in_groups_with_separators_are_found(written: str, masked: str) -> None:
+    stored = f"联系人：{written}（请核实）"
+    text = plain_text(stored)
+    found = found_in("summary", text)
+    assert [(kind, start, end) for kind, start, end, _ in found] == [
+        ("id_number" if len(masked) > 17 else "mobile", 4, 4 + len(written))
+    ]
+    assert masked_text(text) == f"联系人：{masked}（请核实）"
+
+
+def test_personal_data_in_link_and_image_urls_is_found_and_masked_in_the_value() -> None:
+    html = (
+        f'<p><a href="https://example.cn/q?sfz={ID_1990}&amp;t=1732070400123">查询</a>'
+        '<a href="https://vpn.example.cn/?m=%31%33%38%30%30%31%33%38%30%30%30">联系</a>'
+        f'<a href="/pay?card={CARD.replace(" ", "")}">缴费</a>'  # a long number: not a card here
+        '<img src="/media/13800138000.jpg" alt="照片"></p>'
+    )
+    text = html_text(html)
+    id_at, escaped_at = html.index(ID_1990), html.index("%31")
+    photo_at = html.index("13800138000")
+    assert found_in("body_html", text) == [
+        ("id_number", id_at, id_at + 18, "441900********1231"),
+        ("mobile", escaped_at, escaped_at + 33, "138****8000"),
+        ("mobile", photo_at, photo_at + 11, "138****8000"),
+    ]
+    automaton = AhoCorasick([fold("VPN")], matchkind=MatchKind.LeftmostLongest)
+    assert word_findings("body_html", text, automaton) == []  # host names are not words
+    masked = masked_text(text)
+    assert masked == (
+        '<p><a href="https://example.cn/q?sfz=441900********1231&amp;t=1732070400123">查询</a>'
+        '<a href="https://vpn.example.cn/?m=%31%33%38****%38%30%30%30">联系</a>'
+        f'<a href="/pay?card={CARD.replace(" ", "")}">缴费</a>'
+        '<img src="/media/138****8000.jpg" alt="照片"></p>'
+    )
+    tags = re.compile(r"<[^>]*>")
+    assert [re.sub(r'"[^"]*"', '""', t) for t in tags.findall(masked)] == [
+        re.sub(r'"[^"]*"', '""', t) for t in tags.findall(html)
+    ]
 
 
 def test_doc_number_format() -> None:
@@ -344,6 +485,43 @@ def test_submit_is_refused_with_findings_until_overridden(
     )
     submitted = client.post(f"/api/v1/items/{item_id}/submit", headers=people["editor"])
     assert submitted.status_code == 200, submitted.text
+
+
+def test_hidden_personal_data_and_words_block_submit_and_publish_and_are_masked(
+    client: TestClient, people: dict[str, dict[str, str]]
+) -> None:
+    set_domain("welfare", review_stages=[])
+    added = client.post(
+        "/api/v1/sensitive-words", json={"words": ["法轮功"]}, headers=people["admin"]
+    )
+    assert added.status_code == 201, added.text
+    bold = "".join(chr(0x1D7CE + int(d)) for d in "13800138000")
+    summary = f"身份证441900\u200b199001011231，电话{bold}"
+    body = (
+        "<p>电话 138.0013.8000，身份证 441900 19900101 1231，"
+        f'<a href="https://example.cn/q?sfz={ID_1990}">查询</a>，法&#8203;轮功</p>'
+    )
+    view = new_item(client, people["editor"], title="公示", summary=summary, body_html=body)
+    item_id = view["id"]
+    for action in ("submit", "publish"):
+        refused = client.post(f"/api/v1/items/{item_id}/{action}", headers=people["editor"])
+        assert refused.status_code == 422, refused.text
+        assert sorted((d["loc"][-1], d["type"]) for d in refused.json()["detail"]) == [
+            ("body_html", "id_number"),
+            ("body_html", "id_number"),
+            ("body_html", "mobile"),
+            ("body_html", "sensitive_word"),
+            ("summary", "id_number"),
+            ("summary", "mobile"),
+        ]
+    masked = client.post(f"/api/v1/items/{item_id}/mask", headers=people["editor"])
+    assert masked.status_code == 200, masked.text
+    assert [f["kind"] for f in masked.json()["findings"]] == ["sensitive_word"]
+    revision = masked.json()["revision"]
+    assert (
+        ID_1990 not in revision["body_html"] and "sfz=441900********1231" in revision["body_html"]
+    )
+    assert revision["summary"] == (f"身份证441900\u200b********1231，电话{bold[:3]}****{bold[7:]}")
 
 
 def test_one_step_mask_makes_a_new_revision_without_personal_data(
