@@ -60,11 +60,6 @@ class Principal:
     bootstrap: bool = False
 
     @property
-    def department(self) -> str | None:
-        """The first of the caller's departments (None: not bound to any)."""
-        return self.departments[0] if self.departments else None
-
-    @property
     def scope(self) -> tuple[str, ...] | None:
         """The departments whose items this caller may see (None: every department).
         Services and queries take it as their `scope` argument."""
@@ -176,19 +171,21 @@ def _lookup(session: Session, token_hash: str) -> tuple[Principal, float] | None
             due = min(due, (ends - now).total_seconds())
     if due <= 0:
         return None
-    # Conditional, so that processes looking the same token up at once write it once.
-    session.execute(
-        update(ApiToken)
-        .where(
-            ApiToken.id == row.id,
-            or_(
-                ApiToken.last_used_at.is_(None),
-                ApiToken.last_used_at < now - LAST_USED_RESOLUTION,
-            ),
+    stale = row.last_used_at is None or row.last_used_at < now - LAST_USED_RESOLUTION
+    if stale:  # the row just read says whether a write is due: most look-ups write nothing
+        # Conditional, so that processes looking the same token up at once write it once.
+        session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.id == row.id,
+                or_(
+                    ApiToken.last_used_at.is_(None),
+                    ApiToken.last_used_at < now - LAST_USED_RESOLUTION,
+                ),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
-    )
     user = row.user
     departments = tuple(d.code for d in user.departments)
     return Principal(user.role, departments, user.name, user.id, name=user.name), due
@@ -258,13 +255,17 @@ BOOTSTRAP_PRINCIPAL = Principal(Role.ADMIN, (), BOOTSTRAP_ACTOR, bootstrap=True)
 _admin_exists: set[str] = set()
 
 
+def admin_exists(session: Session) -> bool:
+    found = session.scalars(select(User.id).where(User.role == Role.ADMIN).limit(1)).first()
+    return found is not None
+
+
 def bootstrap_refusal(database: Database) -> str | None:
     """Why the bootstrap token is no longer accepted (an admin user exists), or None while
     it may still create the first admin."""
     if database.url not in _admin_exists:
         with database.session() as session:
-            found = session.scalars(select(User.id).where(User.role == Role.ADMIN).limit(1))
-            if found.first() is None:
+            if not admin_exists(session):
                 return None
         _admin_exists.add(database.url)
     return (

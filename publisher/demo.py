@@ -121,11 +121,9 @@ def demo_user(session: Session, name: str, role: Role, departments: Sequence[str
     return Principal(user.role, codes, user.name, user.id, name=user.name)
 
 
-def load_demo(
-    session: Session, settings: Settings, *, enabled_kinds: list[str], actor: str = "demo"
-) -> list[int]:
+def load_demo(session: Session, settings: Settings, *, enabled_kinds: list[str]) -> list[int]:
     """Create the demo items, take each through review and publish it, once: an existing
-    store is left as it is. `actor` is kept for callers; the demo users act."""
+    store is left as it is. The demo users act."""
     if session.scalar(select(func.count(Item.id))):
         return []
     today = today_local(settings)

@@ -104,7 +104,7 @@ def app_sender(app: Any) -> Sender:
 def send_deliveries(pairs: list[tuple[int, str, float]]) -> None:
     """One `sync_delivery` message per delivery, on its channel's queue."""
     for delivery_id, kind, countdown in pairs:
-        send(Message(SYNC_DELIVERY, queue_for(kind), [delivery_id], countdown or None))
+        send(Message(SYNC_DELIVERY, queue_for(kind), [delivery_id], countdown))
 
 
 def poke_wechat_publish_later(publish_id: str, tries_left: int = 5) -> None:

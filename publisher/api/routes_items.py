@@ -167,7 +167,7 @@ def preview(
         latest = item_service.latest_revision(session, item_id)
         return {
             "item_id": item_id,
-            "channels": preview_item(session, settings_of(request), item, pool),
+            "channels": preview_item(session, settings_of(request), item, latest, pool),
             "findings": findings_view(session, item, latest),
         }
 

@@ -10,21 +10,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from channels.base import SharedStore
 from publisher.api.refusals import note_refusal
 from publisher.api.routes_common import (
     READERS,
+    channel_pool,
     client_address,
     current_principal,
     database_of,
     requires,
-    settings_of,
 )
-from publisher.auth import BOOTSTRAP_ONLY, Principal
+from publisher.auth import BOOTSTRAP_ONLY, Principal, admin_exists
 from publisher.errors import Forbidden
 from publisher.models import Role
 from publisher.services import users as people
-from publisher.shared import shared_store
 
 router = APIRouter(tags=["people"])
 
@@ -75,7 +73,7 @@ def create_user(
         raise Forbidden(BOOTSTRAP_ONLY)
     with database_of(request).session() as session:
         # Checked again in this transaction: two bootstrap calls at once make one admin.
-        if who.bootstrap and people.admin_exists(session):
+        if who.bootstrap and admin_exists(session):
             raise Forbidden("an admin user exists: the bootstrap token is no longer accepted")
         user = people.create_user(
             session,
@@ -113,21 +111,15 @@ def revoke_token(
         return people.token_view(row)
 
 
-def _login_store(request: Request) -> SharedStore:
-    store: SharedStore | None = getattr(request.app.state, "login_store", None)
-    if store is None:
-        store = shared_store(settings_of(request), database_of(request))
-        request.app.state.login_store = store
-    return store
-
-
 @router.post("/login", responses={401: {}, 429: {}})
 async def login(body: LoginIn, request: Request) -> JSONResponse:
     """A token of the user for `LOGIN_TOKEN_LIFETIME` (12 h) when the password is theirs.
     401 otherwise (the same answer whether the name exists or not); 429 with Retry-After
     when the name or the address has tried too often; failures are audited."""
     address = client_address(request)
-    wait = await run_in_threadpool(people.login_wait, _login_store(request), body.name, address)
+    wait = await run_in_threadpool(
+        people.login_wait, channel_pool(request).shared, body.name, address
+    )
     if wait is not None:
         await note_refusal(request, 429, "sign-in attempts throttled")
         return JSONResponse(

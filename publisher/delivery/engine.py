@@ -306,10 +306,7 @@ class DeliveryEngine:
             delivery.last_error_kind = delivery.last_error_code = delivery.last_error_message = None
             delivery.explanation = None
         if step.action == "delete":
-            delivery.remote_id = delivery.remote_url = None
-            delivery.applied_revision_id = None
-            delivery.remote_state = {}
-            delivery.forget_attempts()
+            delivery.forget_remote()
             return None
         if receipt is None:  # a lookup that found nothing
             delivery.remote_id = delivery.remote_url = None

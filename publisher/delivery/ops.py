@@ -55,8 +55,6 @@ def retry_delivery(session: Session, delivery_id: int, *, actor: str) -> Deliver
     delivery.next_attempt_at = utcnow()
     delivery.failing_since = None
     delivery.consecutive_failures = 0
-    from publisher.audit import audit
-
     audit(session, actor, "delivery.retry", f"delivery:{delivery.id}")
     enqueue_after_commit(session, [(delivery.id, delivery.channel_kind)])
     return delivery

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 
 def build_publication(
-    session: Session,
     settings: Settings,
     item: Item,
     rev: Revision,
@@ -210,4 +209,4 @@ class PlanReads:
         item = self._load(revision_id)
         rev = self._revisions.get(revision_id) or self.session.get(Revision, revision_id)
         assert rev is not None
-        return build_publication(self.session, self.settings, item, rev, self._url)
+        return build_publication(self.settings, item, rev, self._url)

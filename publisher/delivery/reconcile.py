@@ -45,8 +45,7 @@ from publisher.config import Settings
 from publisher.db import Database
 from publisher.delivery.publication import (
     ChannelPool,
-    build_publication,
-    website_url_of,
+    PlanReads,
     with_website_estimate,
 )
 from publisher.dispatch import enqueue_after_commit
@@ -60,7 +59,6 @@ from publisher.models import (
     DriftKind,
     DriftResolution,
     Item,
-    Revision,
     utcnow,
 )
 
@@ -184,15 +182,11 @@ def _probes(
         revision_id = delivery.applied_revision_id or delivery.desired_revision_id
         if revision_id is None:
             continue
-        rev = session.get(Revision, revision_id)
-        item = session.get(Item, delivery.item_id)
-        assert rev is not None and item is not None
-        # The engine's rule: the website's own URL, else the website delivery's.
-        website_url = delivery.remote_url if kind == "website" else website_url_of(session, item.id)
-        pub = build_publication(session, settings, item, rev, website_url)
-        if (
-            not delivery.desired_present
-        ):  # the website page is gone too: its URL has the known shape
+        # What the engine would send: the item, the revision and the website page's URL
+        # (the website's own, else the website delivery's), read as the engine reads them.
+        pub = PlanReads(session, settings, delivery).publication(revision_id)
+        assert pub is not None
+        if not delivery.desired_present:  # the website page is gone too: its URL's shape
             pub = with_website_estimate(pub, settings)
         remote = (
             Remote(delivery.remote_id, delivery.remote_url, dict(delivery.remote_state or {}))
@@ -207,7 +201,7 @@ def _probes(
                 seen=_seen(delivery),
                 pub=pub,
                 remote=remote,
-                expected_hash=rev.content_hash,
+                expected_hash=pub.content_hash,
             )
         )
     return probes
@@ -437,11 +431,8 @@ def _repair(
     session: Session, delivery: Delivery, drift: Drift, *, actor: str, now: datetime
 ) -> None:
     """Point `delivery` back at the engine so that it closes the gap `drift` describes."""
-    if drift.kind == DriftKind.MISSING:  # as the engine does when a lookup finds nothing
-        delivery.remote_id = delivery.remote_url = None
-        delivery.applied_revision_id = None
-        delivery.remote_state = {}
-        delivery.forget_attempts()
+    if drift.kind == DriftKind.MISSING:  # nothing of ours out there: the engine creates anew
+        delivery.forget_remote()
     elif drift.kind == DriftKind.CHANGED:  # applied ≠ desired: the engine writes it again
         delivery.applied_revision_id = None
     else:  # reappeared: record the copy found, so that the engine deletes it

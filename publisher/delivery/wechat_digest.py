@@ -370,4 +370,4 @@ def _publication(
     if revision is None:
         raise Permanent(f"wechat: item {item.id} has no revision live on WeChat")
     website_url = website_url_of(session, item.id)
-    return build_publication(session, settings, item, revision, website_url)
+    return build_publication(settings, item, revision, website_url)

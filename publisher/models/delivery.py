@@ -103,6 +103,14 @@ class Delivery(Base):
 
     item: Mapped[Item] = relationship(lazy="raise_on_sql")
 
+    def forget_remote(self) -> None:
+        """Nothing of ours is on the channel (withdrawn, or never found there): drop what was
+        recorded of its copy, and the bookkeeping of the calls that made it."""
+        self.remote_id = self.remote_url = None
+        self.applied_revision_id = None
+        self.remote_state = {}
+        self.forget_attempts()
+
     def forget_attempts(self) -> None:
         """Drop the engine's bookkeeping of earlier calls: the channel's copy is known anew."""
         self.in_flight = None

@@ -37,7 +37,6 @@ from publisher.services.items import (
     LockedItem,
     edit_item,
     get_item,
-    latest_revision,
     publish_locked,
 )
 
@@ -51,10 +50,9 @@ def target_kinds(item: Item, pool: ChannelPool) -> list[str]:
 
 
 def publications(
-    session: Session, settings: Settings, item: Item, pool: ChannelPool
+    session: Session, settings: Settings, item: Item, rev: Revision, pool: ChannelPool
 ) -> dict[str, Publication]:
-    """What each enabled target channel would be given now (website URL estimated)."""
-    rev = latest_revision(session, item.id)
+    """What each enabled target channel would be given of `rev` now (website URL estimated)."""
     return publications_of(session, settings, item, rev, website_url_of(session, item.id), pool)
 
 
@@ -67,7 +65,7 @@ def publications_of(
     pool: ChannelPool,
 ) -> dict[str, Publication]:
     """`publications` of revision `rev`, given the URL of the item's website page (if any)."""
-    base = build_publication(session, settings, item, rev, None)
+    base = build_publication(settings, item, rev, None)
     if not base.index_no:  # assigned at publish; the estimate has the right length
         year = datetime.now(ZoneInfo(settings.timezone)).year
         base = replace(base, index_no=f"{settings.org_code}/{year}-00000")
@@ -81,9 +79,9 @@ def publications_of(
 
 
 def preflight_problems(
-    session: Session, settings: Settings, item: Item, pool: ChannelPool
+    session: Session, settings: Settings, item: Item, rev: Revision, pool: ChannelPool
 ) -> list[FieldProblem]:
-    return _field_problems(pool, publications(session, settings, item, pool))
+    return _field_problems(pool, publications(session, settings, item, rev, pool))
 
 
 def _field_problems(pool: ChannelPool, pubs: dict[str, Publication]) -> list[FieldProblem]:
@@ -92,10 +90,11 @@ def _field_problems(pool: ChannelPool, pubs: dict[str, Publication]) -> list[Fie
 
 
 def preview_item(
-    session: Session, settings: Settings, item: Item, pool: ChannelPool
+    session: Session, settings: Settings, item: Item, rev: Revision, pool: ChannelPool
 ) -> list[dict[str, Any]]:
-    """Per target channel: what it will be given, what it would show, and its objections."""
-    pubs = publications(session, settings, item, pool)
+    """Per target channel: what it will be given of `rev`, what it would show, and its
+    objections."""
+    pubs = publications(session, settings, item, rev, pool)
     out = []
     for kind in target_kinds(item, pool):
         reason = pool.disabled_reason(kind)
@@ -166,7 +165,7 @@ def edit_checked(
     rev = edit_item(session, settings, item_id, fields, actor=actor, disabled=disabled, who=who)
     item = get_item(session, item_id)
     if rev is not None and item.status == ItemStatus.PUBLISHED:
-        problems = preflight_problems(session, settings, item, pool)
+        problems = preflight_problems(session, settings, item, rev, pool)
         if problems:
             raise InvalidInput(problems)
     return rev

@@ -225,7 +225,7 @@ def submit_item(session: Session, item_id: int, who: Principal) -> Item:
         item.post_review_pending or live_revision_id(session, item.id) != state.revision.id
     ):
         raise Conflict(f"item {item_id} is published as approved; edit it to submit a change")
-    check_findings(session, item, state.revision, action="submit")
+    require_no_blocking_findings(session, item, state.revision)
     item.submitted_at = utcnow()
     item.sent_back_comment = None
     if item.status != ItemStatus.PUBLISHED:
@@ -363,13 +363,13 @@ def check_publishable(
     the pre-publish checks raise. `who` None (a tool or test calling the service) has no
     reviewer's powers: it never takes the urgent path.
     """
-    check_findings(session, item, revision, action="publish")
+    require_no_blocking_findings(session, item, revision)
     state = review_state_of(item, revision, approvals)
     if state.complete:
         return False
     missing = "、".join(state.missing)
     if item.domain_code in URGENT_DOMAINS and item.urgent and state.valid:
-        if who is not None and _reviews(who, item):
+        if who is not None and _reviews_department(who, item.department_code):
             return True
         raise Conflict(
             f"紧急发布只能由审核人执行，尚缺：{missing} "
@@ -478,12 +478,6 @@ def audit_flag_changes(
         audit(session, actor, "item.flags", f"item:{item.id}", item_id=item.id, changed=changed)
 
 
-def check_findings(session: Session, item: Item, revision: Revision, *, action: str) -> None:
-    """The pre-publish checks' gate, the one call site at submit and at publish (`action`):
-    raises `InvalidInput` (422) naming each finding no reviewer overrode for this text."""
-    require_no_blocking_findings(session, item, revision)
-
-
 # --- helpers ------------------------------------------------------------------------------------
 
 
@@ -534,10 +528,6 @@ def _under_review(session: Session, item: Item, state: ReviewState) -> bool:
     if item.status != ItemStatus.PUBLISHED or not state.submitted:
         return False
     return item.post_review_pending or live_revision_id(session, item.id) != state.revision.id
-
-
-def _reviews(who: Principal, item: Item) -> bool:
-    return _reviews_department(who, item.department_code)
 
 
 def _reviews_department(who: Principal, department: str) -> bool:

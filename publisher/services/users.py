@@ -84,12 +84,6 @@ def get_user(session: Session, name: str) -> User:
     return user
 
 
-def admin_exists(session: Session) -> bool:
-    return (
-        session.scalars(select(User.id).where(User.role == Role.ADMIN).limit(1)).first() is not None
-    )
-
-
 def create_user(
     session: Session,
     *,
