@@ -462,3 +462,21 @@ def enable_signed_channels(monkeypatch: Any) -> None:
         monkeypatch.setenv(f"PUBLISHER_{kind}_API_BASE", "http://127.0.0.1:9")
         monkeypatch.setenv(f"PUBLISHER_{kind}_APP_ID", "sandbox")
         monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")
+
+
+def failed_delivery(session: Any, item_id: int, kind: str = "website") -> Any:
+    """A failed delivery of the item's only revision on `kind`, flushed (it has its id)."""
+    from sqlalchemy import select
+
+    from publisher.models import Delivery, DeliveryState, Revision
+
+    revision = session.scalars(select(Revision).where(Revision.item_id == item_id)).one()
+    delivery = Delivery(
+        item_id=item_id,
+        channel_kind=kind,
+        desired_revision_id=revision.id,
+        state=DeliveryState.FAILED,
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery

@@ -26,7 +26,7 @@ from publisher.cli import main
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import Database, get_database
 from publisher.errors import InvalidInput
-from publisher.models import ApiToken, AuditEvent, Delivery, DeliveryState, Revision, User, utcnow
+from publisher.models import ApiToken, AuditEvent, User, utcnow
 from publisher.services.items import create_item
 from publisher.services.users import (
     LOGIN_ATTEMPTS_PER_USER,
@@ -36,7 +36,7 @@ from publisher.services.users import (
     seed_demo_users,
     verify_password,
 )
-from tests.support import item_fields, user_with_token
+from tests.support import failed_delivery, item_fields, user_with_token
 
 PASSWORD = "correct horse battery staple"
 BOOTSTRAP = "bootstrap-token-of-the-people-tests-0123456789"
@@ -483,15 +483,7 @@ def test_editors_and_reviewers_see_only_their_departments(
                 item_fields(domain=domain, department=department),
                 actor="t",
             )
-            revision = session.scalars(select(Revision).where(Revision.item_id == item.id)).one()
-            delivery = Delivery(
-                item_id=item.id,
-                channel_kind="website",
-                desired_revision_id=revision.id,
-                state=DeliveryState.FAILED,
-            )
-            session.add(delivery)
-            session.flush()
+            delivery = failed_delivery(session, item.id)
             ids[department] = (item.id, delivery.id)
     editor = bearer(user_with_token(database, "editor", "jyj"))
     reviewer = bearer(user_with_token(database, "reviewer", "sgj", "jyj"))

@@ -28,15 +28,12 @@ from publisher.db import Database, get_database, reset_database
 from publisher.dispatch import install_sender, sender_installed
 from publisher.models import (
     ApiToken,
-    Delivery,
-    DeliveryState,
     Drift,
     DriftKind,
     DriftResolution,
-    Revision,
 )
 from publisher.services.items import create_item
-from tests.support import item_fields, user_with_token
+from tests.support import failed_delivery, item_fields, user_with_token
 
 ROLES = ("admin", "editor", "reviewer", "operator", "supervisor")
 DEPARTMENT_ROLES = ("editor", "reviewer")
@@ -238,15 +235,7 @@ def world(publisher_env: Settings, dispatched: list[Any]) -> Iterator[World]:
     database = get_database(publisher_env)
     with database.session() as session:
         item = create_item(session, publisher_env, item_fields(department=OWN), actor="test")
-        revision = session.query(Revision).filter_by(item_id=item.id).one()
-        delivery = Delivery(
-            item_id=item.id,
-            channel_kind="website",
-            desired_revision_id=revision.id,
-            state=DeliveryState.FAILED,
-        )
-        session.add(delivery)
-        session.flush()
+        delivery = failed_delivery(session, item.id)
         drift = Drift(
             delivery_id=delivery.id,
             item_id=item.id,
