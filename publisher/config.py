@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
@@ -135,6 +135,23 @@ class Settings(BaseSettings):
     # Addresses or networks of reverse proxies whose X-Forwarded-For the audit trail believes
     # (JSON list); empty: the connecting address is the client's.
     trusted_proxies: tuple[str, ...] = ()
+
+    # Public endpoints (README, Security). The bearer token a Prometheus scraper sends to
+    # `/metrics` at the root; unset: the root's `/metrics` is off (404) and only signed-in
+    # operators and supervisors read `/api/v1/metrics`.
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _scrape_token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None or not token.get_secret_value():  # set but empty: unset
+            return None
+        if len(token.get_secret_value()) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+            raise ValueError(
+                f"PUBLISHER_METRICS_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} "
+                "characters; e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return token
 
     @field_validator("audit_retention_days")
     @classmethod

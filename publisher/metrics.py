@@ -3,16 +3,24 @@
 The API, every worker and beat share one database, so a collector that reads it gives the same
 numbers whichever process is scraped — no per-process counters that reset on restart.
 
+A scrape costs a few indexed reads, whatever the history: attempts are counted as they end
+(`attempt_counters`, kept by `publisher.delivery.attempts`), deliveries per state come from
+the `(channel_kind, state)` index, and the queue lag reads only due deliveries (the
+`(state, next_attempt_at)` index).
+
 - `publisher_deliveries{state,channel}`: deliveries per state (gauge)
-- `publisher_attempts_total{channel,outcome}`: every attempt ever made, retries included
+- `publisher_attempts_total{channel,outcome}`: every attempt ended, retries included
 - `publisher_attempt_duration_seconds{channel}`: finished attempts' durations (histogram)
 - `publisher_queue_lag_seconds{channel}`: age of the oldest due delivery no worker has taken
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,17 +31,17 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
 from publisher.db import Database
+from publisher.delivery.attempts import DURATION_BUCKETS, NO_DURATION, bucket_label
 from publisher.delivery.claims import is_due
-from publisher.models import Attempt, Delivery, DeliveryState, utcnow
+from publisher.models import AttemptCounter, Delivery, DeliveryState, utcnow
 from publisher.services.queries import counts_by_state
 
-# Seconds; channel calls range from a fast upsert to a slow WeChat upload.
-DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LABELS = [*(bucket_label(bound) for bound in DURATION_BUCKETS), "+Inf"]
 
 
 class DatabaseCollector(Collector):
@@ -42,9 +50,10 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self.database.session() as session:
+            counters = session.scalars(select(AttemptCounter)).all()
             yield self._deliveries(session)
-            yield self._attempts(session)
-            yield self._durations(session)
+            yield self._attempts(counters)
+            yield self._durations(counters)
             yield self._queue_lag(session)
 
     def _deliveries(self, session: Session) -> Metric:
@@ -56,49 +65,37 @@ class DatabaseCollector(Collector):
                 metric.add_metric([state.value, kind], states.get(state.value, 0))
         return metric
 
-    def _attempts(self, session: Session) -> Metric:
+    def _attempts(self, counters: Sequence[AttemptCounter]) -> Metric:
         metric = CounterMetricFamily(
             "publisher_attempts",
-            "Calls made to channels, retries included, by outcome",
+            "Calls made to channels, retries included, by outcome (counted when they end)",
             labels=["channel", "outcome"],
         )
-        rows = session.execute(
-            select(Delivery.channel_kind, Attempt.outcome, func.count())
-            .join(Delivery, Attempt.delivery_id == Delivery.id)
-            .group_by(Delivery.channel_kind, Attempt.outcome)
-        )
-        for kind, outcome, n in rows:
-            metric.add_metric([str(kind), str(getattr(outcome, "value", outcome))], int(n))
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        for counter in counters:
+            totals[(counter.channel_kind, counter.outcome)] += counter.attempts
+        for (kind, outcome), n in sorted(totals.items()):
+            metric.add_metric([kind, outcome], n)
         return metric
 
-    def _durations(self, session: Session) -> Metric:
+    def _durations(self, counters: Sequence[AttemptCounter]) -> Metric:
         metric = HistogramMetricFamily(
             "publisher_attempt_duration_seconds",
             "Duration of finished calls to channels",
             labels=["channel"],
         )
-        columns: list[Any] = [
-            func.sum(case((Attempt.duration_ms <= bound * 1000, 1), else_=0))
-            for bound in DURATION_BUCKETS
-        ]
-        rows = session.execute(
-            select(
-                Delivery.channel_kind,
-                func.count(),
-                func.coalesce(func.sum(Attempt.duration_ms), 0),
-                *columns,
-            )
-            .join(Delivery, Attempt.delivery_id == Delivery.id)
-            .where(Attempt.duration_ms.is_not(None))
-            .group_by(Delivery.channel_kind)
-        )
-        for kind, count, total_ms, *cumulative in rows:
+        per_bucket: dict[str, list[int]] = defaultdict(lambda: [0] * len(LABELS))
+        total_ms: dict[str, int] = defaultdict(int)
+        for counter in counters:
+            if counter.le == NO_DURATION:
+                continue
+            per_bucket[counter.channel_kind][_bucket_index(counter.le)] += counter.attempts
+            total_ms[counter.channel_kind] += counter.duration_ms
+        for kind, counts in sorted(per_bucket.items()):
             buckets = [
-                (_bound(b), float(c or 0))
-                for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)
+                (label, float(n)) for label, n in zip(LABELS, accumulate(counts), strict=True)
             ]
-            buckets.append(("+Inf", float(count)))
-            metric.add_metric([str(kind)], buckets, float(total_ms) / 1000)
+            metric.add_metric([kind], buckets, total_ms[kind] / 1000)
         return metric
 
     def _queue_lag(self, session: Session) -> Metric:
@@ -123,8 +120,12 @@ class DatabaseCollector(Collector):
         return metric
 
 
-def _bound(value: float) -> str:
-    return repr(float(value))
+def _bucket_index(le: str) -> int:
+    """Where a counter's bucket falls among today's: its own, or, for a bound no longer in
+    `DURATION_BUCKETS`, the next larger one."""
+    if le == "+Inf":
+        return len(DURATION_BUCKETS)
+    return bisect_left(DURATION_BUCKETS, float(le))
 
 
 def _aware(value: Any) -> Any:

@@ -1,4 +1,6 @@
-"""The FastAPI application: `/api/v1` (docs/architecture.md), `/healthz`, `/metrics`, `/media/…`.
+"""The FastAPI application: `/api/v1` (docs/architecture.md), `/healthz`, `/metrics`, `/media/…`,
+`/docs` (served from our origin, `publisher.api.docs`), security headers on every response
+(`publisher.api.security_headers`).
 
 `create_app` builds it (tests use it as it is); `serve_app` is the uvicorn factory that
 `publisher api` serves (`uvicorn --factory publisher.api.app:serve_app`), which also freezes the
@@ -33,10 +35,12 @@ from publisher.api import (
     routes_users,
 )
 from publisher.api.client_address import ClientAddressMiddleware
+from publisher.api.docs import install_docs
 from publisher.api.refusals import install_refusal_handlers
 from publisher.api.routes_common import problems_detail
 from publisher.api.routes_system import root_router
 from publisher.api.routes_system import router as system_router
+from publisher.api.security_headers import SecurityHeadersMiddleware
 from publisher.api.wechat_callback import wechat_callback_router
 from publisher.audit import audit
 from publisher.config import Settings, get_settings
@@ -73,6 +77,9 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
         version="1",
         description="Publish once, reach every channel.",
         lifespan=_frozen_on_start if freeze_on_start else None,
+        docs_url=None,  # ours, without a CDN (install_docs)
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -91,6 +98,11 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     _mount_wechat_callback(app, settings, database)
     _install_error_handlers(app)
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        script_hashes=install_docs(app),
+        trusted_proxies=settings.trusted_proxies,
+    )
     return app
 
 

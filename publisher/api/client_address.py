@@ -23,7 +23,7 @@ def trusted_networks(proxies: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
-def _trusted(address: str, networks: Sequence[Network]) -> bool:
+def is_trusted(address: str, networks: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -37,7 +37,7 @@ def client_address(
     """The client: the connecting `peer`, or, when that is a trusted proxy, the nearest
     address in X-Forwarded-For (read from the right, as each proxy appends the address it
     saw) that is not itself a trusted proxy."""
-    if peer is None or not _trusted(peer, networks):
+    if peer is None or not is_trusted(peer, networks):
         return peer
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
     address = peer
@@ -47,7 +47,7 @@ def client_address(
         except ValueError:
             break  # a proxy we trust would not have written this: keep the last sure hop
         address = hop
-        if not _trusted(hop, networks):
+        if not is_trusted(hop, networks):
             break
     return address
 

@@ -2,6 +2,11 @@
 and finished after it; the operator's view is built on these rows. A worker that died mid-call
 leaves its attempt `started`, found through the delivery's `in_flight` mark.
 
+The attempt that leaves `started` is counted, in the same statement's transaction, in
+`attempt_counters` (by channel, outcome and duration bucket): `/metrics` reads those few rows
+instead of aggregating the whole history. An attempt ends once for the counters even when two
+workers record it (the second finds it no longer `started`).
+
 Functions take the caller's session and never commit.
 """
 
@@ -10,16 +15,25 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import CursorResult, ScalarSelect, Table, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from channels.base import Publication
 from channels.errors import ChannelError
-from publisher.models import Attempt, AttemptOutcome, Delivery, utcnow
+from publisher.models import Attempt, AttemptCounter, AttemptOutcome, Delivery, utcnow
 
 # Attempt rows are only ever inserted and finished here, never read back during a sync: plain
 # Core statements on the table skip the ORM's unit of work on the hot path.
 ATTEMPTS = cast(Table, Attempt.__table__)
+COUNTERS = cast(Table, AttemptCounter.__table__)
+
+# Seconds; channel calls range from a fast upsert to a slow WeChat upload. The buckets an
+# attempt is counted in: changing them leaves earlier attempts in their old bounds, which the
+# collector folds into the next current one.
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+NO_DURATION = ""
 
 
 def abandon_unfinished(session: Session, delivery: Delivery) -> None:
@@ -29,16 +43,21 @@ def abandon_unfinished(session: Session, delivery: Delivery) -> None:
     it clears the mark: without the mark there is no unfinished attempt to look for."""
     if not delivery.in_flight:
         return
-    session.execute(
-        update(Attempt)
-        .where(Attempt.delivery_id == delivery.id, Attempt.outcome == AttemptOutcome.STARTED)
-        .values(
-            outcome=AttemptOutcome.ABANDONED,
-            finished_at=utcnow(),
-            explanation="the worker stopped during this call; its lease expired",
-        )
-        .execution_options(synchronize_session=False)
-    )
+    abandoned = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Attempt)
+            .where(Attempt.delivery_id == delivery.id, Attempt.outcome == AttemptOutcome.STARTED)
+            .values(
+                outcome=AttemptOutcome.ABANDONED,
+                finished_at=utcnow(),
+                explanation="the worker stopped during this call; its lease expired",
+            )
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    if abandoned:
+        count_ended(session, delivery.channel_kind, AttemptOutcome.ABANDONED, None, abandoned)
     # A write may have reached the channel before the worker died: look before writing.
     delivery.uncertain = True
     delivery.in_flight = None
@@ -92,4 +111,54 @@ def finish_attempt(
             explanation=exc.explanation,
             http_status=exc.http_status,
         )
-    session.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == attempt_id).values(**values))
+    ending = update(ATTEMPTS).where(ATTEMPTS.c.id == attempt_id).values(**values)
+    delivery_id = session.execute(
+        ending.where(ATTEMPTS.c.outcome == AttemptOutcome.STARTED).returning(ATTEMPTS.c.delivery_id)
+    ).scalar_one_or_none()
+    if delivery_id is None:  # another worker ended (and counted) it: keep this worker's account
+        session.execute(ending)
+        return
+    kind = select(Delivery.channel_kind).where(Delivery.id == delivery_id).scalar_subquery()
+    count_ended(session, kind, outcome, values["duration_ms"])
+
+
+def count_ended(
+    session: Session,
+    channel_kind: str | ScalarSelect[str],
+    outcome: AttemptOutcome,
+    duration_ms: int | None,
+    attempts: int = 1,
+) -> None:
+    """Add `attempts` ended attempts (each of `duration_ms`) to their counter row: one
+    upsert, which PostgreSQL and SQLite both apply atomically."""
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = upsert(COUNTERS).values(
+        channel_kind=channel_kind,
+        outcome=outcome.value,
+        le=duration_bucket(duration_ms),
+        attempts=attempts,
+        duration_ms=(duration_ms or 0) * attempts,
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[COUNTERS.c.channel_kind, COUNTERS.c.outcome, COUNTERS.c.le],
+            set_={
+                "attempts": COUNTERS.c.attempts + stmt.excluded.attempts,
+                "duration_ms": COUNTERS.c.duration_ms + stmt.excluded.duration_ms,
+            },
+        )
+    )
+
+
+def duration_bucket(duration_ms: int | None) -> str:
+    """The `le` label of the histogram bucket a duration falls in (`NO_DURATION` for none)."""
+    if duration_ms is None:
+        return NO_DURATION
+    for bound in DURATION_BUCKETS:
+        if duration_ms <= bound * 1000:
+            return bucket_label(bound)
+    return "+Inf"
+
+
+def bucket_label(bound: float) -> str:
+    return repr(float(bound))

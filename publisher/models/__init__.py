@@ -29,6 +29,7 @@ from publisher.models.catalog import (
 )
 from publisher.models.delivery import (
     Attempt,
+    AttemptCounter,
     Channel,
     Delivery,
     Drift,
@@ -63,6 +64,7 @@ __all__ = [
     "ApiToken",
     "Approval",
     "Attempt",
+    "AttemptCounter",
     "AttemptOutcome",
     "AuditEvent",
     "Base",

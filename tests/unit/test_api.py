@@ -510,7 +510,7 @@ def test_metrics_parse_and_name_every_metric(client: TestClient) -> None:
     view = create(client)
     approve(view)
     client.post(f"/api/v1/items/{view['id']}/publish", headers=ADMIN)
-    resp = client.get("/metrics")
+    resp = client.get("/api/v1/metrics", headers=ADMIN)
     assert resp.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(resp.text)}
     assert {

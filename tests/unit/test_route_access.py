@@ -59,8 +59,9 @@ ITEM_READERS = ("editor", "reviewer", "supervisor")
 OPERATORS = ("operator",)
 ADMINS: tuple[str, ...] = ()
 
-# Answer without a token: sign-in, health, the public side (metrics for scrapers at the root,
-# uploaded images, WeChat's signed callback) and the API's own description.
+# Answer without a user's token: sign-in, health, the public side (metrics for scrapers at the
+# root, with the scrape token: tests/unit/test_public_endpoints.py; uploaded images, WeChat's
+# signed callback) and the API's own description and its assets.
 PUBLIC = {
     ("POST", "/api/v1/login"),
     ("GET", "/api/v1/healthz"),
@@ -71,8 +72,7 @@ PUBLIC = {
     ("POST", "/wechat/callback"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
-    ("GET", "/redoc"),
+    ("GET", "/docs/assets/{name}"),
 }
 
 ITEM = {
