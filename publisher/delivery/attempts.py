@@ -115,8 +115,10 @@ def finish_attempt(
     delivery_id = session.execute(
         ending.where(ATTEMPTS.c.outcome == AttemptOutcome.STARTED).returning(ATTEMPTS.c.delivery_id)
     ).scalar_one_or_none()
-    if delivery_id is None:  # another worker ended (and counted) it: keep this worker's account
-        session.execute(ending)
+    if delivery_id is None:
+        # Another worker ended (and counted) it without a duration: keep this worker's
+        # account of the call, and no duration, so that the row and the counters agree.
+        session.execute(ending.values(duration_ms=None))
         return
     kind = select(Delivery.channel_kind).where(Delivery.id == delivery_id).scalar_subquery()
     count_ended(session, kind, outcome, values["duration_ms"])
