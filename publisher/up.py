@@ -260,8 +260,13 @@ def print_where_to_look(
         "",
         "publisher is running (Ctrl-C stops everything)",
         f"  API docs            {api}/docs",
-        f"  metrics             {api}/metrics",
+        f"  metrics             {api}/api/v1/metrics (an operator's token)",
     ]
+    if settings.metrics_token:
+        lines.append(
+            f"  scrape              curl -H 'Authorization: Bearer $PUBLISHER_METRICS_TOKEN' "
+            f"{api}/metrics"
+        )
     if users:
         lines.append("  demo users          (sandbox only; new passwords at every start)")
         for name, role, departments, password in users:
