@@ -2,7 +2,7 @@
 and finished after it; the operator's view is built on these rows. A worker that died mid-call
 leaves its attempt `started`, found through the delivery's `in_flight` mark.
 
-The attempt that leaves `started` is counted, in the same statement's transaction, in
+An attempt leaving `started` is counted, in the transaction that ends it, in
 `attempt_counters` (by channel, outcome and duration bucket): `/metrics` reads those few rows
 instead of aggregating the whole history. An attempt ends once for the counters even when two
 workers record it (the second finds it no longer `started`).
