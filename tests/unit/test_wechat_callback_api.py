@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from channels.base import Publication, Receipt, Remote
 from channels.wechat import WeChatChannel, finished_key
@@ -23,15 +24,23 @@ from publisher.channel_config import build_channel
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import Database, get_database
 from publisher.dispatch import Message, install_sender
-from publisher.models import AuditEvent, Delivery, DeliveryState, SharedValue
+from publisher.models import Attempt, AuditEvent, Delivery, DeliveryState, SharedValue
+from publisher.services.items import create_item
 from publisher.shared import DatabaseSharedStore, RedisSharedStore, shared_store
 from tests.support import (
     RunningSandbox,
     enable_signed_channels,
     fresh_postgres,
     fresh_redis,
+    item_delivery,
+    item_fields,
+    make_due,
+    migrated_sqlite,
+    publish_reviewed,
     running_sandbox,
     sample_publication,
+    sandbox_engine,
+    sandbox_settings,
     serve_in_thread,
 )
 
@@ -236,3 +245,54 @@ def test_the_access_log_shows_no_signed_query(settings: Settings) -> None:
     assert '"GET /wechat/callback HTTP/1.1" 200' in lines[0]
     assert query["signature"] not in lines[0] and "o-follower" not in lines[0]
     assert "access_token=redacted&a=1" in lines[1] and "t0k" not in lines[1]
+
+
+def test_the_attempt_says_why_an_announced_article_was_not_adopted(
+    tmp_path: Any, sandbox: RunningSandbox, dispatched: Any
+) -> None:
+    with running_sandbox("website") as website:
+        settings = sandbox_settings(
+            tmp_path, migrated_sqlite(tmp_path), website, sandbox, wechat_poll_seconds=0.2
+        )
+        engine = sandbox_engine(settings)
+        theirs_item = publish(engine, settings, "松山湖2026年老旧小区改造计划公示")
+        ours_item = publish(engine, settings, "松山湖2026年城乡困难群众临时救助资金发放情况公示")
+        theirs = live_on_wechat(engine, theirs_item).remote_id or ""
+        waiting = sync(engine, ours_item, "wechat")  # submitted: waits on its publish job
+        engine.pool.shared.set(finished_key(waiting.remote_id or ""), theirs)  # a forged hint
+        ours = live_on_wechat(engine, ours_item)
+        with engine.database.session() as session:
+            notes = session.scalars(
+                select(Attempt.explanation).where(Attempt.delivery_id == ours.id)
+            ).all()
+        engine.database.dispose()
+
+    assert ours.remote_id and ours.remote_id != theirs
+    (note,) = [n for n in notes if n]
+    assert "不是本条信息的文章" in note and theirs in note
+
+
+def publish(engine: Any, settings: Settings, title: str) -> int:
+    with engine.database.session() as session:
+        fields = item_fields(title=title, channels=["website", "wechat"])
+        item_id = int(create_item(session, settings, fields, actor="t").id)
+    with engine.database.session() as session:
+        publish_reviewed(session, settings, item_id, enabled_kinds=["website", "wechat"])
+    assert sync(engine, item_id, "website").state == DeliveryState.LIVE
+    return item_id
+
+
+def sync(engine: Any, item_id: int, kind: str) -> Delivery:
+    delivery = item_delivery(engine.database, item_id, kind)
+    make_due(engine.database, delivery.id)
+    engine.sync(delivery.id, "test-worker")
+    found: Delivery = item_delivery(engine.database, item_id, kind)
+    return found
+
+
+def live_on_wechat(engine: Any, item_id: int) -> Delivery:
+    deadline = time.monotonic() + 10
+    while (delivery := sync(engine, item_id, "wechat")).state != DeliveryState.LIVE:
+        assert time.monotonic() < deadline, f"still {delivery.state}: {delivery.explanation}"
+        time.sleep(0.2)
+    return delivery
