@@ -2,11 +2,12 @@
 
 A submit returns a publish job, which WeChat finishes later. `WeChatLookups` holds the steps of
 `WeChatChannel.lookup`: poll a job with `freepublish/get` (100 calls a day, counted across
-workers by `SharedStore.take_slot`; a `PUBLISHJOBFINISH` callback left under `finished_key`
-saves the poll), read a recorded article with `freepublish/getarticle`, and, since WeChat has
-no idempotency key for publishing, search the published list (`freepublish/batchget`) for an
-item's own article by its "阅读原文" link after an uncertain submit. Correction notices (the
-`correction` edit policy) are polled and found the same way.
+workers by `SharedStore.take_slot`; the article id a `PUBLISHJOBFINISH` callback left under
+`finished_key` saves the poll once `getarticle` shows it links to the item's page), read a
+recorded article with `freepublish/getarticle` (one linking elsewhere is `ForeignArticle`),
+and, since WeChat has no idempotency key for publishing, search the published list
+(`freepublish/batchget`) for an item's own article by its "阅读原文" link after an uncertain
+submit. Correction notices (the `correction` edit policy) are polled and found the same way.
 """
 
 from __future__ import annotations
