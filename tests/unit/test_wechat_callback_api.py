@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from channels.base import Publication, Receipt, Remote
@@ -27,6 +28,7 @@ from publisher.dispatch import Message, install_sender
 from publisher.models import Attempt, AuditEvent, Delivery, DeliveryState, SharedValue
 from publisher.services.items import create_item
 from publisher.shared import DatabaseSharedStore, RedisSharedStore, shared_store
+from publisher.up import new_encoding_aes_key
 from tests.support import (
     RunningSandbox,
     enable_signed_channels,
@@ -296,3 +298,20 @@ def live_on_wechat(engine: Any, item_id: int) -> Delivery:
         assert time.monotonic() < deadline, f"still {delivery.state}: {delivery.explanation}"
         time.sleep(0.2)
     return delivery
+
+
+def test_a_malformed_aes_key_is_refused_naming_the_variable_never_the_value(
+    publisher_env: Settings,
+) -> None:
+    bad = "k" * 42 + "!"
+    with pytest.raises(ValidationError) as refused:
+        Settings(wechat_aes_key=bad, wechat_callback_token="t", wechat_appid="wx1")
+    assert "PUBLISHER_WECHAT_AES_KEY must be the account's 43-character" in str(refused.value)
+    assert bad not in str(refused.value)
+    with pytest.raises(ValidationError, match="needs PUBLISHER_WECHAT_CALLBACK_TOKEN"):
+        Settings(wechat_aes_key=new_encoding_aes_key())
+    key = new_encoding_aes_key()
+    assert (
+        Settings(wechat_aes_key=key, wechat_callback_token="t", wechat_appid="wx1").wechat_aes_key
+        == key
+    )
