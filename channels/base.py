@@ -87,6 +87,8 @@ class Receipt:
     `complete=False` means the channel accepted the work but finishes it asynchronously (e.g.
     WeChat's freepublish): the engine calls `lookup` again after `poll_after` seconds.
     `content_hash` is the hash of the revision the channel holds, when the channel tells us.
+    `note` is what the operator should know about how the answer was reached (e.g. a hint
+    the adapter refused), kept as the attempt's explanation.
     """
 
     remote_id: str
@@ -95,6 +97,7 @@ class Receipt:
     complete: bool = True
     poll_after: float | None = None
     content_hash: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)

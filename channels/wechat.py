@@ -22,7 +22,7 @@ The names other modules use stay importable from here (`__all__`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, Self
 
 import requests
@@ -41,7 +41,7 @@ from channels.base import (
 from channels.errors import ChannelError, OutcomeUnknown, Permanent
 from channels.wechat_api import PublisherWeChatClient
 from channels.wechat_calls import ARTICLE_ABSENT, BEIJING, PREPARE
-from channels.wechat_lookup import CORRECTION_PREFIX, WeChatLookups, finished_key
+from channels.wechat_lookup import CORRECTION_PREFIX, ForeignArticle, WeChatLookups, finished_key
 from channels.wechat_push import WeChatPush, digest_clientmsgid
 
 __all__ = [
@@ -264,8 +264,12 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         if remote is not None and state.get("correction_publish_id"):
             return self._poll_correction(pub, remote, state)
         recorded: Receipt | None = None
+        note = None
         if state.get("article_id"):
-            recorded = self._lookup_article(state)
+            try:
+                recorded = self._lookup_article(state, pub)
+            except ForeignArticle as exc:  # recorded from a forged callback: search for ours
+                note = exc.note
             if recorded is not None and recorded.content_hash == pub.content_hash:
                 return recorded
         elif state.get("publish_id"):
@@ -279,7 +283,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         if found is not None and recorded is not None and correction:
             return self._with_correction(recorded, found, state)
         if found is not None:
-            return found
+            return replace(found, note=note)
         if self.shared.get(submit_marker(pub)):
             return Receipt(
                 remote_id=remote.remote_id if remote else "",
@@ -287,6 +291,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
                 complete=False,
                 poll_after=self.poll_seconds,
                 state={"awaiting_submit": True},
+                note=note,
             )
         return recorded
 

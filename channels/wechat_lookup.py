@@ -2,11 +2,12 @@
 
 A submit returns a publish job, which WeChat finishes later. `WeChatLookups` holds the steps of
 `WeChatChannel.lookup`: poll a job with `freepublish/get` (100 calls a day, counted across
-workers by `SharedStore.take_slot`; a `PUBLISHJOBFINISH` callback left under `finished_key`
-saves the poll), read a recorded article with `freepublish/getarticle`, and, since WeChat has
-no idempotency key for publishing, search the published list (`freepublish/batchget`) for an
-item's own article by its "阅读原文" link after an uncertain submit. Correction notices (the
-`correction` edit policy) are polled and found the same way.
+workers by `SharedStore.take_slot`; the article id a `PUBLISHJOBFINISH` callback left under
+`finished_key` saves the poll once `getarticle` shows it links to the item's page), read a
+recorded article with `freepublish/getarticle` (one linking elsewhere is `ForeignArticle`),
+and, since WeChat has no idempotency key for publishing, search the published list
+(`freepublish/batchget`) for an item's own article by its "阅读原文" link after an uncertain
+submit. Correction notices (the `correction` edit policy) are polled and found the same way.
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ class WeChatLookups(WeChatCalls):
     shared: SharedStore
     poll_seconds: float
 
-    def _lookup_article(self, state: dict[str, Any]) -> Receipt | None:
-        """The recorded article, with the hash we recorded for it (None once deleted)."""
+    def _lookup_article(self, state: dict[str, Any], pub: Publication) -> Receipt | None:
+        """The recorded article, with the hash we recorded for it (None once deleted).
+
+        Raises `ForeignArticle` when its "阅读原文" link (`content_source_url`) is not `pub`'s
+        page: an article id that came to us from a callback is a claim, and adopting another
+        item's article would make retracting this item delete it.
+        """
         article_id = str(state["article_id"])
         try:
             result = self._call(
@@ -56,6 +62,9 @@ class WeChatLookups(WeChatCalls):
         items = [item for item in result["news_item"] if not item.get("is_deleted")]
         if not items:
             return None
+        source = str(items[0].get("content_source_url") or "")
+        if source != (pub.website_url or ""):
+            raise ForeignArticle(article_id, source, pub.website_url or "")
         content_hash = state.get("content_hash")
         return Receipt(
             remote_id=article_id,
@@ -88,18 +97,26 @@ class WeChatLookups(WeChatCalls):
             content_hash=content_hash,
             state={"publish_id": publish_id},
         )
+        note = None
         announced = self.shared.get(finished_key(publish_id))
         if announced:
             # WeChat's PUBLISHJOBFINISH callback named the article: `getarticle` is not
             # rationed, so the job's 100-a-day `freepublish/get` budget is kept for polls.
-            found = self._lookup_article({"article_id": announced, "content_hash": content_hash})
+            # The callback only claims the article is ours; its link must agree.
+            try:
+                found = self._lookup_article(
+                    {"article_id": announced, "content_hash": content_hash}, pub
+                )
+            except ForeignArticle as exc:
+                self.shared.delete(finished_key(publish_id))
+                found, note = None, f"回调所报{exc.note}; polled the job instead"
             if found is not None:
                 return replace(
                     found, state={**found.state, "publish_id": publish_id, "publish_status": 0}
                 )
         result = self._finished_job(publish_id, waiting)
         if isinstance(result, Receipt):
-            return result
+            return replace(result, note=note)
         status = int(result["publish_status"])
         if status == PUBLISH_DELETED:
             return None
@@ -119,6 +136,7 @@ class WeChatLookups(WeChatCalls):
                 "publish_status": 0,
                 "content_hash": content_hash,
             },
+            note=note,
         )
 
     def _poll_correction(
@@ -250,6 +268,22 @@ class WeChatLookups(WeChatCalls):
             if len(entries) < 20:
                 break
         return by_link
+
+
+class ForeignArticle(Exception):
+    """An article claimed to be an item's whose "阅读原文" link is another page: not ours.
+
+    Not a `ChannelError`: the channel did nothing wrong; the adapter declines the claim and
+    says why in `note` (Chinese for the staff who read attempts, then the facts).
+    """
+
+    def __init__(self, article_id: str, source: str, website_url: str) -> None:
+        self.note = (
+            f"微信文章 {article_id} 的“阅读原文”链接不是本条信息的页面，不是本条信息的文章，"
+            f"未采用 (article {article_id} links to {source or 'nothing'}, "
+            f"not to this item's page {website_url or '(none)'})"
+        )
+        super().__init__(self.note)
 
 
 def publish_failed(status: int, result: dict[str, Any]) -> Permanent:

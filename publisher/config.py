@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
@@ -20,12 +20,17 @@ DEFAULT_SANDBOX_SECRET = "sandbox-secret"
 DEFAULT_SHARED_KEY_PREFIX = "publisher:"
 MIN_BOOTSTRAP_TOKEN_LENGTH = 32
 MIN_AUDIT_RETENTION_DAYS = 183
+# WeChat's EncodingAESKey: 43 base64 characters, 32 bytes once "=" is appended.
+WECHAT_AES_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
 # Broker URLs kombu serves with its Redis transport.
 REDIS_BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://", "sentinel://")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PUBLISHER_", extra="ignore")
+    # Errors name the variable and the rule, never the value: several values are secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="PUBLISHER_", extra="ignore", hide_input_in_errors=True
+    )
 
     var_dir: Path = Path("var")
     database_url: str | None = None
@@ -79,6 +84,31 @@ class Settings(BaseSettings):
     wechat_secret: str | None = None
     # Token WeChat signs callbacks with (the "Token" on the account's server settings page).
     wechat_callback_token: str | None = None
+    # The EncodingAESKey of safe or compatible mode (安全模式/兼容模式; 43 characters): set, the
+    # callback takes only encrypted events (publisher/api/wechat_callback.py).
+    wechat_aes_key: str | None = Field(default=None, repr=False)
+
+    @field_validator("wechat_aes_key")
+    @classmethod
+    def _encoding_aes_key(cls, key: str | None) -> str | None:
+        if not key:  # set but empty: plain mode
+            return None
+        if not WECHAT_AES_KEY.fullmatch(key):
+            raise ValueError(
+                "PUBLISHER_WECHAT_AES_KEY must be the account's 43-character EncodingAESKey "
+                f"(base64 characters, as WeChat generates it); got {len(key)} characters"
+            )
+        return key
+
+    @model_validator(mode="after")
+    def _safe_mode_complete(self) -> Settings:
+        if self.wechat_aes_key and not (self.wechat_callback_token and self.wechat_appid):
+            raise ValueError(
+                "PUBLISHER_WECHAT_AES_KEY needs PUBLISHER_WECHAT_CALLBACK_TOKEN and "
+                "PUBLISHER_WECHAT_APPID: safe mode signs with the token and encrypts for the AppID"
+            )
+        return self
+
     wechat_edit_policy: Literal["republish", "correction"] = "republish"
     wechat_digest_time: str = "18:00"  # Asia/Shanghai
     wechat_mass_quota: int = 1  # mass sends a day: 1 for a subscription account

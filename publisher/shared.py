@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from sqlalchemy import Integer, Text, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from channels.base import SharedStore
 from publisher.config import DEFAULT_SHARED_KEY_PREFIX, Settings, redis_client_name
@@ -45,6 +48,11 @@ class RedisSharedStore:
 
     def delete(self, key: str) -> None:
         self.redis.delete(self.prefix + key)
+
+    def add(self, key: str, value: str, ttl_seconds: float) -> bool:
+        """Set `key` unless it is set (atomic: `SET NX`); True if this call set it."""
+        px = max(1, int(ttl_seconds * 1000))
+        return bool(self.redis.set(self.prefix + key, value, px=px, nx=True))
 
     def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
         start, remaining = _window(window_seconds, time.time())
@@ -84,17 +92,34 @@ class DatabaseSharedStore:
         with self.database.session() as session:
             session.execute(delete(SharedValue).where(SharedValue.key == key))
 
+    def add(self, key: str, value: str, ttl_seconds: float) -> bool:
+        """Set `key` unless it is set and unexpired; True if this call set it.
+
+        One statement, so that of two processes adding the same key at once only one wins:
+        an insert that takes the place of an expired row, else does nothing.
+        """
+        now = datetime.now(UTC)
+        with self.database.session() as session:
+            stmt = _insert_for(session)(SharedValue).values(
+                key=key, value=value, expires_at=now + timedelta(seconds=ttl_seconds)
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[SharedValue.key],
+                set_={"value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at},
+                where=SharedValue.expires_at <= now,
+            )
+            added = session.execute(stmt.returning(SharedValue.key)).first() is not None
+            session.execute(delete(SharedValue).where(SharedValue.expires_at <= now))
+        return added
+
     def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
         start, remaining = _window(window_seconds, time.time())
         counter = f"rate:{key}:{start}"
         expires = datetime.now(UTC) + timedelta(seconds=remaining + 60)
         with self.database.session() as session:
-            insert = (
-                pg_insert
-                if session.bind and session.bind.dialect.name == "postgresql"
-                else (sqlite_insert)
+            stmt = _insert_for(session)(SharedValue).values(
+                key=counter, value="1", expires_at=expires
             )
-            stmt = insert(SharedValue).values(key=counter, value="1", expires_at=expires)
             # Counting in SQL keeps concurrent workers from losing increments.
             stmt = stmt.on_conflict_do_update(
                 index_elements=[SharedValue.key],
@@ -112,6 +137,20 @@ class DatabaseSharedStore:
         return None if count <= limit else remaining
 
 
+def _insert_for(session: Session) -> Callable[..., Any]:
+    """The dialect's INSERT, which has ON CONFLICT."""
+    dialect = session.bind.dialect.name if session.bind else ""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def first_use(
+    settings: Settings, key: str, ttl_seconds: float, database: Database | None = None
+) -> bool:
+    """True the first time `key` is used within `ttl_seconds`, across every process (a
+    replay cache: a second use of a signed request is refused)."""
+    return _store(settings, database).add(f"once:{key}", "1", ttl_seconds)
+
+
 def shared_store(settings: Settings, database: Database | None = None) -> SharedStore:
     """Redis when `PUBLISHER_REDIS_URL` is set, else a table in the database.
 
@@ -119,6 +158,10 @@ def shared_store(settings: Settings, database: Database | None = None) -> Shared
     SQLite has one writer at a time, and adapters read and write shared state (tokens, rate
     windows) while the caller may hold a write transaction on the store.
     """
+    return _store(settings, database)
+
+
+def _store(settings: Settings, database: Database | None) -> RedisSharedStore | DatabaseSharedStore:
     if settings.redis_url:
         prefix = settings.shared_key_prefix()
         name = redis_client_name(prefix) if settings.redis_key_prefix else None

@@ -7,7 +7,9 @@ credentials. Ctrl-C or SIGTERM stops every child.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -66,9 +68,16 @@ def sandbox_environment(
             env.setdefault("PUBLISHER_WECHAT_APPID", DEFAULT_SANDBOX_CREDENTIAL)
             env.setdefault("PUBLISHER_WECHAT_SECRET", DEFAULT_SANDBOX_SECRET)
             env.setdefault("PUBLISHER_WECHAT_CALLBACK_TOKEN", DEFAULT_SANDBOX_CREDENTIAL)
+            # Safe mode (安全模式) as a real account should run it, with a key made per start.
+            env.setdefault("PUBLISHER_WECHAT_AES_KEY", new_encoding_aes_key())
         elif kind == "weibo":
             env.setdefault("PUBLISHER_WEIBO_ACCESS_TOKEN", DEFAULT_SANDBOX_CREDENTIAL)
     return env, sandboxed
+
+
+def new_encoding_aes_key() -> str:
+    """A WeChat EncodingAESKey: 32 random bytes in base64, without its padding (43 chars)."""
+    return base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
 def write_channels_env(settings: Settings, env: dict[str, str], sandboxed: list[str]) -> None:
@@ -210,6 +219,7 @@ def run_up(demo: bool = True) -> int:
                 json={
                     "callback_url": f"{api}/wechat/callback",
                     "callback_token": env["PUBLISHER_WECHAT_CALLBACK_TOKEN"],
+                    "callback_aes_key": env.get("PUBLISHER_WECHAT_AES_KEY", ""),
                 },
                 timeout=5,
             ).raise_for_status()

@@ -57,11 +57,11 @@ class RunningSandbox:
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
+def serve_in_thread(app: Any, port: int | None = None, log_level: str = "warning") -> Iterator[str]:
     """Serve an ASGI app with uvicorn on a background thread; yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan="off")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

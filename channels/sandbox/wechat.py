@@ -18,7 +18,8 @@ check) are in `channels.sandbox.wechat_account`.
 
 Sandbox-only controls, besides the shared `/_sandbox/*` (records are in `/_sandbox/state`):
 - `GET|POST /_sandbox/wechat`  settings (`token_grace_seconds`, `token_ttl_seconds`,
-  `publish_delay_seconds`, `callback_url`, `callback_token`, `api_quota_exhausted`,
+  `publish_delay_seconds`, `callback_url`, `callback_token`, `callback_aes_key` (set: the
+  callback speaks safe mode), `api_quota_exhausted`,
   `mass_per_day`, `freepublish_get_per_day`, `force_refresh_per_day`, `appid`, `secret`)
 - `POST /_sandbox/wechat/expire_token`  every issued token expires now
 - `POST /_sandbox/wechat/new_day`       daily quotas reset, as at midnight
@@ -264,6 +265,9 @@ def create_app(state: SandboxState) -> FastAPI:
 
     @app.post("/cgi-bin/freepublish/getarticle")
     async def freepublish_getarticle(request: Request) -> dict[str, Any]:
+        """Each news_item as drafted (`content_source_url`, the "阅读原文" link, included) plus
+        `url` and `is_deleted`, as https://developers.weixin.qq.com/doc/service/api/public/
+        api_freepublishgetarticle lists them."""
         body = await guarded(request, write=False)
         with state.lock:
             article = state.records["articles"].get(str(body.get("article_id", "")))

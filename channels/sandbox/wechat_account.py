@@ -15,10 +15,12 @@ import hashlib
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from xml.etree import ElementTree
 
 import requests
+from wechatpy.crypto import WeChatCrypto
 
 from channels.sandbox.common import SandboxState
 
@@ -38,6 +40,9 @@ class WeChatSettings:
     publish_delay_seconds: float = 0.3
     callback_url: str = ""
     callback_token: str = "sandbox"
+    # Set: the callback speaks safe mode (安全模式), as WeChat does for an account with an
+    # EncodingAESKey: the event only in `<Encrypt>`, signed by `msg_signature`.
+    callback_aes_key: str = ""
     api_quota_exhausted: bool = False
     mass_per_day: int = 1
     freepublish_get_per_day: int = 100
@@ -191,11 +196,11 @@ def finish_later(sandbox: WeChatSandbox, publish_id: str, base_url: str, delay: 
     def finish() -> None:
         with sandbox.state.lock:
             job = sandbox.finish_publish(publish_id, base_url)
-            url, token = sandbox.settings.callback_url, sandbox.settings.callback_token
-        if job is None or not url:
+            settings = replace(sandbox.settings)
+        if job is None or not settings.callback_url:
             return
         try:
-            _post_event(url, token, job)
+            _post_event(settings, job)
         except requests.RequestException:
             sandbox.state.count("callback_failures")
 
@@ -204,8 +209,13 @@ def finish_later(sandbox: WeChatSandbox, publish_id: str, base_url: str, delay: 
     timer.start()
 
 
-def _post_event(url: str, token: str, job: dict[str, Any]) -> None:
+def _post_event(settings: WeChatSettings, job: dict[str, Any]) -> None:
+    """POST the PUBLISHJOBFINISH event as WeChat does: in plaintext mode, or in safe mode
+    when the sandbox holds an AES key (https://developers.weixin.qq.com/doc/subscription/
+    guide/dev/push/encryption.md: `encrypt_type=aes` and `msg_signature` added to the query,
+    the body `<xml><ToUserName/><Encrypt/></xml>`)."""
     timestamp, nonce = str(int(time.time())), secrets.token_hex(4)
+    token = settings.callback_token
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
     xml = (
         "<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName>"
@@ -217,9 +227,19 @@ def _post_event(url: str, token: str, job: dict[str, Any]) -> None:
         f"<article_id><![CDATA[{job.get('article_id') or ''}]]></article_id>"
         "</PublishEventInfo></xml>"
     )
+    params = {"signature": signature, "timestamp": timestamp, "nonce": nonce}
+    if settings.callback_aes_key:
+        crypto = WeChatCrypto(token, settings.callback_aes_key, settings.appid)
+        sealed = ElementTree.fromstring(crypto.encrypt_message(xml, nonce, timestamp))
+        encrypted = sealed.findtext("Encrypt") or ""
+        params.update(encrypt_type="aes", msg_signature=sealed.findtext("MsgSignature") or "")
+        xml = (
+            "<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName>"
+            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        )
     requests.post(
-        url,
-        params={"signature": signature, "timestamp": timestamp, "nonce": nonce},
+        settings.callback_url,
+        params=params,
         data=xml.encode(),
         headers={"Content-Type": "text/xml"},
         timeout=5,

@@ -34,6 +34,7 @@ from publisher.api import (
     routes_review,
     routes_users,
 )
+from publisher.api.access_log import redact_access_log
 from publisher.api.client_address import ClientAddressMiddleware
 from publisher.api.docs import install_docs
 from publisher.api.refusals import install_refusal_handlers
@@ -41,7 +42,7 @@ from publisher.api.routes_common import problems_detail
 from publisher.api.routes_system import root_router
 from publisher.api.routes_system import router as system_router
 from publisher.api.security_headers import SecurityHeadersMiddleware
-from publisher.api.wechat_callback import wechat_callback_router
+from publisher.api.wechat_callback import CallbackKeys, wechat_callback_router
 from publisher.audit import audit
 from publisher.config import Settings, get_settings
 from publisher.db import Database, get_database
@@ -50,6 +51,7 @@ from publisher.dispatch import celery_sender, install_sender, poke_wechat_publis
 from publisher.errors import Conflict, InvalidInput, NotFound
 from publisher.metrics import metrics_registry
 from publisher.process import freeze_startup_objects
+from publisher.shared import first_use as claim_first_use
 from publisher.shared import shared_store
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,9 @@ API_PREFIX = "/api/v1"
 
 
 def serve_app() -> FastAPI:
-    """The factory `publisher api` serves: the application, frozen once it has started."""
+    """The factory `publisher api` serves: the application, frozen once it has started, its
+    access log free of signed query strings (uvicorn configured its logging before this)."""
+    redact_access_log()
     return create_app(freeze_on_start=True)
 
 
@@ -155,15 +159,23 @@ def _encodable(value: Any) -> Any:
 
 def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database) -> None:
     """WeChat's push of "publish job finished" makes the waiting delivery look now, rather
-    than at its next (rationed: 100 calls a day) poll."""
+    than at its next (rationed: 100 calls a day) poll.
+
+    The article id it names is left under `finished_key` for the adapter, which adopts it
+    only once `getarticle` shows the article links to the item's own page: the callback is
+    a hint, never proof. A job no delivery waits on yet (WeChat can finish before the worker
+    has recorded the job's id) keeps its hint only briefly.
+    """
     if not settings.wechat_callback_token:  # not configured: WeChat cannot call us
         return
+    keys = CallbackKeys(
+        settings.wechat_callback_token, settings.wechat_aes_key, settings.wechat_appid
+    )
+
+    def first_use(key: str, seconds: float) -> bool:
+        return claim_first_use(settings, key, seconds, database)
 
     def on_publish_finished(publish_id: str, article_id: str | None) -> None:
-        if article_id:  # lets the adapter confirm it without a rationed freepublish/get
-            shared_store(settings, database).set(
-                finished_key(publish_id), article_id, ttl_seconds=7 * 24 * 3600
-            )
         with database.session() as session:
             delivery_id = delivery_for_wechat_publish(session, publish_id)
             if delivery_id is not None:
@@ -177,9 +189,18 @@ def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database)
                 article_id=article_id,
                 published=article_id is not None,
             )
+        if article_id:  # lets the adapter confirm it without a rationed freepublish/get
+            ttl = FINISHED_HINT_SECONDS if delivery_id else UNCLAIMED_HINT_SECONDS
+            shared_store(settings, database).set(finished_key(publish_id), article_id, ttl)
         if delivery_id is None:
             # WeChat can finish before the worker has recorded the job's id: look again
             # shortly, from a worker, rather than wait for the next rationed poll.
             poke_wechat_publish_later(publish_id)
 
-    app.include_router(wechat_callback_router(settings.wechat_callback_token, on_publish_finished))
+    app.include_router(wechat_callback_router(keys, first_use, on_publish_finished))
+
+
+# How long a finished job's article id waits for the adapter: a week for a job a delivery
+# waits on; for one none waits on, the few minutes the worker needs to record its job.
+FINISHED_HINT_SECONDS = 7 * 24 * 3600
+UNCLAIMED_HINT_SECONDS = 600

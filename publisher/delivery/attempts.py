@@ -95,12 +95,16 @@ def finish_attempt(
     outcome: AttemptOutcome,
     started: float,
     exc: ChannelError | None = None,
+    note: str | None = None,
 ) -> None:
+    """Finish the attempt; `exc` is the channel's error, `note` a remark on a success."""
     values: dict[str, Any] = {
         "outcome": outcome,
         "finished_at": utcnow(),
         "duration_ms": int((time.monotonic() - started) * 1000),
     }
+    if note:
+        values["explanation"] = note
     if outcome == AttemptOutcome.ABANDONED:
         values["explanation"] = "the lease ran out during this call; another worker took over"
     if exc is not None:

@@ -291,7 +291,9 @@ class DeliveryEngine:
     ) -> DeliveryState | None:
         """Apply the channel's answer to `delivery` (row-locked, still ours). Returns a state when
         this worker must stop."""
-        finish_attempt(session, attempt_id, AttemptOutcome.OK, started)
+        finish_attempt(
+            session, attempt_id, AttemptOutcome.OK, started, note=receipt.note if receipt else None
+        )
         if not step.channel_healthy:
             breaker_success(session, delivery.channel_kind)
         delivery.wait_reason = None

@@ -3,7 +3,7 @@ on the contract's harnesses (`tests.contract.harnesses`) and sandboxes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -16,3 +16,13 @@ def store() -> Iterator[SharedStore]:
     """A real shared store on a throw-away SQLite file."""
     with scratch_shared_store() as shared:
         yield shared
+
+
+FirstUse = Callable[[str, float], bool]
+
+
+@pytest.fixture
+def first_use() -> Iterator[FirstUse]:
+    """A real replay cache for the WeChat callback: the embedded shared store's `add`."""
+    with scratch_shared_store() as replays:
+        yield lambda key, seconds: bool(replays.add(key, "1", seconds))

@@ -24,9 +24,10 @@ from channels import wechat_render as render
 from channels.base import Publication, Receipt, Remote
 from channels.errors import ChannelDisabled, OutcomeUnknown, Permanent, QuotaExhausted, Retryable
 from channels.wechat import BEIJING, WeChatChannel, finished_key
-from publisher.api.wechat_callback import wechat_callback_router, wechat_signature
+from publisher.api.wechat_callback import CallbackKeys, wechat_callback_router, wechat_signature
 from publisher.channel_config import build_channel
 from publisher.config import Settings
+from tests.channels.conftest import FirstUse
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
 from tests.support import sample_publication, serve_in_thread
@@ -429,12 +430,16 @@ def test_the_channel_is_disabled_without_credentials() -> None:
 
 
 def test_the_callback_verifies_signatures_and_reports_finished_jobs(
-    harness: ContractHarness,
+    harness: ContractHarness, first_use: FirstUse
 ) -> None:
     finished: list[str] = []
     app = FastAPI()
     app.include_router(
-        wechat_callback_router("cb-token", lambda publish_id, _article: finished.append(publish_id))
+        wechat_callback_router(
+            CallbackKeys("cb-token"),
+            first_use,
+            lambda publish_id, _article: finished.append(publish_id),
+        )
     )
     with serve_in_thread(app) as api:
         ts, nonce = str(int(time.time())), "n0nce"
@@ -444,6 +449,7 @@ def test_the_callback_verifies_signatures_and_reports_finished_jobs(
             "signature": wechat_signature("cb-token", ts, nonce),
         }
         echoed = requests.get(f"{api}/wechat/callback", params={**good, "echostr": "e1"}, timeout=5)
+        again = requests.get(f"{api}/wechat/callback", params={**good, "echostr": "e2"}, timeout=5)
         forged = requests.get(
             f"{api}/wechat/callback",
             params={**good, "signature": hashlib.sha1(b"x").hexdigest(), "echostr": "e1"},
@@ -477,6 +483,7 @@ def test_the_callback_verifies_signatures_and_reports_finished_jobs(
             time.sleep(0.05)
 
     assert (echoed.status_code, echoed.text) == (200, "e1")
+    assert again.status_code == 403  # a signed query is good once
     assert forged.status_code == 403 and forged_post.status_code == 403
     assert stale.status_code == 403  # a signed but old URL cannot be replayed
     assert finished == [receipt.state["publish_id"]]

@@ -1,5 +1,6 @@
 """`publisher up --demo` as a new user runs it (`make run`): the demo items reach the sandbox
-website and catalogue within seconds, and SIGTERM stops every child process."""
+website and catalogue within seconds, the WeChat sandbox's callback is taken in safe mode, and
+SIGTERM stops every child process."""
 
 from __future__ import annotations
 
@@ -64,6 +65,15 @@ def test_up_runs_the_whole_system_with_demo_data_and_stops_cleanly(tmp_path: Pat
             return out.read()
 
         wait_for(all_demo_items_public, 90, "the 7 demo items on the website and catalogue")
+        api_log = tmp_path / "var" / "logs" / "api.log"
+
+        def wechat_called_back() -> bool:
+            return '"POST /wechat/callback HTTP/1.1" 200' in api_log.read_text()
+
+        # The WeChat sandbox calls back in safe mode, and the API takes it; the access log
+        # shows none of the signed query.
+        wait_for(wechat_called_back, 60, "the WeChat sandbox's callback, answered 200")
+        assert "signature" not in api_log.read_text()
         text = output()
         assert f"http://127.0.0.1:{ports['api']}/docs" in text
         assert listing in text

@@ -20,6 +20,9 @@ def test_unconfigured_channels_use_their_sandbox_and_configured_ones_never_do(
     assert sandboxed == ["website", "catalogue", "wechat"]
     assert env["PUBLISHER_WECHAT_API_BASE"] == "http://127.0.0.1:9103"
     assert env["PUBLISHER_WECHAT_SECRET"] == "sandbox-secret"
+    # The sandbox runs in safe mode, with a key the settings accept.
+    safe = Settings(**{k.removeprefix("PUBLISHER_").lower(): v for k, v in env.items()})
+    assert safe.wechat_aes_key and len(safe.wechat_aes_key) == 43
     assert "PUBLISHER_WEIBO_API_BASE" not in env and env["PUBLISHER_WEIBO_ACCESS_TOKEN"] == (
         "real-token"
     )
