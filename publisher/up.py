@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from types import FrameType
 
-import requests
-
 from channels.registry import KINDS
 from publisher.config import (
     CHANNELS_ENV_FILE,
@@ -30,6 +28,7 @@ from publisher.config import (
 )
 from publisher.db import get_database, reset_database
 from publisher.migrate import upgrade
+from publisher.sandbox_wiring import wait_http, wire_wechat_callback
 from publisher.services.queries import counts_by_state
 
 CLI = [sys.executable, "-c", "from publisher.cli import main; main()"]
@@ -146,18 +145,6 @@ class Children:
                 proc.wait()
 
 
-def wait_http(url: str, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    return False
-
-
 def delivery_summary(settings: Settings) -> str:
     with get_database(settings).session() as session:
         counts = counts_by_state(session)
@@ -214,15 +201,12 @@ def run_up(demo: bool = True) -> int:
         if (
             "wechat" in sandboxed
         ):  # the sandbox tells us when a publish job finishes, as WeChat does
-            requests.post(
-                env["PUBLISHER_WECHAT_API_BASE"] + "/_sandbox/wechat",
-                json={
-                    "callback_url": f"{api}/wechat/callback",
-                    "callback_token": env["PUBLISHER_WECHAT_CALLBACK_TOKEN"],
-                    "callback_aes_key": env.get("PUBLISHER_WECHAT_AES_KEY", ""),
-                },
-                timeout=5,
-            ).raise_for_status()
+            wire_wechat_callback(
+                env["PUBLISHER_WECHAT_API_BASE"],
+                f"{api}/wechat/callback",
+                env["PUBLISHER_WECHAT_CALLBACK_TOKEN"],
+                env.get("PUBLISHER_WECHAT_AES_KEY", ""),
+            )
         if demo:
             from publisher.delivery.publication import ChannelPool
             from publisher.demo import load_demo

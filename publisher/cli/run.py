@@ -10,10 +10,12 @@ import asyncio
 import os
 import socket
 import sys
+import threading
 from contextlib import suppress
 from pathlib import Path
 
 import click
+import requests
 
 from channels.registry import KINDS
 from publisher.config import get_settings
@@ -109,17 +111,83 @@ def beat() -> None:
 @click.option("--only", "only", multiple=True, type=click.Choice(KINDS), help="repeatable")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
-def sandbox(only: tuple[str, ...], data_dir: Path | None, host: str) -> None:
+@click.option(
+    "--weibo-safe-domain",
+    "safe_domains",
+    multiple=True,
+    help="a host the Weibo sandbox accepts in links, besides 127.0.0.1 and localhost "
+    "(repeatable; the website sandbox's host when the API reaches it by another name)",
+)
+@click.option(
+    "--wechat-callback-url",
+    default=None,
+    help="where the WeChat sandbox reports finished publish jobs (the API's "
+    "/wechat/callback), signed with PUBLISHER_WECHAT_CALLBACK_TOKEN",
+)
+def sandbox(
+    only: tuple[str, ...],
+    data_dir: Path | None,
+    host: str,
+    safe_domains: tuple[str, ...],
+    wechat_callback_url: str | None,
+) -> None:
     """Run the local channel sandboxes (website, catalogue, WeChat, Weibo)."""
     # FastAPI and the four sandbox apps (about 8 MB): kept out of the worker processes.
     from channels.sandbox.server import serve_sandboxes
 
     settings = get_settings()
+    if wechat_callback_url and not settings.wechat_callback_token:
+        raise click.UsageError(
+            "--wechat-callback-url: set PUBLISHER_WECHAT_CALLBACK_TOKEN to the API's token"
+        )
     ports = {kind: getattr(settings, f"{kind}_port") for kind in (only or KINDS)}
     for kind, port in ports.items():
         click.echo(f"{kind:<10} http://{host}:{port}")
+    reach = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # wildcards: ask loopback
+    local = {kind: f"http://{reach}:{port}" for kind, port in ports.items()}
+    threading.Thread(
+        target=wire_sandboxes,
+        args=(
+            local,
+            safe_domains,
+            wechat_callback_url,
+            settings.wechat_callback_token,
+            settings.wechat_aes_key or "",
+        ),
+        daemon=True,
+    ).start()
     with suppress(KeyboardInterrupt):
         asyncio.run(serve_sandboxes(ports, host=host, data_dir=data_dir))
+
+
+def wire_sandboxes(
+    bases: dict[str, str],
+    safe_domains: tuple[str, ...],
+    callback_url: str | None,
+    callback_token: str | None,
+    callback_aes_key: str = "",
+) -> None:
+    """Once the sandboxes answer, give Weibo its safe domains and WeChat its callback, in
+    safe mode when the API has an AES key (at
+    every start: the WeChat sandbox keeps its settings in memory). Failures are reported,
+    not raised: the sandboxes serve on without them."""
+    from publisher.sandbox_wiring import allow_weibo_links, wait_http, wire_wechat_callback
+
+    wanted = {"weibo": bool(safe_domains), "wechat": bool(callback_url and callback_token)}
+    try:
+        for kind in (kind for kind, want in wanted.items() if want and kind in bases):
+            if not wait_http(f"{bases[kind]}/_sandbox/state"):
+                click.echo(f"sandbox wiring: {kind} did not answer", err=True)
+            elif kind == "weibo":
+                allow_weibo_links(bases[kind], safe_domains)
+                click.echo(f"weibo      links to {', '.join(safe_domains)} accepted")
+            else:
+                wire_wechat_callback(
+                    bases[kind], callback_url or "", callback_token or "", callback_aes_key
+                )
+                click.echo(f"wechat     publish jobs reported to {callback_url}")
+    except requests.RequestException as exc:
+        click.echo(f"sandbox wiring failed: {exc}", err=True)
 
 
 @click.command()

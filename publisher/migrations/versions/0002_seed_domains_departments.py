@@ -42,11 +42,11 @@ def upgrade() -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     departments = sa.table(
         "departments", sa.column("code"), sa.column("name"), sa.column("active"),
-        sa.column("created_at"),
+        sa.column("created_at", sa.DateTime()),
     )
     domains = sa.table(
         "domains", sa.column("code"), sa.column("name"), sa.column("catecode"),
-        sa.column("active"), sa.column("created_at"),
+        sa.column("active"), sa.column("created_at", sa.DateTime()),
     )
     links = sa.table("domain_departments", sa.column("domain_code"), sa.column("department_code"))
     op.bulk_insert(
