@@ -40,6 +40,7 @@ from channels.base import (
     Remote,
     SharedStore,
     fetch_image,
+    token_key,
     transport_error,
 )
 from channels.errors import (
@@ -53,7 +54,7 @@ from channels.errors import (
 )
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
-TOKEN_KEY = "weibo:access_token"
+TOKEN_KEY = token_key("weibo")
 REAL_API_HOST = "api.weibo.com"
 REAL_WEB_BASE = "https://weibo.com"
 

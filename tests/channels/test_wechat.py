@@ -421,9 +421,9 @@ def test_covers_are_jpegs_under_64kb() -> None:
 
 def test_the_channel_is_disabled_without_credentials() -> None:
     from publisher.shared import RedisSharedStore
-    from tests.support import REDIS_RUN_PREFIX, REDIS_URL
+    from tests.support import REDIS_RUN_PREFIX, REDIS_URL, sealer_for_tests
 
-    shared = RedisSharedStore(REDIS_URL, prefix=REDIS_RUN_PREFIX)
+    shared = RedisSharedStore(REDIS_URL, prefix=REDIS_RUN_PREFIX, sealer=sealer_for_tests())
     with pytest.raises(ChannelDisabled, match="PUBLISHER_WECHAT_SECRET"):
         build_channel("wechat", Settings(wechat_appid="x", wechat_secret=None), shared)
 

@@ -36,6 +36,7 @@ from tests.support import (
     free_port,
     running_sandbox,
     sample_publication,
+    sealer_for_tests,
     serve_in_thread,
 )
 
@@ -56,7 +57,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 def store(tmp_path: Path) -> Iterator[DatabaseSharedStore]:
     database = Database(f"sqlite:///{tmp_path / 'shared.sqlite'}")
     SharedValue.__table__.create(database.engine)  # type: ignore[attr-defined]
-    yield DatabaseSharedStore(database)
+    yield DatabaseSharedStore(database, sealer=sealer_for_tests())
     database.dispose()
 
 
