@@ -327,6 +327,28 @@ def test_token_never_appears_in_errors(store: DatabaseSharedStore) -> None:
     assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
 
 
+def test_a_token_weibo_repeats_in_its_error_is_not_in_ours(store: DatabaseSharedStore) -> None:
+    """A real server answering as Weibo does to a bad token, quoting it (as a proxy's or a
+    gateway's error page may): the error the operator sees does not."""
+    app = FastAPI()
+
+    @app.get("/2/statuses/user_timeline.json")
+    def refuse(access_token: str) -> Response:
+        body = f'{{"error": "invalid_access_token {access_token}", "error_code": 21332}}'
+        return Response(body, status_code=401, media_type="application/json")
+
+    store.set(TOKEN_KEY, "very-secret-token")
+    with serve_in_thread(app) as weibo_base:
+        channel = WeiboChannel.from_settings(
+            weibo_settings(Settings(weibo_api_base=weibo_base)), store
+        )
+        with pytest.raises(AuthExpired) as caught:
+            channel.lookup(sample_publication(), None)
+
+    assert caught.value.code == "21332" and "invalid_access_token ***" in str(caught.value)
+    assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
+
+
 def test_a_token_gone_at_call_time_waits_for_an_operator_and_a_new_one_works_at_once(
     sandbox: RunningSandbox, store: DatabaseSharedStore
 ) -> None:
