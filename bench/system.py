@@ -8,6 +8,7 @@ created again), the broker Redis db 14, the shared store db 13, the baseline's b
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,8 @@ class BenchSystem:
             PUBLISHER_DATABASE_URL=services.database_url,
             PUBLISHER_BROKER_URL=services.redis_url(services.broker_db),
             PUBLISHER_REDIS_URL=services.redis_url(services.shared_db),
+            # A store on Redis keeps WeChat's token only sealed: a key for this run.
+            PUBLISHER_SECRET_KEY=secrets.token_urlsafe(32),
             PUBLISHER_API_PORT=str(self.ports["api"]),
             PUBLISHER_PUBLIC_BASE_URL=self.api_base,
             PUBLISHER_WECHAT_CALLBACK_TOKEN=DEFAULT_SANDBOX_CREDENTIAL,

@@ -111,7 +111,11 @@ class Problem:
 
 
 class SharedStore(Protocol):
-    """State shared by every worker: Redis in production, the database when embedded."""
+    """State shared by every worker: Redis in production, the database when embedded.
+
+    Values under a token key (`token_key`, `is_secret_key`) are secrets: the store keeps them
+    sealed at rest and answers None for one it cannot open, as for one that is not there.
+    """
 
     def get(self, key: str) -> str | None: ...
 
@@ -122,6 +126,20 @@ class SharedStore(Protocol):
     def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
         """Count one event in the current window; return None if allowed, else seconds to wait."""
         ...
+
+
+SECRET_KEY_SUFFIX = ":access_token"
+
+
+def token_key(kind: str) -> str:
+    """The shared-store key of `kind`'s access token (a secret: kept sealed)."""
+    return f"{kind}{SECRET_KEY_SUFFIX}"
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether the shared store keeps the value of `key` sealed: channel tokens, not counters
+    or rate windows."""
+    return key.endswith(SECRET_KEY_SUFFIX)
 
 
 class Channel(ABC):
@@ -434,4 +452,6 @@ __all__ = [
     "Receipt",
     "Remote",
     "SharedStore",
+    "is_secret_key",
+    "token_key",
 ]

@@ -19,9 +19,9 @@ from typing import Any
 from wechatpy import WeChatClient
 from wechatpy.client.api.base import BaseWeChatAPI
 
-from channels.base import SharedStore
+from channels.base import SharedStore, token_key
 
-TOKEN_KEY = "wechat:access_token"
+TOKEN_KEY = token_key("wechat")
 _FETCH_LOCK_KEY = "wechat:access_token:fetching"
 # The token is dropped from the shared store this long before WeChat's own expiry, so that no
 # worker starts a call with a token about to lapse.

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import requests
 from wechatpy.exceptions import WeChatClientException
 
-from channels.base import transport_error
+from channels.base import redact_query_secrets, transport_error
 from channels.errors import (
     AuthExpired,
     ChannelError,
@@ -74,15 +74,23 @@ class WeChatCalls:
                 if exc.errcode in TOKEN_ERRORS and attempt == 1:
                     self._refresh_token(what)
                     continue
-                raise wechat_error(what, exc) from exc
+                raise self._without_token(wechat_error(what, exc)) from exc
             except UnexpectedAnswer as exc:
                 explanation = f"wechat: {what} answered with something that is not its JSON"
-                if write:
-                    raise OutcomeUnknown(explanation, message=str(exc)) from exc
-                raise Retryable(explanation, message=str(exc)) from exc
+                error = OutcomeUnknown if write else Retryable
+                raise self._without_token(error(explanation, message=str(exc))) from exc
             except requests.RequestException as exc:
                 raise transport_error("wechat", exc, write=write, what=what) from exc
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _without_token(self, error: ChannelError) -> ChannelError:
+        """`error` with the access token taken out of the channel's text: WeChat's, or a
+        proxy's error page, may quote the request's URL, and the text is stored and shown."""
+        if error.message:
+            error.message = redact_query_secrets(error.message)
+            if self.client.last_token:
+                error.message = error.message.replace(self.client.last_token, "***")
+        return error
 
     def _refresh_token(self, what: str) -> None:
         try:

@@ -40,6 +40,7 @@ from channels.base import (
     Remote,
     SharedStore,
     fetch_image,
+    token_key,
     transport_error,
 )
 from channels.errors import (
@@ -53,7 +54,7 @@ from channels.errors import (
 )
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
-TOKEN_KEY = "weibo:access_token"
+TOKEN_KEY = token_key("weibo")
 REAL_API_HOST = "api.weibo.com"
 REAL_WEB_BASE = "https://weibo.com"
 
@@ -455,13 +456,13 @@ class WeiboChannel(HttpChannel):
             body = resp.json()
         except ValueError:
             body = None
-        if isinstance(body, dict) and body.get("error_code") is not None:
-            raise self._weibo_error(body, resp.status_code, resp.headers.get("Retry-After"))
         try:
+            if isinstance(body, dict) and body.get("error_code") is not None:
+                raise self._weibo_error(body, resp.status_code, resp.headers.get("Retry-After"))
             answered = self._answer(
                 resp, method, write=write, ok=(200, 201), absent_ok=False, elapsed=0
             )
-        except ChannelError as exc:
+        except ChannelError as exc:  # Weibo's text, or a proxy's, may repeat the token
             exc.message = None if exc.message is None else _redact(exc.message, token)
             raise
         assert answered is not None  # absent_ok is off

@@ -17,6 +17,7 @@ from channels.signed_upsert import SignedUpsertSettings
 from channels.wechat import WeChatSettings
 from channels.weibo import WeiboSettings
 from publisher.config import Settings
+from publisher.shared import can_keep_secrets
 
 ChannelSettings = SignedUpsertSettings | WeChatSettings | WeiboSettings
 
@@ -44,9 +45,15 @@ def catalogue_settings(settings: Settings) -> SignedUpsertSettings:
 
 
 def wechat_settings(settings: Settings) -> WeChatSettings:
-    """Raises `ChannelDisabled` without the account's app id and secret."""
+    """Raises `ChannelDisabled` without the account's app id and secret, or without a key to
+    seal the access token its workers share (`publisher.shared.can_keep_secrets`)."""
     if not settings.wechat_appid or not settings.wechat_secret:
         raise ChannelDisabled("wechat: set PUBLISHER_WECHAT_APPID and PUBLISHER_WECHAT_SECRET")
+    if not can_keep_secrets(settings):
+        raise ChannelDisabled(
+            "wechat: disabled until PUBLISHER_SECRET_KEY is set: the access token every "
+            "worker shares is stored sealed with it (README, Secrets at rest)"
+        )
     return WeChatSettings(
         appid=settings.wechat_appid,
         secret=settings.wechat_secret,

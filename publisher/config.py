@@ -10,10 +10,12 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from publisher.sealing import decode_key
 
 DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
 DEFAULT_SANDBOX_SECRET = "sandbox-secret"
@@ -56,6 +58,39 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(32))'"
             )
         return token
+
+    # Channel tokens kept in the shared store are sealed with this key (AES-GCM, README
+    # "Secrets at rest"): 32 random bytes, urlsafe base64. Unset: the embedded default keeps a
+    # key of its own in {var_dir}/secret.key; with Redis or a database server tokens are
+    # refused until it is set. The old keys (comma-separated) still open what they sealed.
+    secret_key: SecretStr | None = None
+    secret_keys_old: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+
+    @field_validator("secret_key")
+    @classmethod
+    def _a_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is None or not key.get_secret_value().strip():  # set but empty: unset
+            return None
+        try:
+            decode_key(key.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"PUBLISHER_SECRET_KEY {exc}") from None
+        return key
+
+    @field_validator("secret_keys_old", mode="before")
+    @classmethod
+    def _comma_separated(cls, keys: Any) -> Any:
+        return [k for k in keys.split(",") if k.strip()] if isinstance(keys, str) else keys
+
+    @field_validator("secret_keys_old")
+    @classmethod
+    def _keys(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for number, key in enumerate(keys, 1):
+            try:
+                decode_key(key.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"PUBLISHER_SECRET_KEYS_OLD: key {number} {exc}") from None
+        return keys
 
     org_code: str = "733099896"
     org_name: str = "松山湖管委会"

@@ -26,6 +26,7 @@ from publisher.db import Database
 from publisher.delivery.engine import DeliveryEngine
 from publisher.delivery.publication import ChannelPool
 from publisher.dispatch import set_dispatcher
+from publisher.sealing import Sealer, decode_key
 from publisher.services.items import ItemFields
 from publisher.shared import DatabaseSharedStore
 
@@ -129,10 +130,21 @@ def user_with_token(
     return token
 
 
+# The key the tests' own shared stores seal tokens with (a fixed one: processes a test starts
+# must open what it sealed). Never a deployment's: it is in this file for everyone to read.
+TEST_SECRET_KEY = "cHVibGlzaGVyIHRlc3RzOiBub3QgYSBzZWNyZXQhISE="
+
+
+def sealer_for_tests() -> Sealer:
+    """A sealer with `TEST_SECRET_KEY`, for the stores tests build themselves."""
+    return Sealer(decode_key(TEST_SECRET_KEY))
+
+
 def sandbox_engine(settings: Settings) -> DeliveryEngine:
     """A delivery engine on the settings' database, its shared store in that database."""
     db = Database(settings.resolved_database_url())
-    return DeliveryEngine(db, settings, ChannelPool(settings, DatabaseSharedStore(db)))
+    shared = DatabaseSharedStore(db, sealer=sealer_for_tests())
+    return DeliveryEngine(db, settings, ChannelPool(settings, shared))
 
 
 def item_fields(**overrides: Any) -> ItemFields:
@@ -286,6 +298,8 @@ class RedisSpace:
             "PUBLISHER_BROKER_URL": self.url,
             "PUBLISHER_REDIS_URL": self.url,
             "PUBLISHER_REDIS_KEY_PREFIX": self.prefix,
+            # A store on Redis stores tokens only sealed with a configured key.
+            "PUBLISHER_SECRET_KEY": TEST_SECRET_KEY,
         }
 
     def keys(self) -> list[str]:
@@ -367,7 +381,7 @@ def scratch_shared_store() -> Iterator[Any]:
         database = Database(f"sqlite:///{tmp}/shared.sqlite")
         SharedValue.metadata.create_all(database.engine, tables=[SharedValue.__table__])  # type: ignore[list-item]
         try:
-            yield DatabaseSharedStore(database)
+            yield DatabaseSharedStore(database, sealer=sealer_for_tests())
         finally:
             database.dispose()
 

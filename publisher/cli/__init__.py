@@ -30,6 +30,7 @@ from publisher.cli import (
     jobs,
     run,
     scope,
+    sealed,
     tokens,
     users,
     words,
@@ -93,6 +94,7 @@ COMMANDS: tuple[click.Command, ...] = (
     freeze.freeze,
     drift.drift,
     audit.audit,
+    sealed.secrets_group,
     bench.bench,
 )
 # Commands that run a process of the system rather than act once.

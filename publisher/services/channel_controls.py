@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from channels.base import SharedStore
+from channels.base import SharedStore, token_key
 from channels.registry import KINDS
 from publisher.audit import audit
 from publisher.delivery.gate import channel_row
@@ -134,8 +134,9 @@ TOKEN_CHANNELS = ("weibo",)
 def store_credentials(shared: SharedStore, kind: str, access_token: str) -> None:
     """Put a new access token for `kind` where every worker's adapter reads it.
 
-    Raises `NotFound`, `InvalidInput`. Call it outside any open session (see `warm_pool`).
-    The token is never audited, logged or echoed.
+    Raises `NotFound`, `InvalidInput`, `SecretKeyMissing` (a `Conflict`: no key to seal it
+    with). Call it outside any open session (see `warm_pool`). The token is never audited,
+    logged or echoed, and the store keeps it sealed.
     """
     check_kind(kind)
     if kind not in TOKEN_CHANNELS:
@@ -154,7 +155,7 @@ def store_credentials(shared: SharedStore, kind: str, access_token: str) -> None
         raise InvalidInput(
             [FieldProblem("access_token", "required", "access_token must not be empty")]
         )
-    shared.set(f"{kind}:access_token", token)
+    shared.set(token_key(kind), token)
 
 
 def credentials_renewed(session: Session, kind: str, *, actor: str) -> int:

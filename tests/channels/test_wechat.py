@@ -18,11 +18,19 @@ from typing import Any
 import pytest
 import requests
 from fastapi import FastAPI
+from fastapi.responses import Response
 from PIL import Image
 
 from channels import wechat_render as render
 from channels.base import Publication, Receipt, Remote
-from channels.errors import ChannelDisabled, OutcomeUnknown, Permanent, QuotaExhausted, Retryable
+from channels.errors import (
+    ChannelDisabled,
+    ChannelError,
+    OutcomeUnknown,
+    Permanent,
+    QuotaExhausted,
+    Retryable,
+)
 from channels.wechat import BEIJING, WeChatChannel, finished_key
 from publisher.api.wechat_callback import CallbackKeys, wechat_callback_router, wechat_signature
 from publisher.channel_config import build_channel
@@ -30,7 +38,7 @@ from publisher.config import Settings
 from tests.channels.conftest import FirstUse
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
-from tests.support import sample_publication, serve_in_thread
+from tests.support import sample_publication, scratch_shared_store, serve_in_thread
 
 
 @pytest.fixture
@@ -420,11 +428,41 @@ def test_covers_are_jpegs_under_64kb() -> None:
     assert Image.open(io.BytesIO(cover)).size[0] <= render.COVER_SIZE[0]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"errcode": 40007, "errmsg": "invalid media_id hint: [tok-quoted-123]"}',
+        "<html>bad gateway: /cgi-bin/draft/add?access_token=tok-quoted-123</html>",
+    ],
+)
+def test_a_token_the_answer_quotes_is_not_in_our_error(body: str) -> None:
+    """A real server answering as WeChat (or a proxy before it) might, quoting the token."""
+    app = FastAPI()
+
+    @app.post("/cgi-bin/stable_token")
+    def stable_token() -> dict[str, Any]:
+        return {"access_token": "tok-quoted-123", "expires_in": 7200}
+
+    @app.post("/cgi-bin/{call:path}")
+    def refuse(call: str) -> Response:
+        return Response(body, media_type="application/json")
+
+    with scratch_shared_store() as shared, serve_in_thread(app) as api_base:
+        channel = WeChatChannel(
+            appid="wx1", secret="s", api_base=api_base, shared=shared, timeout=5.0
+        )
+        with pytest.raises(ChannelError) as caught:
+            channel.create(sample_publication())
+
+    assert "tok-quoted-123" not in f"{caught.value} {caught.value.message}"
+    assert "***" in (caught.value.message or "")
+
+
 def test_the_channel_is_disabled_without_credentials() -> None:
     from publisher.shared import RedisSharedStore
-    from tests.support import REDIS_RUN_PREFIX, REDIS_URL
+    from tests.support import REDIS_RUN_PREFIX, REDIS_URL, sealer_for_tests
 
-    shared = RedisSharedStore(REDIS_URL, prefix=REDIS_RUN_PREFIX)
+    shared = RedisSharedStore(REDIS_URL, prefix=REDIS_RUN_PREFIX, sealer=sealer_for_tests())
     with pytest.raises(ChannelDisabled, match="PUBLISHER_WECHAT_SECRET"):
         build_channel("wechat", Settings(wechat_appid="x", wechat_secret=None), shared)
 

@@ -31,7 +31,7 @@ from publisher.models import (
 from publisher.shared import DatabaseSharedStore
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
-from tests.support import migrated_sqlite
+from tests.support import migrated_sqlite, sealer_for_tests
 
 SETTINGS = Settings(org_code="733099896")
 DAY_ONE = datetime(2026, 11, 20, 18, 30, tzinfo=BEIJING)
@@ -179,7 +179,7 @@ def test_the_scheduled_digest_sends_with_the_shared_store_in_the_same_sqlite_dat
         wechat_digest_time="00:00",
         http_timeout_seconds=1.0,
     )
-    pool = ChannelPool(settings, DatabaseSharedStore(database))
+    pool = ChannelPool(settings, DatabaseSharedStore(database, sealer=sealer_for_tests()))
     with database.session() as session:
         ids = add_push_items(session, 2, push_tags=[])
 

@@ -6,7 +6,13 @@ import multiprocessing
 
 from channels.wechat import WeChatChannel
 from publisher.shared import RedisSharedStore
-from tests.support import RedisSpace, fresh_redis, running_sandbox, sample_publication
+from tests.support import (
+    RedisSpace,
+    fresh_redis,
+    running_sandbox,
+    sample_publication,
+    sealer_for_tests,
+)
 
 
 def publish_items(api_base: str, redis_space: RedisSpace, worker: int, count: int) -> None:
@@ -15,7 +21,9 @@ def publish_items(api_base: str, redis_space: RedisSpace, worker: int, count: in
         appid="sandbox",
         secret="sandbox-secret",
         api_base=api_base,
-        shared=RedisSharedStore(redis_space.url, prefix=redis_space.prefix),
+        shared=RedisSharedStore(
+            redis_space.url, prefix=redis_space.prefix, sealer=sealer_for_tests()
+        ),
         timeout=5.0,
     )
     for n in range(count):

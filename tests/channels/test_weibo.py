@@ -36,6 +36,7 @@ from tests.support import (
     free_port,
     running_sandbox,
     sample_publication,
+    sealer_for_tests,
     serve_in_thread,
 )
 
@@ -56,7 +57,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 def store(tmp_path: Path) -> Iterator[DatabaseSharedStore]:
     database = Database(f"sqlite:///{tmp_path / 'shared.sqlite'}")
     SharedValue.__table__.create(database.engine)  # type: ignore[attr-defined]
-    yield DatabaseSharedStore(database)
+    yield DatabaseSharedStore(database, sealer=sealer_for_tests())
     database.dispose()
 
 
@@ -323,6 +324,28 @@ def test_token_never_appears_in_errors(store: DatabaseSharedStore) -> None:
     channel = WeiboChannel.from_settings(weibo_settings(settings), store)
     with pytest.raises(Retryable) as caught:
         channel.lookup(sample_publication(), None)
+    assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
+
+
+def test_a_token_weibo_repeats_in_its_error_is_not_in_ours(store: DatabaseSharedStore) -> None:
+    """A real server answering as Weibo does to a bad token, quoting it (as a proxy's or a
+    gateway's error page may): the error the operator sees does not."""
+    app = FastAPI()
+
+    @app.get("/2/statuses/user_timeline.json")
+    def refuse(access_token: str) -> Response:
+        body = f'{{"error": "invalid_access_token {access_token}", "error_code": 21332}}'
+        return Response(body, status_code=401, media_type="application/json")
+
+    store.set(TOKEN_KEY, "very-secret-token")
+    with serve_in_thread(app) as weibo_base:
+        channel = WeiboChannel.from_settings(
+            weibo_settings(Settings(weibo_api_base=weibo_base)), store
+        )
+        with pytest.raises(AuthExpired) as caught:
+            channel.lookup(sample_publication(), None)
+
+    assert caught.value.code == "21332" and "invalid_access_token ***" in str(caught.value)
     assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
 
 

@@ -41,9 +41,6 @@ PRODUCTION = {"postgres", "redis", "migrate", "api", "worker", "beat"}
 # the fetch allow-list). Once merged they are real fields: empty this set then
 # (test_pending_settings_are_not_fields_yet says when).
 PENDING_SETTINGS = {
-    "PUBLISHER_SECRET_KEY",
-    "PUBLISHER_METRICS_TOKEN",
-    "PUBLISHER_WECHAT_AES_KEY",
     "PUBLISHER_FETCH_ALLOWED_ORIGINS",
 }
 # What each process reads before it can do its work, besides its command line.

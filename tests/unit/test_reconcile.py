@@ -60,6 +60,7 @@ from tests.support import (
     running_sandbox,
     sample_publication,
     sandbox_settings,
+    sealer_for_tests,
 )
 
 
@@ -77,7 +78,8 @@ class World:
         self.db = Database(self.settings.resolved_database_url())
         for table in (Drift.__table__, DriftCheck.__table__):  # until the migration exists
             table.create(self.db.engine, checkfirst=True)  # type: ignore[attr-defined]
-        self.pool = ChannelPool(self.settings, DatabaseSharedStore(self.db))
+        shared = DatabaseSharedStore(self.db, sealer=sealer_for_tests())
+        self.pool = ChannelPool(self.settings, shared)
         self.engine = DeliveryEngine(self.db, self.settings, self.pool)
         self.sent = sent  # what commits handed to the workers
         requests.post(f"{weibo.url}/_sandbox/weibo/config", json={"rate_limit": 1000}, timeout=5)

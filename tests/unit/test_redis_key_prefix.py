@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import redis
+from pydantic import SecretStr
 
 from publisher.config import Settings, broker_transport_options
 from publisher.shared import RedisSharedStore, shared_store
-from tests.support import fresh_redis, redis_keys
+from tests.support import TEST_SECRET_KEY, fresh_redis, redis_keys
 
 
 def test_the_embedded_broker_keeps_its_sqlite_options(tmp_path: Path) -> None:
@@ -42,7 +43,13 @@ def test_the_shared_store_keeps_publisher_colon_unless_told() -> None:
 
 def test_the_shared_store_writes_and_names_its_connections_under_the_prefix() -> None:
     space = fresh_redis()
-    store = shared_store(Settings(redis_url=space.url, redis_key_prefix=space.prefix))
+    store = shared_store(
+        Settings(
+            redis_url=space.url,
+            redis_key_prefix=space.prefix,
+            secret_key=SecretStr(TEST_SECRET_KEY),
+        )
+    )
 
     store.set("wechat:access_token", "t", ttl_seconds=60)
     assert store.take_slot("weibo:posts", 1, 60) is None
