@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from channels.registry import KINDS
 from channels.weibo_text import host_is_safe
-from publisher.api.wechat_callback import wechat_callback_router
+from publisher.api.wechat_callback import CallbackKeys, wechat_callback_router
 from publisher.channel_config import channel_settings
 from publisher.cli import main
 from publisher.config import Settings
@@ -34,7 +34,7 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pg-3f9c",
     "REDIS_PASSWORD": "redis-8a1d",
     "PUBLISHER_SECRET_KEY": "c2VhbGluZy1rZXktb2YtdGhpcnR5LXR3by1ieXRlcyE=",
-    "PUBLISHER_METRICS_TOKEN": "scrape-5e2b",
+    "PUBLISHER_METRICS_TOKEN": "scrape-5e2b-a-token-of-thirty-two-chars",
 }
 PRODUCTION = {"postgres", "redis", "migrate", "api", "worker", "beat"}
 # Settings other issue-12 branches add (sealed tokens, /metrics token, WeChat safe mode,
@@ -254,7 +254,7 @@ def test_the_wechat_sandbox_reports_finished_jobs_to_the_api(
     api_port = option_values(config["services"]["api"]["command"], "--port")
     url = urlsplit(callback)
     assert (url.hostname, [str(url.port)]) == ("api", api_port)
-    routes = wechat_callback_router("token", lambda *_: None).routes
+    routes = wechat_callback_router(CallbackKeys("token"), lambda *_: True, lambda *_: None).routes
     assert url.path in {getattr(route, "path", None) for route in routes}
     api = settings_from(service_env(config, "api"), monkeypatch)
     sandbox_token = service_env(config, "sandbox")["PUBLISHER_WECHAT_CALLBACK_TOKEN"]

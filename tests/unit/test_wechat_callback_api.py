@@ -43,6 +43,7 @@ from tests.support import (
     sample_publication,
     sandbox_engine,
     sandbox_settings,
+    sealer_for_tests,
     serve_in_thread,
 )
 
@@ -212,12 +213,12 @@ def item_body() -> dict[str, Any]:
 def test_add_sets_a_key_once_until_it_expires(backend: str, tmp_path: Any) -> None:
     if backend == "redis":
         space = fresh_redis()
-        store: Any = RedisSharedStore(space.url, prefix=space.prefix)
+        store: Any = RedisSharedStore(space.url, prefix=space.prefix, sealer=sealer_for_tests())
     else:
         url = fresh_postgres() if backend == "postgresql" else f"sqlite:///{tmp_path}/s.sqlite"
         database = Database(url)
         SharedValue.metadata.create_all(database.engine, tables=[SharedValue.__table__])  # type: ignore[list-item]
-        store = DatabaseSharedStore(database)
+        store = DatabaseSharedStore(database, sealer=sealer_for_tests())
 
     assert store.add("once:a", "1", 0.2) is True
     assert store.add("once:a", "2", 60) is False and store.get("once:a") == "1"
