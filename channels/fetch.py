@@ -36,8 +36,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
@@ -175,16 +175,15 @@ class ImageFetcher:
         address = self._address(parts, hop=hop)
         connection = self._connection(parts, address, deadline)
         cut = threading.Event()
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (connection, cut))
-        watchdog.start()
         try:
-            answer = self._exchange(connection, parts, url)
+            connection.connect()  # bounded by its own timeout, the rest by the watchdog
+            with _watchdog(connection.sock, deadline, cut):
+                answer = self._exchange(connection, parts, url)
         except _Refused:
             raise
         except Exception as exc:  # any failure of the exchange; its text stays out of sight
             raise _Refused(_failure(exc, cut, self.policy.deadline_seconds)) from None
         finally:
-            watchdog.cancel()
             connection.close()
         if cut.is_set():  # the socket was shut under a read that then saw an early end
             raise _Refused(_failure(None, cut, self.policy.deadline_seconds))
@@ -239,31 +238,42 @@ class ImageFetcher:
             },
             preload_content=False,
         )
-        response = connection.getresponse()
-        status = response.status
-        location = response.headers.get("Location")
-        if status in REDIRECTS and location:
-            return urljoin(url, location)
-        if not 200 <= status < 300:
-            raise _Refused(f"对方回答 {status}")
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.policy.max_bytes:
-            raise _Refused(_too_big(self.policy.max_bytes))
-        data = bytearray()
-        for chunk in response.stream(_CHUNK, decode_content=False):
-            data += chunk
-            if len(data) > self.policy.max_bytes:
+        with connection.getresponse() as response:
+            status = response.status
+            location = response.headers.get("Location")
+            if status in REDIRECTS and location:
+                return urljoin(url, location)
+            if not 200 <= status < 300:
+                raise _Refused(f"对方回答 {status}")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.policy.max_bytes:
                 raise _Refused(_too_big(self.policy.max_bytes))
-        return bytes(data), response.headers.get("Content-Type", "")
+            data = bytearray()
+            for chunk in response.stream(_CHUNK, decode_content=False):
+                data += chunk
+                if len(data) > self.policy.max_bytes:
+                    raise _Refused(_too_big(self.policy.max_bytes))
+            return bytes(data), response.headers.get("Content-Type", "")
 
 
-def _cut(connection: HTTPConnection, cut: threading.Event) -> None:
-    """The deadline passed: shut the socket, so that a blocked read returns at once."""
-    cut.set()
-    sock = connection.sock
-    if sock is not None:
-        with suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+@contextmanager
+def _watchdog(sock: socket.socket | None, deadline: float, cut: threading.Event) -> Iterator[None]:
+    """At `deadline`, set `cut` and shut `sock`, so that a read blocked on it (a server that
+    trickles bytes resets every per-read timeout) returns at once. The socket is taken when
+    connected: http.client lets go of it once the answer says the connection will close."""
+
+    def shut() -> None:
+        cut.set()
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), shut)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _failure(exc: Exception | None, cut: threading.Event, deadline: float) -> str:
