@@ -109,27 +109,29 @@ def clip(text: str, limit: int) -> str:
 def cover_jpeg(data: bytes) -> bytes:
     """Any image as a 2.35:1 JPEG under 64 KB. Raises `ValueError` (its text in plain words
     for the editor) if `data` is no image or has too many pixels (`channels.pixels`)."""
-    opened = _decoded(data)
+    opened = _decoded(_opened(data))
     image = _crop_to_ratio(opened.convert("RGB"), COVER_SIZE[0] / COVER_SIZE[1])
     image.thumbnail(COVER_SIZE)
     return _jpeg_under_limit(image)
 
 
+UNREADABLE = "不是可读的图片（JPEG、PNG、GIF 或 WebP）"
 INLINE_MAX_BYTES = 1_000_000  # `media/uploadimg` takes JPEG or PNG under 1 MB
 
 
 def inline_image(data: bytes) -> tuple[bytes, str, str]:
     """An inline image as `(bytes, filename, mime)` that `media/uploadimg` accepts.
 
-    JPEG and PNG under 1 MB pass unchanged; anything else is re-encoded as a JPEG no wider
-    than 1080 px. Raises `ValueError` as `cover_jpeg` does.
+    JPEG and PNG under 1 MB pass unchanged (their header read, their pixels counted);
+    anything else is re-encoded as a JPEG no wider than 1080 px. Raises `ValueError` as
+    `cover_jpeg` does.
     """
-    if data[:3] == b"\xff\xd8\xff" and len(data) < INLINE_MAX_BYTES:
+    opened = _opened(data)
+    if opened.format == "JPEG" and len(data) < INLINE_MAX_BYTES:
         return data, "image.jpg", "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < INLINE_MAX_BYTES:
+    if opened.format == "PNG" and len(data) < INLINE_MAX_BYTES:
         return data, "image.png", "image/png"
-    opened = _decoded(data)
-    image = opened.convert("RGB")
+    image = _decoded(opened).convert("RGB")
     image.thumbnail((1080, 1080 * 4))
     quality = 85
     while True:
@@ -140,15 +142,21 @@ def inline_image(data: bytes) -> tuple[bytes, str, str]:
         quality -= 15
 
 
-def _decoded(data: bytes) -> Image.Image:
-    """`data` decoded; refused from its header when it has too many pixels."""
+def _opened(data: bytes) -> Image.Image:
+    """`data`'s header read; refused there when it declares too many pixels."""
     try:
-        image = open_image(data)
-        image.load()
+        return open_image(data)
     except TooManyPixels:
         raise
     except Exception:  # Pillow raises several types for undecodable input
-        raise ValueError("不是可读的图片（JPEG、PNG、GIF 或 WebP）") from None
+        raise ValueError(UNREADABLE) from None
+
+
+def _decoded(image: Image.Image) -> Image.Image:
+    try:
+        image.load()
+    except Exception:  # a truncated or corrupt file; Pillow raises several types
+        raise ValueError(UNREADABLE) from None
     return image
 
 
