@@ -4,6 +4,7 @@ records every request it receives, and a small PNG that declares huge dimensions
 from __future__ import annotations
 
 import io
+import ssl
 import struct
 import threading
 import time
@@ -11,7 +12,9 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from PIL import Image
 
@@ -37,6 +40,39 @@ def _chunk(kind: bytes, data: bytes = b"") -> bytes:
     return struct.pack(">I", len(data)) + kind + data + checksum
 
 
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for the DNS name `name` and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
 # What a route does with the request's handler: write a whole answer.
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -52,8 +88,11 @@ class Recorder:
 
 
 @contextmanager
-def recording_server(routes: dict[str, Route] | None = None) -> Iterator[Recorder]:
-    """A real HTTP server on 127.0.0.1 (a free port); unknown paths answer 404."""
+def recording_server(
+    routes: dict[str, Route] | None = None, *, tls: tuple[Path, Path] | None = None
+) -> Iterator[Recorder]:
+    """A real HTTP server on 127.0.0.1 (a free port); unknown paths answer 404. With `tls`
+    (certificate and key files), HTTPS."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -71,7 +110,13 @@ def recording_server(routes: dict[str, Route] | None = None) -> Iterator[Recorde
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     port = server.server_address[1]
-    recorder = Recorder(f"http://127.0.0.1:{port}", port, dict(routes or {}))
+    scheme = "http"
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    recorder = Recorder(f"{scheme}://127.0.0.1:{port}", port, dict(routes or {}))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -11,6 +11,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from tests.outbound import (
     png,
     recording_server,
     redirect,
+    self_signed,
     status,
     trickle,
 )
@@ -229,6 +231,19 @@ def test_failures_read_plainly_without_internal_details() -> None:
     )
     assert error.message is None and error.code is None and error.http_status is None
     assert "found.example" in refusal(fetcher(resolve=resolving({})), "http://found.example/a")
+
+
+def test_https_is_verified_against_the_name_though_the_address_is_pinned(
+    tmp_path: Path,
+) -> None:
+    """An allowed origin on a pinned address still gets its certificate checked: a
+    self-signed one for the right name is refused (nothing is read over it)."""
+    with recording_server({"/x.png": body(PNG)}, tls=self_signed(tmp_path, "media.example")) as tls:
+        origin = f"https://media.example:{tls.port}"
+        fetch = fetcher(origin, resolve=resolving({"media.example": ["127.0.0.1"]}))
+        said = refusal(fetch, f"{origin}/x.png")
+    assert said.endswith("：对方网站的 HTTPS 证书无效或加密连接失败")
+    assert tls.received == []
 
 
 def test_secrets_in_the_url_are_not_repeated() -> None:
