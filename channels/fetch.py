@@ -13,10 +13,13 @@ from inside our network (server-side request forgery). Every fetch therefore:
   `server_hostname` (TLS SNI) and `assert_hostname` (certificate check) set to the name, and
   the Host header set to it;
 - follows at most `max_redirects` redirects, each hop checked the same way;
-- reads no proxy from the environment (nothing of `requests`' `trust_env` is used);
-- stops at a total deadline (a watchdog shuts the socket, so a server that trickles bytes or
-  headers cannot hold the worker; only the name's resolution stands outside it, bounded by
-  the system resolver's own timeouts) and past `max_bytes`.
+- connects directly: no proxy, from the environment or elsewhere (requests' `trust_env` does
+  not come into it);
+- stops at a total deadline and past `max_bytes`. Once connected, a watchdog shuts the socket
+  at the deadline, so a server that trickles its headers or body cannot hold the worker
+  (per-read timeouts alone would let it). Before that, the name's resolution is bounded by
+  the system resolver's timeouts and the connect (TCP, TLS handshake) by the per-operation
+  timeout: urllib3 hands out the socket only once the handshake is done.
 Origins we serve media from ourselves (`PUBLISHER_PUBLIC_BASE_URL`) and the exact origins of
 `allowed_origins` skip the address check (they may be on 127.0.0.1); another port on the same
 host does not.
