@@ -166,7 +166,7 @@ class ImageFetcher:
                 current = answer
             raise _Refused(f"跳转次数过多（超过 {self.policy.max_redirects} 次）")
         except _Refused as refusal:
-            raise Permanent(f"{self.channel}: {what} {_shown(url)}：{refusal}") from None
+            raise Permanent(f"{self.channel}: {what} {shown_url(url)}：{refusal}") from None
 
     def _get(self, url: str, deadline: float, *, hop: bool) -> tuple[bytes, str] | str:
         """One request: the body and type, or the URL a redirect points to."""
@@ -292,7 +292,7 @@ def _failure(exc: Exception | None, cut: threading.Event, deadline: float) -> st
     return "下载失败：对方网站连接中断或回答无法读取"
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """`url` as the editor wrote it, less any password or token in it."""
     parts = urlsplit(url)
     if "@" in parts.netloc:

@@ -36,7 +36,7 @@ from channels.base import (
     SharedStore,
 )
 from channels.errors import ChannelError, OutcomeUnknown, Permanent
-from channels.fetch import FetchPolicy, ImageFetcher
+from channels.fetch import FetchPolicy, ImageFetcher, shown_url
 from channels.wechat_api import PublisherWeChatClient
 from channels.wechat_calls import ARTICLE_ABSENT, BEIJING, PREPARE
 from channels.wechat_lookup import CORRECTION_PREFIX, WeChatLookups, finished_key
@@ -414,7 +414,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         try:
             image, filename, mime = render.inline_image(data)
         except ValueError as exc:
-            raise Permanent(f"wechat: {what} {url}：{exc}") from None
+            raise Permanent(f"wechat: {what} {shown_url(url)}：{exc}") from None
         return self._call(
             "media/uploadimg",
             lambda: self.client.uploads.upload_image(image, filename, mime),
@@ -428,7 +428,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
             try:
                 jpeg = render.cover_jpeg(data)
             except ValueError as exc:
-                raise Permanent(f"wechat: 封面图片 {pub.cover_image_url}：{exc}") from None
+                shown = shown_url(pub.cover_image_url)
+                raise Permanent(f"wechat: 封面图片 {shown}：{exc}") from None
             return self._call(
                 "material/add_material", lambda: self.client.uploads.add_thumb(jpeg), write=PREPARE
             )

@@ -27,6 +27,7 @@ from tests.outbound import (
     Recorder,
     body,
     png,
+    png_bomb,
     recording_server,
     redirect,
     self_signed,
@@ -307,3 +308,13 @@ def test_the_settings_allow_our_media_origin_and_the_listed_ones() -> None:
     assert wechat_settings(channels).fetch == weibo_settings(channels).fetch == policy
     with pytest.raises(ValidationError, match="PUBLISHER_FETCH_ALLOWED_ORIGINS"):
         Settings(fetch_allowed_origins=["http://127.0.0.1:9000/media"])
+
+
+def test_a_pixel_bomb_cover_fails_the_article_before_it_is_decoded() -> None:
+    with recording_server({"/bomb.png": body(png_bomb(20_000, 20_000))}) as allowed:
+        cover = f"{allowed.url}/bomb.png"
+        pub = sample_publication(cover_image_url=cover)
+        policy = FetchPolicy(allowed_origins=(allowed.url,))
+        with make(fetch=policy) as harness, pytest.raises(Permanent) as caught:
+            harness.channel.create(pub)
+    assert str(caught.value).startswith(f"wechat: 封面图片 {cover}：图片像素过多")
