@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -359,46 +358,6 @@ def transport_error(
             f"{channel}: the connection broke after {what} was sent", message=text
         )
     return Retryable(f"{channel}: could not reach the channel for {what}", message=text)
-
-
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-
-
-def fetch_image(
-    http: requests.Session,
-    url: str,
-    *,
-    channel: str,
-    what: str,
-    timeout: float,
-    max_bytes: int = MAX_IMAGE_BYTES,
-) -> tuple[bytes, str]:
-    """Download an image an item links to: `(bytes, content type)`.
-
-    Raises `Permanent` for a URL that is not http(s), a 4xx answer or a body over
-    `max_bytes` (read no further than that); `Retryable` for a 5xx or a failed exchange.
-    """
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise Permanent(f"{channel}: the {what} {url} is not an http(s) URL")
-    try:
-        with http.get(url, timeout=timeout, stream=True) as resp:
-            if resp.status_code >= 400:
-                error = Permanent if resp.status_code < 500 else Retryable
-                raise error(
-                    f"{channel}: the {what} {url} answered {resp.status_code}",
-                    http_status=resp.status_code,
-                )
-            data = bytearray()
-            for chunk in resp.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise Permanent(f"{channel}: the {what} {url} is over {max_bytes} bytes")
-            return bytes(data), resp.headers.get("Content-Type", "")
-    except requests.RequestException as exc:
-        raise Retryable(
-            f"{channel}: could not download the {what} {url}",
-            message=redact_query_secrets(str(exc)),
-        ) from exc
 
 
 _QUERY_SECRET = re.compile(r"((?:access_token|secret|appsecret|signature)=)[^&\s'\")]+", re.I)

@@ -25,8 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, Self
 
-import requests
-
 from channels import wechat_render as render
 from channels.base import (
     Capability,
@@ -36,9 +34,9 @@ from channels.base import (
     Receipt,
     Remote,
     SharedStore,
-    fetch_image,
 )
 from channels.errors import ChannelError, OutcomeUnknown, Permanent
+from channels.fetch import FetchPolicy, ImageFetcher, shown_url
 from channels.wechat_api import PublisherWeChatClient
 from channels.wechat_calls import ARTICLE_ABSENT, BEIJING, PREPARE
 from channels.wechat_lookup import CORRECTION_PREFIX, ForeignArticle, WeChatLookups, finished_key
@@ -73,7 +71,8 @@ class WeChatSettings:
     """What the WeChat adapter needs: the account's credentials, the API, and its policies.
 
     `default_author` None: the department's name; `poll_seconds`: how often `lookup` asks
-    about a submitted article; `submit_settle_seconds`: see `SUBMIT_SETTLE_SECONDS`.
+    about a submitted article; `submit_settle_seconds`: see `SUBMIT_SETTLE_SECONDS`; `fetch`:
+    what may be downloaded of the images an item links to (`channels.fetch`).
     """
 
     appid: str
@@ -84,6 +83,7 @@ class WeChatSettings:
     default_author: str | None = None
     poll_seconds: float = 120.0
     submit_settle_seconds: float = SUBMIT_SETTLE_SECONDS
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
 
 
 class WeChatChannel(WeChatLookups, WeChatPush, Channel):
@@ -107,6 +107,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         default_author: str | None = None,
         poll_seconds: float = 120.0,
         submit_settle_seconds: float = SUBMIT_SETTLE_SECONDS,
+        fetch: FetchPolicy | None = None,
     ) -> None:
         if edit_policy not in EDIT_POLICIES:
             raise ValueError(f"wechat edit policy must be one of {EDIT_POLICIES}")
@@ -119,7 +120,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         self.default_author = default_author
         self.poll_seconds = poll_seconds
         self.submit_settle_seconds = submit_settle_seconds
-        self.http = requests.Session()  # for the images an item links to
+        self.images = ImageFetcher(fetch or FetchPolicy(), channel=self.kind, timeout=timeout)
 
     @classmethod
     def state_without_refused_job(cls, state: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,6 +141,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
             default_author=settings.default_author,
             poll_seconds=settings.poll_seconds,
             submit_settle_seconds=settings.submit_settle_seconds,
+            fetch=settings.fetch,
         )
 
     # --- preflight --------------------------------------------------------------------------
@@ -389,9 +391,18 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         )
 
     def _article(self, pub: Publication) -> dict[str, Any]:
-        """One draft article: inline images moved to WeChat's CDN, cover uploaded as thumb."""
+        """One draft article: inline images moved to WeChat's CDN, cover uploaded as thumb.
+
+        Raises `Permanent` naming the image for one that cannot be fetched or read, and for
+        more images than the fetch policy allows (before any is fetched).
+        """
         content = render.wechat_html(pub.body_html)
-        new_urls = {url: self._upload_inline(url) for url in render.inline_images(content)}
+        sources = render.inline_images(content)
+        self.images.check_count(len(sources) + bool(pub.cover_image_url))
+        new_urls = {
+            url: self._upload_inline(url, f"正文第 {number} 张图片")
+            for number, url in enumerate(sources, start=1)
+        }
         return {
             "title": self._title(pub),
             "author": self._author(pub),
@@ -403,14 +414,12 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
             "only_fans_can_comment": 0,
         }
 
-    def _upload_inline(self, url: str) -> str:
-        data = self._download(url, "inline image")
+    def _upload_inline(self, url: str, what: str) -> str:
+        data, _ = self.images.fetch(url, what)
         try:
             image, filename, mime = render.inline_image(data)
         except ValueError as exc:
-            raise Permanent(
-                f"wechat: the inline image {url} is not an image", message=str(exc)
-            ) from exc
+            raise Permanent(f"wechat: {what} {shown_url(url)}：{exc}") from None
         return self._call(
             "media/uploadimg",
             lambda: self.client.uploads.upload_image(image, filename, mime),
@@ -420,13 +429,12 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
     def _thumb(self, pub: Publication) -> str:
         """The cover's thumb media_id: the item's own cover, or the domain's default card."""
         if pub.cover_image_url:
-            data = self._download(pub.cover_image_url, "cover image")
+            data, _ = self.images.fetch(pub.cover_image_url, "封面图片")
             try:
                 jpeg = render.cover_jpeg(data)
             except ValueError as exc:
-                raise Permanent(
-                    f"wechat: the cover {pub.cover_image_url} is not an image", message=str(exc)
-                ) from exc
+                shown = shown_url(pub.cover_image_url)
+                raise Permanent(f"wechat: 封面图片 {shown}：{exc}") from None
             return self._call(
                 "material/add_material", lambda: self.client.uploads.add_thumb(jpeg), write=PREPARE
             )
@@ -441,10 +449,6 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         )
         self.shared.set(key, media_id, ttl_seconds=_DEFAULT_THUMB_TTL)
         return media_id
-
-    def _download(self, url: str, what: str) -> bytes:
-        data, _ = fetch_image(self.http, url, channel="wechat", what=what, timeout=self.timeout)
-        return data
 
     # --- titles and refusals ----------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 WeChat's editor keeps a small set of tags and styles and strips the rest (scripts, forms,
 iframes, external links); images must live on WeChat's own CDN, so inline `<img>` sources are
-collected here and replaced once `media/uploadimg` has given their new URLs. The cover is a
+collected here and replaced once `media/uploadimg` has given their new URLs. Both go through
+the same HTML parser as the cleaning (nh3's, html5ever), never a regex: what is fetched is
+exactly the `src` a browser would read, entities decoded, however the tag is spelt. The cover is a
 "thumb" material: a JPEG under 64 KB. Every function here is pure (bytes and strings in and out).
 """
 
@@ -10,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import nh3
 from PIL import Image, ImageDraw, ImageFont
+
+from channels.pixels import TooManyPixels, open_image
 
 TITLE_MAX = 32
 AUTHOR_MAX = 16
@@ -35,7 +38,6 @@ _ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
 }
-_IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 
 # One calm colour per disclosure domain (docs/protocols.md §3); unknown domains: a hash colour.
 DOMAIN_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -61,22 +63,41 @@ _CJK_FONTS = (
 
 def wechat_html(html: str) -> str:
     """The article body reduced to the tags WeChat keeps; links become their text."""
-    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, link_rel=None, strip_comments=True)
+    return _clean(html, lambda src: src)
 
 
 def inline_images(html: str) -> list[str]:
     """The distinct `<img src>` URLs of `html`, in order of appearance."""
-    return list(dict.fromkeys(_IMG_SRC.findall(html)))
+    found: list[str] = []
+
+    def collect(src: str) -> str:
+        found.append(src)
+        return src
+
+    _clean(html, collect)
+    return list(dict.fromkeys(found))
 
 
 def replace_images(html: str, new_urls: Mapping[str, str]) -> str:
-    """`html` with each `<img src>` found in `new_urls` pointed at its new URL."""
+    """`html` (as `wechat_html` left it) with each `<img src>` found in `new_urls` pointed at
+    its new URL."""
+    return _clean(html, lambda src: new_urls.get(src, src))
 
-    def swap(match: re.Match[str]) -> str:
-        old = match.group(1)
-        return match.group(0).replace(old, new_urls.get(old, old))
 
-    return _IMG_SRC.sub(swap, html)
+def _clean(html: str, image_source: Callable[[str], str]) -> str:
+    """`html` with WeChat's tags only, each `<img src>` value passed through `image_source`."""
+
+    def attribute(tag: str, name: str, value: str) -> str:
+        return image_source(value) if (tag, name) == ("img", "src") else value
+
+    return nh3.clean(
+        html,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        link_rel=None,
+        strip_comments=True,
+        attribute_filter=attribute,
+    )
 
 
 def clip(text: str, limit: int) -> str:
@@ -86,36 +107,31 @@ def clip(text: str, limit: int) -> str:
 
 
 def cover_jpeg(data: bytes) -> bytes:
-    """Any image as a 2.35:1 JPEG under 64 KB. Raises `ValueError` if `data` is no image."""
-    try:
-        opened = Image.open(io.BytesIO(data))
-        opened.load()
-    except Exception as exc:  # Pillow raises several types for undecodable input
-        raise ValueError(f"not a readable image: {exc}") from exc
+    """Any image as a 2.35:1 JPEG under 64 KB. Raises `ValueError` (its text in plain words
+    for the editor) if `data` is no image or has too many pixels (`channels.pixels`)."""
+    opened = _decoded(_opened(data))
     image = _crop_to_ratio(opened.convert("RGB"), COVER_SIZE[0] / COVER_SIZE[1])
     image.thumbnail(COVER_SIZE)
     return _jpeg_under_limit(image)
 
 
+UNREADABLE = "不是可读的图片（JPEG、PNG、GIF 或 WebP）"
 INLINE_MAX_BYTES = 1_000_000  # `media/uploadimg` takes JPEG or PNG under 1 MB
 
 
 def inline_image(data: bytes) -> tuple[bytes, str, str]:
     """An inline image as `(bytes, filename, mime)` that `media/uploadimg` accepts.
 
-    JPEG and PNG under 1 MB pass unchanged; anything else is re-encoded as a JPEG no wider
-    than 1080 px. Raises `ValueError` if `data` is no image.
+    JPEG and PNG under 1 MB pass unchanged (their header read, their pixels counted);
+    anything else is re-encoded as a JPEG no wider than 1080 px. Raises `ValueError` as
+    `cover_jpeg` does.
     """
-    if data[:3] == b"\xff\xd8\xff" and len(data) < INLINE_MAX_BYTES:
+    opened = _opened(data)
+    if opened.format == "JPEG" and len(data) < INLINE_MAX_BYTES:
         return data, "image.jpg", "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < INLINE_MAX_BYTES:
+    if opened.format == "PNG" and len(data) < INLINE_MAX_BYTES:
         return data, "image.png", "image/png"
-    try:
-        opened = Image.open(io.BytesIO(data))
-        opened.load()
-    except Exception as exc:  # Pillow raises several types for undecodable input
-        raise ValueError(f"not a readable image: {exc}") from exc
-    image = opened.convert("RGB")
+    image = _decoded(opened).convert("RGB")
     image.thumbnail((1080, 1080 * 4))
     quality = 85
     while True:
@@ -124,6 +140,24 @@ def inline_image(data: bytes) -> tuple[bytes, str, str]:
         if buffer.tell() < INLINE_MAX_BYTES or quality <= 25:
             return buffer.getvalue(), "image.jpg", "image/jpeg"
         quality -= 15
+
+
+def _opened(data: bytes) -> Image.Image:
+    """`data`'s header read; refused there when it declares too many pixels."""
+    try:
+        return open_image(data)
+    except TooManyPixels:
+        raise
+    except Exception:  # Pillow raises several types for undecodable input
+        raise ValueError(UNREADABLE) from None
+
+
+def _decoded(image: Image.Image) -> Image.Image:
+    try:
+        image.load()
+    except Exception:  # a truncated or corrupt file; Pillow raises several types
+        raise ValueError(UNREADABLE) from None
+    return image
 
 
 def default_cover(domain_code: str, domain_name: str) -> bytes:

@@ -39,7 +39,6 @@ from channels.base import (
     Receipt,
     Remote,
     SharedStore,
-    fetch_image,
     token_key,
     transport_error,
 )
@@ -52,6 +51,7 @@ from channels.errors import (
     RateLimited,
     Retryable,
 )
+from channels.fetch import FetchPolicy, ImageFetcher
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
 TOKEN_KEY = token_key("weibo")
@@ -87,7 +87,8 @@ class WeiboSettings:
 
     `access_token` None: only the shared store's (`TOKEN_KEY`); `posts_per_window` posts per
     `window_seconds` is the account's budget; `safe_domains` are the hosts a post may link to
-    (empty: not checked before sending); `web_base` None: derived from `api_base`.
+    (empty: not checked before sending); `web_base` None: derived from `api_base`; `fetch`:
+    what may be downloaded of the cover image an item links to (`channels.fetch`).
     """
 
     api_base: str
@@ -100,6 +101,7 @@ class WeiboSettings:
     safe_domains: tuple[str, ...] = ()
     web_base: str | None = None
     timeout: float = 10.0
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
 
 
 class _RepeatedContent(Exception):
@@ -138,6 +140,7 @@ class WeiboChannel(HttpChannel):
         lookup_pages: int = 3,
         lookup_page_size: int = 50,
         short_link_hosts: Iterable[str] = SHORT_LINK_HOSTS,
+        fetch: FetchPolicy | None = None,
     ) -> None:
         if edit_policy not in ("repost", "correction"):
             raise ValueError(
@@ -157,6 +160,7 @@ class WeiboChannel(HttpChannel):
         self.lookup_page_size = lookup_page_size
         self.short_link_hosts = tuple(h.lower() for h in short_link_hosts)
         self._expanded: dict[str, str | None] = {}
+        self.images = ImageFetcher(fetch or FetchPolicy(), channel=self.kind, timeout=timeout)
 
     @classmethod
     def from_settings(cls, settings: WeiboSettings, shared: SharedStore) -> Self:
@@ -183,6 +187,7 @@ class WeiboChannel(HttpChannel):
             safe_domains=settings.safe_domains,
             web_base=settings.web_base,
             timeout=settings.timeout,
+            fetch=settings.fetch,
         )
 
     # -- the hooks --------------------------------------------------------------------------
@@ -353,10 +358,8 @@ class WeiboChannel(HttpChannel):
             raise
 
     def _download(self, url: str) -> tuple[str, bytes, str]:
-        """The cover image's name, bytes and type. Raises `Retryable` or `Permanent`."""
-        data, content_type = fetch_image(
-            self.http, url, channel="weibo", what="cover image", timeout=self.timeout
-        )
+        """The cover image's name, bytes and type. Raises `Permanent` naming the image."""
+        data, content_type = self.images.fetch(url, "封面图片")
         name = urlsplit(url).path.rsplit("/", 1)[-1] or "cover.jpg"
         return name, data, content_type or "image/jpeg"
 

@@ -9,9 +9,11 @@ from, beside it in its module. This is the one place that knows both sides: it m
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from channels.base import Channel, SharedStore
 from channels.errors import ChannelDisabled
+from channels.fetch import DEFAULT_PORTS, FetchPolicy, origin_of
 from channels.registry import KINDS, build_adapter
 from channels.signed_upsert import SignedUpsertSettings
 from channels.wechat import WeChatSettings
@@ -63,6 +65,7 @@ def wechat_settings(settings: Settings) -> WeChatSettings:
         default_author=settings.wechat_default_author,
         poll_seconds=settings.wechat_poll_seconds,
         submit_settle_seconds=settings.wechat_submit_settle_seconds,
+        fetch=fetch_policy(settings),
     )
 
 
@@ -82,6 +85,21 @@ def weibo_settings(settings: Settings) -> WeiboSettings:
         safe_domains=settings.weibo_safe_domains,
         web_base=settings.weibo_web_base,
         timeout=settings.http_timeout_seconds,
+        fetch=fetch_policy(settings),
+    )
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    """What the channels may fetch of what items link to: public addresses, plus our own
+    media origin and `PUBLISHER_FETCH_ALLOWED_ORIGINS` wherever they are."""
+    media = urlsplit(settings.media_base_url())
+    own = (origin_of(media),) if media.scheme in DEFAULT_PORTS and media.hostname else ()
+    return FetchPolicy(
+        allowed_origins=own + settings.fetch_allowed_origins,
+        max_bytes=settings.fetch_max_bytes,
+        deadline_seconds=settings.fetch_deadline_seconds,
+        max_redirects=settings.fetch_max_redirects,
+        max_images=settings.fetch_max_images,
     )
 
 

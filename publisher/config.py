@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from channels.fetch import normalise_origin
 from publisher.sealing import decode_key
 
 DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
@@ -162,6 +163,16 @@ class Settings(BaseSettings):
     weibo_account: str = "default"
     weibo_web_base: str | None = None
 
+    # Outbound fetches of what items link to (covers, inline images; channels/fetch.py): only
+    # public addresses, except our own media origin (`media_base_url`) and these exact origins
+    # (JSON list of "scheme://host:port"); per fetch a total deadline, a size cap and a few
+    # redirects, each checked again; per item at most `fetch_max_images` images.
+    fetch_allowed_origins: tuple[str, ...] = ()
+    fetch_deadline_seconds: float = Field(default=30.0, gt=0)
+    fetch_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    fetch_max_redirects: int = Field(default=3, ge=0, le=10)
+    fetch_max_images: int = Field(default=20, ge=1)
+
     # Delivery engine.
     # Added to the niceness of `publisher worker` and its pool: on a host the worker shares
     # with the API, the requests people wait for get the CPU first; deliveries are background
@@ -239,6 +250,18 @@ class Settings(BaseSettings):
                     f"PUBLISHER_TRUSTED_PROXIES: {proxy!r} is not an IP address or network"
                 ) from None
         return proxies
+
+    @field_validator("fetch_allowed_origins")
+    @classmethod
+    def _origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return tuple(normalise_origin(origin) for origin in origins)
+        except ValueError as exc:
+            raise ValueError(f"PUBLISHER_FETCH_ALLOWED_ORIGINS: {exc}") from None
+
+    def media_base_url(self) -> str:
+        """Where channels fetch our own uploads (`/media/…`) from."""
+        return self.public_base_url or f"http://{self.api_host}:{self.api_port}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

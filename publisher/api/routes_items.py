@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile, status
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
+from channels.pixels import TooManyPixels, open_image
 from publisher.api.routes_common import (
     ITEM_READERS,
     READERS,
@@ -217,11 +217,14 @@ def upload_media(
 
 
 def image_type(data: bytes) -> str:
-    """The MIME type of an image we accept. Raises `InvalidInput` for anything else."""
+    """The MIME type of an image we accept. Raises `InvalidInput` for anything else, and for
+    an image with too many pixels (refused from its header, never decoded)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(data) as image:
             image.verify()
             kind = image.format or ""
+    except TooManyPixels as exc:
+        raise InvalidInput([FieldProblem("file", "max_pixels", str(exc))]) from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         kind = ""
     if kind not in IMAGE_TYPES:

@@ -75,8 +75,7 @@ _MEDIA_LINK = re.compile(r'((?:src|href)=")(/media/[0-9a-f]{64})')
 
 def absolute_media_url(settings: Settings, url: str | None) -> str | None:
     if url and url.startswith("/"):
-        base = settings.public_base_url or f"http://{settings.api_host}:{settings.api_port}"
-        return base.rstrip("/") + url
+        return settings.media_base_url().rstrip("/") + url
     return url
 
 

@@ -17,29 +17,22 @@ from typing import Any
 
 from PIL import Image, ImageOps, JpegImagePlugin
 
+from channels.pixels import TooManyPixels, open_image
 from publisher.errors import FieldProblem, InvalidInput
 
 # What draws the image; every other key of Pillow's `info` is metadata.
 KEEP_INFO = frozenset({"icc_profile", "transparency", "duration", "loop", "background"})
-# Far above any cover or inline image, far below what would exhaust a worker's memory
-# (a small compressed file may decode to gigabytes).
-MAX_PIXELS = 50_000_000
 
 
 def without_metadata(data: bytes) -> bytes:
     """`data` (a JPEG, PNG, GIF or WebP image) re-encoded without metadata. Raises
-    `InvalidInput` for an image too large to decode, or one whose pixels do not decode
-    (a truncated file)."""
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise InvalidInput(
-                [
-                    FieldProblem(
-                        "file", "max_pixels", f"images must have at most {MAX_PIXELS} pixels"
-                    )
-                ]
-            )
+    `InvalidInput` for an image with too many pixels (`channels.pixels`, refused from its
+    header), or one whose pixels do not decode (a truncated file)."""
+    try:
+        opened = open_image(data)
+    except TooManyPixels as exc:
+        raise InvalidInput([FieldProblem("file", "max_pixels", str(exc))]) from None
+    with opened as image:
         kind = image.format or "PNG"
         out = io.BytesIO()
         try:

@@ -31,6 +31,7 @@ from channels.errors import (
     QuotaExhausted,
     Retryable,
 )
+from channels.fetch import FetchPolicy
 from channels.wechat import BEIJING, WeChatChannel, finished_key
 from publisher.api.wechat_callback import CallbackKeys, wechat_callback_router, wechat_signature
 from publisher.channel_config import build_channel
@@ -392,7 +393,7 @@ def test_preview_shows_the_article_wechat_would_get_without_calling_it(
     assert counters(harness).get("calls", 0) == 0
 
 
-def test_inline_images_move_to_wechats_cdn(harness: ContractHarness) -> None:
+def test_inline_images_move_to_wechats_cdn() -> None:
     image = io.BytesIO()
     Image.new("RGB", (40, 30), (200, 10, 10)).save(image, "PNG")
     app = FastAPI()
@@ -403,13 +404,16 @@ def test_inline_images_move_to_wechats_cdn(harness: ContractHarness) -> None:
 
         return Response(image.getvalue(), media_type="image/png")
 
-    with serve_in_thread(app) as host:
+    with (
+        serve_in_thread(app) as host,
+        make(fetch=FetchPolicy(allowed_origins=(host,))) as harness,
+    ):
         pub = sample_publication(
             body_html=f'<p>图：</p><img src="{host}/pic.png"><script>x</script>'
         )
         receipt = settled(harness.channel, pub, harness.channel.create(pub))  # type: ignore[arg-type]
+        drafts = harness.sandbox.inspect()["records"]["drafts"]
 
-    drafts = harness.sandbox.inspect()["records"]["drafts"]
     content = next(iter(drafts.values()))["articles"][0]["content"]
     assert host not in content and "/mmbiz/" in content and "<script" not in content
     assert receipt.complete

@@ -312,9 +312,8 @@ def test_cover_image_is_uploaded_as_multipart(
         return Response(PNG, media_type="image/png")
 
     with serve_in_thread(images) as image_base:
-        receipt = make_channel(sandbox, store).create(
-            sample_publication(cover_image_url=f"{image_base}/cover.png")
-        )
+        channel = make_channel(sandbox, store, fetch_allowed_origins=(image_base,))
+        receipt = channel.create(sample_publication(cover_image_url=f"{image_base}/cover.png"))
     assert statuses(sandbox)[receipt.remote_id]["pic_bytes"] == len(PNG)
 
 

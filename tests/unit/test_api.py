@@ -486,6 +486,18 @@ def test_media_upload_and_public_download(client: TestClient) -> None:
     assert ("file", "image") in problems(bad)
 
 
+def test_a_pixel_bomb_upload_is_refused_from_its_header(client: TestClient) -> None:
+    from tests.outbound import png_bomb
+
+    bomb = png_bomb(20_000, 20_000)  # 400 MB decoded, some 400 KB uploaded
+
+    resp = client.post("/api/v1/media", files={"file": ("a.png", bomb, "image/png")}, headers=ADMIN)
+
+    assert resp.status_code == 422, resp.text
+    assert ("file", "max_pixels") in problems(resp)
+    assert "图片像素过多" in resp.text
+
+
 def test_healthz(client: TestClient) -> None:
     resp = client.get("/healthz")
     assert resp.status_code == 200, resp.text

@@ -76,38 +76,3 @@ def test_a_read_rides_out_a_dropped_connection_but_a_write_is_never_repeated() -
         raise AssertionError("a dropped write must be outcome-unknown, not retried")
     assert seen == [b"GET", b"GET", b"PUT"]
     listener.close()
-
-
-def test_images_are_fetched_only_over_http_and_within_the_size_cap() -> None:
-    from fastapi import FastAPI
-    from fastapi.responses import Response
-
-    from channels.base import fetch_image
-    from channels.errors import Permanent
-    from tests.support import serve_in_thread
-
-    app = FastAPI()
-
-    @app.get("/small.png")
-    def small() -> Response:
-        return Response(b"\x89PNG" + b"0" * 100, media_type="image/png")
-
-    @app.get("/huge.png")
-    def huge() -> Response:
-        return Response(b"0" * 5000, media_type="image/png")
-
-    http = requests.Session()
-    with serve_in_thread(app) as base:
-        data, kind = fetch_image(http, f"{base}/small.png", channel="t", what="cover", timeout=2)
-        assert data.startswith(b"\x89PNG") and kind == "image/png"
-        for url, text in (
-            (f"{base}/huge.png", "over 1000 bytes"),
-            (f"{base}/gone.png", "answered 404"),
-            ("file:///etc/passwd", "not an http(s) URL"),
-        ):
-            try:
-                fetch_image(http, url, channel="t", what="cover", timeout=2, max_bytes=1000)
-            except Permanent as exc:
-                assert text in str(exc), (url, str(exc))
-            else:
-                raise AssertionError(f"{url} was fetched")

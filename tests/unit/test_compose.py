@@ -37,12 +37,6 @@ SECRETS = {
     "PUBLISHER_METRICS_TOKEN": "scrape-5e2b-a-token-of-thirty-two-chars",
 }
 PRODUCTION = {"postgres", "redis", "migrate", "api", "worker", "beat"}
-# Settings other issue-12 branches add (sealed tokens, /metrics token, WeChat safe mode,
-# the fetch allow-list). Once merged they are real fields: empty this set then
-# (test_pending_settings_are_not_fields_yet says when).
-PENDING_SETTINGS = {
-    "PUBLISHER_FETCH_ALLOWED_ORIGINS",
-}
 # What each process reads before it can do its work, besides its command line.
 NEEDS = {
     "migrate": {"PUBLISHER_DATABASE_URL"},
@@ -205,14 +199,8 @@ def test_every_publisher_variable_is_a_setting() -> None:
     config = every_profile()
     names = {n for s in config["services"] for n in service_env(config, s)}
     names |= set(read_env_files(ROOT / ".env.example")) | set(read_env_files(ROOT / "sandbox.env"))
-    unknown = {n for n in names if n.startswith("PUBLISHER_")} - fields - PENDING_SETTINGS
+    unknown = {n for n in names if n.startswith("PUBLISHER_")} - fields
     assert not unknown, f"not fields of publisher.config.Settings: {sorted(unknown)}"
-
-
-def test_pending_settings_are_not_fields_yet() -> None:
-    fields = {f"PUBLISHER_{name.upper()}" for name in Settings.model_fields}
-    merged = PENDING_SETTINGS & fields
-    assert not merged, f"now real settings: remove {sorted(merged)} from PENDING_SETTINGS"
 
 
 def test_the_sandbox_profile_points_every_channel_at_the_sandbox(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from publisher.models import Attempt, Delivery, DeliveryState
 from publisher.models import Channel as ChannelRow
 from publisher.services.channel_controls import credentials_renewed, store_credentials
 from publisher.services.items import create_item
+from tests.outbound import body, png, recording_server
 from tests.support import (
     RunningSandbox,
     housing_notice,
@@ -142,4 +144,34 @@ def test_an_expired_token_waits_for_the_operator_and_a_new_token_resumes(world: 
         assert credentials_renewed(session, "weibo", actor="operator") == 1
 
     assert world.sync(weibo) == DeliveryState.LIVE
+    assert len(world.live_posts()) == 1
+
+
+def test_a_cover_on_an_internal_address_fails_the_item_and_leaves_the_breaker_alone(
+    world: Weibo,
+) -> None:
+    world.settings.breaker_threshold = 1  # a single failure counted would open it
+    with recording_server({"/x.png": body(png())}) as internal:
+        cover = f"{internal.url}/x.png"
+        with world.db.session() as session:
+            fields = replace(housing_notice(1), cover_image=cover)
+            item_id = create_item(session, world.settings, fields, actor="t").id
+            publish_reviewed(session, world.settings, item_id, enabled_kinds=[])
+        world.publish(2)
+        website, weibo = world.ids("website"), world.ids("weibo")
+        assert [world.sync(d) for d in website] == [DeliveryState.LIVE] * 2
+
+        assert world.sync(weibo[0]) == DeliveryState.FAILED
+        assert world.sync(weibo[1]) == DeliveryState.LIVE  # the channel is not held
+        assert internal.received == []
+
+    failed = world.delivery(weibo[0])
+    assert failed.last_error_kind == "permanent" and failed.last_error_message is None
+    assert failed.explanation == f"weibo: 封面图片 {cover}：地址指向内部网络，不予下载"
+    with world.db.session() as session:
+        row = session.get(ChannelRow, "weibo")
+        assert row is not None and row.breaker_failures == 0 and row.breaker_open_until is None
+        attempt = session.scalars(select(Attempt).where(Attempt.delivery_id == weibo[0])).one()
+        assert attempt.outcome == "failed" and attempt.error_message is None
+        assert attempt.explanation == failed.explanation  # what editors read in the attempts
     assert len(world.live_posts()) == 1
