@@ -20,9 +20,11 @@ from inside our network (server-side request forgery). Every fetch therefore:
   (per-read timeouts alone would let it). Before that, the name's resolution is bounded by
   the system resolver's timeouts and the connect (TCP, TLS handshake) by the per-operation
   timeout: urllib3 hands out the socket only once the handshake is done.
-Origins we serve media from ourselves (`PUBLISHER_PUBLIC_BASE_URL`) and the exact origins of
-`allowed_origins` skip the address check (they may be on 127.0.0.1); another port on the same
-host does not.
+Our own uploads (`media_base`: `PUBLISHER_PUBLIC_BASE_URL` + `/media/<name>`, nothing else of
+the API) and the exact origins of `allowed_origins` skip the address check (they may be on
+127.0.0.1); another port on the same host, or another path of the API, does not. A URL that
+does not parse (a port past 65535, an unclosed `[`), written by the editor or named by a
+redirect, is refused like any other: the item's problem.
 
 A refused or failed fetch is the item's problem, never the channel's: `Permanent`, so it does
 not count against the channel's circuit breaker. A 5xx or a timeout of an image host is not
@@ -35,6 +37,7 @@ an OS error or an exception's text.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -57,6 +60,7 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _CHUNK = 64 * 1024
+_MEDIA_NAME = re.compile(r"[0-9A-Za-z_-]+(\.[0-9A-Za-z]+)?")
 INTERNAL = "地址指向内部网络，不予下载"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -99,11 +103,13 @@ def is_public(address: Address) -> bool:
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    """What a worker may fetch: `allowed_origins` (exact `scheme://host:port`) skip the
-    address check; at most `max_bytes` a file, `deadline_seconds` a fetch (redirects
-    included), `max_redirects` hops and `max_images` images per item."""
+    """What a worker may fetch: `allowed_origins` (exact `scheme://host:port`) and our own
+    uploads under `media_base` (`{media_base}/media/<name>`) skip the address check; at most
+    `max_bytes` a file, `deadline_seconds` a fetch (redirects included), `max_redirects` hops
+    and `max_images` images per item."""
 
     allowed_origins: tuple[str, ...] = ()
+    media_base: str | None = None
     max_bytes: int = 10 * 1024 * 1024
     deadline_seconds: float = 30.0
     max_redirects: int = 3
@@ -115,7 +121,23 @@ class FetchPolicy:
         object.__setattr__(self, "_origins", origins)
 
     def allows(self, parts: SplitResult) -> bool:
-        return origin_of(parts) in self._origins
+        return origin_of(parts) in self._origins or self._is_our_upload(parts)
+
+    def _is_our_upload(self, parts: SplitResult) -> bool:
+        """Whether `parts` names one of our uploads: `/media/` and one plain name under the
+        media base's path, on its origin (no `..`, no other route of the API)."""
+        if not self.media_base:
+            return False
+        base = urlsplit(self.media_base)
+        if base.scheme not in DEFAULT_PORTS or not base.hostname:
+            return False
+        prefix = base.path.rstrip("/") + "/media/"
+        name = parts.path[len(prefix) :]
+        return (
+            origin_of(parts) == origin_of(base)
+            and parts.path.startswith(prefix)
+            and _MEDIA_NAME.fullmatch(name) is not None
+        )
 
 
 class _Refused(Exception):
@@ -167,6 +189,8 @@ class ImageFetcher:
             raise _Refused(f"跳转次数过多（超过 {self.policy.max_redirects} 次）")
         except _Refused as refusal:
             raise Permanent(f"{self.channel}: {what} {shown_url(url)}：{refusal}") from None
+        except (ValueError, UnicodeError):  # urlsplit or `.port`, on this URL or a redirect's
+            raise Permanent(f"{self.channel}: {what} {shown_url(url)}：地址格式无效") from None
 
     def _get(self, url: str, deadline: float, *, hop: bool) -> tuple[bytes, str] | str:
         """One request: the body and type, or the URL a redirect points to."""
@@ -294,7 +318,10 @@ def _failure(exc: Exception | None, cut: threading.Event, deadline: float) -> st
 
 def shown_url(url: str) -> str:
     """`url` as the editor wrote it, less any password or token in it."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparseable: shown as written, bar what looks like a secret
+        return redact_query_secrets(url.rpartition("@")[2] if "@" in url else url)
     if "@" in parts.netloc:
         url = urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
     return redact_query_secrets(url)

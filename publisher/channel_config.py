@@ -9,11 +9,10 @@ from, beside it in its module. This is the one place that knows both sides: it m
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from channels.base import Channel, SharedStore
 from channels.errors import ChannelDisabled
-from channels.fetch import DEFAULT_PORTS, FetchPolicy, origin_of
+from channels.fetch import FetchPolicy
 from channels.registry import KINDS, build_adapter
 from channels.signed_upsert import SignedUpsertSettings
 from channels.wechat import WeChatSettings
@@ -91,11 +90,11 @@ def weibo_settings(settings: Settings) -> WeiboSettings:
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
     """What the channels may fetch of what items link to: public addresses, plus our own
-    media origin and `PUBLISHER_FETCH_ALLOWED_ORIGINS` wherever they are."""
-    media = urlsplit(settings.media_base_url())
-    own = (origin_of(media),) if media.scheme in DEFAULT_PORTS and media.hostname else ()
+    uploads (`/media/…` of the media base URL) and `PUBLISHER_FETCH_ALLOWED_ORIGINS` wherever
+    they are."""
     return FetchPolicy(
-        allowed_origins=own + settings.fetch_allowed_origins,
+        allowed_origins=settings.fetch_allowed_origins,
+        media_base=settings.media_base_url(),
         max_bytes=settings.fetch_max_bytes,
         deadline_seconds=settings.fetch_deadline_seconds,
         max_redirects=settings.fetch_max_redirects,

@@ -183,6 +183,38 @@ def test_the_checked_address_is_the_one_connected_to(internal: Recorder) -> None
     internal.received.clear()  # reached on purpose: it is allowed here
 
 
+def test_our_media_origin_admits_our_uploads_only(internal: Recorder) -> None:
+    """The API's origin is exempt for `/media/<name>` alone: not its other routes, not a path
+    that climbs out of `/media/`."""
+    fetch = ImageFetcher(FetchPolicy(media_base=f"{internal.url}/"), channel="wechat", timeout=2.0)
+    refused = [
+        f"{internal.url}/healthz",
+        f"{internal.url}/media/../healthz",
+        f"{internal.url}/media/a/b.png",
+        f"{internal.url}/x.png",
+    ]
+    for url in refused:
+        assert "内部网络" in refusal(fetch, url), url
+    assert internal.received == []
+    with recording_server({"/media/abc.png": body(PNG)}) as api:
+        own = ImageFetcher(FetchPolicy(media_base=api.url), channel="wechat", timeout=2.0)
+        assert own.fetch(f"{api.url}/media/abc.png", "封面图片") == (PNG, "image/png")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.org:99999/x.png", "http://[::1/x.png", "http://example.org:abc/x"]
+)
+def test_a_url_that_does_not_parse_is_the_items_problem(url: str) -> None:
+    """Not a crash of the adapter (which the engine would count against the channel)."""
+    assert refusal(fetcher(), url) == f"wechat: 封面图片 {url}：地址格式无效"
+
+
+def test_a_redirect_to_a_url_that_does_not_parse_is_refused() -> None:
+    with recording_server({"/go": redirect("http://img.example:70000/x.png")}) as allowed:
+        said = refusal(fetcher(allowed.url), f"{allowed.url}/go")
+    assert said == f"wechat: 封面图片 {allowed.url}/go：地址格式无效"
+
+
 def test_redirects_are_followed_a_few_times_only() -> None:
     loop = {f"/{n}": redirect(f"/{n + 1}") for n in range(10)}
     with recording_server(loop) as allowed:
@@ -302,7 +334,8 @@ def test_the_settings_allow_our_media_origin_and_the_listed_ones() -> None:
 
     policy = fetch_policy(settings)
 
-    assert policy.allowed_origins == ("https://gov.example:443", "http://127.0.0.1:9000")
+    assert policy.allowed_origins == ("http://127.0.0.1:9000",)
+    assert policy.media_base == "https://gov.example/publisher/"
     assert policy.max_images == 5
     channels = settings.model_copy(update={"wechat_appid": "a", "wechat_secret": "s"})
     assert wechat_settings(channels).fetch == weibo_settings(channels).fetch == policy
