@@ -213,7 +213,7 @@ def test_the_sandbox_profile_points_every_channel_at_the_sandbox(
     assert published(config["services"]["sandbox"]) == [
         ("127.0.0.1", port, port) for port in sorted(sandbox_ports)
     ]
-    for name in ("api", "worker", "beat"):
+    for name in ("api", "worker"):  # beat sends nothing to the channels
         settings = settings_from(service_env(config, name), monkeypatch)
         for kind in KINDS:
             base = urlsplit(getattr(settings, f"{kind}_api_base"))
@@ -245,8 +245,23 @@ def test_the_wechat_sandbox_reports_finished_jobs_to_the_api(
     routes = wechat_callback_router(CallbackKeys("token"), lambda *_: True, lambda *_: None).routes
     assert url.path in {getattr(route, "path", None) for route in routes}
     api = settings_from(service_env(config, "api"), monkeypatch)
-    sandbox_token = service_env(config, "sandbox")["PUBLISHER_WECHAT_CALLBACK_TOKEN"]
-    assert api.wechat_callback_token and sandbox_token == api.wechat_callback_token
+    sandbox = service_env(config, "sandbox")
+    assert api.wechat_callback_token and sandbox["PUBLISHER_WECHAT_CALLBACK_TOKEN"] == (
+        api.wechat_callback_token
+    )
+    # Safe mode, as a real account is set up: the sandbox encrypts with the api's key.
+    assert api.wechat_aes_key and sandbox["PUBLISHER_WECHAT_AES_KEY"] == api.wechat_aes_key
+
+
+def test_secrets_reach_only_the_services_that_use_them() -> None:
+    """Beat only schedules: the store and the broker, nothing of the channels. The callback's
+    token and key are the api's (and the sandbox's, which signs with them)."""
+    config = sandboxed()
+    beat = set(service_env(config, "beat"))
+    assert beat == {"PUBLISHER_DATABASE_URL", "PUBLISHER_BROKER_URL", "PUBLISHER_REDIS_URL"}
+    for name in ("PUBLISHER_WECHAT_CALLBACK_TOKEN", "PUBLISHER_WECHAT_AES_KEY"):
+        holders = [s for s in config["services"] if name in service_env(config, s)]
+        assert holders == ["api", "sandbox"], name
 
 
 def test_flower_only_with_monitoring_on_loopback_and_never_without_a_password() -> None:
