@@ -12,11 +12,14 @@
   else, anyone could claim it). Browsers ignore HSTS received over plain HTTP anyway; sending
   it only over TLS keeps the answer honest.
 
-A route that needs a stricter policy (`/media`) sets its own header, which is kept.
+A route that needs a stricter policy (`/media`) sets its own header, which is kept. An
+unhandled error, which Starlette would answer from outside every middleware (without these
+headers), is answered here with a plain 500 and then raised on, for Starlette to log.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from starlette.datastructures import MutableHeaders
@@ -25,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from publisher.api.client_address import is_trusted, trusted_networks
 
 HSTS = "max-age=31536000"
+INTERNAL_ERROR = json.dumps({"detail": "internal error"}).encode()
 
 
 def content_security_policy(script_hashes: Iterable[str] = ()) -> str:
@@ -63,14 +67,30 @@ class SecurityHeadersMiddleware:
         if self.over_tls(scope):
             extra["Strict-Transport-Security"] = HSTS
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 for name, value in extra.items():
                     headers.setdefault(name, value)
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:
+                await send_with_headers(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send_with_headers({"type": "http.response.body", "body": INTERNAL_ERROR})
+            raise
 
     def over_tls(self, scope: Scope) -> bool:
         """Whether the client's connection is TLS: ours, or the trusted proxy's word for it

@@ -361,6 +361,23 @@ def test_security_headers_on_success_and_error_answers(client: TestClient) -> No
         _assert_security_headers(resp)
 
 
+def test_security_headers_on_an_unhandled_error_too(settings: Settings) -> None:
+    """Starlette answers an unhandled error from outside every middleware; ours answers it
+    first, with the headers, and the error still reaches the server's log."""
+    app = create_app(settings)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.get("/broken")
+    assert resp.status_code == 500 and resp.json() == {"detail": "internal error"}
+    _assert_security_headers(resp)
+    with TestClient(app) as client, pytest.raises(RuntimeError, match="a bug"):
+        client.get("/broken")
+
+
 def test_hsts_only_over_tls_or_from_a_trusted_proxy_saying_https(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
