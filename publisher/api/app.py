@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from channels.wechat import finished_key
 from publisher.api import (
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
         version="1",
         description="Publish once, reach every channel.",
         lifespan=_frozen_on_start if freeze_on_start else None,
+        # Counted as the body streams in, Content-Length or not; /media has its own cap.
+        max_body_size=settings.max_request_bytes,
     )
     app.state.settings = settings
     app.state.database = database
@@ -113,6 +116,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, handler(404, str))
     app.add_exception_handler(Conflict, handler(409, str))
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(413, _too_large)
     # JSON may carry a lone surrogate ("\ud800"), which no store, hash or answer can encode:
     # bad input, refused where it is first encoded (the transaction rolls back), never a 500.
     app.add_exception_handler(
@@ -129,6 +133,13 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, with the offending input made encodable (it echoes what was sent)."""
     assert isinstance(exc, RequestValidationError)
     return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+async def _too_large(request: Request, _exc: Exception) -> JSONResponse:
+    """Starlette's 413, saying what the limit is."""
+    limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    detail = f"request body larger than {limit} bytes" if limit else "request body too large"
+    return JSONResponse({"detail": detail}, status_code=413)
 
 
 def _encodable(value: Any) -> Any:
