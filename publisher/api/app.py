@@ -19,7 +19,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from channels.wechat import finished_key
 from publisher.api import (
@@ -33,6 +32,7 @@ from publisher.api import (
     routes_review,
     routes_users,
 )
+from publisher.api.body_limit import BodyLimitMiddleware
 from publisher.api.client_address import ClientAddressMiddleware
 from publisher.api.refusals import install_refusal_handlers
 from publisher.api.routes_common import problems_detail
@@ -74,8 +74,6 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
         version="1",
         description="Publish once, reach every channel.",
         lifespan=_frozen_on_start if freeze_on_start else None,
-        # Counted as the body streams in, Content-Length or not; /media has its own cap.
-        max_body_size=settings.max_request_bytes,
     )
     app.state.settings = settings
     app.state.database = database
@@ -94,6 +92,8 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     _mount_wechat_callback(app, settings, database)
     _install_error_handlers(app)
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    uploads = {f"{API_PREFIX}/media": routes_items.MAX_UPLOAD_REQUEST_BYTES}
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, larger=uploads)
     return app
 
 
@@ -116,7 +116,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, handler(404, str))
     app.add_exception_handler(Conflict, handler(409, str))
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(413, _too_large)
     # JSON may carry a lone surrogate ("\ud800"), which no store, hash or answer can encode:
     # bad input, refused where it is first encoded (the transaction rolls back), never a 500.
     app.add_exception_handler(
@@ -133,13 +132,6 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, with the offending input made encodable (it echoes what was sent)."""
     assert isinstance(exc, RequestValidationError)
     return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, status_code=422)
-
-
-async def _too_large(request: Request, _exc: Exception) -> JSONResponse:
-    """Starlette's 413, saying what the limit is."""
-    limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
-    detail = f"request body larger than {limit} bytes" if limit else "request body too large"
-    return JSONResponse({"detail": detail}, status_code=413)
 
 
 def _encodable(value: Any) -> Any:

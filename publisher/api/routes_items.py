@@ -36,8 +36,8 @@ from publisher.services.queries import Page, open_drift_for_item
 router = APIRouter(tags=["items"])
 
 MAX_MEDIA_BYTES = 5_000_000
-# The upload's whole request: the image and its multipart framing (the rest of the API is
-# capped by PUBLISHER_MAX_REQUEST_BYTES).
+# The upload's whole request: the image and its multipart framing (`BodyLimitMiddleware`;
+# the rest of the API is capped by PUBLISHER_MAX_REQUEST_BYTES).
 MAX_UPLOAD_REQUEST_BYTES = MAX_MEDIA_BYTES + 100_000
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -192,7 +192,6 @@ def attempts(
     "/media",
     status_code=status.HTTP_201_CREATED,
     response_model=MediaOut,
-    max_body_size=MAX_UPLOAD_REQUEST_BYTES,
 )
 def upload_media(
     request: Request,
