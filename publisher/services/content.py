@@ -1,15 +1,17 @@
 """Item content: Markdown to HTML, HTML sanitising, and the revision content hash.
 
-Python-Markdown takes time quadratic in some inputs (8,000 `[` took 13.6 s; `<a ` and `[a](`
-runs too) and no limit on the input's shape provably bounds it, so it renders in a child
-process that is killed at a deadline (`render_markdown`): some 60 ms per render for a bound
-that holds whatever the input. Running `python -m publisher.services.content` renders stdin.
+Python-Markdown takes time quadratic in some inputs (8,000 `[` took 6.5 s a render, and it
+rendered twice per create; `<a ` and `[a](` runs too), and no limit on the shape of the input
+provably bounds it, so it renders in a child process that is killed at a deadline
+(`render_markdown`): some 60 ms per render for a bound that holds whatever the input.
+Running `python -m publisher.services.content` renders stdin.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import sys
 from datetime import date
@@ -17,6 +19,8 @@ from typing import Any
 
 import markdown as md
 import nh3
+
+log = logging.getLogger(__name__)
 
 ALLOWED_TAGS = {
     "a",
@@ -90,8 +94,8 @@ def sanitize_html(html: str) -> str:
     return cleaned.strip()
 
 
-class RenderTooSlow(Exception):
-    """The Markdown did not render within its deadline."""
+class RenderFailed(Exception):
+    """The Markdown did not render: past its deadline, or its child process failed."""
 
 
 def markdown_to_html(text: str) -> str:
@@ -99,8 +103,8 @@ def markdown_to_html(text: str) -> str:
 
 
 def render_markdown(text: str, *, deadline_seconds: float) -> str:
-    """`markdown_to_html` in a child process. Raises `RenderTooSlow` when it runs past the
-    deadline (the child is killed)."""
+    """`markdown_to_html` in a child process. Raises `RenderFailed` when it runs past the
+    deadline (the child is killed) or fails (its error is logged)."""
     try:
         done = subprocess.run(
             [sys.executable, "-m", __name__],
@@ -110,7 +114,10 @@ def render_markdown(text: str, *, deadline_seconds: float) -> str:
             check=True,
         )
     except subprocess.TimeoutExpired:
-        raise RenderTooSlow(f"took longer than {deadline_seconds:g} s to render") from None
+        raise RenderFailed(f"took longer than {deadline_seconds:g} s to render") from None
+    except subprocess.CalledProcessError as exc:
+        log.warning("markdown render failed: %s", exc.stderr.decode(errors="replace")[-2000:])
+        raise RenderFailed("could not be rendered") from None
     return done.stdout.decode()
 
 

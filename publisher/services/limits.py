@@ -16,7 +16,7 @@ from typing import Any
 
 from publisher.config import Settings
 from publisher.errors import FieldProblem
-from publisher.services.content import RenderTooSlow, render_markdown, sanitize_html
+from publisher.services.content import RenderFailed, render_markdown, sanitize_html
 from publisher.services.html_depth import html_depth
 
 TITLE_MAX = 200
@@ -93,7 +93,7 @@ def render_body(
     if name == "body_markdown":
         try:
             html = render_markdown(text, deadline_seconds=settings.markdown_render_seconds)
-        except RenderTooSlow as exc:
+        except RenderFailed as exc:
             message = f"body_markdown {exc}: shorten it or send body_html"
             return None, [FieldProblem(name, "render_time", message)]
     limit = settings.max_html_depth
