@@ -3,10 +3,9 @@
 The sanitiser (nh3, on html5ever) takes time quadratic in the depth of the tree it builds: 500 KB
 of nested `<div>` took 28 s. So the depth is measured first, by a tokenizer that follows the
 HTML tokenizer's states where they decide what is a tag (comments, quoted attribute values,
-raw text such as `<script>`, CDATA in SVG and MathML) and moves only forward: linear in the
-input, whatever it is. The standard library's `html.parser` is not: on Python 3.11.7, 20 KB
-of `<a ` took 3.1 s and `<![` raised an AssertionError; html5lib's tokenizer took 429 s on
-1 MB of `<a ` (README, Security).
+raw text such as `<script>`) and moves only forward: linear in the input, whatever it is. The
+standard library's `html.parser` is not: on Python 3.11.7, 20 KB of `<a ` took 3.1 s and `<![`
+raised an AssertionError; html5lib's tokenizer took 429 s on 1 MB of `<a ` (README, Security).
 
 The depth counts what a browser would keep open, erring on the deep side, never the shallow:
 void elements never open; an end tag closes back to its element unless a table cell or caption
@@ -14,6 +13,9 @@ stands between them (the tree builder ignores it then); `<p>`, `<li>`, `<td>` an
 close a sibling left open just before them; and every formatting element (`<b>`, `<a>`,
 `<font>`…) counts from its start tag to its own end tag, since the tree builder reopens it
 inside each block that follows.
+
+SVG and MathML are refused (`ForeignContent`): inside them other rules decide what is raw text,
+CDATA or a tag, and the sanitiser removes them anyway.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def _names(text: str) -> frozenset[str]:
 
 VOID = _names("area base br col embed hr img input keygen link meta param source track wbr")
 FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
-# Elements whose content is text up to their end tag (outside SVG and MathML).
+# Elements whose content is text up to their end tag (noscript: html5ever runs with scripting).
 RAW_TEXT = _names("script style xmp iframe noembed noframes noscript textarea title")
 FOREIGN = _names("svg math")
 # An end tag does not close past these unless it names one of them (or a table part).
@@ -61,8 +63,13 @@ _UNQUOTED = re.compile(r"[^\t\n\f\r >]*")
 _COMMENT_END = re.compile(r"--!?>")
 
 
+class ForeignContent(Exception):
+    """The HTML has an `<svg>` or `<math>` element (its name is the argument)."""
+
+
 def html_depth(html: str, limit: int) -> int:
-    """The deepest nesting found, counted up to `limit + 1` (the scan stops there)."""
+    """The deepest nesting found, counted up to `limit + 1` (the scan stops there).
+    Raises `ForeignContent`."""
     counter = _DepthCounter()
     position = 0
     while position < len(html) and counter.deepest <= limit:
@@ -94,33 +101,30 @@ class _DepthCounter:
             self._close(name)
             return end
         self._open(name)
-        if name == "plaintext" and not self._foreign():
+        if name == "plaintext":
             return len(html)
-        if name in RAW_TEXT and not self._foreign():
+        if name in RAW_TEXT:
             close = re.compile(rf"</{re.escape(name)}[\t\n\f\r />]", re.IGNORECASE)
             found = close.search(html, end)
             return found.start() if found else len(html)
         return end
 
     def _markup(self, html: str, start: int) -> int:
-        """Comments, doctypes, CDATA: where what starts at `start` ends."""
+        """Comments and other markup that is not a tag: where what starts at `start` ends."""
         rest = html.startswith
         if rest("<!--", start):
             if rest("<!-->", start) or rest("<!--->", start):
                 return html.index(">", start + 4) + 1
             found = _COMMENT_END.search(html, start + 4)
             return found.end() if found else len(html)
-        if rest("<![CDATA[", start) and self._foreign():
-            close = html.find("]]>", start + 9)
-            return close + 3 if close >= 0 else len(html)
-        # Anything else is a bogus comment: `<!…>`, `<?…>`, `</` not before a letter.
+        # Anything else is a bogus comment: `<!…>` (CDATA too, outside SVG and MathML), `<?…>`,
+        # `</` not before a letter.
         close = html.find(">", start + 2)
         return close + 1 if close >= 0 else len(html)
 
-    def _foreign(self) -> bool:
-        return any(name in FOREIGN for name in self.stack)
-
     def _open(self, name: str) -> None:
+        if name in FOREIGN:
+            raise ForeignContent(name)
         if name in VOID:
             return
         if name in FORMATTING:

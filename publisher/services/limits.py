@@ -17,7 +17,7 @@ from typing import Any
 from publisher.config import Settings
 from publisher.errors import FieldProblem
 from publisher.services.content import RenderFailed, render_markdown, sanitize_html
-from publisher.services.html_depth import html_depth
+from publisher.services.html_depth import ForeignContent, html_depth
 
 TITLE_MAX = 200
 SHORT_TITLE_MAX = 64
@@ -79,7 +79,7 @@ def render_body(
 ) -> tuple[str | None, list[FieldProblem]]:
     """The sanitised HTML of the body given (None when none is, or both), rendered once per
     create or edit; or the problems that refuse it: too many bytes, Markdown too slow to
-    render, elements nested deeper than `settings.max_html_depth`."""
+    render, elements nested deeper than `settings.max_html_depth`, SVG or MathML."""
     if body_markdown is not None and body_html is None:
         name, text = "body_markdown", body_markdown
     elif body_html is not None and body_markdown is None:
@@ -97,7 +97,12 @@ def render_body(
             message = f"body_markdown {exc}: shorten it or send body_html"
             return None, [FieldProblem(name, "render_time", message)]
     limit = settings.max_html_depth
-    if html_depth(html, limit) > limit:
+    try:
+        depth = html_depth(html, limit)
+    except ForeignContent as exc:
+        message = f"{name} must not contain <{exc}> (SVG and MathML are removed anyway)"
+        return None, [FieldProblem(name, "foreign_content", message)]
+    if depth > limit:
         message = f"{name} nests elements more than {limit} deep"
         return None, [FieldProblem(name, "max_depth", message)]
     return sanitize_html(html), []
