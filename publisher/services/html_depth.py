@@ -8,9 +8,10 @@ standard library's `html.parser` is not: on Python 3.11.7, 20 KB of `<a ` took 3
 raised an AssertionError; html5lib's tokenizer took 429 s on 1 MB of `<a ` (README, Security).
 
 The depth counts what a browser would keep open, erring on the deep side, never the shallow:
-void elements never open; an end tag closes back to its element unless a table cell or caption
-stands between them (the tree builder ignores it then); `<p>`, `<li>`, `<td>` and their kin
-close a sibling left open just before them; and every formatting element (`<b>`, `<a>`,
+void elements never open, nor do parts of a table outside one; an end tag closes back to its
+element only where the tree builder would (not past a table cell or caption, and `</span>` and
+its kin not past any of the "special" elements, `<div>`, `<ul>`…); `<p>`, `<li>`, `<td>` and
+their kin close a sibling left open just before them; and every formatting element (`<b>`, `<a>`,
 `<font>`…) counts from its start tag to its own end tag, since the tree builder reopens it
 inside each block that follows.
 
@@ -21,6 +22,7 @@ CDATA or a tag, and the sanitiser removes them anyway.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 
 def _names(text: str) -> frozenset[str]:
@@ -32,9 +34,21 @@ FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
 # Elements whose content is text up to their end tag (noscript: html5ever runs with scripting).
 RAW_TEXT = _names("script style xmp iframe noembed noframes noscript textarea title")
 FOREIGN = _names("svg math")
-# An end tag does not close past these unless it names one of them (or a table part).
+# The tree builder's "special" elements: an end tag of any other name (`</span>`) does not
+# close past one of them.
+SPECIAL = _names(
+    "address applet area article aside base basefont bgsound blockquote body br button caption "
+    "center col colgroup dd details dir div dl dt embed fieldset figcaption figure footer form "
+    "frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html iframe img input keygen li link "
+    "listing main marquee menu meta nav noembed noframes noscript object ol p param plaintext pre "
+    "script search section select source style summary table tbody td template textarea tfoot th "
+    "thead title tr track ul wbr xmp"
+)
+# The end tag of a special element does not close past these (its "scope").
 SCOPE = _names("td th caption table template applet object marquee")
-TABLE_PARTS = _names("table caption colgroup tbody thead tfoot tr td th")
+TABLE_PARTS = _names("caption col colgroup tbody thead tfoot tr td th")
+# Outside a table (or template), the tree builder ignores start and end tags of its parts.
+TABLES = _names("table template")
 _BLOCKS = _names(
     "address article aside blockquote div dl figure footer h1 h2 h3 h4 h5 h6 header hr "
     "main nav ol p pre section table ul"
@@ -67,14 +81,20 @@ class ForeignContent(Exception):
     """The HTML has an `<svg>` or `<math>` element (its name is the argument)."""
 
 
-def html_depth(html: str, limit: int) -> int:
-    """The deepest nesting found, counted up to `limit + 1` (the scan stops there).
-    Raises `ForeignContent`."""
+@dataclass(frozen=True)
+class HtmlShape:
+    depth: int
+    tags: int  # start tags, void ones included
+
+
+def measure_html(html: str, limit: int) -> HtmlShape:
+    """The deepest nesting found, counted up to `limit + 1` (the scan stops there), and the
+    start tags seen. Raises `ForeignContent`."""
     counter = _DepthCounter()
     position = 0
     while position < len(html) and counter.deepest <= limit:
         position = counter.step(html, position)
-    return counter.deepest
+    return HtmlShape(counter.deepest, counter.tags)
 
 
 class _DepthCounter:
@@ -82,6 +102,7 @@ class _DepthCounter:
         self.stack: list[str] = []
         self.formatting: list[str] = []
         self.deepest = 0
+        self.tags = 0
 
     def step(self, html: str, at: int) -> int:
         """Read the construct that starts at or after `at`; the position after it
@@ -123,9 +144,10 @@ class _DepthCounter:
         return close + 1 if close >= 0 else len(html)
 
     def _open(self, name: str) -> None:
+        self.tags += 1
         if name in FOREIGN:
             raise ForeignContent(name)
-        if name in VOID:
+        if name in VOID or (name in TABLE_PARTS and not TABLES.intersection(self.stack)):
             return
         if name in FORMATTING:
             self.formatting.append(name)
@@ -141,13 +163,28 @@ class _DepthCounter:
             if name in self.formatting:
                 del self.formatting[len(self.formatting) - 1 - self.formatting[::-1].index(name)]
             return
-        barriers = SCOPE - TABLE_PARTS if name in TABLE_PARTS else SCOPE
         for index in range(len(self.stack) - 1, -1, -1):
             if self.stack[index] == name:
                 del self.stack[index:]
                 return
-            if self.stack[index] in barriers:
+            if self.stack[index] in _barriers(name):
                 return
+
+
+def _barriers(name: str) -> frozenset[str]:
+    """What the end tag `name` does not close past."""
+    if name in _END_SCOPES:
+        return _END_SCOPES[name]
+    if name in TABLE_PARTS:
+        return TABLES
+    return SCOPE if name in SPECIAL else SPECIAL
+
+
+_END_SCOPES = {
+    "table": frozenset({"template"}),
+    "li": SCOPE | {"ol", "ul"},
+    "p": SCOPE | {"button"},
+}
 
 
 def _tag_end(html: str, at: int) -> int:
