@@ -204,6 +204,12 @@ class Settings(BaseSettings):
     catalogue_section: str = "0900"
 
     max_body_bytes: int = Field(default=1_000_000, description="body limit, bytes of UTF-8")
+    # Bounded work per request (README, Security): the bytes of any request body but an
+    # upload to /media (413 past it), how long a body may take to render (Markdown) and
+    # sanitise in a child process, how deeply a body's HTML may nest (422 past either).
+    max_request_bytes: int = Field(default=4_000_000, ge=1024)
+    body_render_seconds: float = Field(default=3.0, gt=0)
+    max_html_depth: int = Field(default=100, ge=8)
 
     # The audit trail keeps rows this long; the daily prune removes older ones. Disclosure
     # rules want at least six months of who did what, hence the floor.

@@ -35,6 +35,7 @@ from publisher.api import (
     routes_users,
 )
 from publisher.api.access_log import redact_access_log
+from publisher.api.body_limit import BodyLimitMiddleware
 from publisher.api.client_address import ClientAddressMiddleware
 from publisher.api.docs import install_docs
 from publisher.api.refusals import install_refusal_handlers
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     _mount_wechat_callback(app, settings, database)
     _install_error_handlers(app)
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    uploads = {f"{API_PREFIX}/media": routes_items.MAX_UPLOAD_REQUEST_BYTES}
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, larger=uploads)
     app.add_middleware(
         SecurityHeadersMiddleware,
         script_hashes=install_docs(app),

@@ -11,6 +11,7 @@ from publisher.api.routes_common import database_of, page, requires, settings_of
 from publisher.audit_trail import AuditFilters, as_aware, list_audit
 from publisher.auth import Principal
 from publisher.models import Role
+from publisher.services.limits import CODE_MAX, ID_MAX
 from publisher.services.queries import Page
 
 router = APIRouter(tags=["audit"])
@@ -19,9 +20,13 @@ router = APIRouter(tags=["audit"])
 @router.get("/audit")
 def list_audit_events(
     request: Request,
-    actor: str | None = Query(None, description="who acted, exactly (e.g. `cli:root`)"),
-    action: str | None = Query(None, description="action prefix: `item.` for every item action"),
-    item: int | None = Query(None, description="item id"),
+    actor: str | None = Query(
+        None, max_length=CODE_MAX, description="who acted, exactly (e.g. `cli:root`)"
+    ),
+    action: str | None = Query(
+        None, max_length=CODE_MAX, description="action prefix: `item.` for every item action"
+    ),
+    item: int | None = Query(None, ge=1, le=ID_MAX, description="item id"),
     since: datetime | None = Query(None, description="ISO 8601, from (inclusive)"),
     until: datetime | None = Query(None, description="ISO 8601, to (exclusive)"),
     paging: Page = Depends(page),

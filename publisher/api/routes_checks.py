@@ -4,12 +4,13 @@ sensitive-word list (`publisher.services.findings`). The findings themselves are
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from publisher.api.routes_common import (
+    RowId,
     channel_pool,
     database_of,
     requires,
@@ -20,6 +21,7 @@ from publisher.models import Role
 from publisher.services import findings as checks
 from publisher.services.channel_controls import build_adapters
 from publisher.services.items import get_item, latest_revision
+from publisher.services.limits import REASON_MAX, WORD_MAX
 from publisher.services.masking import mask_item
 from publisher.services.queries import iso, revision_view
 
@@ -28,19 +30,19 @@ router = APIRouter(tags=["checks"])
 
 class OverrideIn(BaseModel):
     reason: str = Field(
-        min_length=1, max_length=2000, description="why these findings may be published"
+        min_length=1, max_length=REASON_MAX, description="why these findings may be published"
     )
 
 
 class WordsIn(BaseModel):
-    words: list[str] = Field(
+    words: list[Annotated[str, StringConstraints(max_length=WORD_MAX)]] = Field(
         min_length=1, max_length=10_000, description="words to flag, matched in any case"
     )
 
 
 @router.post("/items/{item_id}/override-findings", status_code=status.HTTP_201_CREATED)
 def override_findings(
-    item_id: int,
+    item_id: RowId,
     body: OverrideIn,
     request: Request,
     who: Principal = Depends(requires(Role.REVIEWER)),
@@ -71,7 +73,7 @@ def override_findings(
 
 @router.post("/items/{item_id}/mask")
 def mask(
-    item_id: int, request: Request, who: Principal = Depends(requires(Role.EDITOR))
+    item_id: RowId, request: Request, who: Principal = Depends(requires(Role.EDITOR))
 ) -> dict[str, Any]:
     """A new revision with every ID number, mobile number and bank card number masked where
     it stands (`441900********1234`), and the findings left (sensitive words, metadata).

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +16,7 @@ from publisher.db import Database
 from publisher.delivery.publication import ChannelPool
 from publisher.errors import FieldProblem, Forbidden
 from publisher.models import Role
+from publisher.services.limits import CODE_MAX, ID_MAX, OFFSET_MAX
 from publisher.services.queries import Page
 from publisher.shared import shared_store
 
@@ -90,7 +91,16 @@ def requires(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-def page(limit: int = 50, offset: int = 0) -> Page:
+# Row ids as SQLite and PostgreSQL hold them (signed 64-bit): beyond, 422, not a driver error.
+RowId = Annotated[int, Path(ge=1, le=ID_MAX)]
+RowIdFilter = Annotated[int | None, Query(ge=1, le=ID_MAX)]
+# A code or name to filter on (a domain, department, channel, kind).
+CodeFilter = Annotated[str | None, Query(max_length=CODE_MAX)]
+
+
+def page(limit: int = 50, offset: Annotated[int, Query(le=OFFSET_MAX)] = 0) -> Page:
+    """`limit` clamped to 1–500, a negative `offset` read as 0; a deeper one than
+    `OFFSET_MAX` is refused (422): narrow the filters instead."""
     return Page(limit=max(1, min(limit, 500)), offset=max(0, offset))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from publisher.api.routes_common import READERS, database_of, page, requires
+from publisher.api.routes_common import READERS, RowId, RowIdFilter, database_of, page, requires
 from publisher.api.schemas import ChannelKind, ReasonIn
 from publisher.auth import Principal
 from publisher.delivery.ops import cancel_delivery, retry_delivery
@@ -22,7 +22,7 @@ def list_deliveries(
     request: Request,
     state: DeliveryState | None = None,
     channel: ChannelKind | None = None,
-    item: int | None = None,
+    item: RowIdFilter = None,
     paging: Page = Depends(page),
     who: Principal = Depends(requires(*READERS)),
 ) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def list_deliveries(
 
 @router.get("/deliveries/{delivery_id}")
 def get_delivery(
-    delivery_id: int, request: Request, who: Principal = Depends(requires(*READERS))
+    delivery_id: RowId, request: Request, who: Principal = Depends(requires(*READERS))
 ) -> dict[str, Any]:
     """The delivery and every attempt made for it (`attempt_log`, newest first); 403 for
     one of another department's item."""
@@ -51,7 +51,7 @@ def get_delivery(
 
 @router.post("/deliveries/{delivery_id}/retry", status_code=202)
 def retry(
-    delivery_id: int, request: Request, who: Principal = Depends(requires(Role.OPERATOR))
+    delivery_id: RowId, request: Request, who: Principal = Depends(requires(Role.OPERATOR))
 ) -> dict[str, Any]:
     """Start a failed, deferred or cancelled delivery again (409 if live or running)."""
     with database_of(request).session() as session:
@@ -62,7 +62,7 @@ def retry(
 
 @router.post("/deliveries/{delivery_id}/cancel")
 def cancel(
-    delivery_id: int,
+    delivery_id: RowId,
     request: Request,
     body: ReasonIn | None = None,
     who: Principal = Depends(requires(Role.OPERATOR)),

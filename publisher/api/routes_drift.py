@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.api.routes_common import (
     READERS,
+    CodeFilter,
+    RowId,
+    RowIdFilter,
     channel_pool,
     database_of,
     page,
@@ -19,6 +22,7 @@ from publisher.auth import Principal
 from publisher.delivery import reconcile
 from publisher.models import Drift, Role
 from publisher.services import queries
+from publisher.services.limits import CODE_MAX, ID_MAX
 from publisher.services.queries import Page
 
 router = APIRouter(tags=["drift"])
@@ -29,8 +33,8 @@ class DriftCheckIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    channel: str | None = None
-    item: int | None = None
+    channel: str | None = Field(default=None, max_length=CODE_MAX)
+    item: int | None = Field(default=None, ge=1, le=ID_MAX)
     policy: Literal["repair", "report"] | None = Field(
         default=None, description="default: the configured reconcile_policy"
     )
@@ -40,9 +44,9 @@ class DriftCheckIn(BaseModel):
 def list_drift(
     request: Request,
     open: bool = True,
-    channel: str | None = None,
-    item: int | None = None,
-    kind: str | None = None,
+    channel: CodeFilter = None,
+    item: RowIdFilter = None,
+    kind: CodeFilter = None,
     paging: Page = Depends(page),
     who: Principal = Depends(requires(*READERS)),
 ) -> dict[str, Any]:
@@ -77,7 +81,7 @@ def check_drift(
 
 @router.post("/drift/{drift_id}/repair", status_code=202)
 def repair(
-    drift_id: int, request: Request, who: Principal = Depends(requires(Role.OPERATOR))
+    drift_id: RowId, request: Request, who: Principal = Depends(requires(Role.OPERATOR))
 ) -> dict[str, Any]:
     """Repair an open drift now (e.g. one recorded under the policy "report"); 409 if it is
     resolved or its delivery has moved on."""

@@ -12,6 +12,8 @@ from channels.pixels import TooManyPixels, open_image
 from publisher.api.routes_common import (
     ITEM_READERS,
     READERS,
+    CodeFilter,
+    RowId,
     channel_pool,
     database_of,
     page,
@@ -34,6 +36,9 @@ from publisher.services.queries import Page, open_drift_for_item
 router = APIRouter(tags=["items"])
 
 MAX_MEDIA_BYTES = 5_000_000
+# The upload's whole request: the image and its multipart framing (`BodyLimitMiddleware`;
+# the rest of the API is capped by PUBLISHER_MAX_REQUEST_BYTES).
+MAX_UPLOAD_REQUEST_BYTES = MAX_MEDIA_BYTES + 100_000
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
 
@@ -62,8 +67,8 @@ def create_item(
 def list_items(
     request: Request,
     status: ItemStatus | None = None,
-    domain: str | None = None,
-    department: str | None = None,
+    domain: CodeFilter = None,
+    department: CodeFilter = None,
     paging: Page = Depends(page),
     who: Principal = Depends(requires(*ITEM_READERS)),
 ) -> dict[str, Any]:
@@ -82,7 +87,7 @@ def list_items(
 
 @router.get("/items/{item_id}")
 def get_item(
-    item_id: int, request: Request, who: Principal = Depends(requires(*ITEM_READERS))
+    item_id: RowId, request: Request, who: Principal = Depends(requires(*ITEM_READERS))
 ) -> dict[str, Any]:
     """The item, its latest revision, its revisions, one delivery per channel and any open
     drift found on the channels. 403 for an item of another department."""
@@ -94,7 +99,7 @@ def get_item(
 
 @router.patch("/items/{item_id}")
 def edit_item(
-    item_id: int,
+    item_id: RowId,
     body: ItemPatch,
     request: Request,
     who: Principal = Depends(requires(Role.EDITOR, Role.REVIEWER)),
@@ -117,7 +122,7 @@ def edit_item(
 
 @router.post("/items/{item_id}/publish", status_code=status.HTTP_202_ACCEPTED)
 def publish_item(
-    item_id: int, request: Request, who: Principal = Depends(requires(Role.EDITOR, Role.REVIEWER))
+    item_id: RowId, request: Request, who: Principal = Depends(requires(Role.EDITOR, Role.REVIEWER))
 ) -> dict[str, Any]:
     """Preflight every target channel, assign the 索引号, and hand the deliveries to the workers.
 
@@ -138,7 +143,7 @@ def publish_item(
 
 @router.post("/items/{item_id}/retract", status_code=status.HTTP_202_ACCEPTED)
 def retract_item(
-    item_id: int,
+    item_id: RowId,
     request: Request,
     body: ReasonIn | None = None,
     who: Principal = Depends(requires(Role.EDITOR)),
@@ -154,7 +159,7 @@ def retract_item(
 
 @router.get("/items/{item_id}/preview")
 def preview(
-    item_id: int, request: Request, who: Principal = Depends(requires(*ITEM_READERS))
+    item_id: RowId, request: Request, who: Principal = Depends(requires(*ITEM_READERS))
 ) -> dict[str, Any]:
     """Per target channel: what it will be given and what it would refuse; and the findings
     of the pre-publish checks on the latest revision, each saying whether a reviewer
@@ -174,7 +179,7 @@ def preview(
 
 @router.get("/items/{item_id}/attempts")
 def attempts(
-    item_id: int, request: Request, who: Principal = Depends(requires(*READERS))
+    item_id: RowId, request: Request, who: Principal = Depends(requires(*READERS))
 ) -> dict[str, Any]:
     """Every call made to a channel for this item, newest first (operators too: these are
     the deliveries' calls)."""
@@ -183,7 +188,11 @@ def attempts(
         return {"item_id": item_id, "attempts": found}
 
 
-@router.post("/media", status_code=status.HTTP_201_CREATED, response_model=MediaOut)
+@router.post(
+    "/media",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MediaOut,
+)
 def upload_media(
     request: Request,
     file: UploadFile = File(...),

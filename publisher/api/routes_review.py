@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from publisher.api.routes_common import database_of, requires
+from publisher.api.routes_common import RowId, database_of, requires
 from publisher.api.schemas import ApproveIn, SendBackIn
 from publisher.auth import Principal
 from publisher.models import Role
@@ -17,7 +17,7 @@ router = APIRouter(tags=["review"])
 
 @router.post("/items/{item_id}/submit")
 def submit_item(
-    item_id: int, request: Request, who: Principal = Depends(requires(Role.EDITOR))
+    item_id: RowId, request: Request, who: Principal = Depends(requires(Role.EDITOR))
 ) -> dict[str, Any]:
     """Send the latest revision to its domain's review stages (409 when already submitted or
     nothing changed since it was approved)."""
@@ -28,7 +28,7 @@ def submit_item(
 
 @router.post("/items/{item_id}/approve")
 def approve_item(
-    item_id: int,
+    item_id: RowId,
     request: Request,
     body: ApproveIn | None = None,
     who: Principal = Depends(requires(Role.REVIEWER)),
@@ -43,7 +43,7 @@ def approve_item(
 
 @router.post("/items/{item_id}/send-back")
 def send_back_item(
-    item_id: int,
+    item_id: RowId,
     body: SendBackIn,
     request: Request,
     who: Principal = Depends(requires(Role.REVIEWER)),

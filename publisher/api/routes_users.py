@@ -13,16 +13,19 @@ from starlette.concurrency import run_in_threadpool
 from publisher.api.refusals import note_refusal
 from publisher.api.routes_common import (
     READERS,
+    RowId,
     channel_pool,
     client_address,
     current_principal,
     database_of,
     requires,
 )
+from publisher.api.schemas import Code
 from publisher.auth import BOOTSTRAP_ONLY, Principal, admin_exists
 from publisher.errors import Forbidden
 from publisher.models import Role
 from publisher.services import users as people
+from publisher.services.limits import CODES_MAX, NAME_MAX
 
 router = APIRouter(tags=["people"])
 
@@ -30,10 +33,12 @@ router = APIRouter(tags=["people"])
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="1 to 32 letters, digits, '.', '_' or '-'")
+    name: str = Field(max_length=NAME_MAX, description="1 to 32 letters, digits, '.', '_' or '-'")
     role: Role
-    departments: list[str] = Field(
-        default_factory=list, description="required for editors and reviewers, else refused"
+    departments: list[Code] = Field(
+        default_factory=list,
+        max_length=CODES_MAX,
+        description="required for editors and reviewers, else refused",
     )
     password: str | None = Field(
         default=None,
@@ -101,7 +106,7 @@ def list_tokens(
 
 @router.delete("/tokens/{token_id}")
 def revoke_token(
-    token_id: int, request: Request, who: Principal = Depends(requires(*READERS))
+    token_id: RowId, request: Request, who: Principal = Depends(requires(*READERS))
 ) -> dict[str, Any]:
     """Revoke a token (admins: any; others: their own, else 403). Refused at once by this
     process, within 5 seconds by the others."""

@@ -1,19 +1,43 @@
 """Request bodies of the REST API (docs/architecture.md, Stable interfaces: extend, do not break).
 
-Pydantic checks shapes and types; the services check meaning (known domain, responsible
-department, dates, sizes) and their problems come back in the same 422 shape.
+Pydantic checks shapes and types, and bounds every text and list (`publisher.services.limits`);
+the services check meaning (known domain, responsible department, dates, sizes, the characters
+of titles) and their problems come back in the same 422 shape. An item's fields are bounded by
+the service, which the CLI shares; here only where the service sets no limit of its own.
 """
 
 from __future__ import annotations
 
 import enum
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from channels.registry import KINDS
 from publisher.services.items import ItemFields
+from publisher.services.limits import (
+    CODE_MAX,
+    CODES_MAX,
+    NAME_MAX,
+    REASON_MAX,
+    TOKEN_MAX,
+    URL_MAX,
+    unsafe_characters,
+)
+
+
+def _plain(text: str) -> str:
+    """No control or bidi override characters (a name must read as it is stored)."""
+    message = unsafe_characters(text)
+    if message:
+        raise ValueError(message)
+    return text
+
+
+Code = Annotated[str, StringConstraints(max_length=CODE_MAX)]
+Name = Annotated[str, StringConstraints(max_length=NAME_MAX), AfterValidator(_plain)]
+Reason = Annotated[str, StringConstraints(max_length=REASON_MAX)]
 
 
 class _ItemBody(BaseModel):
@@ -37,7 +61,9 @@ class ItemIn(_ItemBody):
     doc_number: str | None = None
     formed_on: date
     keywords: list[str] | None = None
-    cover_image: str | None = Field(default=None, description="URL, or the url of POST /media")
+    cover_image: str | None = Field(
+        default=None, max_length=URL_MAX, description="URL, or the url of POST /media"
+    )
     channels: list[str] | None = Field(default=None, description="default: every enabled one")
     push: list[str] | None = None
     urgent: bool = False
@@ -65,65 +91,77 @@ class ItemPatch(_ItemBody):
 class ReasonIn(BaseModel):
     """An optional reason for an operator's or editor's action (retract, cancel, pause)."""
 
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 ChannelKind = enum.StrEnum("ChannelKind", {kind.upper(): kind for kind in KINDS})  # type: ignore[misc]
 
 
 class FreezeIn(BaseModel):
-    reason: str = Field(min_length=1, description="why publishing is frozen (shown to everyone)")
+    reason: str = Field(
+        min_length=1, max_length=REASON_MAX, description="why publishing is frozen (shown to all)"
+    )
 
 
 class CredentialsIn(BaseModel):
-    access_token: str = Field(min_length=1, json_schema_extra={"writeOnly": True})
+    access_token: str = Field(
+        min_length=1, max_length=TOKEN_MAX, json_schema_extra={"writeOnly": True}
+    )
 
 
 class DomainIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str
-    name: str
-    catecode: str
-    departments: list[str]
-    review_stages: list[str] | None = Field(
-        default=None, description="0–3 stage names, in order; default 初审, 终审"
+    code: Code
+    name: Name
+    catecode: Code
+    departments: list[Code] = Field(max_length=CODES_MAX)
+    review_stages: list[Code] | None = Field(
+        default=None,
+        max_length=CODES_MAX,
+        description="0–3 stage names, in order; default 初审, 终审",
     )
-    required_metadata: list[str] | None = None
+    required_metadata: list[Code] | None = Field(default=None, max_length=CODES_MAX)
 
 
 class DomainPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    catecode: str | None = None
-    departments: list[str] | None = None
+    name: Name | None = None
+    catecode: Code | None = None
+    departments: list[Code] | None = Field(default=None, max_length=CODES_MAX)
     active: bool | None = None
-    review_stages: list[str] | None = Field(
-        default=None, description="0–3 stage names, in order ([] = publish without review)"
+    review_stages: list[Code] | None = Field(
+        default=None,
+        max_length=CODES_MAX,
+        description="0–3 stage names, in order ([] = publish without review)",
     )
-    required_metadata: list[str] | None = Field(
-        default=None, description="item fields required before publishing, e.g. doc_number"
+    required_metadata: list[Code] | None = Field(
+        default=None,
+        max_length=CODES_MAX,
+        description="item fields required before publishing, e.g. doc_number",
     )
 
 
 class ApproveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    comment: str | None = None
+    comment: Reason | None = None
 
 
 class SendBackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    comment: str = Field(description="why the item goes back to its editor (required)")
+    comment: str = Field(
+        max_length=REASON_MAX, description="why the item goes back to its editor (required)"
+    )
 
 
 class DepartmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str
-    name: str
+    code: Code
+    name: Name
 
 
 class MediaOut(BaseModel):

@@ -7,7 +7,14 @@ import sys
 import click
 
 from channels.registry import KINDS
-from publisher.cli.common import acting, channel_pool, fail_on_service_errors, table, unit_of_work
+from publisher.cli.common import (
+    acting,
+    channel_pool,
+    fail_on_service_errors,
+    reason_text,
+    table,
+    unit_of_work,
+)
 from publisher.config import get_settings
 from publisher.db import get_database
 from publisher.delivery.ops import retry_failed
@@ -50,7 +57,7 @@ def channels_list() -> None:
 
 @channels.command("pause")
 @click.argument("kind", type=click.Choice(KINDS))
-@click.option("--reason", default=None)
+@click.option("--reason", callback=reason_text, default=None)
 @fail_on_service_errors
 def channels_pause(kind: str, reason: str | None) -> None:
     """Stop sending to a channel; its deliveries wait."""

@@ -34,6 +34,7 @@ from publisher.errors import (
 )
 from publisher.models import Role
 from publisher.services.channel_controls import warm_pool
+from publisher.services.limits import ID_MAX, REASON_MAX
 from publisher.services.users import find_user
 from publisher.shared import shared_store
 
@@ -92,6 +93,17 @@ def acting(*roles: Role) -> Principal:
     who = caller()
     who.require(*roles)
     return who
+
+
+# Row ids as the database holds them (a larger one would fail in the driver): exit 2 past it.
+ROW_ID = click.IntRange(1, ID_MAX)
+
+
+def reason_text(_ctx: click.Context, option: click.Parameter, value: str | None) -> str | None:
+    """A reason or comment of at most `REASON_MAX` characters, as the API takes (exit 2)."""
+    if value is not None and len(value) > REASON_MAX:
+        raise click.BadParameter(f"at most {REASON_MAX} characters", param=option)
+    return value
 
 
 def fail_on_service_errors(func: F) -> F:

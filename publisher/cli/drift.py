@@ -6,6 +6,7 @@ import click
 
 from channels.registry import KINDS
 from publisher.cli.common import (
+    ROW_ID,
     acting,
     fail_on_service_errors,
     table,
@@ -27,7 +28,7 @@ def drift() -> None:
 @drift.command("list")
 @click.option("--all", "show_all", is_flag=True, help="resolved drift too")
 @click.option("--channel", type=click.Choice(KINDS), default=None)
-@click.option("--item", type=int, default=None)
+@click.option("--item", type=ROW_ID, default=None)
 @click.option("--limit", type=int, default=50)
 @fail_on_service_errors
 def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int) -> None:
@@ -64,7 +65,7 @@ def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int
 
 @drift.command("check")
 @click.option("--channel", type=click.Choice(KINDS), default=None, help="default: every one")
-@click.option("--item", type=int, default=None, help="only this item's deliveries")
+@click.option("--item", type=ROW_ID, default=None, help="only this item's deliveries")
 @click.option(
     "--policy",
     type=click.Choice(["repair", "report"]),
@@ -112,7 +113,7 @@ def drift_check(channel: str | None, item: int | None, policy: str | None) -> No
 
 
 @drift.command("repair")
-@click.argument("drift_id", type=int)
+@click.argument("drift_id", type=ROW_ID)
 @fail_on_service_errors
 def drift_repair(drift_id: int) -> None:
     """Repair one open drift now (e.g. one recorded under the policy "report")."""

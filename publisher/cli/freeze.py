@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from publisher.cli.common import acting, fail_on_service_errors, show_pairs, unit_of_work
+from publisher.cli.common import (
+    acting,
+    fail_on_service_errors,
+    reason_text,
+    show_pairs,
+    unit_of_work,
+)
 from publisher.models import Role
 from publisher.services.freeze import active_freeze, freeze_view, lift_freeze, start_freeze
 
@@ -26,7 +32,7 @@ def freeze_status() -> None:
 
 
 @freeze.command("start")
-@click.option("--reason", required=True, help="why publishing is frozen")
+@click.option("--reason", callback=reason_text, required=True, help="why publishing is frozen")
 @fail_on_service_errors
 def freeze_start(reason: str) -> None:
     """Hold publishing and edits of every item not marked urgent."""

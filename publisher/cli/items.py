@@ -13,9 +13,11 @@ import click
 
 from channels.registry import KINDS
 from publisher.cli.common import (
+    ROW_ID,
     F,
     acting,
     fail_on_service_errors,
+    reason_text,
     show_pairs,
     table,
     unit_of_work,
@@ -76,7 +78,7 @@ def items_list(status: str | None, domain: str | None, department: str | None, l
 
 
 @items.command("show")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 @fail_on_service_errors
 def items_show(item_id: int) -> None:
     """An item, its latest revision and its deliveries."""
@@ -202,7 +204,7 @@ def items_create(**options: Any) -> None:
 
 
 @items.command("edit")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 @item_options
 @fail_on_service_errors
 def items_edit(item_id: int, **options: Any) -> None:
@@ -223,7 +225,7 @@ def items_edit(item_id: int, **options: Any) -> None:
 
 
 @items.command("publish")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 @click.option("--wait", is_flag=True, help="follow the deliveries until they settle")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="with --wait")
 @fail_on_service_errors
@@ -244,7 +246,7 @@ def items_publish(item_id: int, wait: bool, timeout: float) -> None:
 
 
 @items.command("submit")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 @fail_on_service_errors
 def items_submit(item_id: int) -> None:
     """Send an item's latest revision to its domain's review stages."""
@@ -256,8 +258,8 @@ def items_submit(item_id: int) -> None:
 
 
 @items.command("approve")
-@click.argument("item_id", type=int)
-@click.option("--comment", default=None)
+@click.argument("item_id", type=ROW_ID)
+@click.option("--comment", callback=reason_text, default=None)
 @fail_on_service_errors
 def items_approve(item_id: int, comment: str | None) -> None:
     """Approve the next review stage (as `publisher --as NAME`, a reviewer of the item's
@@ -271,8 +273,10 @@ def items_approve(item_id: int, comment: str | None) -> None:
 
 
 @items.command("send-back")
-@click.argument("item_id", type=int)
-@click.option("--comment", required=True, help="why it goes back to its editor")
+@click.argument("item_id", type=ROW_ID)
+@click.option(
+    "--comment", callback=reason_text, required=True, help="why it goes back to its editor"
+)
 @fail_on_service_errors
 def items_send_back(item_id: int, comment: str) -> None:
     """Return an item under review to its editor, with a comment."""
@@ -321,8 +325,8 @@ def follow_deliveries(item_id: int, timeout: float, interval: float = 0.5) -> in
 
 
 @items.command("retract")
-@click.argument("item_id", type=int)
-@click.option("--reason", default=None)
+@click.argument("item_id", type=ROW_ID)
+@click.option("--reason", callback=reason_text, default=None)
 @fail_on_service_errors
 def items_retract(item_id: int, reason: str | None) -> None:
     """Withdraw an item from every channel."""
@@ -339,7 +343,7 @@ FINDING_COLUMNS = ["kind", "field", "start", "end", "text_masked", "rule", "over
 
 
 @items.command("findings")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 @fail_on_service_errors
 def items_findings(item_id: int) -> None:
     """What the pre-publish checks find in the latest revision (personal data masked)."""
@@ -354,8 +358,10 @@ def items_findings(item_id: int) -> None:
 
 
 @items.command("override-findings")
-@click.argument("item_id", type=int)
-@click.option("--reason", required=True, help="why these findings may be published")
+@click.argument("item_id", type=ROW_ID)
+@click.option(
+    "--reason", callback=reason_text, required=True, help="why these findings may be published"
+)
 @fail_on_service_errors
 def items_override_findings(item_id: int, reason: str) -> None:
     """As a reviewer: let the latest revision's findings go out (bound to this text; any
@@ -372,7 +378,7 @@ def items_override_findings(item_id: int, reason: str) -> None:
 
 
 @items.command("mask")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ROW_ID)
 @fail_on_service_errors
 def items_mask(item_id: int) -> None:
     """A new revision with every ID, mobile and bank card number masked where it stands."""

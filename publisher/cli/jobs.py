@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from channels.registry import KINDS
-from publisher.cli.common import acting, fail_on_service_errors, show_pairs, table, unit_of_work
+from publisher.cli.common import (
+    ROW_ID,
+    acting,
+    fail_on_service_errors,
+    reason_text,
+    show_pairs,
+    table,
+    unit_of_work,
+)
 from publisher.delivery.ops import cancel_delivery, retry_delivery
 from publisher.models import DeliveryState, Role
 from publisher.services.queries import Page, delivery_detail, list_deliveries
@@ -22,7 +30,7 @@ def jobs() -> None:
 @jobs.command("list")
 @click.option("--state", type=click.Choice([s.value for s in DeliveryState]), default=None)
 @click.option("--channel", type=click.Choice(KINDS), default=None)
-@click.option("--item", type=int, default=None)
+@click.option("--item", type=ROW_ID, default=None)
 @click.option("--limit", type=int, default=50)
 @fail_on_service_errors
 def jobs_list(state: str | None, channel: str | None, item: int | None, limit: int) -> None:
@@ -38,7 +46,7 @@ def jobs_list(state: str | None, channel: str | None, item: int | None, limit: i
 
 
 @jobs.command("show")
-@click.argument("delivery_id", type=int)
+@click.argument("delivery_id", type=ROW_ID)
 @fail_on_service_errors
 def jobs_show(delivery_id: int) -> None:
     """A delivery and every attempt made for it."""
@@ -70,7 +78,7 @@ def jobs_show(delivery_id: int) -> None:
 
 
 @jobs.command("retry")
-@click.argument("delivery_id", type=int)
+@click.argument("delivery_id", type=ROW_ID)
 @fail_on_service_errors
 def jobs_retry(delivery_id: int) -> None:
     """Start a failed, deferred or cancelled delivery again."""
@@ -81,8 +89,8 @@ def jobs_retry(delivery_id: int) -> None:
 
 
 @jobs.command("cancel")
-@click.argument("delivery_id", type=int)
-@click.option("--reason", default=None)
+@click.argument("delivery_id", type=ROW_ID)
+@click.option("--reason", callback=reason_text, default=None)
 @fail_on_service_errors
 def jobs_cancel(delivery_id: int, reason: str | None) -> None:
     """Stop working on a delivery."""

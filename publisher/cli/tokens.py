@@ -6,7 +6,7 @@ import click
 
 from publisher.audit import audit
 from publisher.auth import DEFAULT_TOKEN_DAYS, create_token
-from publisher.cli.common import caller, fail_on_service_errors, table, unit_of_work
+from publisher.cli.common import ROW_ID, caller, fail_on_service_errors, table, unit_of_work
 from publisher.errors import FieldProblem, InvalidInput
 from publisher.models import Role
 from publisher.services.users import (
@@ -95,7 +95,7 @@ def token_list(user_name: str | None, show_all: bool) -> None:
 
 
 @token.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=ROW_ID)
 @fail_on_service_errors
 def token_revoke(token_id: int) -> None:
     """Revoke a token (admins: any; others: their own)."""

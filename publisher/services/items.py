@@ -38,11 +38,18 @@ from publisher.models import (
     utcnow,
 )
 from publisher.services import review
-from publisher.services.content import content_hash, markdown_to_html, sanitize_html
+from publisher.services.content import content_hash
+from publisher.services.limits import (
+    DOC_NUMBER_MAX,
+    KEYWORD_MAX,
+    SHORT_TITLE_MAX,
+    SUMMARY_MAX,
+    TITLE_MAX,
+    item_field_problems,
+    render_body,
+)
 from publisher.services.lookup import get_item, latest_revision
 
-TITLE_MAX = 200
-SUMMARY_MAX = 1000
 _UNSET: Any = object()
 
 
@@ -78,8 +85,10 @@ def _validate(
     *,
     creating: bool,
     disabled: dict[str, str | None],
+    body: str | None,
 ) -> list[FieldProblem]:
-    problems: list[FieldProblem] = []
+    """Every problem of `f`, given `body`, the sanitised HTML of the body it sets (if any)."""
+    problems = item_field_problems(vars(f))
 
     def bad(name: str, rule: str, message: str) -> None:
         problems.append(FieldProblem(name, rule, message))
@@ -95,11 +104,9 @@ def _validate(
         bad("body_markdown", "exclusive", "give body_html or body_markdown, not both")
     for name in ("body_html", "body_markdown"):
         value = getattr(f, name)
-        if value is not None and len(value.encode()) > settings.max_body_bytes:
-            bad(name, "max_bytes", f"{name} must be at most {settings.max_body_bytes} bytes")
-        elif value is not None and value.strip() and not _visible_body(f):
+        if value is not None and value.strip() and body is not None and not _visible(body):
             bad(name, "not_empty", f"{name} has no content left once scripts and tags are removed")
-    for name, limit in (("short_title", 64), ("doc_number", 64)):
+    for name, limit in (("short_title", SHORT_TITLE_MAX), ("doc_number", DOC_NUMBER_MAX)):
         value = getattr(f, name)
         if value is not None and len(value) > limit:
             bad(name, "max_length", f"{name} must be at most {limit} characters")
@@ -140,25 +147,45 @@ def _validate(
                 bad("channels", "known", f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
             elif disabled.get(kind):
                 bad("channels", "enabled", f"channel {kind!r} is disabled: {disabled[kind]}")
-    if f.keywords is not None and any(not k.strip() or len(k) > 32 for k in f.keywords):
-        bad("keywords", "format", "keywords must be non-empty and at most 32 characters each")
+    if f.keywords is not None and any(not k.strip() or len(k) > KEYWORD_MAX for k in f.keywords):
+        bad("keywords", "format", f"keywords must be non-empty, at most {KEYWORD_MAX} characters")
     return problems
 
 
 _COVER = re.compile(r"/media/[0-9a-f]{64}|https?://[^\s<>\"']{1,990}")
 
 
-def _visible_body(f: ItemFields) -> bool:
-    """Whether the body still has text or an image once sanitised."""
-    html, _ = _revision_body(f, None) if (f.body_html or f.body_markdown) else ("", None)
+def _visible(html: str) -> bool:
+    """Whether sanitised HTML has text or an image."""
     return bool(re.sub(r"<(?!img\b)[^>]*>|\s|&nbsp;", "", html))
 
 
-def _revision_body(f: ItemFields, previous: Revision | None) -> tuple[str, str | None]:
-    if f.body_markdown is not None:
-        return sanitize_html(markdown_to_html(f.body_markdown)), f.body_markdown
-    if f.body_html is not None:
-        return sanitize_html(f.body_html), None
+def _checked(
+    session: Session,
+    settings: Settings,
+    f: ItemFields,
+    rendered: tuple[str | None, list[FieldProblem]],
+    *,
+    creating: bool,
+    disabled: dict[str, str | None],
+) -> str | None:
+    """The sanitised HTML of the body `f` sets (None: unchanged), from `rendered`, what
+    `render_body` made of it (once, before any row is locked). Raises `InvalidInput` naming
+    every bad field."""
+    body, problems = rendered
+    problems = problems + _validate(
+        session, settings, f, creating=creating, disabled=disabled, body=body
+    )
+    if problems:
+        raise InvalidInput(problems)
+    return body
+
+
+def _revision_body(
+    f: ItemFields, body: str | None, previous: Revision | None
+) -> tuple[str, str | None]:
+    if body is not None:
+        return body, f.body_markdown
     assert previous is not None
     return previous.body_html, previous.body_markdown
 
@@ -189,9 +216,8 @@ def create_item(
 ) -> Item:
     """A new draft item with revision 1. Raises `InvalidInput`; `Forbidden` when `who` (None:
     no reviewer) may not mark it urgent (`review.check_flag_changes`)."""
-    problems = _validate(session, settings, fields, creating=True, disabled=disabled or {})
-    if problems:
-        raise InvalidInput(problems)
+    rendered = render_body(settings, fields.body_html, fields.body_markdown)
+    body = _checked(session, settings, fields, rendered, creating=True, disabled=disabled or {})
     assert fields.domain and fields.department and fields.title and fields.formed_on
     domain = session.get(Domain, fields.domain)
     assert domain is not None
@@ -207,7 +233,7 @@ def create_item(
     )
     session.add(item)
     session.flush()
-    rev = _add_revision(session, item, fields, None, actor)
+    rev = _add_revision(session, item, fields, body, None, actor)
     audit(
         session,
         actor,
@@ -220,9 +246,14 @@ def create_item(
 
 
 def _add_revision(
-    session: Session, item: Item, f: ItemFields, previous: Revision | None, actor: str
+    session: Session,
+    item: Item,
+    f: ItemFields,
+    body: str | None,
+    previous: Revision | None,
+    actor: str,
 ) -> Revision | None:
-    body_html, body_markdown = _revision_body(f, previous)
+    body_html, body_markdown = _revision_body(f, body, previous)
 
     def pick(name: str, default: Any) -> Any:
         value = getattr(f, name)
@@ -323,15 +354,14 @@ def edit_item(
     no reviewer) may not change `urgent`, `push`, `channels` or `domain`
     (`review.check_flag_changes`).
     """
+    rendered = render_body(settings, fields.body_html, fields.body_markdown)
     item = get_item(session, item_id, for_update=True)
     if item.status == ItemStatus.RETRACTED:
         raise Conflict(f"item {item_id} is retracted; publish it again before editing")
     merged = ItemFields(**{**vars(fields)})
     merged.domain = fields.domain or item.domain_code
     merged.department = fields.department or item.department_code
-    problems = _validate(session, settings, merged, creating=False, disabled=disabled or {})
-    if problems:
-        raise InvalidInput(problems)
+    body = _checked(session, settings, merged, rendered, creating=False, disabled=disabled or {})
     review.check_content_rights(who, [k for k, v in vars(fields).items() if v not in (None, {})])
     domain = session.get(Domain, merged.domain)
     assert domain is not None
@@ -351,7 +381,7 @@ def edit_item(
     if fields.urgent is not None:
         item.urgent = fields.urgent
     previous = latest_revision(session, item_id)
-    rev = _add_revision(session, item, fields, previous, actor)
+    rev = _add_revision(session, item, fields, body, previous, actor)
     if rev is not None:
         audit(
             session,
