@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -110,7 +111,7 @@ def _validate(
         value = getattr(f, name)
         if value is not None and len(value) > limit:
             bad(name, "max_length", f"{name} must be at most {limit} characters")
-    if f.cover_image is not None and not _COVER.fullmatch(f.cover_image):
+    if f.cover_image is not None and not _is_cover_url(f.cover_image):
         bad(
             "cover_image",
             "url",
@@ -153,6 +154,20 @@ def _validate(
 
 
 _COVER = re.compile(r"/media/[0-9a-f]{64}|https?://[^\s<>\"']{1,990}")
+
+
+def _is_cover_url(text: str) -> bool:
+    """An upload's path, or an http(s) URL with a host and a valid port (a port past 65535
+    or an unclosed `[` would fail only later, in a worker)."""
+    if not _COVER.fullmatch(text):
+        return False
+    if text.startswith("/"):
+        return True
+    try:
+        parts = urlsplit(text)
+        return bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:
+        return False
 
 
 def _visible(html: str) -> bool:

@@ -218,6 +218,17 @@ def test_oversized_item_fields_are_refused(
     assert field in problem_fields(timed_post(client, "/api/v1/items", json=item_body(**overrides)))
 
 
+@pytest.mark.parametrize(
+    "cover", ["http://example.org:99999/x.png", "http://[::1/x.png", "http://example.org:abc/x"]
+)
+def test_a_cover_url_that_does_not_parse_is_refused_when_written(
+    client: TestClient, cover: str
+) -> None:
+    """Not left for a worker to stumble on at publish time."""
+    resp = client.post("/api/v1/items", json=item_body(cover_image=cover), headers=ADMIN)
+    assert resp.status_code == 422 and "cover_image" in problem_fields(resp), resp.text
+
+
 def test_a_200_kb_reason_is_refused_everywhere(client: TestClient) -> None:
     reason = "因" * 200_000
     for path, body, field in [
