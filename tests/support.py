@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import requests
@@ -160,6 +160,23 @@ def item_fields(**overrides: Any) -> ItemFields:
         keywords=["补贴"],
     )
     return replace(fields, **overrides)
+
+
+def item_json(**overrides: Any) -> dict[str, Any]:
+    """The API's form of a valid new item (formed three days ago), with `overrides`
+    replacing its fields; an override of None leaves the field out."""
+    body: dict[str, Any] = {
+        "title": "关于2026年冬季供暖补贴发放的公告",
+        "body_html": "<p>补贴标准为每户每月200元。</p>",
+        "summary": "冬季供暖补贴发放",
+        "domain": "welfare",
+        "department": "sgj",
+        "doc_number": "松管社〔2026〕1号",
+        "formed_on": (date.today() - timedelta(days=3)).isoformat(),
+        "keywords": ["补贴", "供暖"],
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def housing_notice(n: int) -> ItemFields:

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from publisher.api.app import create_app
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
-from tests.support import approve_all, enable_signed_channels, user_with_token
+from tests.support import approve_all, enable_signed_channels, item_json, user_with_token
 
 ADMIN_TOKEN = "pub_admin-token-of-the-api-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -52,23 +52,8 @@ def token(client: TestClient, role: str, department: str | None = None) -> dict[
     return {"Authorization": f"Bearer {plaintext}"}
 
 
-def item_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "关于2026年冬季供暖补贴发放的公告",
-        "body_html": "<p>补贴标准为每户每月200元。</p>",
-        "summary": "冬季供暖补贴发放",
-        "domain": "welfare",
-        "department": "sgj",
-        "doc_number": "松管社〔2026〕1号",
-        "formed_on": (date.today() - timedelta(days=3)).isoformat(),
-        "keywords": ["补贴", "供暖"],
-    }
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
-
-
 def create(client: TestClient, headers: dict[str, str] = ADMIN, **overrides: Any) -> Any:
-    resp = client.post("/api/v1/items", json=item_body(**overrides), headers=headers)
+    resp = client.post("/api/v1/items", json=item_json(**overrides), headers=headers)
     assert resp.status_code == 201, resp.text
     return resp.json()
 
@@ -122,7 +107,7 @@ def test_markdown_body_becomes_html(client: TestClient) -> None:
 def test_bad_input_is_422_naming_field_and_rule_and_stores_nothing(
     client: TestClient, settings: Settings, overrides: dict[str, Any], field: str, rule: str
 ) -> None:
-    body = item_body(**overrides)
+    body = item_json(**overrides)
     if overrides.get("title", "x") is None:
         body.pop("title", None)
     resp = client.post("/api/v1/items", json=body, headers=ADMIN)
@@ -182,7 +167,7 @@ def test_no_token_is_401_with_www_authenticate(client: TestClient) -> None:
 
 def test_wrong_role_is_403_naming_the_role(client: TestClient, settings: Settings) -> None:
     supervisor = token(client, "supervisor")
-    resp = client.post("/api/v1/items", json=item_body(), headers=supervisor)
+    resp = client.post("/api/v1/items", json=item_json(), headers=supervisor)
     assert resp.status_code == 403
     assert "editor" in resp.json()["detail"]
     assert count(settings, "items") == 0
@@ -193,7 +178,7 @@ def test_wrong_role_is_403_naming_the_role(client: TestClient, settings: Setting
 
 def test_editor_is_limited_to_their_department(client: TestClient, settings: Settings) -> None:
     editor = token(client, "editor", "jyj")
-    resp = client.post("/api/v1/items", json=item_body(), headers=editor)  # sgj's item
+    resp = client.post("/api/v1/items", json=item_json(), headers=editor)  # sgj's item
     assert resp.status_code == 403
     assert count(settings, "items") == 0
     own = create(client, editor, domain="education", department="jyj")

@@ -35,7 +35,7 @@ from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
 from publisher.models import AuditEvent, Delivery, DeliveryState, Revision
-from tests.support import enable_signed_channels, fresh_postgres
+from tests.support import enable_signed_channels, fresh_postgres, item_json
 
 CLI_ADDRESS = f"cli@{socket.gethostname()}"
 CALLBACK_TOKEN = "wechat-callback-token"
@@ -69,19 +69,6 @@ def headers(role: str, department: str | None = None) -> dict[str, str]:
 
 def cli_run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
-
-
-def item_body(**overrides: Any) -> dict[str, Any]:
-    return {
-        "title": "关于2026年冬季供暖补贴发放的公告",
-        "body_html": "<p>补贴标准为每户每月200元。</p>",
-        "summary": "冬季供暖补贴发放",
-        "domain": "welfare",
-        "department": "sgj",
-        "doc_number": "松管社〔2026〕1号",
-        "formed_on": (datetime.now(UTC).date() - timedelta(days=3)).isoformat(),
-        **overrides,
-    }
 
 
 def png() -> bytes:
@@ -135,8 +122,8 @@ def test_api_and_cli_actions_are_chained_and_verify_passes(
     client: TestClient, settings: Settings
 ) -> None:
     admin = headers("admin")
-    created = client.post("/api/v1/items", json=item_body(), headers=admin).json()
-    client.post("/api/v1/items", json=item_body(title="第二条公告"), headers=admin)
+    created = client.post("/api/v1/items", json=item_json(), headers=admin).json()
+    client.post("/api/v1/items", json=item_json(title="第二条公告"), headers=admin)
     edited = client.patch(
         f"/api/v1/items/{created['id']}", json={"summary": "补贴发放（修订）"}, headers=admin
     )
@@ -435,8 +422,8 @@ def test_concurrent_postgres_writers_keep_one_chain(on_postgres: Settings) -> No
 
 def test_audit_list_filters_and_pages(client: TestClient, settings: Settings) -> None:
     admin = headers("admin")
-    first = client.post("/api/v1/items", json=item_body(), headers=admin).json()
-    second = client.post("/api/v1/items", json=item_body(title="第二条"), headers=admin).json()
+    first = client.post("/api/v1/items", json=item_json(), headers=admin).json()
+    second = client.post("/api/v1/items", json=item_json(title="第二条"), headers=admin).json()
     client.patch(f"/api/v1/items/{first['id']}", json={"summary": "修订"}, headers=admin)
     client.post("/api/v1/channels/website/pause", json={"reason": "维护"}, headers=admin)
     supervisor = headers("supervisor")
@@ -515,7 +502,7 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
 def test_wechat_publish_finished_is_recorded(
     client: TestClient, settings: Settings, dispatched: list[Any]
 ) -> None:
-    created = client.post("/api/v1/items", json=item_body(), headers=headers("admin")).json()
+    created = client.post("/api/v1/items", json=item_json(), headers=headers("admin")).json()
     with get_database().session() as session:
         waiting = Delivery(
             item_id=created["id"],

@@ -20,7 +20,7 @@ from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
 from publisher.services.html_depth import measure_html
-from tests.support import enable_signed_channels, user_with_token
+from tests.support import enable_signed_channels, item_json, user_with_token
 
 ADMIN_TOKEN = "pub_admin-token-of-the-bounds-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -34,18 +34,6 @@ def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settin
     reset_settings()
     user_with_token(get_database(), "admin", name="admin", token=ADMIN_TOKEN)
     return get_settings()
-
-
-def item_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "关于2026年冬季供暖补贴发放的公告",
-        "body_html": "<p>补贴标准为每户每月200元。</p>",
-        "domain": "welfare",
-        "department": "sgj",
-        "formed_on": "2026-11-20",
-    }
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
 
 
 def timed_post(client: TestClient, path: str, **kwargs: Any) -> Any:
@@ -84,20 +72,20 @@ MARKDOWN_BOMBS = {
 @pytest.mark.parametrize("text", MARKDOWN_BOMBS.values(), ids=MARKDOWN_BOMBS.keys())
 def test_a_markdown_bomb_finishes_by_its_deadline(client: TestClient, text: str) -> None:
     response = timed_post(
-        client, "/api/v1/items", json=item_body(body_html=None, body_markdown=text)
+        client, "/api/v1/items", json=item_json(body_html=None, body_markdown=text)
     )
     if response.status_code != 201:  # rendered in time on a fast machine: also fine
         refused(response, "body_markdown", "render_time")
 
 
 def test_eight_thousand_brackets_are_refused_at_the_deadline(client: TestClient) -> None:
-    body = item_body(body_html=None, body_markdown="[" * 8000)
+    body = item_json(body_html=None, body_markdown="[" * 8000)
     refused(timed_post(client, "/api/v1/items", json=body), "body_markdown", "render_time")
 
 
 def test_nested_blockquotes_in_markdown_are_refused_for_their_depth(client: TestClient) -> None:
     response = timed_post(
-        client, "/api/v1/items", json=item_body(body_html=None, body_markdown="> " * 500 + "x")
+        client, "/api/v1/items", json=item_json(body_html=None, body_markdown="> " * 500 + "x")
     )
     refused(response, "body_markdown", "max_depth")
 
@@ -105,7 +93,7 @@ def test_nested_blockquotes_in_markdown_are_refused_for_their_depth(client: Test
 def test_markdown_that_renders_quickly_still_makes_an_item(client: TestClient) -> None:
     text = "## 补贴标准\n\n每户每月**200元**，详见[通知](https://example.org/a)。\n\n- 一\n- 二\n"
     response = timed_post(
-        client, "/api/v1/items", json=item_body(body_html=None, body_markdown=text)
+        client, "/api/v1/items", json=item_json(body_html=None, body_markdown=text)
     )
     assert response.status_code == 201, response.text
     body = response.json()["revision"]["body_html"]
@@ -125,7 +113,7 @@ HTML_BOMBS = {
 @pytest.mark.parametrize("html", HTML_BOMBS.values(), ids=HTML_BOMBS.keys())
 def test_html_nested_too_deeply_is_refused(client: TestClient, html: str) -> None:
     refused(
-        timed_post(client, "/api/v1/items", json=item_body(body_html=html)),
+        timed_post(client, "/api/v1/items", json=item_json(body_html=html)),
         "body_html",
         "max_depth",
     )
@@ -143,7 +131,7 @@ HOSTILE_FLAT_HTML = {
 @pytest.mark.parametrize("html", HOSTILE_FLAT_HTML.values(), ids=HOSTILE_FLAT_HTML.keys())
 def test_flat_hostile_html_finishes(client: TestClient, html: str) -> None:
     """Inputs on which html.parser and html5lib are quadratic: measured and answered."""
-    response = timed_post(client, "/api/v1/items", json=item_body(body_html=html))
+    response = timed_post(client, "/api/v1/items", json=item_json(body_html=html))
     assert response.status_code in (201, 422), response.text
     if response.status_code == 422:
         assert problem_fields(response) == {"body_html"}
@@ -152,7 +140,7 @@ def test_flat_hostile_html_finishes(client: TestClient, html: str) -> None:
 @pytest.mark.parametrize("html", ["<p><svg><style><div>x", "<MATH><mi><div>"])
 def test_svg_and_mathml_are_refused(client: TestClient, html: str) -> None:
     """Inside them other rules decide what is a tag; the sanitiser removes them anyway."""
-    response = timed_post(client, "/api/v1/items", json=item_body(body_html=html))
+    response = timed_post(client, "/api/v1/items", json=item_json(body_html=html))
     refused(response, "body_html", "foreign_content")
 
 
@@ -167,7 +155,7 @@ SHALLOW_IN_THE_MODEL = {
 
 @pytest.mark.parametrize("html", SHALLOW_IN_THE_MODEL.values(), ids=SHALLOW_IN_THE_MODEL.keys())
 def test_tag_soup_finishes(client: TestClient, html: str) -> None:
-    response = timed_post(client, "/api/v1/items", json=item_body(body_html=html))
+    response = timed_post(client, "/api/v1/items", json=item_json(body_html=html))
     assert response.status_code in (201, 422), response.text
     if response.status_code == 422:
         assert problem_fields(response) == {"body_html"}
@@ -176,7 +164,7 @@ def test_tag_soup_finishes(client: TestClient, html: str) -> None:
 def test_real_html_without_optional_end_tags_is_accepted(client: TestClient) -> None:
     rows = "".join(f"<tr><td>第{n}户<td>200元" for n in range(2000))
     html = f"<div><table>{rows}</table><ul>{'<li>一项' * 500}</ul>{'<p>段落' * 500}</div>"
-    response = timed_post(client, "/api/v1/items", json=item_body(body_html=html))
+    response = timed_post(client, "/api/v1/items", json=item_json(body_html=html))
     assert response.status_code == 201, response.text
 
 
@@ -195,7 +183,7 @@ def test_depth_counts_what_a_browser_keeps_open() -> None:
 
 
 def test_a_hundred_thousand_keywords_are_refused(client: TestClient) -> None:
-    response = timed_post(client, "/api/v1/items", json=item_body(keywords=["补贴"] * 100_000))
+    response = timed_post(client, "/api/v1/items", json=item_json(keywords=["补贴"] * 100_000))
     refused(response, "keywords", "max_items")
 
 
@@ -215,7 +203,7 @@ def test_a_hundred_thousand_keywords_are_refused(client: TestClient) -> None:
 def test_oversized_item_fields_are_refused(
     client: TestClient, overrides: dict[str, Any], field: str
 ) -> None:
-    assert field in problem_fields(timed_post(client, "/api/v1/items", json=item_body(**overrides)))
+    assert field in problem_fields(timed_post(client, "/api/v1/items", json=item_json(**overrides)))
 
 
 @pytest.mark.parametrize(
@@ -225,7 +213,7 @@ def test_a_cover_url_that_does_not_parse_is_refused_when_written(
     client: TestClient, cover: str
 ) -> None:
     """Not left for a worker to stumble on at publish time."""
-    resp = client.post("/api/v1/items", json=item_body(cover_image=cover), headers=ADMIN)
+    resp = client.post("/api/v1/items", json=item_json(cover_image=cover), headers=ADMIN)
     assert resp.status_code == 422 and "cover_image" in problem_fields(resp), resp.text
 
 
@@ -269,15 +257,15 @@ def test_control_and_bidi_characters_are_refused_in_titles(
     client: TestClient, character: str
 ) -> None:
     title = f"关于{character}补贴的公告"
-    refused(timed_post(client, "/api/v1/items", json=item_body(title=title)), "title", "characters")
-    short = item_body(short_title=f"补贴{character}")
+    refused(timed_post(client, "/api/v1/items", json=item_json(title=title)), "title", "characters")
+    short = item_json(short_title=f"补贴{character}")
     refused(timed_post(client, "/api/v1/items", json=short), "short_title", "characters")
     name = {"code": "bidi", "name": f"社会{character}事务局"}
     assert "name" in problem_fields(timed_post(client, "/api/v1/departments", json=name))
 
 
 def test_an_edit_is_checked_too(client: TestClient) -> None:
-    created = timed_post(client, "/api/v1/items", json=item_body())
+    created = timed_post(client, "/api/v1/items", json=item_json())
     assert created.status_code == 201, created.text
     item_id = created.json()["id"]
     response = client.patch(f"/api/v1/items/{item_id}", headers=ADMIN, json={"title": "a\u202eb"})
@@ -333,7 +321,7 @@ def small_cap_client(settings: Settings, dispatched: Any) -> Iterator[TestClient
 
 
 def test_a_body_over_the_cap_is_refused_with_413(small_cap_client: TestClient) -> None:
-    body = item_body(body_html="<p>" + "字" * 30_000 + "</p>")
+    body = item_json(body_html="<p>" + "字" * 30_000 + "</p>")
     response = small_cap_client.post("/api/v1/items", headers=ADMIN, json=body)
     assert response.status_code == 413
     assert "50000 bytes" in response.json()["detail"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -36,6 +36,7 @@ from tests.support import (
     fresh_redis,
     item_delivery,
     item_fields,
+    item_json,
     make_due,
     migrated_sqlite,
     publish_reviewed,
@@ -107,7 +108,7 @@ def finished_rows() -> list[dict[str, Any]]:
 def test_a_replayed_callback_is_refused_and_records_nothing(
     client: TestClient, settings: Settings, sent: list[Message]
 ) -> None:
-    created = client.post("/api/v1/items", json=item_body(), headers=admin()).json()
+    created = client.post("/api/v1/items", json=item_json(), headers=admin()).json()
     with get_database().session() as session:
         session.add(
             Delivery(
@@ -195,18 +196,6 @@ def settled(channel: WeChatChannel, pub: Publication, receipt: Receipt) -> Recei
 def admin() -> dict[str, str]:
     with get_database().session() as session:
         return {"Authorization": f"Bearer {create_token(session, 'admin', None, label='test')}"}
-
-
-def item_body() -> dict[str, Any]:
-    return {
-        "title": "关于2026年冬季供暖补贴发放的公告",
-        "body_html": "<p>补贴标准为每户每月200元。</p>",
-        "summary": "冬季供暖补贴发放",
-        "domain": "welfare",
-        "department": "sgj",
-        "doc_number": "松管社〔2026〕1号",
-        "formed_on": (datetime.now(UTC).date() - timedelta(days=3)).isoformat(),
-    }
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "redis"])
