@@ -75,6 +75,10 @@ class ProcessStore:
     def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
         return None
 
+    def count(self, key: str, ttl_seconds: float) -> int:
+        self.values[key] = str(int(self.values.get(key, "0")) + 1)
+        return int(self.values[key])
+
 
 @lru_cache(maxsize=1)
 def _store() -> ProcessStore:

@@ -126,6 +126,11 @@ class SharedStore(Protocol):
         """Count one event in the current window; return None if allowed, else seconds to wait."""
         ...
 
+    def count(self, key: str, ttl_seconds: float) -> int:
+        """Add one to the counter `key` (atomic across workers) and return its new value; a
+        counter starts at 1 and is forgotten `ttl_seconds` after it started."""
+        ...
+
 
 SECRET_KEY_SUFFIX = ":access_token"
 

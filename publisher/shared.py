@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import Integer, Text, delete, select, update
+from sqlalchemy import Integer, Text, case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -89,6 +89,13 @@ class RedisSharedStore(_Sealing):
         pipe.expire(counter, int(window_seconds) + 60)
         count = int(pipe.execute()[0])
         return None if count <= limit else remaining
+
+    def count(self, key: str, ttl_seconds: float) -> int:
+        counter = self.prefix + key
+        pipe = self.redis.pipeline()
+        pipe.incr(counter)
+        pipe.pexpire(counter, max(1, int(ttl_seconds * 1000)), nx=True)  # from the first count
+        return int(pipe.execute()[0])
 
     def reseal(self) -> int:
         """Seal every secret not yet under the current key with it (keeping its time to live);
@@ -185,6 +192,27 @@ class DatabaseSharedStore(_Sealing):
                 )
             )
         return None if count <= limit else remaining
+
+    def count(self, key: str, ttl_seconds: float) -> int:
+        now = datetime.now(UTC)
+        with self.database.session() as session:
+            stmt = _insert_for(session)(SharedValue).values(
+                key=key, value="1", expires_at=now + timedelta(seconds=ttl_seconds)
+            )
+            # One statement, so concurrent workers lose no count; an expired counter restarts.
+            expired = SharedValue.expires_at <= now
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[SharedValue.key],
+                set_={
+                    "value": case(
+                        (expired, "1"), else_=(SharedValue.value.cast(Integer) + 1).cast(Text)
+                    ),
+                    "expires_at": case(
+                        (expired, stmt.excluded.expires_at), else_=SharedValue.expires_at
+                    ),
+                },
+            )
+            return int(session.execute(stmt.returning(SharedValue.value)).scalar_one())
 
     def reseal(self) -> int:
         """Seal every secret not yet under the current key with it; returns how many. The
