@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import requests
 import tenacity
@@ -29,6 +29,9 @@ from channels.errors import (
     RateLimited,
     Retryable,
 )
+
+if TYPE_CHECKING:
+    from channels.budgets import BudgetUse
 
 READ_ATTEMPTS = 3
 
@@ -182,6 +185,11 @@ class Channel(ABC):
     def preview(self, pub: Publication) -> dict[str, Any]:
         """How this channel would show `pub`, built locally: no network call, nothing secret."""
         return {}
+
+    def budget_usage(self) -> list[BudgetUse]:
+        """Today's use of each daily budget the channel keeps (`channels.budgets`), read
+        from the shared store: no call to the channel."""
+        return []
 
     @classmethod
     def state_without_refused_job(cls, state: Mapping[str, Any]) -> dict[str, Any]:

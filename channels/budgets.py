@@ -8,21 +8,38 @@ delivery engine defers the work (`QuotaExhausted`, until the reset) instead of f
 
 A purpose other than delivering (reconciliation) may spend only a share of each budget, so
 that checking what is live never uses up what publishing needs: `spend(endpoint,
-purpose="reconcile", share=0.2)` counts against both its own share and the whole budget.
+purpose="reconcile", share=0.2)` counts against both its own share and the whole budget. The
+caller that knows the purpose (the reconciler) says so once, around the adapter calls it makes:
+`with spending_for("reconcile", 0.2): channel.lookup(…)`; adapters just `spend(endpoint)`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Protocol
 
-from channels.base import SharedStore
 from channels.errors import QuotaExhausted
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving in China
 DELIVER = "deliver"
+# (purpose, share of each budget) of the calls made now, in this thread or task.
+_SPENDING: ContextVar[tuple[str, float]] = ContextVar("spending", default=(DELIVER, 1.0))
+
+
+@contextmanager
+def spending_for(purpose: str, share: float) -> Iterator[None]:
+    """Count the budgeted calls made inside against `purpose`, which may use `share` of each
+    budget (and counts in the whole)."""
+    token = _SPENDING.set((purpose, share))
+    try:
+        yield
+    finally:
+        _SPENDING.reset(token)
 
 
 def beijing_day(now: datetime | None = None) -> date:
@@ -33,6 +50,14 @@ def next_beijing_midnight(now: datetime | None = None) -> datetime:
     """The next 00:00 in Beijing, when the channels' daily quotas reset, as a UTC datetime."""
     day = beijing_day(now) + timedelta(days=1)
     return datetime.combine(day, datetime.min.time(), BEIJING).astimezone(UTC)
+
+
+class Counters(Protocol):
+    """What budgets need of the shared store (`channels.base.SharedStore` has it)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def count(self, key: str, ttl_seconds: float) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +78,7 @@ class DailyBudgets:
     """The daily budgets of one channel (`kind`): `limits` maps an endpoint to its calls a
     day; an endpoint not in it is not rationed."""
 
-    def __init__(self, shared: SharedStore, kind: str, limits: Mapping[str, int]) -> None:
+    def __init__(self, shared: Counters, kind: str, limits: Mapping[str, int]) -> None:
         self.shared = shared
         self.kind = kind
         self.limits = dict(limits)
@@ -62,16 +87,19 @@ class DailyBudgets:
         self,
         endpoint: str,
         *,
-        purpose: str = DELIVER,
+        purpose: str | None = None,
         share: float = 1.0,
         now: datetime | None = None,
     ) -> None:
-        """Count one call to `endpoint` for `purpose`, or raise `QuotaExhausted` (until the
-        next midnight in Beijing, nothing counted against the whole budget) when today's calls
-        have reached its limit, or `share` of it for this purpose."""
+        """Count one call to `endpoint` for `purpose` (unset: the `spending_for` around this
+        call, else delivering), or raise `QuotaExhausted` (until the next midnight in Beijing,
+        nothing counted against the whole budget) when today's calls have reached its limit,
+        or `share` of it for this purpose."""
         limit = self.limits.get(endpoint)
         if limit is None:
             return
+        if purpose is None:
+            purpose, share = _SPENDING.get()
         now = now or datetime.now(UTC)
         resets = next_beijing_midnight(now)
         ttl = (resets - now).total_seconds() + 3600  # a little past the reset: then unused

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from channels.budgets import DailyBudgets, next_beijing_midnight
+from channels.budgets import DailyBudgets, next_beijing_midnight, spending_for
 from channels.errors import QuotaExhausted
 from publisher.db import Database
 from publisher.models import SharedValue
@@ -63,6 +63,8 @@ def test_reconciliation_spends_only_its_share_and_counts_in_the_whole(store: Any
     with pytest.raises(QuotaExhausted, match="reconcile share"):
         budgets.spend("freepublish/getarticle", purpose="reconcile", share=0.2, now=LATE)
     assert budgets.used("freepublish/getarticle", now=LATE) == 2
+    with spending_for("reconcile", 0.2), pytest.raises(QuotaExhausted, match="reconcile share"):
+        budgets.spend("freepublish/getarticle", now=LATE)  # as an adapter spends, unaware
     for _ in range(8):  # delivering may use what is left, no more
         budgets.spend("freepublish/getarticle", now=LATE)
     with pytest.raises(QuotaExhausted):
