@@ -327,7 +327,7 @@ class DeliveryEngine:
         if not receipt.complete:
             delivery.incomplete = True
             delivery.remote_state = state
-            delivery.state = DeliveryState.UNKNOWN
+            delivery.state = DeliveryState.CONFIRMING
             delivery.explanation = "accepted by the channel; waiting for it to finish publishing"
             delivery.next_attempt_at = utcnow() + timedelta(seconds=receipt.poll_after or 60)
             delivery.lease_owner = delivery.lease_expires_at = None

@@ -68,6 +68,8 @@ def poke_delivery(session: Session, delivery_id: int) -> None:
         enqueue_after_commit(session, [(delivery.id, delivery.channel_kind)])
 
 
+# Not `confirming`: the channel has accepted the job and publishes it whatever we do here;
+# it is retracted once live instead.
 CANCELLABLE = (
     DeliveryState.PENDING,
     DeliveryState.RETRYING,
@@ -115,12 +117,13 @@ def poke_waiting_wechat_delivery(session: Session, publish_id: str) -> bool:
 def delivery_for_wechat_publish(session: Session, publish_id: str) -> int | None:
     """The WeChat delivery waiting on freepublish job `publish_id`, if any.
 
-    While a publish job runs, the delivery's remote id is the job's publish_id.
+    While a publish job runs, the delivery's remote id is the job's publish_id. Such a
+    delivery is `confirming`; one waiting since before that state existed is `unknown`.
     """
     found: int | None = session.scalars(
         select(Delivery.id).where(
             Delivery.channel_kind == "wechat",
-            Delivery.state == DeliveryState.UNKNOWN,
+            Delivery.state.in_((DeliveryState.CONFIRMING, DeliveryState.UNKNOWN)),
             Delivery.remote_id == str(publish_id),
         )
     ).first()

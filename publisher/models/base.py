@@ -87,8 +87,11 @@ class DeliveryState(enum.StrEnum):
     LIVE = "live"
     WITHDRAWN = "withdrawn"
     FAILED = "failed"
-    UNKNOWN = "unknown"
+    UNKNOWN = "unknown"  # a write whose outcome is not known: the channel is looked up first
     CANCELLED = "cancelled"
+    # The channel accepted the work and finishes it later (WeChat's publish job): nothing is
+    # wrong, the engine polls (or a callback pokes it) until the copy is live or refused.
+    CONFIRMING = "confirming"
 
 
 # States a worker may claim once `next_attempt_at` is due.
@@ -97,6 +100,7 @@ CLAIMABLE_STATES = (
     DeliveryState.RETRYING,
     DeliveryState.DEFERRED,
     DeliveryState.UNKNOWN,
+    DeliveryState.CONFIRMING,
 )
 SETTLED_STATES = (
     DeliveryState.LIVE,
