@@ -33,11 +33,12 @@ router = APIRouter(tags=["channels"])
 
 @router.get("/channels")
 def list_channels(request: Request, _: Principal = Depends(requires(*READERS))) -> dict[str, Any]:
-    """Each kind: enabled (or why not), paused, needs re-authorisation, deliveries by state."""
+    """Each kind: enabled (or why not), paused, needs re-authorisation, deliveries by state,
+    circuit breaker (state, next probe), daily budgets (used, limit, reset) and health."""
     pool = channel_pool(request)
-    health = warm_pool(pool)
+    readings = warm_pool(pool)
     with database_of(request).session() as session:
-        return {"channels": channel_statuses(session, pool, health)}
+        return {"channels": channel_statuses(session, pool, readings)}
 
 
 @router.post("/channels/{kind}/pause")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -37,11 +38,12 @@ def channels() -> None:
 
 @channels.command("list")
 def channels_list() -> None:
-    """Each channel: enabled (or why not), paused, needs re-authorisation, deliveries."""
+    """Each channel: enabled (or why not), paused, needs re-authorisation, deliveries, circuit
+    breaker; then each daily budget's use and reset, and the materials held."""
     pool = channel_pool(get_settings())
-    health = warm_pool(pool)
+    readings = warm_pool(pool)
     with unit_of_work() as (session, _):
-        statuses = channel_statuses(session, pool, health)
+        statuses = channel_statuses(session, pool, readings)
     rows = []
     for s in statuses:
         status = "enabled" if s["enabled"] else "disabled"
@@ -51,8 +53,42 @@ def channels_list() -> None:
             status = "needs re-authorisation"
         note = s["disabled_reason"] or s["paused_reason"] or s["reauth_reason"]
         counts = " ".join(f"{k}={v}" for k, v in sorted(s["deliveries"].items()))
-        rows.append({"kind": s["kind"], "status": status, "deliveries": counts, "note": note})
-    click.echo(table(rows, ["kind", "status", "deliveries", "note"]))
+        rows.append(
+            {
+                "kind": s["kind"],
+                "status": status,
+                "breaker": breaker_line(s["breaker"]),
+                "deliveries": counts,
+                "note": note,
+            }
+        )
+    click.echo(table(rows, ["kind", "status", "breaker", "deliveries", "note"]))
+    for s in statuses:
+        for line in budget_lines(s["kind"], s["budgets"], s["health"]):
+            click.echo(line)
+
+
+def breaker_line(breaker: dict[str, Any]) -> str:
+    if breaker["state"] == "open":
+        return f"open until {breaker['next_probe_at']}"
+    if breaker["state"] == "half_open":
+        owner = breaker["probe_owner"]
+        return f"half-open, probe by {owner}" if owner else "half-open, probe due"
+    return "closed"
+
+
+def budget_lines(kind: str, budgets: list[dict[str, Any]], health: dict[str, Any]) -> list[str]:
+    """`kind`'s daily budgets (a spent one marked) and its materials, if it has them."""
+    lines = []
+    if budgets:
+        lines.append(f"{kind} daily budgets (reset {budgets[0]['resets_at']}):")
+        for b in budgets:
+            spent = "  spent: waits for the reset" if b["left"] == 0 else ""
+            lines.append(f"  {b['endpoint']:<32} {b['used']}/{b['limit']}{spent}")
+    materials = health.get("materials")
+    if isinstance(materials, dict):
+        lines.append(f"{kind} materials held: {materials.get('held')}/{materials.get('cap')}")
+    return lines
 
 
 @channels.command("pause")

@@ -1,5 +1,5 @@
-"""Operator controls of channels: status (health, pause, rate budget), pause, resume, and
-renewed credentials.
+"""Operator controls of channels: status (health, pause, rate budget, circuit breaker, daily
+budgets), pause, resume, and renewed credentials.
 
 Services never commit. A credential given here goes only to the shared store (where every
 worker's adapter reads it): never into the audit trail, a log or an answer.
@@ -8,11 +8,14 @@ worker's adapter reads it): never into the audit trail, a log or an answer.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from channels.base import SharedStore, token_key
+from channels.budgets import BudgetUse
 from channels.registry import KINDS
 from publisher.audit import audit
 from publisher.delivery.gate import channel_row
@@ -25,6 +28,7 @@ from publisher.errors import FieldProblem, InvalidInput
 from publisher.models import Channel as ChannelRow
 from publisher.models import (
     WaitReason,
+    utcnow,
 )
 from publisher.services.queries import counts_by_state
 
@@ -49,33 +53,64 @@ def build_adapters(pool: ChannelPool) -> None:
         pool.disabled_reason(kind)
 
 
-def warm_pool(pool: ChannelPool) -> dict[str, dict[str, Any]]:
-    """`build_adapters`, then read each enabled adapter's health (which may read the shared
-    store); returns health per enabled kind."""
+@dataclass
+class Readings:
+    """What an enabled adapter says of itself: its health and today's daily budgets."""
+
+    health: dict[str, Any] = field(default_factory=dict)
+    budgets: list[dict[str, Any]] = field(default_factory=list)
+
+
+def warm_pool(pool: ChannelPool) -> dict[str, Readings]:
+    """`build_adapters`, then read each enabled adapter's health and budgets (both may read
+    the shared store, neither calls the channel); returns them per enabled kind."""
     build_adapters(pool)
-    health: dict[str, dict[str, Any]] = {}
+    readings: dict[str, Readings] = {}
     for kind in KINDS:
         if pool.disabled_reason(kind) is None:
-            try:
-                health[kind] = pool.get(kind).health()
-            except Exception as exc:  # a status page must not fail on one channel's bug
-                health[kind] = {"error": str(exc)}
-    return health
+            readings[kind] = _read(pool, kind)
+    return readings
+
+
+def _read(pool: ChannelPool, kind: str) -> Readings:
+    adapter = pool.get(kind)
+    try:
+        health = adapter.health()
+    except Exception as exc:  # a status page must not fail on one channel's bug
+        health = {"error": str(exc)}
+    try:
+        budgets = [budget_view(use) for use in adapter.budget_usage()]
+    except Exception as exc:
+        log.warning("%s: its daily budgets cannot be read: %s", kind, exc)
+        budgets = []
+    return Readings(health, budgets)
+
+
+def budget_view(use: BudgetUse) -> dict[str, Any]:
+    return {
+        "endpoint": use.endpoint,
+        "used": use.used,
+        "limit": use.limit,
+        "left": use.left,
+        "resets_at": use.resets_at.isoformat(),
+    }
 
 
 def channel_statuses(
-    session: Session, pool: ChannelPool, health: dict[str, dict[str, Any]]
+    session: Session, pool: ChannelPool, readings: dict[str, Readings]
 ) -> list[dict[str, Any]]:
-    """One entry per kind: enabled (or why not), paused, needs re-authorisation, counts.
+    """One entry per kind: enabled (or why not), paused, needs re-authorisation, counts,
+    circuit breaker, daily budgets and health.
 
-    `health` comes from `warm_pool`, called before `session` began.
+    `readings` come from `warm_pool`, called before `session` began.
     """
     counts = counts_by_state(session)
+    now = utcnow()
     out = []
     for kind in KINDS:
         row = session.get(ChannelRow, kind)
         reason = pool.disabled_reason(kind)
-        kind_health = health.get(kind, {})
+        reading = readings.get(kind, Readings())
         out.append(
             {
                 "kind": kind,
@@ -86,11 +121,41 @@ def channel_statuses(
                 "needs_reauth": bool(row and row.needs_reauth),
                 "reauth_reason": row.reauth_reason if row else None,
                 "deliveries": counts.get(kind, {}),
-                "rate_budget": _rate_budget(kind_health),
-                "health": kind_health,
+                "rate_budget": _rate_budget(reading.health),
+                "breaker": breaker_view(row, now),
+                "budgets": reading.budgets,
+                "health": reading.health,
             }
         )
     return out
+
+
+def breaker_view(row: ChannelRow | None, now: datetime) -> dict[str, Any]:
+    """The channel's circuit breaker: `closed`; `open` until its cooldown ends (the next
+    probe then); or `half_open`: the cooldown is over and one probe, owned by `probe_owner`
+    until its lease ends (or by the next worker to come), tests the channel."""
+    failures = row.breaker_failures if row else 0
+    open_until = row.breaker_open_until if row else None
+    view: dict[str, Any] = {
+        "state": "closed",
+        "failures": failures,
+        "open_until": None,
+        "probe_owner": None,
+        "next_probe_at": None,
+    }
+    if row is None or open_until is None:
+        return view
+    view["open_until"] = open_until.isoformat()
+    if open_until > now:
+        return {**view, "state": "open", "next_probe_at": open_until.isoformat()}
+    expires = row.breaker_probe_expires
+    probing = row.breaker_probe_owner is not None and expires is not None and expires > now
+    return {
+        **view,
+        "state": "half_open",
+        "probe_owner": row.breaker_probe_owner if probing else None,
+        "next_probe_at": (expires if probing and expires else now).isoformat(),
+    }
 
 
 def _rate_budget(health: dict[str, Any]) -> dict[str, Any] | None:
