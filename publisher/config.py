@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from channels.fetch import normalise_origin
+from channels.registry import KINDS
 from publisher.sealing import decode_key
 
 DEFAULT_SANDBOX_CREDENTIAL = "sandbox"
@@ -23,6 +24,9 @@ DEFAULT_SANDBOX_SECRET = "sandbox-secret"
 DEFAULT_SHARED_KEY_PREFIX = "publisher:"
 MIN_BOOTSTRAP_TOKEN_LENGTH = 32
 MIN_AUDIT_RETENTION_DAYS = 183
+# Channels whose reconcile policy is not the global one unless PUBLISHER_RECONCILE_POLICIES
+# says otherwise (see `Settings.reconcile_policies`).
+RECONCILE_POLICY_DEFAULTS = {"weibo": "report"}
 # WeChat's EncodingAESKey: 43 base64 characters, 32 bytes once "=" is appended.
 WECHAT_AES_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
 # Broker URLs kombu serves with its Redis transport.
@@ -198,6 +202,29 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 3600.0
     reconcile_batch: int = 200
     reconcile_policy: Literal["repair", "report"] = "repair"
+    # Per channel, over the policy above (JSON: kind → policy). Weibo reports by default: its
+    # lookups cannot always find an old post (issue 13), and a repair would post it again.
+    reconcile_policies: dict[str, Literal["repair", "report"]] = Field(default_factory=dict)
+    # The share of each daily budget (channels.budgets) a reconcile run may spend, leaving the
+    # rest to publishing; what it could not check for budget it reports as unchecked.
+    reconcile_budget_share: float = Field(default=0.2, gt=0, le=1)
+
+    @field_validator("reconcile_policies")
+    @classmethod
+    def _known_channels(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(KINDS))
+        if unknown:
+            raise ValueError(
+                f"PUBLISHER_RECONCILE_POLICIES names unknown channels {unknown}; known: {KINDS}"
+            )
+        return value
+
+    def reconcile_policy_for(self, kind: str) -> str:
+        """The reconcile policy of channel `kind`: its own, else Weibo's default, else the
+        global one."""
+        return {**RECONCILE_POLICY_DEFAULTS, **self.reconcile_policies}.get(
+            kind, self.reconcile_policy
+        )
 
     # Catalogue sub-codes per domain are our assumption (docs/protocols.md §3), overridable per
     # domain in the store; this is the section the catalogue groups them under.

@@ -97,12 +97,13 @@ def drift_check(channel: str | None, item: int | None, policy: str | None) -> No
             "repaired": r.repaired,
             "resolved": r.resolved,
             "errors": r.errors,
+            "unchecked": r.unchecked,
             "note": r.skipped or r.stopped or (r.error_samples[0] if r.error_samples else None),
         }
         for r in reports
     ]
     columns = ["channel", "policy", "checked", "in_line", "drift", "repaired", "resolved"]
-    click.echo(table(rows, [*columns, "errors", "note"]))
+    click.echo(table(rows, [*columns, "errors", "unchecked", "note"]))
     for r in reports:
         for found in r.drift:
             again = " (seen before)" if found.seen_before else ""

@@ -16,9 +16,14 @@ operator to repair (`repair_drift`). A repair that does not hold (the drift is f
 after the engine settled it) is not repeated: it is left open as `reported`, so a platform
 that keeps removing a post is not fed it again every hour.
 
-A channel that fails during the check (busy, timeouts, rate limits) shows no drift: the error
-is counted and the check moves on (or stops, for a rate limit or refused credentials). A
-paused channel, one needing re-authorisation and one whose circuit breaker is open are skipped.
+A channel that fails during the check (busy, timeouts) shows no drift: the error is counted
+and the check moves on (or stops, for refused credentials). The lookups spend at most
+`reconcile_budget_share` of each daily budget (`channels.budgets.spending_for`), so that a
+check never eats the quota publishing needs; a lookup refused for a rate limit or a spent
+budget is no verdict either: the run stops and reports how many it left `unchecked`, and why.
+A paused channel, one needing re-authorisation and one whose circuit breaker is open are
+skipped. Each channel has its policy (`Settings.reconcile_policy_for`): Weibo's is "report" by
+default, since a post its lookups cannot find may still be there.
 
 Like the engine, and for the same reason (a remote call must not sit inside a transaction),
 `reconcile_channel` commits: one short transaction picks the deliveries, then one per delivery
@@ -38,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from channels.base import Capability, Publication, Receipt, Remote
+from channels.budgets import spending_for
 from channels.errors import AuthExpired, ChannelDisabled, ChannelError, RateLimited
 from channels.registry import KINDS
 from publisher.audit import audit
@@ -108,7 +114,8 @@ class ReconcileReport:
     """One channel's check: how many deliveries were looked up and what came of it.
 
     `checked` = `in_line` + len(`drift`) + `errors` + `changed_meanwhile`. `skipped` says why
-    nothing was checked; `stopped` why the check ended early.
+    nothing was checked; `stopped` why the check ended early; `unchecked` counts the
+    deliveries a rate limit or a spent budget left for the next run.
     """
 
     channel: str
@@ -123,6 +130,7 @@ class ReconcileReport:
     changed_meanwhile: int = 0  # the engine moved the delivery during the lookup: not judged
     skipped: str | None = None
     stopped: str | None = None
+    unchecked: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -260,7 +268,7 @@ def reconcile_channel(
     `InvalidInput` for an unknown policy; channel errors are counted in the report, never
     raised.
     """
-    report = ReconcileReport(kind, check_policy(policy or settings.reconcile_policy))
+    report = ReconcileReport(kind, check_policy(policy or settings.reconcile_policy_for(kind)))
     try:  # before any session: on SQLite, building an adapter may read the shared store
         channel = pool.get(kind)
     except ChannelDisabled as exc:
@@ -275,21 +283,29 @@ def reconcile_channel(
             return report
         probes = _probes(session, settings, kind, limit=limit, item_id=item_id)
     consecutive_errors = 0
-    for probe in probes:
-        report.checked += 1
+    for position, probe in enumerate(probes):
         try:
-            receipt = channel.lookup(probe.pub, probe.remote)
+            with spending_for("reconcile", settings.reconcile_budget_share):
+                receipt = channel.lookup(probe.pub, probe.remote)
+        except RateLimited as exc:  # no verdict: this one and the rest wait for the next run
+            report.unchecked = len(probes) - position
+            report.stopped = f"{report.unchecked} not checked: {exc}"
+            log.warning("reconcile %s: %s", kind, report.stopped)
+            break
         except ChannelError as exc:
+            report.checked += 1
             _count_error(report, probe, str(exc))
-            if isinstance(exc, RateLimited | AuthExpired):
+            if isinstance(exc, AuthExpired):
                 report.stopped = str(exc)
                 break
             consecutive_errors += 1
         except Exception as exc:  # a bug in an adapter: keep checking, like the engine
+            report.checked += 1
             log.exception("reconcile: %s lookup crashed on delivery %s", kind, probe.delivery_id)
             _count_error(report, probe, f"internal error in the {kind} adapter: {exc!r}")
             consecutive_errors += 1
         else:
+            report.checked += 1
             consecutive_errors = 0
             try:
                 with database.session() as session:

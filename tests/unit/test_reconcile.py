@@ -179,7 +179,7 @@ def test_a_check_that_finds_everything_in_line_records_nothing(world: World) -> 
     ]
 
     assert [(r.checked, r.in_line, r.drift, r.errors) for r in reports] == [(2, 2, [], 0)] * 2
-    assert {r.policy for r in reports} == {"repair"}
+    assert [r.policy for r in reports] == ["repair", "report"]  # Weibo reports by default
     assert world.drifts() == [] and world.sent == []
     assert world.count(DriftCheck) == 4
     for item_id in (first, second):
@@ -318,6 +318,30 @@ def test_report_only_writes_nothing_keeps_the_drift_open_and_never_duplicates_it
 
     with world.db.session() as session:  # the operator decides to repair it after all
         repair_drift(session, drift.id, actor="operator")
+    assert world.sync(item_id, "weibo").state == DeliveryState.LIVE
+    assert len(world.live_weibo_posts()) == 1
+
+
+def test_weibo_reconcile_reports_by_default_and_repairs_only_when_its_setting_says(
+    world: World,
+) -> None:
+    item_id = world.publish_live()
+    weibo = world.delivery(item_id, "weibo")
+    assert weibo.remote_id is not None
+    world.destroy_weibo_post(weibo.remote_id)
+
+    report = scheduled_reconcile(world.db, world.settings, world.pool, "weibo")
+
+    assert (report.policy, report.repaired, world.sent) == ("report", 0, [])
+    [drift] = world.drifts()
+    assert drift.resolution == DriftResolution.REPORTED
+    assert world.delivery(item_id, "weibo").state == DeliveryState.LIVE
+    assert world.live_weibo_posts() == []  # nothing posted again
+
+    repairing = world.settings.model_copy(update={"reconcile_policies": {"weibo": "repair"}})
+    again = scheduled_reconcile(world.db, repairing, world.pool, "weibo")
+
+    assert (again.policy, again.repaired) == ("repair", 1)
     assert world.sync(item_id, "weibo").state == DeliveryState.LIVE
     assert len(world.live_weibo_posts()) == 1
 
