@@ -1,4 +1,5 @@
-"""Deliveries (one per item × channel): list, inspect with attempts, retry, cancel."""
+"""Deliveries (one per item × channel): list, inspect with attempts, retry, cancel, adopt a
+post or mark it posted."""
 
 from __future__ import annotations
 
@@ -6,9 +7,19 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from publisher.api.routes_common import READERS, RowId, RowIdFilter, database_of, page, requires
-from publisher.api.schemas import ChannelKind, ReasonIn
+from publisher.api.routes_common import (
+    READERS,
+    RowId,
+    RowIdFilter,
+    channel_pool,
+    database_of,
+    page,
+    requires,
+    settings_of,
+)
+from publisher.api.schemas import AdoptIn, ChannelKind, MarkPostedIn, ReasonIn
 from publisher.auth import Principal
+from publisher.delivery.adopt import adopt_post, mark_posted
 from publisher.delivery.ops import cancel_delivery, retry_delivery
 from publisher.models import DeliveryState, Role
 from publisher.services import queries
@@ -71,5 +82,49 @@ def cancel(
     with database_of(request).session() as session:
         reason = body.reason if body else None
         cancel_delivery(session, delivery_id, actor=who.actor, reason=reason)
+        session.flush()
+        return queries.delivery_detail(session, delivery_id)
+
+
+@router.post("/deliveries/{delivery_id}/adopt")
+def adopt(
+    delivery_id: RowId,
+    body: AdoptIn,
+    request: Request,
+    who: Principal = Depends(requires(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Take post `remote_id` as this unknown or failed delivery's copy once the channel shows
+    it there (audited); 409 saying what the channel showed when it does not."""
+    database = database_of(request)
+    adopt_post(
+        database,
+        settings_of(request),
+        channel_pool(request),
+        delivery_id,
+        body.remote_id,
+        actor=who.actor,
+    )
+    with database.session() as session:
+        return queries.delivery_detail(session, delivery_id)
+
+
+@router.post("/deliveries/{delivery_id}/mark-posted")
+def posted(
+    delivery_id: RowId,
+    body: MarkPostedIn,
+    request: Request,
+    who: Principal = Depends(requires(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Record an unknown or failed delivery live on the operator's word, with a required
+    reason (audited), when the channel cannot be asked."""
+    with database_of(request).session() as session:
+        mark_posted(
+            session,
+            delivery_id,
+            reason=body.reason,
+            remote_id=body.remote_id,
+            url=body.url,
+            actor=who.actor,
+        )
         session.flush()
         return queries.delivery_detail(session, delivery_id)

@@ -21,6 +21,7 @@ from publisher.services.limits import (
     CODES_MAX,
     NAME_MAX,
     REASON_MAX,
+    REMOTE_ID_MAX,
     TOKEN_MAX,
     URL_MAX,
     unsafe_characters,
@@ -92,6 +93,31 @@ class ReasonIn(BaseModel):
     """An optional reason for an operator's or editor's action (retract, cancel, pause)."""
 
     reason: Reason | None = None
+
+
+RemoteId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=REMOTE_ID_MAX),
+    AfterValidator(_plain),
+]
+
+
+class AdoptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    remote_id: RemoteId = Field(description="the post's id on the channel, looked up there first")
+
+
+class MarkPostedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    remote_id: RemoteId | None = Field(default=None, description="the post's id, if known")
+    url: str | None = Field(default=None, max_length=URL_MAX, description="the post's address")
+    reason: str = Field(
+        min_length=1,
+        max_length=REASON_MAX,
+        description="why the item counts as posted without the channel's word (required)",
+    )
 
 
 ChannelKind = enum.StrEnum("ChannelKind", {kind.upper(): kind for kind in KINDS})  # type: ignore[misc]

@@ -13,9 +13,14 @@ from publisher.cli.common import (
     show_pairs,
     table,
     unit_of_work,
+    warm_channel_pool,
 )
+from publisher.config import get_settings
+from publisher.db import get_database
+from publisher.delivery.adopt import adopt_post, mark_posted
 from publisher.delivery.ops import cancel_delivery, retry_delivery
 from publisher.models import DeliveryState, Role
+from publisher.services.limits import REMOTE_ID_MAX, URL_MAX
 from publisher.services.queries import Page, delivery_detail, list_deliveries
 
 # Every role sees deliveries; editors and reviewers only their departments' (`scope`).
@@ -98,3 +103,47 @@ def jobs_cancel(delivery_id: int, reason: str | None) -> None:
     with unit_of_work() as (session, _):
         cancel_delivery(session, delivery_id, actor=who.actor, reason=reason)
     click.echo(f"delivery {delivery_id} cancelled")
+
+
+def remote_id_text(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A post's id as the API takes it: not blank, at most `REMOTE_ID_MAX` characters."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > REMOTE_ID_MAX:
+        raise click.BadParameter(f"1 to {REMOTE_ID_MAX} characters", param=param)
+    return text
+
+
+@jobs.command("adopt")
+@click.argument("delivery_id", type=ROW_ID)
+@click.argument("remote_id", callback=remote_id_text)
+@fail_on_service_errors
+def jobs_adopt(delivery_id: int, remote_id: str) -> None:
+    """Take a post the channel shows under REMOTE_ID as an unknown or failed delivery's copy."""
+    who = acting(Role.OPERATOR)
+    settings = get_settings()
+    pool = warm_channel_pool(settings)
+    adopt_post(get_database(settings), settings, pool, delivery_id, remote_id, actor=who.actor)
+    click.echo(f"delivery {delivery_id} adopted post {remote_id}")
+
+
+@jobs.command("mark-posted")
+@click.argument("delivery_id", type=ROW_ID)
+@click.option("--reason", callback=reason_text, required=True, help="why (audited)")
+@click.option("--remote-id", callback=remote_id_text, default=None, help="the post's id")
+@click.option("--url", default=None, help="the post's address")
+@fail_on_service_errors
+def jobs_mark_posted(delivery_id: int, reason: str, remote_id: str | None, url: str | None) -> None:
+    """Record an unknown or failed delivery live on your word, when the channel cannot be
+    asked."""
+    if not reason.strip():
+        raise click.BadParameter("must not be blank", param_hint="--reason")
+    if url is not None and len(url) > URL_MAX:
+        raise click.BadParameter(f"at most {URL_MAX} characters", param_hint="--url")
+    who = acting(Role.OPERATOR)
+    with unit_of_work() as (session, _):
+        mark_posted(
+            session, delivery_id, reason=reason, remote_id=remote_id, url=url, actor=who.actor
+        )
+    click.echo(f"delivery {delivery_id} marked posted")

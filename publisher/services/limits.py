@@ -33,6 +33,7 @@ NAME_MAX = 100  # names of domains and departments
 CODE_MAX = 64  # codes of domains, departments, channels; filter values
 CODES_MAX = 200  # lists of codes: a domain's departments, a user's
 URL_MAX = 2000
+REMOTE_ID_MAX = 200  # a post's id on a channel (deliveries.remote_id)
 TOKEN_MAX = 4096
 WORD_MAX = 100  # a sensitive word
 # Database ids are signed 64-bit integers in SQLite and PostgreSQL.

@@ -115,6 +115,12 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/deliveries/{delivery_id}"): admits(*EVERYONE, item=True),
     ("POST", "/api/v1/deliveries/{delivery_id}/retry"): admits(*OPERATORS),
     ("POST", "/api/v1/deliveries/{delivery_id}/cancel"): admits(*OPERATORS),
+    ("POST", "/api/v1/deliveries/{delivery_id}/adopt"): admits(
+        *OPERATORS, body={"remote_id": "post-1"}
+    ),
+    ("POST", "/api/v1/deliveries/{delivery_id}/mark-posted"): admits(
+        *OPERATORS, body={"reason": "seen on the channel"}
+    ),
     # channels and the freeze
     ("GET", "/api/v1/channels"): admits(*EVERYONE),
     ("POST", "/api/v1/channels/{kind}/pause"): admits(*OPERATORS),
