@@ -17,7 +17,7 @@ from publisher.cli.common import (
 )
 from publisher.config import get_settings
 from publisher.db import get_database
-from publisher.delivery.adopt import adopt_post, mark_posted
+from publisher.delivery.adopt import ADOPTABLE, adopt_post, mark_posted
 from publisher.delivery.ops import cancel_delivery, retry_delivery
 from publisher.models import DeliveryState, Role
 from publisher.services.limits import REMOTE_ID_MAX, URL_MAX
@@ -73,6 +73,11 @@ def jobs_show(delivery_id: int) -> None:
             ("explanation", delivery["explanation"]),
         ]
     )
+    if delivery["state"] in ADOPTABLE:
+        click.echo(
+            f"its post is on the channel after all? publisher jobs adopt {delivery_id} REMOTE_ID "
+            f"(or: publisher jobs mark-posted {delivery_id} --reason …)"
+        )
     if delivery["attempt_log"]:
         click.echo()
         rows = [

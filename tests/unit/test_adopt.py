@@ -148,6 +148,8 @@ def test_the_cli_adopts_by_id_and_says_why_it_refuses(world: World) -> None:
     (record,) = world.website.inspect()["records"]["articles"].values()
     runner = CliRunner()
 
+    shown = runner.invoke(cli, ["--as", "ops-li", "jobs", "show", str(delivery_id)])
+    assert f"publisher jobs adopt {delivery_id} REMOTE_ID" in shown.output
     refused = runner.invoke(cli, ["--as", "ops-li", "jobs", "adopt", str(delivery_id), "x-1"])
     adopted = runner.invoke(
         cli, ["--as", "ops-li", "jobs", "adopt", str(delivery_id), record["id"]]
