@@ -209,12 +209,14 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         answer was lost (look up before writing again).
         """
         self._refuse_problems(pub)
+        self._ensure_budget("draft/add", "freepublish/submit")
         article = self._article(pub)
         return self._publish([article], pub.content_hash, submit_marker(pub))
 
     def update(self, pub: Publication, remote: Remote) -> Receipt:
         """Published articles cannot be edited: republish, or publish a correction notice."""
         self._refuse_problems(pub)
+        self._ensure_budget("draft/add", "freepublish/submit", "freepublish/delete")
         if self.edit_policy == "correction":
             return self._publish_correction(pub, remote)
         self.delete(remote)

@@ -82,6 +82,19 @@ class WeChatCalls:
     def budget_usage(self) -> list[BudgetUse]:
         return self.budgets.usage()
 
+    def _ensure_budget(self, *endpoints: str) -> None:
+        """Raise QuotaExhausted, as spending would, when today's budget for any of `endpoints`
+        is spent: before the uploads and draft of a write WeChat would then be refused, and
+        before the delete of a republish that could not publish again today."""
+        for endpoint in endpoints:
+            limit = self.budgets.limits.get(endpoint)
+            if limit is not None and self.budgets.used(endpoint) >= limit:
+                raise QuotaExhausted(
+                    f"wechat: today's budget for {endpoint} is spent ({limit} a day); "
+                    "continuing after midnight, Beijing time",
+                    until=next_beijing_midnight(),
+                )
+
     def _call(self, what: str, call: Callable[[], T], *, write: bool) -> T:
         """Run one API call to the endpoint `what` after spending its daily budget; a refused
         token is refreshed once and the call retried once.

@@ -23,7 +23,7 @@ Sandbox-only controls, besides the shared `/_sandbox/*` (records are in `/_sandb
   `publish_delay_seconds`, `callback_url`, `callback_token`, `callback_aes_key` (set: the
   callback speaks safe mode), `api_quota_exhausted`,
   `mass_per_day`, `daily_quotas` (endpoint → calls a day, over the official ones),
-  `force_refresh_per_day`, `appid`, `secret`)
+  `unauthorized` (endpoints answered 48001), `force_refresh_per_day`, `appid`, `secret`)
 - `POST /_sandbox/wechat/expire_token`  every issued token expires now
 - `POST /_sandbox/wechat/refuse_token`  every issued token is refused (40001), though
   `stable_token` without force still hands it out
@@ -78,7 +78,7 @@ def create_app(state: SandboxState) -> FastAPI:
                 raise WeChatError(45009, "reach max api daily quota limit")
             if needs_token:
                 sandbox.check_token(request.query_params.get("access_token"))
-                sandbox.spend_quota(request.url.path.removeprefix("/cgi-bin/"))
+                sandbox.admit(request.url.path.removeprefix("/cgi-bin/"))
         if request.headers.get("content-type", "").startswith("multipart/"):
             return None
         raw = await request.body()

@@ -67,6 +67,9 @@ class WeChatSettings:
     mass_per_day: int = 1
     # Endpoint ("freepublish/get") → calls a day, laid over `DAILY_QUOTAS`.
     daily_quotas: dict[str, int] = field(default_factory=dict)
+    # Endpoints this account may not call (48001), e.g. "freepublish/delete" on an account
+    # that is not certified.
+    unauthorized: list[str] = field(default_factory=list)
     force_refresh_per_day: int = 20
 
 
@@ -187,8 +190,11 @@ class WeChatSandbox:
         daily[name] = daily.get(name, 0) + add
         return int(daily[name])
 
-    def spend_quota(self, endpoint: str) -> None:
-        """Count one call to `endpoint` ("freepublish/get"); WeChat's 45009 past its quota."""
+    def admit(self, endpoint: str) -> None:
+        """A call to `endpoint` ("freepublish/get") with a valid token: 48001 if the account
+        may not use it, else counted against its daily quota (45009 once spent)."""
+        if endpoint in self.settings.unauthorized:
+            raise WeChatError(48001, "api unauthorized")
         limit = {**DAILY_QUOTAS, **self.settings.daily_quotas}.get(endpoint)
         if limit is None:
             return
