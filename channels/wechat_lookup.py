@@ -112,6 +112,8 @@ class WeChatLookups(WeChatCalls):
             except ForeignArticle as exc:
                 self.shared.delete(finished_key(publish_id))
                 found, note = None, f"回调所报{exc.note}; polled the job instead"
+            except QuotaExhausted:
+                found = None  # today's getarticle budget is spent: the poll decides
             if found is not None:
                 return replace(
                     found, state={**found.state, "publish_id": publish_id, "publish_status": 0}
