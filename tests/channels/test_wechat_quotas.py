@@ -10,10 +10,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from pydantic import ValidationError
 from wechatpy.exceptions import WeChatClientException
 
 from channels.base import Publication, Receipt, Remote
@@ -22,6 +24,8 @@ from channels.errors import AuthExpired, OutcomeUnknown, QuotaExhausted, Retryab
 from channels.wechat import WeChatChannel
 from channels.wechat_api import FORCE_REFRESH
 from channels.wechat_calls import DAILY_LIMITS, wechat_error
+from publisher.channel_config import build_channel
+from publisher.config import Settings
 from publisher.shared import RedisSharedStore
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
@@ -30,6 +34,7 @@ from tests.support import (
     fresh_redis,
     running_sandbox,
     sample_publication,
+    scratch_shared_store,
     sealer_for_tests,
 )
 
@@ -254,3 +259,25 @@ def test_45009_from_wechat_itself_still_defers_until_midnight() -> None:
     assert isinstance(error, QuotaExhausted)
     assert error.until == next_beijing_midnight()
     assert (error.code, error.message) == ("45009", "reach max api")
+
+
+def test_daily_limits_from_the_settings_lie_over_wechats_own(tmp_path: Path) -> None:
+    settings = Settings(
+        var_dir=tmp_path,
+        wechat_appid="sandbox",
+        wechat_secret="sandbox-secret",
+        wechat_daily_limits={"freepublish/getarticle": 500},
+    )
+    with scratch_shared_store() as shared:
+        usage = build_channel("wechat", settings, shared).budget_usage()
+
+    limits = {use.endpoint: use.limit for use in usage}
+    assert limits == {**DAILY_LIMITS, "freepublish/getarticle": 500}
+
+
+def test_a_negative_daily_limit_is_refused_naming_the_setting_and_endpoint() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(wechat_daily_limits={"freepublish/get": -1})
+
+    assert refused.value.errors()[0]["loc"] == ("wechat_daily_limits", "freepublish/get")
+    assert "greater than or equal to 0" in str(refused.value)
