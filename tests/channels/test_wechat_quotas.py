@@ -8,6 +8,7 @@ to refuse it: work past a budget is deferred (`QuotaExhausted` until midnight), 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,14 +27,25 @@ from channels.wechat_api import FORCE_REFRESH
 from channels.wechat_calls import DAILY_LIMITS, wechat_error
 from publisher.channel_config import build_channel
 from publisher.config import Settings
+from publisher.delivery.engine import DeliveryEngine
+from publisher.models import Channel as ChannelRow
+from publisher.models import Delivery, DeliveryState
+from publisher.services.items import create_item, retract_item
 from publisher.shared import RedisSharedStore
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
 from tests.support import (
     RunningSandbox,
     fresh_redis,
+    item_delivery,
+    item_fields,
+    make_due,
+    migrated_sqlite,
+    publish_reviewed,
     running_sandbox,
     sample_publication,
+    sandbox_engine,
+    sandbox_settings,
     scratch_shared_store,
     sealer_for_tests,
 )
@@ -281,3 +293,44 @@ def test_a_negative_daily_limit_is_refused_naming_the_setting_and_endpoint() -> 
 
     assert refused.value.errors()[0]["loc"] == ("wechat_daily_limits", "freepublish/get")
     assert "greater than or equal to 0" in str(refused.value)
+
+
+def test_48001_on_a_retraction_holds_the_channel_for_the_operator_with_wechats_text(
+    tmp_path: Path, dispatched: list[tuple[int, str, float]]
+) -> None:
+    kinds = ["website", "wechat"]
+    with running_sandbox("website") as website, running_sandbox("wechat") as wechat:
+        settings = sandbox_settings(
+            tmp_path, migrated_sqlite(tmp_path), website, wechat, wechat_poll_seconds=0.2
+        )
+        engine = sandbox_engine(settings)
+        with engine.database.session() as session:
+            item_id = int(create_item(session, settings, item_fields(channels=kinds), actor="t").id)
+        with engine.database.session() as session:
+            publish_reviewed(session, settings, item_id, enabled_kinds=kinds)
+        synced(engine, item_id, "website")
+        deadline = time.monotonic() + 10
+        while synced(engine, item_id, "wechat").state != DeliveryState.LIVE:
+            assert time.monotonic() < deadline, "never live on WeChat"
+            time.sleep(0.2)
+        wechat_settings(wechat, unauthorized=["freepublish/delete"])
+        with engine.database.session() as session:
+            retract_item(session, item_id, actor="t")
+
+        held = synced(engine, item_id, "wechat")
+        with engine.database.session() as session:
+            row = session.get(ChannelRow, "wechat")
+            assert row is not None and row.needs_reauth
+        engine.database.dispose()
+
+    assert held.state == DeliveryState.DEFERRED and held.last_error_kind == "auth_expired"
+    assert (held.last_error_code, held.last_error_message) == ("48001", "api unauthorized")
+    assert "该公众号未获得此接口权限" in (held.explanation or "")
+
+
+def synced(engine: DeliveryEngine, item_id: int, kind: str) -> Delivery:
+    delivery = item_delivery(engine.database, item_id, kind)
+    make_due(engine.database, delivery.id)
+    engine.sync(delivery.id, "test-worker")
+    found: Delivery = item_delivery(engine.database, item_id, kind)
+    return found
