@@ -216,9 +216,10 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
     def update(self, pub: Publication, remote: Remote) -> Receipt:
         """Published articles cannot be edited: republish, or publish a correction notice."""
         self._refuse_problems(pub)
-        self._ensure_budget("draft/add", "freepublish/submit", "freepublish/delete")
+        self._ensure_budget("draft/add", "freepublish/submit")
         if self.edit_policy == "correction":
             return self._publish_correction(pub, remote)
+        self._ensure_budget("freepublish/delete")  # not deleted unless it can be republished
         self.delete(remote)
         return self.create(pub)
 

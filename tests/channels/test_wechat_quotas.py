@@ -334,3 +334,19 @@ def synced(engine: DeliveryEngine, item_id: int, kind: str) -> Delivery:
     engine.sync(delivery.id, "test-worker")
     found: Delivery = item_delivery(engine.database, item_id, kind)
     return found
+
+
+def test_an_edit_with_the_days_submits_spent_leaves_the_published_article_alone() -> None:
+    with make(daily_limits={**DAILY_LIMITS, "freepublish/submit": 1}) as spent:
+        channel = spent.channel
+        assert isinstance(channel, WeChatChannel)
+        wechat_settings(spent.sandbox, publish_delay_seconds=0.0)
+        published = publish_settled(channel, item(1))
+        assert published is not None
+        edited = replace(item(1), title="公示第1号（更新）", content_hash="e" * 64)
+
+        with pytest.raises(QuotaExhausted):
+            channel.update(edited, Remote(published.remote_id, published.url, published.state))
+
+        assert spent.copies(item(1)) == 1, "not deleted when it cannot be republished today"
+        assert counters(spent.sandbox).get("calls:/cgi-bin/freepublish/delete", 0) == 0
