@@ -62,6 +62,7 @@ class ProcessStore:
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
+        self.added: dict[str, float] = {}  # `add`ed key → when it lapses (time.monotonic)
 
     def get(self, key: str) -> str | None:
         return self.values.get(key)
@@ -71,9 +72,16 @@ class ProcessStore:
 
     def delete(self, key: str) -> None:
         self.values.pop(key, None)
+        self.added.pop(key, None)
 
     def take_slot(self, key: str, limit: int, window_seconds: float) -> float | None:
         return None
+
+    def add(self, key: str, value: str, ttl_seconds: float) -> bool:
+        if self.added.get(key, 0.0) > time.monotonic():
+            return False
+        self.added[key] = time.monotonic() + ttl_seconds
+        return True
 
     def count(self, key: str, ttl_seconds: float) -> int:
         self.values[key] = str(int(self.values.get(key, "0")) + 1)

@@ -7,6 +7,7 @@ created again), the broker Redis db 14, the shared store db 13, the baseline's b
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -19,12 +20,15 @@ import requests
 
 from bench.procs import ROOT, Processes, free_port, wait_http
 from channels.registry import KINDS
+from channels.sandbox.wechat_account import DAILY_QUOTAS
+from channels.wechat_calls import DAILY_LIMITS
 from publisher.auth import create_token
 from publisher.config import DEFAULT_SANDBOX_CREDENTIAL, DEFAULT_SANDBOX_SECRET
 from publisher.db import Database
 from publisher.migrate import upgrade
 
 CLI = [sys.executable, "-c", "from publisher.cli import main; main()"]
+UNRATIONED_WECHAT = dict.fromkeys(DAILY_LIMITS, 1_000_000_000)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ class BenchSystem:
             PUBLISHER_WEIBO_ACCESS_TOKEN=DEFAULT_SANDBOX_CREDENTIAL,
             # Fault-free and unpaced: the run measures our overhead, not Weibo's hourly budget.
             PUBLISHER_WEIBO_POSTS_PER_HOUR="1000000",
+            # Nor WeChat's daily quotas (the sandbox's are lifted in `start_sandboxes`).
+            PUBLISHER_WECHAT_DAILY_LIMITS=json.dumps(UNRATIONED_WECHAT),
             BENCH_BASELINE_BROKER=services.redis_url(services.baseline_db),
         )
         for kind in KINDS:
@@ -143,7 +149,8 @@ class BenchSystem:
             timeout=5,
         ).raise_for_status()
         self.wechat_settings(
-            publish_delay_seconds=wechat_publish_delay, freepublish_get_per_day=1_000_000
+            publish_delay_seconds=wechat_publish_delay,
+            daily_quotas=dict.fromkeys(DAILY_QUOTAS, 1_000_000_000),
         )
 
     def wechat_settings(self, **changes: object) -> None:

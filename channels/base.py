@@ -129,6 +129,11 @@ class SharedStore(Protocol):
         """Count one event in the current window; return None if allowed, else seconds to wait."""
         ...
 
+    def add(self, key: str, value: str, ttl_seconds: float) -> bool:
+        """Set `key` unless it is set (atomic across workers, e.g. a lock that lapses after
+        `ttl_seconds`); True if this call set it."""
+        ...
+
     def count(self, key: str, ttl_seconds: float) -> int:
         """Add one to the counter `key` (atomic across workers) and return its new value; a
         counter starts at 1 and is forgotten `ttl_seconds` after it started."""

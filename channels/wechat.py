@@ -35,10 +35,11 @@ from channels.base import (
     Remote,
     SharedStore,
 )
+from channels.budgets import DailyBudgets
 from channels.errors import ChannelError, OutcomeUnknown, Permanent
 from channels.fetch import FetchPolicy, ImageFetcher, shown_url
 from channels.wechat_api import PublisherWeChatClient
-from channels.wechat_calls import ARTICLE_ABSENT, BEIJING, PREPARE
+from channels.wechat_calls import ARTICLE_ABSENT, BEIJING, DAILY_LIMITS, PREPARE
 from channels.wechat_lookup import CORRECTION_PREFIX, ForeignArticle, WeChatLookups, finished_key
 from channels.wechat_push import WeChatPush, digest_clientmsgid
 
@@ -72,7 +73,8 @@ class WeChatSettings:
 
     `default_author` None: the department's name; `poll_seconds`: how often `lookup` asks
     about a submitted article; `submit_settle_seconds`: see `SUBMIT_SETTLE_SECONDS`; `fetch`:
-    what may be downloaded of the images an item links to (`channels.fetch`).
+    what may be downloaded of the images an item links to (`channels.fetch`); `daily_limits`:
+    calls a day per endpoint (`channels.wechat_calls.DAILY_LIMITS`, WeChat's own quotas).
     """
 
     appid: str
@@ -84,6 +86,7 @@ class WeChatSettings:
     poll_seconds: float = 120.0
     submit_settle_seconds: float = SUBMIT_SETTLE_SECONDS
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    daily_limits: Mapping[str, int] = field(default_factory=lambda: dict(DAILY_LIMITS))
 
 
 class WeChatChannel(WeChatLookups, WeChatPush, Channel):
@@ -108,6 +111,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         poll_seconds: float = 120.0,
         submit_settle_seconds: float = SUBMIT_SETTLE_SECONDS,
         fetch: FetchPolicy | None = None,
+        daily_limits: Mapping[str, int] = DAILY_LIMITS,
     ) -> None:
         if edit_policy not in EDIT_POLICIES:
             raise ValueError(f"wechat edit policy must be one of {EDIT_POLICIES}")
@@ -115,6 +119,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
             appid, secret, api_base=api_base, shared=shared, timeout=timeout
         )
         self.shared = shared
+        self.budgets = DailyBudgets(shared, self.kind, daily_limits)
         self.timeout = timeout
         self.edit_policy = edit_policy
         self.default_author = default_author
@@ -142,6 +147,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
             poll_seconds=settings.poll_seconds,
             submit_settle_seconds=settings.submit_settle_seconds,
             fetch=settings.fetch,
+            daily_limits=settings.daily_limits,
         )
 
     # --- preflight --------------------------------------------------------------------------
@@ -203,14 +209,17 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         answer was lost (look up before writing again).
         """
         self._refuse_problems(pub)
+        self._ensure_budget("draft/add", "freepublish/submit")
         article = self._article(pub)
         return self._publish([article], pub.content_hash, submit_marker(pub))
 
     def update(self, pub: Publication, remote: Remote) -> Receipt:
         """Published articles cannot be edited: republish, or publish a correction notice."""
         self._refuse_problems(pub)
+        self._ensure_budget("draft/add", "freepublish/submit")
         if self.edit_policy == "correction":
             return self._publish_correction(pub, remote)
+        self._ensure_budget("freepublish/delete")  # not deleted unless it can be republished
         self.delete(remote)
         return self.create(pub)
 
@@ -258,6 +267,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         running; Permanent if WeChat failed it; None if deleted). Otherwise (after an uncertain
         submit, or when the recorded article is gone or shows another revision) this
         revision's own article is searched for in the published list by its "阅读原文" link
+        — but not when the gone article was this revision's own (its id held: `getarticle`
+        said enough) —
         — a correction notice if the recorded article stays —; while this revision's submit
         may still be in progress the lookup waits; failing both, the recorded article if it
         is still there, else None.
@@ -274,6 +285,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
                 note = exc.note
             if recorded is not None and recorded.content_hash == pub.content_hash:
                 return recorded
+            if recorded is None and note is None and not self._may_be_elsewhere(pub, state):
+                return None  # this revision's article, known by its id, is gone
         elif state.get("publish_id"):
             return self._poll_publish(pub, state)
         correction = recorded is not None and self.edit_policy == "correction"
@@ -296,6 +309,14 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
                 note=note,
             )
         return recorded
+
+    def _may_be_elsewhere(self, pub: Publication, state: dict[str, Any]) -> bool:
+        """Whether `pub`'s article may be one whose id we never got: the recorded article
+        shows another revision (an edit's answer was lost), or a submit may be in progress.
+        Only then is the published list searched (`freepublish/batchget`, rationed)."""
+        return state.get("content_hash") != pub.content_hash or bool(
+            self.shared.get(submit_marker(pub))
+        )
 
     def health(self) -> dict[str, Any]:
         return {"api_base": self.client.api_base, "edit_policy": self.edit_policy}

@@ -9,6 +9,13 @@ other workers' tokens, so only `stable_token` is ever used.
 wechatpy raises `WeChatClientException(errcode, errmsg)` for an error answer, lets `requests`
 exceptions through, and returns the raw `requests.Response` when the body is not JSON; the
 adapter maps all three onto our typed errors (`channels.wechat_calls`).
+
+A refused token is replaced the way the stable_token page asks
+(https://developers.weixin.qq.com/doc/service/api/base/api_getstableaccesstoken): a forced
+refresh invalidates the token for every holder and is limited ("强制刷新模式每天限用 20 次且需
+间隔 30 秒"), so one worker at a time (a lock in the shared store) first takes a token another
+worker has shared since, then asks without force, and forces only when WeChat hands out the
+very token it has just refused; forced refreshes spend the `FORCE_REFRESH` budget.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from wechatpy import WeChatClient
 from wechatpy.client.api.base import BaseWeChatAPI
 
 from channels.base import SharedStore, token_key
+from channels.budgets import DailyBudgets
+from channels.errors import Retryable
 
 TOKEN_KEY = token_key("wechat")
 _FETCH_LOCK_KEY = "wechat:access_token:fetching"
@@ -27,6 +36,11 @@ _FETCH_LOCK_KEY = "wechat:access_token:fetching"
 # worker starts a call with a token about to lapse.
 TOKEN_MARGIN_SECONDS = 300
 _FETCH_WAIT_SECONDS = 5.0
+FORCE_REFRESH = "stable_token (force_refresh)"  # its budget's name in `DailyBudgets`
+FORCE_GAP_SECONDS = 30.0
+_REFRESH_LOCK_KEY = "wechat:access_token:refreshing"
+_FORCED_RECENTLY_KEY = "wechat:access_token:forced"
+_REFRESH_LOCK_SECONDS = 15.0
 
 
 class UnexpectedAnswer(Exception):
@@ -195,10 +209,39 @@ class PublisherWeChatClient(WeChatClient):
         self.shared.set(TOKEN_KEY, token, ttl_seconds=max(1.0, expires_in - margin))
         return token
 
-    def refresh_after_rejection(self) -> None:
-        """WeChat refused our token: force a new one, unless another worker already did."""
-        shared = self.shared.get(TOKEN_KEY)
-        if shared is not None and shared != self.last_token:
+    def refresh_after_rejection(self, budgets: DailyBudgets) -> None:
+        """WeChat refused `last_token`: share a replacement, one worker at a time (the others
+        wait for it). A token shared since is taken as it is; else the stable token is asked
+        for without force; only when that is the refused token again is it forced.
+
+        Raises QuotaExhausted when today's forced refreshes are spent, Retryable within 30 s
+        of the last forced refresh or when the refreshing worker shares nothing in time, and
+        what `fetch_access_token` raises.
+        """
+        refused = self.last_token
+        if not self.shared.add(_REFRESH_LOCK_KEY, "1", _REFRESH_LOCK_SECONDS):
+            self._await_replacement(refused)
             return
-        self.shared.delete(TOKEN_KEY)
-        self.fetch_access_token(force_refresh=True)
+        try:
+            if self._shared_token_other_than(refused) or self.fetch_access_token() != refused:
+                return
+            if not self.shared.add(_FORCED_RECENTLY_KEY, "1", FORCE_GAP_SECONDS):
+                raise Retryable(
+                    "wechat: 微信仍拒绝刚取得的 access_token，而上次强制刷新不到 30 秒，稍后重试",
+                    retry_after=FORCE_GAP_SECONDS,
+                )
+            budgets.spend(FORCE_REFRESH)
+            self.fetch_access_token(force_refresh=True)
+        finally:
+            self.shared.delete(_REFRESH_LOCK_KEY)
+
+    def _shared_token_other_than(self, refused: str | None) -> bool:
+        shared = self.shared.get(TOKEN_KEY)
+        return shared is not None and shared != refused
+
+    def _await_replacement(self, refused: str | None) -> None:
+        deadline = time.monotonic() + _REFRESH_LOCK_SECONDS
+        while not self._shared_token_other_than(refused):
+            if time.monotonic() > deadline:
+                raise Retryable("wechat: 另一进程正在刷新 access_token，稍后重试", retry_after=5.0)
+            time.sleep(0.1)

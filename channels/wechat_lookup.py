@@ -1,22 +1,24 @@
 """Where a submitted WeChat article stands: publish jobs polled, the published list searched.
 
 A submit returns a publish job, which WeChat finishes later. `WeChatLookups` holds the steps of
-`WeChatChannel.lookup`: poll a job with `freepublish/get` (100 calls a day, counted across
-workers by `SharedStore.take_slot`; the article id a `PUBLISHJOBFINISH` callback left under
-`finished_key` saves the poll once `getarticle` shows it links to the item's page), read a
-recorded article with `freepublish/getarticle` (one linking elsewhere is `ForeignArticle`),
-and, since WeChat has no idempotency key for publishing, search the published list
-(`freepublish/batchget`) for an item's own article by its "阅读原文" link after an uncertain
-submit. Correction notices (the `correction` edit policy) are polled and found the same way.
+`WeChatChannel.lookup`: poll a job with `freepublish/get` (100 calls a day, a budget shared
+by every worker: once it is spent, polls wait for midnight in Beijing; the article id a
+`PUBLISHJOBFINISH` callback left under `finished_key` saves the poll once `getarticle` shows
+it links to the item's page), read a recorded article by its id with `freepublish/getarticle`
+(one linking elsewhere is `ForeignArticle`), and, since WeChat has no idempotency key for
+publishing, search the published list (`freepublish/batchget`) for an item's own article by
+its "阅读原文" link — only for an article whose id we never got, after an uncertain submit.
+Correction notices (the `correction` edit policy) are polled and found the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.base import Publication, Receipt, Remote, SharedStore
-from channels.errors import Permanent, Retryable
+from channels.errors import Permanent, QuotaExhausted, Retryable
 from channels.wechat_calls import ARTICLE_ABSENT, WeChatCalls
 
 PUBLISH_SUCCESS, PUBLISH_RUNNING, PUBLISH_DELETED = 0, 1, 5
@@ -27,7 +29,6 @@ PUBLISH_FAILURES = {
     6: "成功后被系统封禁",
 }
 CORRECTION_PREFIX = "更正："
-FREEPUBLISH_GET_PER_DAY = 100
 
 
 def finished_key(publish_id: str) -> str:
@@ -77,12 +78,13 @@ class WeChatLookups(WeChatCalls):
     def _finished_job(self, publish_id: str, waiting: Receipt) -> dict[str, Any] | Receipt:
         """The job's `freepublish/get` answer once it has finished; else `waiting` (still
         running), or `waiting` until the day's polls come back (spent: no call is made)."""
-        wait = self.shared.take_slot("wechat:freepublish_get", FREEPUBLISH_GET_PER_DAY, 86400)
-        if wait is not None:
+        try:
+            result: dict[str, Any] = self._call(
+                "freepublish/get", lambda: self.client.freepublish.get(publish_id), write=False
+            )
+        except QuotaExhausted as spent:
+            wait = (spent.until - datetime.now(UTC)).total_seconds()
             return replace(waiting, poll_after=max(wait, self.poll_seconds))
-        result: dict[str, Any] = self._call(
-            "freepublish/get", lambda: self.client.freepublish.get(publish_id), write=False
-        )
         if int(result["publish_status"]) == PUBLISH_RUNNING:
             return waiting
         return result
@@ -100,8 +102,8 @@ class WeChatLookups(WeChatCalls):
         note = None
         announced = self.shared.get(finished_key(publish_id))
         if announced:
-            # WeChat's PUBLISHJOBFINISH callback named the article: `getarticle` is not
-            # rationed, so the job's 100-a-day `freepublish/get` budget is kept for polls.
+            # WeChat's PUBLISHJOBFINISH callback named the article: one `getarticle` (its own
+            # budget) saves the job's `freepublish/get` budget for the polls that need it.
             # The callback only claims the article is ours; its link must agree.
             try:
                 found = self._lookup_article(
@@ -110,6 +112,8 @@ class WeChatLookups(WeChatCalls):
             except ForeignArticle as exc:
                 self.shared.delete(finished_key(publish_id))
                 found, note = None, f"回调所报{exc.note}; polled the job instead"
+            except QuotaExhausted:
+                found = None  # today's getarticle budget is spent: the poll decides
             if found is not None:
                 return replace(
                     found, state={**found.state, "publish_id": publish_id, "publish_status": 0}

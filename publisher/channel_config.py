@@ -16,6 +16,7 @@ from channels.fetch import FetchPolicy
 from channels.registry import KINDS, build_adapter
 from channels.signed_upsert import SignedUpsertSettings
 from channels.wechat import WeChatSettings
+from channels.wechat_calls import daily_limits
 from channels.weibo import WeiboSettings
 from publisher.config import Settings
 from publisher.shared import can_keep_secrets
@@ -65,6 +66,7 @@ def wechat_settings(settings: Settings) -> WeChatSettings:
         poll_seconds=settings.wechat_poll_seconds,
         submit_settle_seconds=settings.wechat_submit_settle_seconds,
         fetch=fetch_policy(settings),
+        daily_limits=daily_limits(settings.wechat_daily_limits),
     )
 
 

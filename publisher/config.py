@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from channels.fetch import normalise_origin
@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     wechat_poll_seconds: float = 120.0
     # After a lost submit answer, how long lookups wait for WeChat to list the article.
     wechat_submit_settle_seconds: float = 1800.0
+    # Calls a day per WeChat endpoint, laid over WeChat's own quotas (channels/wechat_calls.py
+    # DAILY_LIMITS), e.g. {"freepublish/getarticle": 500} for an account WeChat allows more.
+    wechat_daily_limits: dict[str, NonNegativeInt] = Field(default_factory=dict)
     weibo_api_base: str = "https://api.weibo.com"
     weibo_access_token: str | None = None
     weibo_posts_per_hour: int = 30

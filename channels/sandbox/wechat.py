@@ -6,8 +6,10 @@ with `force_refresh`, a few times a day); `media/uploadimg`; `material/add_mater
 (JPEG under 64 KB); `draft/add`; `freepublish/submit|get|batchget|getarticle|delete`
 (publishing finishes after `publish_delay_seconds`, then a `PUBLISHJOBFINISH` event is POSTed
 to `callback_url` if set); `message/mass/sendall|get` (one send a day, clientmsgid remembered
-24 h → 45065). Daily quotas: `freepublish/get` 100, mass send 1, and a switch that answers
-45009 to everything. Public article pages at `/s/{article_id}`.
+24 h → 45065). Daily quotas per endpoint as WeChat's API_Call_Limits page states them
+(`wechat_account.DAILY_QUOTAS`: 45009 past them, until midnight in Beijing; every refused call
+counted as `refused:<errcode>`), forced token refreshes 20 a day and 30 s apart, mass send 1,
+and a switch that answers 45009 to everything. Public article pages at `/s/{article_id}`.
 
 Injected timeouts-after-write (`timeout_next_writes`) hit the writes the public can see —
 submit, delete, mass send — not the invisible uploads and drafts before them.
@@ -20,8 +22,11 @@ Sandbox-only controls, besides the shared `/_sandbox/*` (records are in `/_sandb
 - `GET|POST /_sandbox/wechat`  settings (`token_grace_seconds`, `token_ttl_seconds`,
   `publish_delay_seconds`, `callback_url`, `callback_token`, `callback_aes_key` (set: the
   callback speaks safe mode), `api_quota_exhausted`,
-  `mass_per_day`, `freepublish_get_per_day`, `force_refresh_per_day`, `appid`, `secret`)
+  `mass_per_day`, `daily_quotas` (endpoint → calls a day, over the official ones),
+  `unauthorized` (endpoints answered 48001), `force_refresh_per_day`, `appid`, `secret`)
 - `POST /_sandbox/wechat/expire_token`  every issued token expires now
+- `POST /_sandbox/wechat/refuse_token`  every issued token is refused (40001), though
+  `stable_token` without force still hands it out
 - `POST /_sandbox/wechat/new_day`       daily quotas reset, as at midnight
 """
 
@@ -73,6 +78,7 @@ def create_app(state: SandboxState) -> FastAPI:
                 raise WeChatError(45009, "reach max api daily quota limit")
             if needs_token:
                 sandbox.check_token(request.query_params.get("access_token"))
+                sandbox.admit(request.url.path.removeprefix("/cgi-bin/"))
         if request.headers.get("content-type", "").startswith("multipart/"):
             return None
         raw = await request.body()
@@ -83,6 +89,7 @@ def create_app(state: SandboxState) -> FastAPI:
 
     @app.exception_handler(WeChatError)
     async def wechat_error(_request: Request, exc: WeChatError) -> JSONResponse:
+        state.count(f"refused:{exc.errcode}")
         return JSONResponse({"errcode": exc.errcode, "errmsg": exc.errmsg, **exc.extra})
 
     @app.exception_handler(InjectedGarbage)
@@ -210,9 +217,6 @@ def create_app(state: SandboxState) -> FastAPI:
         body = await guarded(request, write=False)
         publish_id = str(body.get("publish_id", ""))
         with state.lock:
-            if sandbox.daily("freepublish_get") >= sandbox.settings.freepublish_get_per_day:
-                raise WeChatError(45009, "reach max api daily quota limit")
-            sandbox.daily("freepublish_get", 1)
             sandbox.finish_publish(publish_id, base_url(request))
             job = state.records["publishes"].get(publish_id)
             if job is None:
@@ -384,6 +388,13 @@ def create_app(state: SandboxState) -> FastAPI:
             sandbox.expire_tokens()
             state.save()
         return {"status": "expired"}
+
+    @app.post("/_sandbox/wechat/refuse_token")
+    def refuse_token() -> dict[str, str]:
+        with state.lock:
+            sandbox.refuse_tokens()
+            state.save()
+        return {"status": "refused"}
 
     @app.post("/_sandbox/wechat/new_day")
     def new_day() -> dict[str, str]:

@@ -3,7 +3,8 @@
 `WeChatSandbox` keeps the account in `SandboxState.records` (tokens, uploaded images and thumb
 materials, drafts, publish jobs, articles, mass sends, remembered clientmsgids, the day's
 counters) and answers for the token rules (`cgi-bin/token` shortens the previous token's life;
-`stable_token` hands every caller the same one), the daily quotas and publish jobs finishing.
+`stable_token` hands every caller the same one; forced refreshes 20 a day, 30 s apart), the
+daily quotas per endpoint (`DAILY_QUOTAS`) and publish jobs finishing.
 `finish_later` finishes a job after its delay and POSTs WeChat's `PUBLISHJOBFINISH` event;
 `check_article` is WeChat's draft check with its own error codes. Every failure is a
 `WeChatError`, which `channels.sandbox.wechat` answers as `{"errcode", "errmsg"}`.
@@ -15,7 +16,7 @@ import hashlib
 import secrets
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.etree import ElementTree
 
@@ -27,6 +28,25 @@ from channels.sandbox.common import SandboxState
 THUMB_MAX_BYTES = 64 * 1024  # a thumb material: JPEG, at most this
 IMAGE_MAX_BYTES = 1024 * 1024  # `media/uploadimg`: JPEG or PNG, under this
 CLIENTMSGID_MEMORY_SECONDS = 24 * 3600  # a mass send's clientmsgid answers 45065 this long
+
+# Calls a day per endpoint of a newly registered account, as "接口调用频次限制" lists them
+# (https://developers.weixin.qq.com/doc/service/Message_Management/API_Call_Limits.html):
+# 发布能力 (freepublish) 发布接口 100, 发布状态轮询接口 100, 删除发布 10, 通过 article_id 获取
+# 已发布文章 100, 获取成功发布列表 100; 草稿箱 新建草稿 1000, 删除草稿 1000; 高级群发接口 100.
+# Past a limit WeChat answers 45009 until midnight, Beijing time.
+DAILY_QUOTAS = {
+    "freepublish/submit": 100,
+    "freepublish/get": 100,
+    "freepublish/delete": 10,
+    "freepublish/getarticle": 100,
+    "freepublish/batchget": 100,
+    "draft/add": 1000,
+    "draft/delete": 1000,
+    "message/mass/sendall": 100,
+}
+# "强制刷新模式每天限用 20 次且需间隔 30 秒" (closer together: no new token)
+# (https://developers.weixin.qq.com/doc/service/api/base/api_getstableaccesstoken).
+FORCE_REFRESH_GAP_SECONDS = 30.0
 
 
 @dataclass
@@ -45,7 +65,11 @@ class WeChatSettings:
     callback_aes_key: str = ""
     api_quota_exhausted: bool = False
     mass_per_day: int = 1
-    freepublish_get_per_day: int = 100
+    # Endpoint ("freepublish/get") → calls a day, laid over `DAILY_QUOTAS`.
+    daily_quotas: dict[str, int] = field(default_factory=dict)
+    # Endpoints this account may not call (48001), e.g. "freepublish/delete" on an account
+    # that is not certified.
+    unauthorized: list[str] = field(default_factory=list)
     force_refresh_per_day: int = 20
 
 
@@ -82,6 +106,7 @@ class WeChatSandbox:
             "mass",
             "clientmsgids",
             "daily",
+            "force_refresh",
         ):
             state.records.setdefault(name, {})
 
@@ -112,20 +137,25 @@ class WeChatSandbox:
 
     def stable_token(self, force_refresh: bool) -> dict[str, Any]:
         now = time.time()
+        live = [
+            (value, token)
+            for value, token in self.records["tokens"].items()
+            if token["stable"] and token["expires_at"] > now
+        ]
         if force_refresh:
             if self.daily("force_refresh") >= self.settings.force_refresh_per_day:
                 raise WeChatError(45009, "reach max api daily quota limit")
-            self.daily("force_refresh", 1)
-            self.state.count("force_refreshes")
-        else:
-            live = [
-                (value, token)
-                for value, token in self.records["tokens"].items()
-                if token["stable"] and token["expires_at"] > now
-            ]
-            if live:
-                value, token = max(live, key=lambda pair: pair[1]["expires_at"])
-                return {"access_token": value, "expires_in": int(token["expires_at"] - now)}
+            forced_at = self.records["force_refresh"].get("at", 0.0)
+            if now - forced_at < FORCE_REFRESH_GAP_SECONDS and live:
+                live = [max(live, key=lambda pair: pair[1]["expires_at"])]
+            else:
+                self.daily("force_refresh", 1)
+                self.records["force_refresh"]["at"] = now
+                self.state.count("force_refreshes")
+                live = []
+        if live:
+            value, token = max(live, key=lambda pair: pair[1]["expires_at"])
+            return {"access_token": value, "expires_in": int(token["expires_at"] - now)}
         issued = self.issue_token(previous_lives=0.0)
         self.records["tokens"][issued["access_token"]]["stable"] = True
         return issued
@@ -134,7 +164,7 @@ class WeChatSandbox:
         if not token:
             raise WeChatError(41001, "access_token missing")
         record = self.records["tokens"].get(token)
-        if record is None:
+        if record is None or record.get("refused"):
             raise WeChatError(40001, "invalid credential, access_token is invalid or not latest")
         if record["expires_at"] <= time.time():
             raise WeChatError(42001, "access_token expired")
@@ -142,6 +172,12 @@ class WeChatSandbox:
     def expire_tokens(self) -> None:
         for token in self.records["tokens"].values():
             token["expires_at"] = min(token["expires_at"], time.time() - 1)
+
+    def refuse_tokens(self) -> None:
+        """Every token issued so far is refused (40001), while `stable_token` without force
+        keeps handing it out: only a forced refresh gets a token WeChat accepts."""
+        for token in self.records["tokens"].values():
+            token["refused"] = True
 
     # --- quotas -----------------------------------------------------------------------------
 
@@ -153,6 +189,18 @@ class WeChatSandbox:
             daily["day"] = today
         daily[name] = daily.get(name, 0) + add
         return int(daily[name])
+
+    def admit(self, endpoint: str) -> None:
+        """A call to `endpoint` ("freepublish/get") with a valid token: 48001 if the account
+        may not use it, else counted against its daily quota (45009 once spent)."""
+        if endpoint in self.settings.unauthorized:
+            raise WeChatError(48001, "api unauthorized")
+        limit = {**DAILY_QUOTAS, **self.settings.daily_quotas}.get(endpoint)
+        if limit is None:
+            return
+        if self.daily(f"calls:{endpoint}") >= limit:
+            raise WeChatError(45009, "reach max api daily quota limit")
+        self.daily(f"calls:{endpoint}", 1)
 
     def new_day(self) -> None:
         self.records["daily"].clear()

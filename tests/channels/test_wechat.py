@@ -108,7 +108,9 @@ def test_a_short_title_makes_a_long_title_acceptable(harness: ContractHarness) -
     assert requests.get(receipt.url, timeout=5).text.count("临时救助资金发放情况公示") >= 1
 
 
-def test_an_expired_token_mid_run_is_refreshed_once(harness: ContractHarness) -> None:
+def test_an_expired_token_mid_run_is_refreshed_once_without_force(
+    harness: ContractHarness,
+) -> None:
     channel = harness.channel
     channel.create(sample_publication(external_id="item-1", title="第一条"))
     requests.post(f"{harness.sandbox.url}/_sandbox/wechat/expire_token", timeout=5)
@@ -118,7 +120,7 @@ def test_an_expired_token_mid_run_is_refreshed_once(harness: ContractHarness) ->
 
     seen = counters(harness)
     assert seen["tokens_issued"] == 2
-    assert seen["force_refreshes"] == 1
+    assert seen.get("force_refreshes", 0) == 0, "an expired token needs no forced refresh"
     assert seen["publishes_submitted"] == 3
     assert seen.get("token_calls", 0) == 0, "a plain token call would invalidate other workers"
 

@@ -9,6 +9,7 @@ survive a cut database connection (a 5xx is retried only after checking it did n
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -21,6 +22,8 @@ import psycopg
 import redis
 import requests
 
+from channels.sandbox.wechat_account import DAILY_QUOTAS
+from channels.wechat_calls import DAILY_LIMITS
 from publisher.config import redis_client_name
 from tests.e2e.system import System, _up, wait_for
 from tests.support import RedisSpace, free_port
@@ -60,6 +63,9 @@ class ChaosCluster(System):
                 "PUBLISHER_WECHAT_POLL_SECONDS": "1",
                 # Pacing has its own tests; here it would only stretch the run.
                 "PUBLISHER_WEIBO_POSTS_PER_HOUR": "10000",
+                # WeChat's daily quotas have their own tests (a retried delete would soon
+                # spend `freepublish/delete`'s 10 a day); lifted here and in the sandbox.
+                "PUBLISHER_WECHAT_DAILY_LIMITS": json.dumps(dict.fromkeys(DAILY_LIMITS, 10**9)),
             },
         )
         self.database_url = database_url
@@ -105,7 +111,11 @@ class ChaosCluster(System):
         self.post_sandbox(
             "wechat",
             "/_sandbox/wechat",
-            {"callback_url": f"{self.root}/wechat/callback", "callback_token": "sandbox"},
+            {
+                "callback_url": f"{self.root}/wechat/callback",
+                "callback_token": "sandbox",
+                "daily_quotas": dict.fromkeys(DAILY_QUOTAS, 10**9),
+            },
         )
         self.post_sandbox("weibo", "/_sandbox/weibo/config", {"rate_limit": 100000})
 
