@@ -83,8 +83,8 @@ class ProcessStore:
         self.added[key] = time.monotonic() + ttl_seconds
         return True
 
-    def count(self, key: str, ttl_seconds: float) -> int:
-        self.values[key] = str(int(self.values.get(key, "0")) + 1)
+    def count(self, key: str, ttl_seconds: float, by: int = 1) -> int:
+        self.values[key] = str(int(self.values.get(key, "0")) + by)
         return int(self.values[key])
 
 

@@ -134,9 +134,9 @@ class SharedStore(Protocol):
         `ttl_seconds`); True if this call set it."""
         ...
 
-    def count(self, key: str, ttl_seconds: float) -> int:
-        """Add one to the counter `key` (atomic across workers) and return its new value; a
-        counter starts at 1 and is forgotten `ttl_seconds` after it started."""
+    def count(self, key: str, ttl_seconds: float, by: int = 1) -> int:
+        """Add `by` to the counter `key` (atomic across workers) and return its new value; a
+        counter starts from 0 and is forgotten `ttl_seconds` after it started."""
         ...
 
 

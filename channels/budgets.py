@@ -57,7 +57,7 @@ class Counters(Protocol):
 
     def get(self, key: str) -> str | None: ...
 
-    def count(self, key: str, ttl_seconds: float) -> int: ...
+    def count(self, key: str, ttl_seconds: float, by: int = 1) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,8 @@ class DailyBudgets:
         now: datetime | None = None,
     ) -> None:
         """Count one call to `endpoint` for `purpose` (unset: the `spending_for` around this
-        call, else delivering), or raise `QuotaExhausted` (until the next midnight in Beijing,
-        nothing counted against the whole budget) when today's calls have reached its limit,
+        call, else delivering), or raise `QuotaExhausted` (until the next midnight in Beijing;
+        the refused call counts nowhere) when today's calls have reached its limit,
         or `share` of it for this purpose."""
         limit = self.limits.get(endpoint)
         if limit is None:
@@ -103,12 +103,24 @@ class DailyBudgets:
         now = now or datetime.now(UTC)
         resets = next_beijing_midnight(now)
         ttl = (resets - now).total_seconds() + 3600  # a little past the reset: then unused
+        counters = [(self._key(endpoint, now), limit, f"{limit} a day")]
         if purpose != DELIVER:
             allowed = math.floor(limit * share)
-            if self.shared.count(self._key(endpoint, now, purpose), ttl) > allowed:
-                raise self._spent(endpoint, resets, f"the {purpose} share ({allowed} a day)")
-        if self.shared.count(self._key(endpoint, now), ttl) > limit:
-            raise self._spent(endpoint, resets, f"{limit} a day")
+            counters.insert(
+                0,
+                (
+                    self._key(endpoint, now, purpose),
+                    allowed,
+                    f"the {purpose} share ({allowed} a day)",
+                ),
+            )
+        taken: list[str] = []
+        for key, allowed, what in counters:
+            taken.append(key)
+            if self.shared.count(key, ttl) > allowed:
+                for counted in taken:  # the call is not made: it counts nowhere
+                    self.shared.count(counted, ttl, by=-1)
+                raise self._spent(endpoint, resets, what)
 
     def used(self, endpoint: str, *, purpose: str = DELIVER, now: datetime | None = None) -> int:
         value = self.shared.get(self._key(endpoint, now or datetime.now(UTC), purpose))

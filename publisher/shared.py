@@ -90,10 +90,10 @@ class RedisSharedStore(_Sealing):
         count = int(pipe.execute()[0])
         return None if count <= limit else remaining
 
-    def count(self, key: str, ttl_seconds: float) -> int:
+    def count(self, key: str, ttl_seconds: float, by: int = 1) -> int:
         counter = self.prefix + key
         pipe = self.redis.pipeline()
-        pipe.incr(counter)
+        pipe.incrby(counter, by)
         pipe.pexpire(counter, max(1, int(ttl_seconds * 1000)), nx=True)  # from the first count
         return int(pipe.execute()[0])
 
@@ -193,11 +193,11 @@ class DatabaseSharedStore(_Sealing):
             )
         return None if count <= limit else remaining
 
-    def count(self, key: str, ttl_seconds: float) -> int:
+    def count(self, key: str, ttl_seconds: float, by: int = 1) -> int:
         now = datetime.now(UTC)
         with self.database.session() as session:
             stmt = _insert_for(session)(SharedValue).values(
-                key=key, value="1", expires_at=now + timedelta(seconds=ttl_seconds)
+                key=key, value=str(by), expires_at=now + timedelta(seconds=ttl_seconds)
             )
             # One statement, so concurrent workers lose no count; an expired counter restarts.
             expired = SharedValue.expires_at <= now
@@ -205,7 +205,8 @@ class DatabaseSharedStore(_Sealing):
                 index_elements=[SharedValue.key],
                 set_={
                     "value": case(
-                        (expired, "1"), else_=(SharedValue.value.cast(Integer) + 1).cast(Text)
+                        (expired, str(by)),
+                        else_=(SharedValue.value.cast(Integer) + by).cast(Text),
                     ),
                     "expires_at": case(
                         (expired, stmt.excluded.expires_at), else_=SharedValue.expires_at

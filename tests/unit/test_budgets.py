@@ -63,6 +63,7 @@ def test_reconciliation_spends_only_its_share_and_counts_in_the_whole(store: Any
     with pytest.raises(QuotaExhausted, match="reconcile share"):
         budgets.spend("freepublish/getarticle", purpose="reconcile", share=0.2, now=LATE)
     assert budgets.used("freepublish/getarticle", now=LATE) == 2
+    assert budgets.used("freepublish/getarticle", purpose="reconcile", now=LATE) == 2
     with spending_for("reconcile", 0.2), pytest.raises(QuotaExhausted, match="reconcile share"):
         budgets.spend("freepublish/getarticle", now=LATE)  # as an adapter spends, unaware
     for _ in range(8):  # delivering may use what is left, no more

@@ -21,9 +21,11 @@ from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.delivery.engine import DeliveryEngine
 from publisher.delivery.gate import take_probe
+from publisher.delivery.publication import ChannelPool
 from publisher.models import Channel as ChannelRow
 from publisher.models import DeliveryState, utcnow
 from publisher.services.items import create_item
+from publisher.shared import shared_store
 from tests.support import (
     SANDBOX_CREDENTIALS,
     TEST_SECRET_KEY,
@@ -121,7 +123,8 @@ def test_the_breaker_shows_closed_then_open_until_its_probe_then_half_open_with_
 def test_budgets_a_real_wechat_adapter_spent_are_listed_with_use_limit_and_reset(
     world: World,
 ) -> None:
-    adapter = world.engine.pool.get("wechat")
+    # The API reads the settings' shared store (the embedded one beside the database).
+    adapter = ChannelPool(world.settings, shared_store(world.settings)).get("wechat")
     adapter.create(sample_publication())
 
     budgets = {b["endpoint"]: b for b in world.channels()["wechat"]["budgets"]}
