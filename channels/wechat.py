@@ -15,7 +15,8 @@ and the drafts it builds. Its parts live beside it, each a base class of `WeChat
   refreshed once, …);
 - `channels.wechat_lookup`: the steps of `lookup` (publish jobs polled, the published list
   searched);
-- `channels.wechat_push`: the daily digest's draft and mass send.
+- `channels.wechat_materials`: cover thumbs, one per distinct cover, deleted when unused;
+- `channels.wechat_push`: the daily digest's draft and mass send, and deleting its copies.
 The names other modules use stay importable from here (`__all__`).
 """
 
@@ -40,6 +41,7 @@ from channels.fetch import FetchPolicy, ImageFetcher, shown_url
 from channels.wechat_api import PublisherWeChatClient
 from channels.wechat_calls import ARTICLE_ABSENT, BEIJING, PREPARE
 from channels.wechat_lookup import CORRECTION_PREFIX, ForeignArticle, WeChatLookups, finished_key
+from channels.wechat_materials import WeChatMaterials
 from channels.wechat_push import WeChatPush, digest_clientmsgid
 
 __all__ = [
@@ -55,7 +57,6 @@ EDIT_POLICIES = ("republish", "correction")
 # After a submit whose answer was lost, how long a lookup that cannot find the article yet
 # keeps waiting for WeChat to finish publishing before it concludes nothing went out.
 SUBMIT_SETTLE_SECONDS = 1800.0
-_DEFAULT_THUMB_TTL = 7 * 24 * 3600
 # What WeChat itself answers for each preflight rule, so a refusal reads the same either way.
 PREFLIGHT_ERRORS = {
     "max_32_chars": (45003, "title size out of limit"),
@@ -86,9 +87,10 @@ class WeChatSettings:
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
 
 
-class WeChatChannel(WeChatLookups, WeChatPush, Channel):
+class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
     """The adapter; `lookup`'s steps come from `WeChatLookups`, the digest's calls from
-    `WeChatPush`, and `_call` from their base `WeChatCalls`."""
+    `WeChatPush`, the thumbs from `WeChatMaterials`, and `_call` from their base
+    `WeChatCalls`."""
 
     kind: ClassVar[str] = "wechat"
     title: ClassVar[str] = "微信公众号"
@@ -204,23 +206,36 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         """
         self._refuse_problems(pub)
         article = self._article(pub)
-        return self._publish([article], pub.content_hash, submit_marker(pub))
+        receipt = self._publish([article], pub.content_hash, submit_marker(pub))
+        thumbs = {"thumb_user": pub.external_id, "thumbs": [article["thumb_media_id"]]}
+        return replace(receipt, state={**receipt.state, **thumbs})
 
     def update(self, pub: Publication, remote: Remote) -> Receipt:
         """Published articles cannot be edited: republish, or publish a correction notice."""
         self._refuse_problems(pub)
         if self.edit_policy == "correction":
             return self._publish_correction(pub, remote)
-        self.delete(remote)
-        return self.create(pub)
+        self._delete_articles(remote)
+        receipt = self.create(pub)
+        kept = set(receipt.state["thumbs"])
+        for media_id in remote.state.get("thumbs") or []:
+            if media_id not in kept:
+                self.release_thumb(media_id, str(remote.state.get("thumb_user")))
+        return receipt
 
     def delete(self, remote: Remote) -> None:
-        """Delete the published article and every correction notice published for it; one
-        already gone is not an error.
-
-        The articles whose ids are recorded go first; one still being published raises
-        Retryable (it can be deleted once it is out).
+        """Withdraw everything of the item: the published article, every correction notice
+        published for it, the copies a digest mass-sent, and its thumbs once no other
+        article uses them. What is already gone is not an error.
         """
+        self._delete_articles(remote)
+        self.delete_mass_copies(remote.state)
+        for media_id in remote.state.get("thumbs") or []:
+            self.release_thumb(media_id, str(remote.state.get("thumb_user")))
+
+    def _delete_articles(self, remote: Remote) -> None:
+        """The articles whose ids are recorded go first; one still being published raises
+        Retryable (it can be deleted once it is out)."""
         state = remote.state
         known = [state.get("article_id"), *(state.get("correction_article_ids") or [])]
         # Jobs whose article id is not recorded yet (notices recorded by publish id only
@@ -298,7 +313,11 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         return recorded
 
     def health(self) -> dict[str, Any]:
-        return {"api_base": self.client.api_base, "edit_policy": self.edit_policy}
+        return {
+            "api_base": self.client.api_base,
+            "edit_policy": self.edit_policy,
+            "materials": self.materials_held(),
+        }
 
     def preview(self, pub: Publication) -> dict[str, Any]:
         """The article WeChat would be given (inline images are moved to its CDN on publish)."""
@@ -387,6 +406,10 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
             state={
                 "correction_publish_id": published.remote_id,
                 "correction_article_ids": list(remote.state.get("correction_article_ids") or []),
+                "thumb_user": pub.external_id,
+                "thumbs": list(
+                    dict.fromkeys([*(remote.state.get("thumbs") or []), article["thumb_media_id"]])
+                ),
             },
         )
 
@@ -427,28 +450,18 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         )
 
     def _thumb(self, pub: Publication) -> str:
-        """The cover's thumb media_id: the item's own cover, or the domain's default card."""
-        if pub.cover_image_url:
-            data, _ = self.images.fetch(pub.cover_image_url, "封面图片")
-            try:
-                jpeg = render.cover_jpeg(data)
-            except ValueError as exc:
-                shown = shown_url(pub.cover_image_url)
-                raise Permanent(f"wechat: 封面图片 {shown}：{exc}") from None
-            return self._call(
-                "material/add_material", lambda: self.client.uploads.add_thumb(jpeg), write=PREPARE
-            )
-        # One default card per domain serves every item of it: permanent material is finite.
-        key = f"wechat:default_thumb:{pub.domain_code}"
-        cached = self.shared.get(key)
-        if cached:
-            return cached
-        card = render.default_cover(pub.domain_code, pub.domain_name)
-        media_id = self._call(
-            "material/add_material", lambda: self.client.uploads.add_thumb(card), write=PREPARE
-        )
-        self.shared.set(key, media_id, ttl_seconds=_DEFAULT_THUMB_TTL)
-        return media_id
+        """The cover's thumb media_id: the item's own cover, or the domain's default card;
+        the same picture is one material, whichever items show it (`WeChatMaterials`)."""
+        if not pub.cover_image_url:
+            card = render.default_cover(pub.domain_code, pub.domain_name)
+            return self.thumb_for(card, pub.external_id)
+        data, _ = self.images.fetch(pub.cover_image_url, "封面图片")
+        try:
+            jpeg = render.cover_jpeg(data)
+        except ValueError as exc:
+            shown = shown_url(pub.cover_image_url)
+            raise Permanent(f"wechat: 封面图片 {shown}：{exc}") from None
+        return self.thumb_for(jpeg, pub.external_id)
 
     # --- titles and refusals ----------------------------------------------------------------
 
