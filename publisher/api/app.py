@@ -33,6 +33,7 @@ from publisher.api import (
     routes_items,
     routes_review,
     routes_users,
+    routes_wechat,
 )
 from publisher.api.access_log import redact_access_log
 from publisher.api.body_limit import BodyLimitMiddleware
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     api.include_router(routes_checks.router)
     api.include_router(routes_audit.router)
     api.include_router(routes_users.router)
+    api.include_router(routes_wechat.router)
     api.include_router(system_router)
     app.include_router(api)
     app.include_router(root_router)

@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from channels.base import Remote
 from channels.wechat import WeChatChannel
 from publisher.api.app import serve_app
+from publisher.auth import create_token
 from publisher.channel_config import build_channel
+from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import get_database
 from publisher.delivery.wechat_digest import MASS_POLL_AFTER, run_daily_digest
@@ -60,8 +63,8 @@ def channel(settings: Settings) -> WeChatChannel:
 
 
 @pytest.fixture
-def called_back(settings: Settings, sandbox: RunningSandbox) -> Iterator[None]:
-    """The sandbox sends its events to the API's callback, in safe mode, as WeChat would."""
+def called_back(settings: Settings, sandbox: RunningSandbox) -> Iterator[str]:
+    """The API, to which the sandbox sends its events in safe mode, as WeChat would."""
     with serve_in_thread(serve_app()) as api:
         sandbox_settings(
             sandbox,
@@ -69,7 +72,12 @@ def called_back(settings: Settings, sandbox: RunningSandbox) -> Iterator[None]:
             callback_token=TOKEN,
             callback_aes_key=settings.wechat_aes_key,
         )
-        yield
+        yield api
+
+
+def bearer(role: str) -> dict[str, str]:
+    with get_database().session() as session:
+        return {"Authorization": f"Bearer {create_token(session, role, None, label='test')}"}
 
 
 def sandbox_settings(sandbox: RunningSandbox, **changes: Any) -> None:
@@ -102,7 +110,7 @@ def mass_records(sandbox: RunningSandbox) -> list[dict[str, Any]]:
 
 
 def test_a_send_refused_by_an_administrator_shows_as_rejected(
-    settings: Settings, channel: WeChatChannel, sandbox: RunningSandbox, called_back: None
+    settings: Settings, channel: WeChatChannel, sandbox: RunningSandbox, called_back: str
 ) -> None:
     with get_database().session() as session:
         ids = add_push_items(session, 2, push_tags=["101"])
@@ -118,10 +126,24 @@ def test_a_send_refused_by_an_administrator_shows_as_rejected(
     with get_database().session() as session:
         events = session.scalars(select(AuditEvent).filter_by(action="wechat.mass_finished"))
         assert [e.details["status"] for e in events] == ["err(30001)"]
+    shown = requests.get(
+        f"{called_back}/api/v1/wechat/digests",
+        params={"day": DAY_ONE.date().isoformat()},
+        headers=bearer("operator"),
+        timeout=5,
+    ).json()["digests"]
+    assert [(d["audience"], d["state"], d["result"]) for d in shown] == [
+        ("tag:101", "rejected", "err(30001)")
+    ]
+    assert [i["article_idx"] for i in shown[0]["items"]] == [1, 2]
+    listed = CliRunner().invoke(cli, ["wechat", "digests", "--day", "2026-11-20"])
+    assert listed.exit_code == 0
+    [row] = listed.output.splitlines()[1:]
+    assert row.split()[:4] == ["2026-11-20", "tag:101", "rejected", "err(30001)"]
 
 
 def test_a_retracted_pushed_item_is_deleted_from_the_sent_message(
-    settings: Settings, channel: WeChatChannel, sandbox: RunningSandbox, called_back: None
+    settings: Settings, channel: WeChatChannel, sandbox: RunningSandbox, called_back: str
 ) -> None:
     with get_database().session() as session:
         first, second = add_push_items(session, 2, push_tags=[])
