@@ -57,6 +57,8 @@ EDIT_POLICIES = ("republish", "correction")
 # After a submit whose answer was lost, how long a lookup that cannot find the article yet
 # keeps waiting for WeChat to finish publishing before it concludes nothing went out.
 SUBMIT_SETTLE_SECONDS = 1800.0
+# How long a deleted article is remembered, so that a retraction retried does not delete again.
+DELETED_MEMORY_SECONDS = 7 * 24 * 3600.0
 # What WeChat itself answers for each preflight rule, so a refusal reads the same either way.
 PREFLIGHT_ERRORS = {
     "max_32_chars": (45003, "title size out of limit"),
@@ -253,6 +255,11 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
                 self._delete_article(published)
 
     def _delete_article(self, article_id: str) -> None:
+        """Delete one article, once: a retraction that comes back (for a pushed copy still
+        being sent, say) does not spend `freepublish/delete`'s 10 calls a day on it again."""
+        deleted = f"wechat:article_deleted:{article_id}"
+        if self.shared.get(deleted):
+            return
         try:
             self._call(
                 "freepublish/delete",
@@ -262,6 +269,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
         except Permanent as exc:
             if exc.code != str(ARTICLE_ABSENT):
                 raise
+        self.shared.set(deleted, "1", ttl_seconds=DELETED_MEMORY_SECONDS)
 
     # --- lookup -----------------------------------------------------------------------------
 

@@ -22,19 +22,22 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wechatpy.client.api.base import BaseWeChatAPI
 from wechatpy.exceptions import WeChatClientException
 
 from channels.base import Publication
-from channels.errors import Permanent, QuotaExhausted
+from channels.errors import Permanent, QuotaExhausted, RateLimited
 from channels.wechat_api import answer
 from channels.wechat_calls import PREPARE, WeChatCalls, next_beijing_midnight
 
 MASS_QUOTA = 45028
 MASS_DUPLICATE = 45065
 MASS_ABSENT = 40059  # "invalid msg id": no such message (or nothing left of it) to delete
+MASS_SENDING = "SENDING"  # message/mass/get's msg_status while WeChat is still sending
+MASS_SENDING_WAIT = timedelta(minutes=5)  # how long a retraction waits for a send to finish
 
 
 @dataclass(frozen=True)
@@ -121,12 +124,28 @@ class WeChatPush(WeChatCalls):
             self._delete_mass_copy(str(copy["msg_id"]), int(copy["article_idx"]))
 
     def _delete_mass_copy(self, msg_id: str, article_idx: int) -> None:
+        """Only a message that was sent can be deleted ("只有通过 api 发送的并且已经发送成功的
+        消息才能删除", api_deletemassmsg): while WeChat is still sending it, raises RateLimited
+        (a wait, not a failure of the channel), so that the retraction comes back for the copy
+        once it is out; one that failed has no copy."""
         api = WeChatMassDelete(self.client)
         try:
             self._call("message/mass/delete", lambda: api.delete(msg_id, article_idx), write=True)
         except Permanent as exc:
             if exc.code != str(MASS_ABSENT):
                 raise
+            try:
+                status = self.mass_status(msg_id)
+            except Permanent:
+                return  # WeChat knows no such message: nothing to delete
+            if status == MASS_SENDING:
+                raise RateLimited(
+                    "wechat: the digest with this item is still being sent; its copy is "
+                    "deleted once it is out",
+                    until=datetime.now(UTC) + MASS_SENDING_WAIT,
+                    code=exc.code,
+                    message=exc.message,
+                ) from exc
 
 
 def _msg_id_of(exc: WeChatClientException) -> str | None:
