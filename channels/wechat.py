@@ -219,10 +219,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
             return self._publish_correction(pub, remote)
         self._delete_articles(remote)
         receipt = self.create(pub)
-        kept = set(receipt.state["thumbs"])
-        for media_id in remote.state.get("thumbs") or []:
-            if media_id not in kept:
-                self.release_thumb(media_id, str(remote.state.get("thumb_user")))
+        self.release_thumbs(remote.state, keep=receipt.state["thumbs"])
         return receipt
 
     def delete(self, remote: Remote) -> None:
@@ -232,8 +229,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
         """
         self._delete_articles(remote)
         self.delete_mass_copies(remote.state)
-        for media_id in remote.state.get("thumbs") or []:
-            self.release_thumb(media_id, str(remote.state.get("thumb_user")))
+        self.release_thumbs(remote.state)
 
     def _delete_articles(self, remote: Remote) -> None:
         """The articles whose ids are recorded go first; one still being published raises

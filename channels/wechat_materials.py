@@ -24,6 +24,7 @@ what we created minus what we deleted (`health()["materials"]`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from wechatpy.client.api.base import BaseWeChatAPI
@@ -78,23 +79,36 @@ class WeChatMaterials(WeChatCalls):
         """`user` no longer shows thumb `media_id`; the last user's release deletes it.
 
         A thumb we did not record (uploaded before thumbs were counted, or its record lost)
-        is left alone: another article may show it.
+        is left alone: another article may show it. A release whose delete failed finishes
+        it when called again.
         """
         key = self.shared.get(f"wechat:material:{media_id}")
-        marker = f"wechat:material:{media_id}:user:{user}"
-        if key is None or self.shared.get(marker) is None:
+        if key is None:
             return
-        self.shared.delete(marker)
-        self.shared.count(f"wechat:material:{media_id}:releases", _FOREVER)
+        marker = f"wechat:material:{media_id}:user:{user}"
+        if self.shared.get(marker) is not None:
+            self.shared.delete(marker)
+            self.shared.count(f"wechat:material:{media_id}:releases", _FOREVER)
         if self._users(media_id) > 0:
             return
-        self.shared.delete(key)
+        mapped = self.shared.get(key) == media_id  # not if the cover was uploaded anew since
+        if mapped:
+            self.shared.delete(key)
         if self._users(media_id) > 0:  # taken between the count and the removal: keep it
-            self.shared.set(key, media_id)
+            if mapped:
+                self.shared.set(key, media_id)
             return
         self._delete_material(media_id)
         self.shared.delete(f"wechat:material:{media_id}")
         self.shared.count("wechat:materials:deleted", _FOREVER)
+
+    def release_thumbs(self, state: Mapping[str, Any], keep: Collection[str] = ()) -> None:
+        """Release the thumbs a delivery's remote state records (`thumbs`, `thumb_user`),
+        except those in `keep`."""
+        user = state.get("thumb_user")
+        for media_id in state.get("thumbs") or []:
+            if user and media_id not in keep:
+                self.release_thumb(str(media_id), str(user))
 
     def materials_held(self) -> dict[str, Any]:
         """The permanent materials we created and have not deleted, against the account's cap."""

@@ -13,10 +13,12 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from PIL import Image
 
+from channels import wechat_render as render
 from channels.base import Publication, Remote
 from channels.errors import Permanent
 from channels.fetch import FetchPolicy
 from channels.wechat import WeChatChannel
+from channels.wechat_materials import thumb_key
 from tests.channels.test_wechat import settled
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
@@ -117,3 +119,23 @@ def test_past_the_accounts_material_cap_wechat_refuses_the_upload(
 
     assert refused.value.code == "45034"
     assert len(thumbs(harness)) == 2
+
+
+def test_a_lost_mapping_costs_an_upload_never_a_deleted_thumb(
+    harness: ContractHarness, covers: str
+) -> None:
+    channel = channel_of(harness)
+    cover = render.cover_jpeg(requests.get(f"{covers}/red.png", timeout=5).content)
+    first = settled(
+        channel, item(1, f"{covers}/red.png"), channel.create(item(1, f"{covers}/red.png"))
+    )
+    channel.shared.delete(thumb_key(cover))  # as if the shared store had been flushed
+
+    second = channel.create(item(2, f"{covers}/red.png"))
+    channel.delete(Remote(first.remote_id, first.url, first.state))
+    third = channel.create(item(3, f"{covers}/red.png"))
+
+    old, new = first.state["thumbs"][0], second.state["thumbs"][0]
+    assert old != new, "uploaded again"
+    assert set(thumbs(harness)) == {new}, "the first item's thumb went with it"
+    assert third.state["thumbs"] == [new], "the mapping names the thumb that is still there"
