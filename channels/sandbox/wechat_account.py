@@ -29,9 +29,10 @@ from channels.sandbox.common import SandboxState
 THUMB_MAX_BYTES = 64 * 1024  # a thumb material: JPEG, at most this
 IMAGE_MAX_BYTES = 1024 * 1024  # `media/uploadimg`: JPEG or PNG, under this
 CLIENTMSGID_MEMORY_SECONDS = 24 * 3600  # a mass send's clientmsgid answers 45065 this long
-# The MASSSENDJOBFINISH `Status` of a send an administrator refused under 群发保护 (mass-send
-# protection), and `message/mass/get`'s status for any send that did not go out
-# (https://developers.weixin.qq.com/doc/service/guide/product/message/Batch_Sends.html).
+# A send an administrator refused under API 群发保护 fails: `message/mass/get` says SEND_FAIL
+# (https://developers.weixin.qq.com/doc/service/api/notify/message/api_massmsgget: "如管理员
+# 拒绝或30分钟内没有确认，该次群发失败"); the MASSSENDJOBFINISH `Status` for it is not on the pages
+# we read, so the sandbox sends the one the product takes for a refusal.
 MASS_REJECTED_STATUS = "err(30001)"
 
 

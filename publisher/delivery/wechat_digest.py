@@ -14,7 +14,8 @@ before the digest time, and once the day's sends are done, it sends nothing.
 
 A send WeChat accepted is `sending` until its result: the `MASSSENDJOBFINISH` event
 (`record_mass_result`, from the API's callback) or, when no event came within
-`MASS_POLL_AFTER`, `message/mass/get` (`settle_sending`, at each run). The result is `sent`,
+`MASS_POLL_AFTER`, `message/mass/get` (`settle_sending`, at each run; a send under 群发保护
+may stay SENDING for the 30 minutes an administrator has to confirm it). The result is `sent`,
 `failed`, or `rejected` when an administrator refused it under 群发保护 — which only the
 event tells (mass/get says SEND_FAIL for either); see the Batch_Sends page,
 https://developers.weixin.qq.com/doc/service/guide/product/message/Batch_Sends.html. Each
@@ -62,8 +63,12 @@ ALL_FOLLOWERS = "all"
 # How long after sendall the MASSSENDJOBFINISH event may take before mass/get is asked.
 MASS_POLL_AFTER = timedelta(minutes=10)
 MASS_SENT = "send success"
-# MASSSENDJOBFINISH `Status` of a send refused under 群发保护 (mass-send protection): the
-# administrator refused it, or let it lapse unconfirmed (Batch_Sends page, above).
+# Under API 群发保护 (mass-send protection) a send to all followers waits for an administrator;
+# refused, or not confirmed within 30 minutes, it fails (https://developers.weixin.qq.com/doc/
+# service/api/notify/message/api_massmsgget: "如管理员拒绝或30分钟内没有确认，该次群发失败").
+# The pages we read do not list the event's `Status` for those two; these are the codes we
+# take for them (refused, lapsed). To be checked against a real account's first refusal: any
+# other "err(…)" reads as failed.
 MASS_REFUSED = frozenset({"err(30001)", "err(30002)"})
 # message/mass/get's msg_status → our state (DELETE: it was sent, and deleted since).
 MASS_STATUS_STATES = {
