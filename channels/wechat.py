@@ -15,7 +15,8 @@ and the drafts it builds. Its parts live beside it, each a base class of `WeChat
   refreshed once, …);
 - `channels.wechat_lookup`: the steps of `lookup` (publish jobs polled, the published list
   searched);
-- `channels.wechat_push`: the daily digest's draft and mass send.
+- `channels.wechat_materials`: cover thumbs, one per distinct cover, deleted when unused;
+- `channels.wechat_push`: the daily digest's draft and mass send, and deleting its copies.
 The names other modules use stay importable from here (`__all__`).
 """
 
@@ -41,6 +42,7 @@ from channels.fetch import FetchPolicy, ImageFetcher, shown_url
 from channels.wechat_api import PublisherWeChatClient
 from channels.wechat_calls import ARTICLE_ABSENT, BEIJING, DAILY_LIMITS, PREPARE
 from channels.wechat_lookup import CORRECTION_PREFIX, ForeignArticle, WeChatLookups, finished_key
+from channels.wechat_materials import WeChatMaterials
 from channels.wechat_push import WeChatPush, digest_clientmsgid
 
 __all__ = [
@@ -56,7 +58,8 @@ EDIT_POLICIES = ("republish", "correction")
 # After a submit whose answer was lost, how long a lookup that cannot find the article yet
 # keeps waiting for WeChat to finish publishing before it concludes nothing went out.
 SUBMIT_SETTLE_SECONDS = 1800.0
-_DEFAULT_THUMB_TTL = 7 * 24 * 3600
+# How long a deleted article is remembered, so that a retraction retried does not delete again.
+DELETED_MEMORY_SECONDS = 7 * 24 * 3600.0
 # What WeChat itself answers for each preflight rule, so a refusal reads the same either way.
 PREFLIGHT_ERRORS = {
     "max_32_chars": (45003, "title size out of limit"),
@@ -89,9 +92,10 @@ class WeChatSettings:
     daily_limits: Mapping[str, int] = field(default_factory=lambda: dict(DAILY_LIMITS))
 
 
-class WeChatChannel(WeChatLookups, WeChatPush, Channel):
+class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
     """The adapter; `lookup`'s steps come from `WeChatLookups`, the digest's calls from
-    `WeChatPush`, and `_call` from their base `WeChatCalls`."""
+    `WeChatPush`, the thumbs from `WeChatMaterials`, and `_call` from their base
+    `WeChatCalls`."""
 
     kind: ClassVar[str] = "wechat"
     title: ClassVar[str] = "微信公众号"
@@ -211,7 +215,9 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         self._refuse_problems(pub)
         self._ensure_budget("draft/add", "freepublish/submit")
         article = self._article(pub)
-        return self._publish([article], pub.content_hash, submit_marker(pub))
+        receipt = self._publish([article], pub.content_hash, submit_marker(pub))
+        thumbs = {"thumb_user": pub.external_id, "thumbs": [article["thumb_media_id"]]}
+        return replace(receipt, state={**receipt.state, **thumbs})
 
     def update(self, pub: Publication, remote: Remote) -> Receipt:
         """Published articles cannot be edited: republish, or publish a correction notice."""
@@ -220,16 +226,23 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         if self.edit_policy == "correction":
             return self._publish_correction(pub, remote)
         self._ensure_budget("freepublish/delete")  # not deleted unless it can be republished
-        self.delete(remote)
-        return self.create(pub)
+        self._delete_articles(remote)
+        receipt = self.create(pub)
+        self.release_thumbs(remote.state, keep=receipt.state["thumbs"])
+        return receipt
 
     def delete(self, remote: Remote) -> None:
-        """Delete the published article and every correction notice published for it; one
-        already gone is not an error.
-
-        The articles whose ids are recorded go first; one still being published raises
-        Retryable (it can be deleted once it is out).
+        """Withdraw everything of the item: the published article, every correction notice
+        published for it, the copies a digest mass-sent, and its thumbs once no other
+        article uses them. What is already gone is not an error.
         """
+        self._delete_articles(remote)
+        self.delete_mass_copies(remote.state)
+        self.release_thumbs(remote.state)
+
+    def _delete_articles(self, remote: Remote) -> None:
+        """The articles whose ids are recorded go first; one still being published raises
+        Retryable (it can be deleted once it is out)."""
         state = remote.state
         known = [state.get("article_id"), *(state.get("correction_article_ids") or [])]
         # Jobs whose article id is not recorded yet (notices recorded by publish id only
@@ -247,6 +260,11 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
                 self._delete_article(published)
 
     def _delete_article(self, article_id: str) -> None:
+        """Delete one article, once: a retraction that comes back (for a pushed copy still
+        being sent, say) does not spend `freepublish/delete`'s 10 calls a day on it again."""
+        deleted = f"wechat:article_deleted:{article_id}"
+        if self.shared.get(deleted):
+            return
         try:
             self._call(
                 "freepublish/delete",
@@ -256,6 +274,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         except Permanent as exc:
             if exc.code != str(ARTICLE_ABSENT):
                 raise
+        self.shared.set(deleted, "1", ttl_seconds=DELETED_MEMORY_SECONDS)
 
     # --- lookup -----------------------------------------------------------------------------
 
@@ -319,7 +338,11 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         )
 
     def health(self) -> dict[str, Any]:
-        return {"api_base": self.client.api_base, "edit_policy": self.edit_policy}
+        return {
+            "api_base": self.client.api_base,
+            "edit_policy": self.edit_policy,
+            "materials": self.materials_held(),
+        }
 
     def preview(self, pub: Publication) -> dict[str, Any]:
         """The article WeChat would be given (inline images are moved to its CDN on publish)."""
@@ -408,6 +431,10 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
             state={
                 "correction_publish_id": published.remote_id,
                 "correction_article_ids": list(remote.state.get("correction_article_ids") or []),
+                "thumb_user": pub.external_id,
+                "thumbs": list(
+                    dict.fromkeys([*(remote.state.get("thumbs") or []), article["thumb_media_id"]])
+                ),
             },
         )
 
@@ -448,28 +475,18 @@ class WeChatChannel(WeChatLookups, WeChatPush, Channel):
         )
 
     def _thumb(self, pub: Publication) -> str:
-        """The cover's thumb media_id: the item's own cover, or the domain's default card."""
-        if pub.cover_image_url:
-            data, _ = self.images.fetch(pub.cover_image_url, "封面图片")
-            try:
-                jpeg = render.cover_jpeg(data)
-            except ValueError as exc:
-                shown = shown_url(pub.cover_image_url)
-                raise Permanent(f"wechat: 封面图片 {shown}：{exc}") from None
-            return self._call(
-                "material/add_material", lambda: self.client.uploads.add_thumb(jpeg), write=PREPARE
-            )
-        # One default card per domain serves every item of it: permanent material is finite.
-        key = f"wechat:default_thumb:{pub.domain_code}"
-        cached = self.shared.get(key)
-        if cached:
-            return cached
-        card = render.default_cover(pub.domain_code, pub.domain_name)
-        media_id = self._call(
-            "material/add_material", lambda: self.client.uploads.add_thumb(card), write=PREPARE
-        )
-        self.shared.set(key, media_id, ttl_seconds=_DEFAULT_THUMB_TTL)
-        return media_id
+        """The cover's thumb media_id: the item's own cover, or the domain's default card;
+        the same picture is one material, whichever items show it (`WeChatMaterials`)."""
+        if not pub.cover_image_url:
+            card = render.default_cover(pub.domain_code, pub.domain_name)
+            return self.thumb_for(card, pub.external_id)
+        data, _ = self.images.fetch(pub.cover_image_url, "封面图片")
+        try:
+            jpeg = render.cover_jpeg(data)
+        except ValueError as exc:
+            shown = shown_url(pub.cover_image_url)
+            raise Permanent(f"wechat: 封面图片 {shown}：{exc}") from None
+        return self.thumb_for(jpeg, pub.external_id)
 
     # --- titles and refusals ----------------------------------------------------------------
 

@@ -5,11 +5,15 @@ period) and `cgi-bin/stable_token` (the same token to every caller until it expi
 with `force_refresh`, a few times a day); `media/uploadimg`; `material/add_material?type=thumb`
 (JPEG under 64 KB); `draft/add`; `freepublish/submit|get|batchget|getarticle|delete`
 (publishing finishes after `publish_delay_seconds`, then a `PUBLISHJOBFINISH` event is POSTed
-to `callback_url` if set); `message/mass/sendall|get` (one send a day, clientmsgid remembered
-24 h → 45065). Daily quotas per endpoint as WeChat's API_Call_Limits page states them
-(`wechat_account.DAILY_QUOTAS`: 45009 past them, until midnight in Beijing; every refused call
-counted as `refused:<errcode>`), forced token refreshes 20 a day and 30 s apart, mass send 1,
-and a switch that answers 45009 to everything. Public article pages at `/s/{article_id}`.
+to `callback_url` if set); `message/mass/sendall|get|delete` (one send a day, clientmsgid
+remembered 24 h → 45065; the result follows after `mass_delay_seconds` as `mass/get`'s status
+and a `MASSSENDJOBFINISH` event, refused as by an administrator under 群发保护 when
+`reject_next_mass` is set; only a sent message can be deleted, one article or all);
+`material/del_material`, and the cap on thumb materials (`material_cap`, 45034 past it). Daily
+quotas per endpoint as WeChat's API_Call_Limits page states them (`wechat_account.DAILY_QUOTAS`:
+45009 past them, until midnight in Beijing; every refused call counted as
+`refused:<errcode>`), forced token refreshes 20 a day and 30 s apart, mass send 1, and a switch
+that answers 45009 to everything. Public article pages at `/s/{article_id}`.
 
 Injected timeouts-after-write (`timeout_next_writes`) hit the writes the public can see —
 submit, delete, mass send — not the invisible uploads and drafts before them.
@@ -23,7 +27,8 @@ Sandbox-only controls, besides the shared `/_sandbox/*` (records are in `/_sandb
   `publish_delay_seconds`, `callback_url`, `callback_token`, `callback_aes_key` (set: the
   callback speaks safe mode), `api_quota_exhausted`,
   `mass_per_day`, `daily_quotas` (endpoint → calls a day, over the official ones),
-  `unauthorized` (endpoints answered 48001), `force_refresh_per_day`, `appid`, `secret`)
+  `unauthorized` (endpoints answered 48001), `force_refresh_per_day`, `appid`, `secret`,
+  `material_cap`, `mass_delay_seconds`, `reject_next_mass` (the next mass send is refused))
 - `POST /_sandbox/wechat/expire_token`  every issued token expires now
 - `POST /_sandbox/wechat/refuse_token`  every issued token is refused (40001), though
   `stable_token` without force still hands it out
@@ -53,6 +58,7 @@ from channels.sandbox.wechat_account import (
     article_record,
     check_article,
     finish_later,
+    finish_mass_later,
     image_type,
     new_id,
     ok_answer,
@@ -161,6 +167,11 @@ def create_app(state: SandboxState) -> FastAPI:
         media_id = new_id("m_")
         url = f"{base_url(request)}/mmbiz/{media_id}.jpg"
         with state.lock:
+            held = sum(1 for m in state.records["materials"].values() if m["type"] != "image")
+            if material_type != "image" and held >= sandbox.settings.material_cap:
+                # As WeChat answers it past the cap of the add_material page (community thread
+                # https://developers.weixin.qq.com/community/develop/doc/0008a61ffd4e88a1226c1bdb651c00).
+                raise WeChatError(45034, "media file count is out of limit")
             state.records["materials"][media_id] = {
                 "type": material_type,
                 "size": len(data),
@@ -169,6 +180,16 @@ def create_app(state: SandboxState) -> FastAPI:
             }
             state.save()
         return {"media_id": media_id, "url": url}
+
+    @app.post("/cgi-bin/material/del_material")
+    async def del_material(request: Request) -> dict[str, Any]:
+        body = await guarded(request, write=True)
+        with state.lock:
+            if state.records["materials"].pop(str(body.get("media_id", "")), None) is None:
+                raise WeChatError(40007, "invalid media_id")
+            state.count("materials_deleted")
+            state.save()
+        return ok_answer()
 
     # --- drafts and publishing --------------------------------------------------------------
 
@@ -319,14 +340,17 @@ def create_app(state: SandboxState) -> FastAPI:
                 "media_id": media_id,
                 "filter": body.get("filter"),
                 "clientmsgid": clientmsgid,
-                "msg_status": "SEND_SUCCESS",
+                "msg_status": "SENDING",
+                "deleted_idx": [],
                 "articles": [a["title"] for a in state.records["drafts"][media_id]["articles"]],
                 "at": now,
             }
             if clientmsgid:
                 state.records["clientmsgids"][clientmsgid] = {"msg_id": msg_id, "at": now}
             state.count("mass_sends")
+            rejected, sandbox.settings.reject_next_mass = sandbox.settings.reject_next_mass, False
             state.save()
+        finish_mass_later(sandbox, msg_id, rejected, sandbox.settings.mass_delay_seconds)
         await state.after_write()
         return {
             "errcode": 0,
@@ -343,6 +367,28 @@ def create_app(state: SandboxState) -> FastAPI:
             if record is None:
                 raise WeChatError(40007, "invalid msg_id")
             return {"msg_id": int(record["msg_id"]), "msg_status": record["msg_status"]}
+
+    @app.post("/cgi-bin/message/mass/delete")
+    async def mass_delete(request: Request) -> dict[str, Any]:
+        """Only a message that was sent can be deleted; `article_idx` 0 deletes all of it
+        (https://developers.weixin.qq.com/doc/service/api/notify/message/api_deletemassmsg)."""
+        body = await guarded(request, write=True)
+        index = int(body.get("article_idx") or 0)
+        with state.lock:
+            record = state.records["mass"].get(str(body.get("msg_id", "")))
+            if record is None or record["msg_status"] not in ("SEND_SUCCESS", "DELETE"):
+                raise WeChatError(40059, "invalid msg id")
+            positions = range(1, len(record["articles"]) + 1)
+            if index not in (0, *positions):
+                raise WeChatError(40059, "invalid msg id")
+            deleted = set(record["deleted_idx"]) | ({index} if index else set(positions))
+            record["deleted_idx"] = sorted(deleted)
+            if set(positions) <= deleted:
+                record["msg_status"] = "DELETE"
+            state.count("mass_articles_deleted")
+            state.save()
+        await state.after_write()
+        return ok_answer()
 
     # --- public pages and sandbox controls --------------------------------------------------
 

@@ -6,6 +6,8 @@ counters) and answers for the token rules (`cgi-bin/token` shortens the previous
 `stable_token` hands every caller the same one; forced refreshes 20 a day, 30 s apart), the
 daily quotas per endpoint (`DAILY_QUOTAS`) and publish jobs finishing.
 `finish_later` finishes a job after its delay and POSTs WeChat's `PUBLISHJOBFINISH` event;
+`finish_mass_later` does the same for a mass send (`MASSSENDJOBFINISH`), rejected as an
+administrator would under 群发保护 when `reject_next_mass` is set;
 `check_article` is WeChat's draft check with its own error codes. Every failure is a
 `WeChatError`, which `channels.sandbox.wechat` answers as `{"errcode", "errmsg"}`.
 """
@@ -28,6 +30,11 @@ from channels.sandbox.common import SandboxState
 THUMB_MAX_BYTES = 64 * 1024  # a thumb material: JPEG, at most this
 IMAGE_MAX_BYTES = 1024 * 1024  # `media/uploadimg`: JPEG or PNG, under this
 CLIENTMSGID_MEMORY_SECONDS = 24 * 3600  # a mass send's clientmsgid answers 45065 this long
+# A send an administrator refused under API 群发保护 fails: `message/mass/get` says SEND_FAIL
+# (https://developers.weixin.qq.com/doc/service/api/notify/message/api_massmsgget: "如管理员
+# 拒绝或30分钟内没有确认，该次群发失败"); the MASSSENDJOBFINISH `Status` for it is not on the pages
+# we read, so the sandbox sends the one the product takes for a refusal.
+MASS_REJECTED_STATUS = "err(30001)"
 
 # Calls a day per endpoint of a newly registered account, as "接口调用频次限制" lists them
 # (https://developers.weixin.qq.com/doc/service/Message_Management/API_Call_Limits.html):
@@ -71,6 +78,11 @@ class WeChatSettings:
     # that is not certified.
     unauthorized: list[str] = field(default_factory=list)
     force_refresh_per_day: int = 20
+    # Permanent materials other than images (thumbs): "其他类型为1000", https://developers.
+    # weixin.qq.com/doc/service/api/material/permanent/api_addmaterial
+    material_cap: int = 1000
+    mass_delay_seconds: float = 0.3  # a mass send's result comes this long after sendall
+    reject_next_mass: bool = False  # the next mass send is refused by an administrator
 
 
 class WeChatError(Exception):
@@ -247,21 +259,69 @@ def finish_later(sandbox: WeChatSandbox, publish_id: str, base_url: str, delay: 
             settings = replace(sandbox.settings)
         if job is None or not settings.callback_url:
             return
-        try:
-            _post_event(settings, job)
-        except requests.RequestException:
-            sandbox.state.count("callback_failures")
+        _send_event(sandbox, settings, _publish_event(job))
 
-    timer = threading.Timer(delay, finish)
+    _later(delay, finish)
+
+
+def finish_mass_later(sandbox: WeChatSandbox, msg_id: str, rejected: bool, delay: float) -> None:
+    """Settle the mass send after `delay` (sent, or refused by an administrator) and send
+    WeChat's MASSSENDJOBFINISH event."""
+
+    def finish() -> None:
+        with sandbox.state.lock:
+            record = sandbox.records["mass"].get(msg_id)
+            if record is None or record["msg_status"] != "SENDING":
+                return
+            record["msg_status"] = "SEND_FAIL" if rejected else "SEND_SUCCESS"
+            record["result"] = MASS_REJECTED_STATUS if rejected else "send success"
+            sandbox.state.save()
+            settings, record = replace(sandbox.settings), dict(record)
+        if settings.callback_url:
+            _send_event(sandbox, settings, _mass_event(record))
+
+    _later(delay, finish)
+
+
+def _later(delay: float, call: Any) -> None:
+    timer = threading.Timer(delay, call)
     timer.daemon = True
     timer.start()
 
 
-def _post_event(settings: WeChatSettings, job: dict[str, Any]) -> None:
-    """POST the PUBLISHJOBFINISH event as WeChat does: in plaintext mode, or in safe mode
-    when the sandbox holds an AES key (https://developers.weixin.qq.com/doc/subscription/
-    guide/dev/push/encryption.md: `encrypt_type=aes` and `msg_signature` added to the query,
-    the body `<xml><ToUserName/><Encrypt/></xml>`)."""
+def _send_event(sandbox: WeChatSandbox, settings: WeChatSettings, event: str) -> None:
+    try:
+        _post_event(settings, event)
+    except requests.RequestException:
+        sandbox.state.count("callback_failures")
+
+
+def _publish_event(job: dict[str, Any]) -> str:
+    return (
+        "<Event><![CDATA[PUBLISHJOBFINISH]]></Event><PublishEventInfo>"
+        f"<publish_id>{job['publish_id']}</publish_id>"
+        f"<publish_status>{job['status']}</publish_status>"
+        f"<article_id><![CDATA[{job.get('article_id') or ''}]]></article_id>"
+        "</PublishEventInfo>"
+    )
+
+
+def _mass_event(record: dict[str, Any]) -> str:
+    """The fields of "事件推送群发结果" on the Batch_Sends page (counts: one follower)."""
+    sent = 1 if record["msg_status"] == "SEND_SUCCESS" else 0
+    return (
+        "<Event><![CDATA[MASSSENDJOBFINISH]]></Event>"
+        f"<MsgID>{record['msg_id']}</MsgID><Status><![CDATA[{record['result']}]]></Status>"
+        f"<TotalCount>1</TotalCount><FilterCount>1</FilterCount>"
+        f"<SentCount>{sent}</SentCount><ErrorCount>{1 - sent}</ErrorCount>"
+    )
+
+
+def _post_event(settings: WeChatSettings, event: str) -> None:
+    """POST an event as WeChat does: in plaintext mode, or in safe mode when the sandbox
+    holds an AES key (https://developers.weixin.qq.com/doc/subscription/guide/dev/push/
+    encryption.md: `encrypt_type=aes` and `msg_signature` added to the query, the body
+    `<xml><ToUserName/><Encrypt/></xml>`)."""
     timestamp, nonce = str(int(time.time())), secrets.token_hex(4)
     token = settings.callback_token
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
@@ -269,11 +329,7 @@ def _post_event(settings: WeChatSettings, job: dict[str, Any]) -> None:
         "<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName>"
         "<FromUserName><![CDATA[sandbox]]></FromUserName>"
         f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        "<Event><![CDATA[PUBLISHJOBFINISH]]></Event><PublishEventInfo>"
-        f"<publish_id>{job['publish_id']}</publish_id>"
-        f"<publish_status>{job['status']}</publish_status>"
-        f"<article_id><![CDATA[{job.get('article_id') or ''}]]></article_id>"
-        "</PublishEventInfo></xml>"
+        f"{event}</xml>"
     )
     params = {"signature": signature, "timestamp": timestamp, "nonce": nonce}
     if settings.callback_aes_key:

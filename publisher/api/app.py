@@ -33,6 +33,7 @@ from publisher.api import (
     routes_items,
     routes_review,
     routes_users,
+    routes_wechat,
 )
 from publisher.api.access_log import redact_access_log
 from publisher.api.body_limit import BodyLimitMiddleware
@@ -48,6 +49,7 @@ from publisher.audit import audit
 from publisher.config import Settings, get_settings
 from publisher.db import Database, get_database
 from publisher.delivery.ops import delivery_for_wechat_publish, poke_delivery
+from publisher.delivery.wechat_digest import record_mass_result
 from publisher.dispatch import celery_sender, install_sender, poke_wechat_publish_later
 from publisher.errors import Conflict, InvalidInput, NotFound
 from publisher.metrics import metrics_registry
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     api.include_router(routes_checks.router)
     api.include_router(routes_audit.router)
     api.include_router(routes_users.router)
+    api.include_router(routes_wechat.router)
     api.include_router(system_router)
     app.include_router(api)
     app.include_router(root_router)
@@ -167,7 +170,8 @@ def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database)
     The article id it names is left under `finished_key` for the adapter, which adopts it
     only once `getarticle` shows the article links to the item's own page: the callback is
     a hint, never proof. A job no delivery waits on yet (WeChat can finish before the worker
-    has recorded the job's id) keeps its hint only briefly.
+    has recorded the job's id) keeps its hint only briefly. A finished mass send settles its
+    digest (sent, failed, or rejected under 群发保护).
     """
     if not settings.wechat_callback_token:  # not configured: WeChat cannot call us
         return
@@ -200,7 +204,22 @@ def _mount_wechat_callback(app: FastAPI, settings: Settings, database: Database)
             # shortly, from a worker, rather than wait for the next rationed poll.
             poke_wechat_publish_later(publish_id)
 
-    app.include_router(wechat_callback_router(keys, first_use, on_publish_finished))
+    def on_mass_finished(msg_id: str, status: str) -> None:
+        with database.session() as session:
+            digest_id = record_mass_result(session, msg_id, status)
+            subject = f"wechat_digest:{digest_id}" if digest_id else f"wechat_mass:{msg_id}"
+            audit(
+                session,
+                "wechat",
+                "wechat.mass_finished",
+                subject[:64],
+                msg_id=msg_id,
+                status=status,
+            )
+
+    app.include_router(
+        wechat_callback_router(keys, first_use, on_publish_finished, on_mass_finished)
+    )
 
 
 # How long a finished job's article id waits for the adapter: a week for a job a delivery

@@ -1,11 +1,14 @@
-"""WeChat's server callback: URL verification and the PUBLISHJOBFINISH event (docs/protocols.md §5).
+"""WeChat's server callback: URL verification and the PUBLISHJOBFINISH and MASSSENDJOBFINISH
+events (docs/protocols.md §5).
 
 WeChat signs every call with `signature` = sha1 of the sorted, concatenated (token, timestamp,
 nonce). `GET` is the URL check when the callback is configured: answer `echostr` verbatim.
 `POST` carries XML events; a finished publish job (`PUBLISHJOBFINISH`) is handed to
 `on_publish_finished(publish_id, article_id)`, which lets the delivery engine look the job up
-now instead of waiting for its next sparse poll. WeChat expects "success" (or an empty body)
-within 5 s.
+now instead of waiting for its next sparse poll; a finished mass send (`MASSSENDJOBFINISH`:
+`MsgID` and `Status`, "send success", "send fail" or "err(…)", https://developers.weixin.qq.com/
+doc/service/guide/product/message/Batch_Sends.html) to `on_mass_finished(msg_id, status)`.
+Both events pass the same checks below. WeChat expects "success" (or an empty body) within 5 s.
 
 In plaintext mode (明文模式) the signature covers the query string only, never the body: a
 signed URL (it shows in access logs and proxies) could be replayed with any body. So:
@@ -68,13 +71,15 @@ def wechat_callback_router(
     keys: CallbackKeys,
     first_use: Callable[[str, float], bool],
     on_publish_finished: Callable[[str, str | None], None],
+    on_mass_finished: Callable[[str, str], None] | None = None,
 ) -> APIRouter:
     """GET/POST `/wechat/callback`. A bad, stale, reused or missing signature, and with an
     AES key an unencrypted or undecryptable body, is answered 403.
 
     `first_use(key, seconds)` answers True the first time `key` is seen within `seconds`
     (the replay cache). `on_publish_finished(publish_id, article_id)` gets the article id when
-    WeChat published the job (status 0), None when it failed it.
+    WeChat published the job (status 0), None when it failed it; `on_mass_finished(msg_id,
+    status)` gets WeChat's `Status` of a mass send verbatim (None: mass sends are not ours).
     """
     router = APIRouter(tags=["wechat callback"])
     crypto = keys.crypto()
@@ -132,7 +137,10 @@ def wechat_callback_router(
         if len(body) > MAX_EVENT_BYTES:
             raise HTTPException(413, f"event larger than {MAX_EVENT_BYTES} bytes")
         root = event_xml(request, body)
-        if (root.findtext("Event") or "").strip() != "PUBLISHJOBFINISH":
+        event = (root.findtext("Event") or "").strip()
+        if event == "MASSSENDJOBFINISH" and on_mass_finished is not None:
+            return mass_finished(root, on_mass_finished)
+        if event != "PUBLISHJOBFINISH":
             return "success"  # other events (follows, menu clicks) are not ours to handle
         info = root.find("PublishEventInfo")
         publish_id = (info.findtext("publish_id") if info is not None else None) or ""
@@ -144,6 +152,15 @@ def wechat_callback_router(
         published = status.strip() == "0" and article_id.strip()
         on_publish_finished(publish_id.strip(), article_id.strip() if published else None)
         return "success"  # WeChat's expected answer; an encrypted reply is only for replies
+
+    def mass_finished(root: ElementTree.Element, record: Callable[[str, str], None]) -> str:
+        msg_id = (root.findtext("MsgID") or root.findtext("MsgId") or "").strip()
+        if not msg_id:
+            raise HTTPException(400, "MASSSENDJOBFINISH without MsgID")
+        status = (root.findtext("Status") or "").strip()[:64]
+        log.info("wechat mass send %s finished: %s", msg_id, status)
+        record(msg_id, status)
+        return "success"
 
     return router
 

@@ -33,6 +33,7 @@ from publisher.cli import (
     sealed,
     tokens,
     users,
+    wechat,
     words,
 )
 from publisher.cli.common import AS_KEY
@@ -96,6 +97,7 @@ COMMANDS: tuple[click.Command, ...] = (
     audit.audit,
     sealed.secrets_group,
     bench.bench,
+    wechat.wechat,
 )
 # Commands that run a process of the system rather than act once.
 _SERVERS = {run.api.name, run.worker.name, run.beat.name, run.sandbox.name, run.up.name}

@@ -455,7 +455,12 @@ def _repair(
         found = drift.details.get("channel") or {}
         delivery.remote_id = str(found.get("remote_id") or "") or None
         delivery.remote_url = found.get("url")
-        delivery.remote_state = dict(found.get("remote_state") or {})
+        # Merged, not replaced: what else the delivery recorded (a digest's mass-sent copies,
+        # the thumbs it holds) is deleted with the copy found.
+        delivery.remote_state = {
+            **(delivery.remote_state or {}),
+            **(found.get("remote_state") or {}),
+        }
         delivery.forget_attempts()
         delivery.applied_revision_id = None
     delivery.state = DeliveryState.PENDING

@@ -10,7 +10,17 @@ audience and its articles, so resending a digest whose answer was lost is dedupl
 
 `run_daily_digest` owns its transactions, like the delivery engine: no transaction is open
 while WeChat is called (see its docstring). A Celery beat task runs it every few minutes;
-before the digest time, and once the day's sends are done, it does nothing.
+before the digest time, and once the day's sends are done, it sends nothing.
+
+A send WeChat accepted is `sending` until its result: the `MASSSENDJOBFINISH` event
+(`record_mass_result`, from the API's callback) or, when no event came within
+`MASS_POLL_AFTER`, `message/mass/get` (`settle_sending`, at each run; a send under 群发保护
+may stay SENDING for the 30 minutes an administrator has to confirm it). The result is `sent`,
+`failed`, or `rejected` when an administrator refused it under 群发保护 — which only the
+event tells (mass/get says SEND_FAIL for either); see the Batch_Sends page,
+https://developers.weixin.qq.com/doc/service/guide/product/message/Batch_Sends.html. Each
+item's WeChat delivery records where its pushed copy is (`mass_copies`: msg_id and
+article_idx), so that retracting the item deletes that copy too (`WeChatChannel.delete`).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from sqlalchemy.orm import Session
 from channels.base import Publication
 from channels.errors import ChannelDisabled, ChannelError, OutcomeUnknown, Permanent, QuotaExhausted
 from channels.wechat import BEIJING, WeChatChannel, digest_clientmsgid
+from channels.wechat_push import MassSend
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.delivery.publication import ChannelPool, build_publication, website_url_of
@@ -49,6 +60,22 @@ DIGEST_MAX_ARTICLES = 8
 DEFAULT_DIGEST_TIME = time(18, 0)
 DEFAULT_MASS_QUOTA = 1  # a subscription account: one mass send a day
 ALL_FOLLOWERS = "all"
+# How long after sendall the MASSSENDJOBFINISH event may take before mass/get is asked.
+MASS_POLL_AFTER = timedelta(minutes=10)
+MASS_SENT = "send success"
+# Under API 群发保护 (mass-send protection) a send to all followers waits for an administrator;
+# refused, or not confirmed within 30 minutes, it fails (https://developers.weixin.qq.com/doc/
+# service/api/notify/message/api_massmsgget: "如管理员拒绝或30分钟内没有确认，该次群发失败").
+# The pages we read do not list the event's `Status` for those two; these are the codes we
+# take for them (refused, lapsed). To be checked against a real account's first refusal: any
+# other "err(…)" reads as failed.
+MASS_REFUSED = frozenset({"err(30001)", "err(30002)"})
+# message/mass/get's msg_status → our state (DELETE: it was sent, and deleted since).
+MASS_STATUS_STATES = {
+    "SEND_SUCCESS": WeChatDigestState.SENT,
+    "DELETE": WeChatDigestState.SENT,
+    "SEND_FAIL": WeChatDigestState.FAILED,
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +156,7 @@ def run_daily_digest(
     """
     local = now.astimezone(BEIJING)
     result = DigestResult(day=local.date())
+    settle_sending(database, channel, now, result)
     if local.time() < digest_time:
         result.ran = False
         return result
@@ -179,7 +207,9 @@ def _sends_on(session: Session, day: date) -> int:
     digests = session.scalars(
         select(WeChatDigest).where(
             WeChatDigest.day == day,
-            WeChatDigest.state.in_([WeChatDigestState.SENT, WeChatDigestState.UNKNOWN]),
+            WeChatDigest.state.in_(
+                [WeChatDigestState.SENDING, WeChatDigestState.SENT, WeChatDigestState.UNKNOWN]
+            ),
         )
     ).all()
     return len(digests)
@@ -245,7 +275,11 @@ def _send_digest(
             )
             digest.entries = [
                 WeChatDigestEntry(
-                    item_id=entry.item_id, audience=audience, position=i, article_id=article_id
+                    item_id=entry.item_id,
+                    audience=audience,
+                    position=i,
+                    article_id=article_id,
+                    article_idx=i + 1,
                 )
                 for i, (entry, article_id) in enumerate(zip(batch, article_ids, strict=True))
             ]
@@ -294,7 +328,7 @@ def _deliver(
         result.errors.append(f"{digest.audience}: {exc}")
         _record(database, digest, WeChatDigestState.UNKNOWN, error=str(exc))
         return "unknown"
-    _record(database, digest, WeChatDigestState.SENT, msg_id=sent.msg_id)
+    _record_accepted(database, digest, sent)
     result.sent.append(SentDigest(digest.audience, digest.item_ids, sent.msg_id, sent.duplicate))
     log.info(
         "wechat digest %s to %s: %d articles",
@@ -311,7 +345,7 @@ def _record(
     state: WeChatDigestState | None,
     *,
     error: str | None = None,
-    msg_id: str | None = None,
+    result: str | None = None,
 ) -> None:
     """Write a digest's outcome (`state` None: delete it, nothing went out)."""
     with database.session() as session:
@@ -322,9 +356,93 @@ def _record(
             session.delete(row)
             return
         row.state, row.error = state, error
-        if state == WeChatDigestState.SENT:
-            row.msg_id = msg_id or row.msg_id
-            row.sent_at = utcnow()
+        if result is not None:
+            _settle(session, row, state, result)
+
+
+def _record_accepted(database: Database, digest: _Recorded, sent: MassSend) -> None:
+    """WeChat took the job: the digest is sending, and each item's delivery learns where its
+    pushed copy is (its msg_id and place), for a retraction to delete it."""
+    with database.session() as session:
+        row = session.get(WeChatDigest, digest.digest_id)
+        if row is None:
+            return
+        row.state, row.error = WeChatDigestState.SENDING, None
+        row.msg_id = sent.msg_id or row.msg_id
+        row.msg_data_id = sent.msg_data_id or row.msg_data_id
+        row.sent_at = utcnow()
+        if row.msg_id:
+            for entry in row.entries:
+                copy = {"msg_id": row.msg_id, "article_idx": entry.article_idx}
+                _change_copies(session, entry.item_id, add=copy)
+
+
+def record_mass_result(session: Session, msg_id: str, status: str) -> int | None:
+    """The MASSSENDJOBFINISH event of `msg_id` settles its digest (sent, failed, or rejected
+    by an administrator); returns the digest's id, None when no digest sent it. A digest
+    already settled keeps its result: the event may come twice."""
+    row = session.scalars(select(WeChatDigest).where(WeChatDigest.msg_id == msg_id)).first()
+    if row is None:
+        return None
+    if row.state in (WeChatDigestState.SENDING, WeChatDigestState.UNKNOWN):
+        if status == MASS_SENT:
+            state = WeChatDigestState.SENT
+        elif status in MASS_REFUSED:
+            state = WeChatDigestState.REJECTED
+        else:
+            state = WeChatDigestState.FAILED
+        _settle(session, row, state, status)
+    return row.id
+
+
+def settle_sending(
+    database: Database, channel: WeChatChannel, now: datetime, result: DigestResult
+) -> None:
+    """Ask `message/mass/get` about the sends whose event has not come in `MASS_POLL_AFTER`."""
+    with database.session() as session:
+        waiting = session.execute(
+            select(WeChatDigest.id, WeChatDigest.msg_id).where(
+                WeChatDigest.state == WeChatDigestState.SENDING,
+                WeChatDigest.msg_id.is_not(None),
+                WeChatDigest.sent_at <= now - MASS_POLL_AFTER,
+            )
+        ).all()
+    for digest_id, msg_id in waiting:
+        try:
+            status = channel.mass_status(str(msg_id))
+        except ChannelError as exc:
+            result.errors.append(f"mass send {msg_id}: {exc}")
+            continue
+        state = MASS_STATUS_STATES.get(status)
+        if state is None:  # SENDING still
+            continue
+        with database.session() as session:
+            row = session.get(WeChatDigest, digest_id)
+            if row is not None and row.state == WeChatDigestState.SENDING:
+                _settle(session, row, state, status)
+
+
+def _settle(session: Session, row: WeChatDigest, state: WeChatDigestState, result: str) -> None:
+    """The digest's result; a send that did not go out has no pushed copies to delete."""
+    row.state, row.result, row.finished_at = state, result, utcnow()
+    if state != WeChatDigestState.SENT and row.msg_id:
+        for entry in row.entries:
+            _change_copies(session, entry.item_id, drop=row.msg_id)
+
+
+def _change_copies(
+    session: Session, item_id: int, *, add: dict[str, Any] | None = None, drop: str | None = None
+) -> None:
+    """Add a pushed copy to, or drop a message's copies from, the item's WeChat delivery."""
+    delivery = session.scalars(
+        select(Delivery).where(Delivery.item_id == item_id, Delivery.channel_kind == "wechat")
+    ).first()
+    if delivery is None:
+        return
+    state = dict(delivery.remote_state or {})
+    copies = [c for c in state.get("mass_copies") or [] if c != add and c["msg_id"] != drop]
+    state["mass_copies"] = [*copies, add] if add else copies
+    delivery.remote_state = state
 
 
 def _resend_uncertain(database: Database, channel: WeChatChannel, result: DigestResult) -> None:
@@ -356,7 +474,9 @@ def _resend_uncertain(database: Database, channel: WeChatChannel, result: Digest
                 result.errors.append(f"{digest.audience}: {exc}")
                 continue
             if status != "SEND_FAIL":
-                _record(database, digest, WeChatDigestState.SENT, msg_id=digest.msg_id)
+                state = MASS_STATUS_STATES.get(status)
+                if state is not None:
+                    _record(database, digest, state, result=status)
                 continue
         _deliver(database, channel, digest, result)
 

@@ -211,9 +211,11 @@ class Media(Base):
 
 
 class WeChatDigestState(enum.StrEnum):
-    SENT = "sent"  # WeChat accepted the mass send (or already had its clientmsgid)
+    SENDING = "sending"  # WeChat accepted the mass send; its result has not come yet
+    SENT = "sent"  # WeChat sent it (MASSSENDJOBFINISH or mass/get), or had its clientmsgid
     UNKNOWN = "unknown"  # the sendall answer was lost: resend with the same clientmsgid
-    FAILED = "failed"  # WeChat refused the digest for good; its items are not pushed again
+    FAILED = "failed"  # WeChat refused or failed the digest; its items are not pushed again
+    REJECTED = "rejected"  # an administrator refused it (群发保护); not pushed again either
 
 
 class WeChatDigest(Base):
@@ -226,11 +228,16 @@ class WeChatDigest(Base):
     audience: Mapped[str] = mapped_column(String(64))
     clientmsgid: Mapped[str] = mapped_column(String(64), unique=True)
     media_id: Mapped[str | None] = mapped_column(String(128))
-    msg_id: Mapped[str | None] = mapped_column(String(64))
+    msg_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    msg_data_id: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[WeChatDigestState] = mapped_column(value_enum(WeChatDigestState))
+    # WeChat's own words for the result: MASSSENDJOBFINISH's Status ("send success",
+    # "err(30001)", …) or mass/get's msg_status.
+    result: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()  # accepted by WeChat
+    finished_at: Mapped[datetime | None] = mapped_column()  # its result known
 
     entries: Mapped[list[WeChatDigestEntry]] = relationship(
         back_populates="digest",
@@ -251,6 +258,8 @@ class WeChatDigestEntry(Base):
     audience: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(Integer)
     article_id: Mapped[str | None] = mapped_column(String(128))
+    # The article's place in the mass-sent message, from 1, as `message/mass/delete` takes it.
+    article_idx: Mapped[int | None] = mapped_column(Integer)
 
     digest: Mapped[WeChatDigest] = relationship(back_populates="entries")
 

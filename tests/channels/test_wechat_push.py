@@ -160,7 +160,7 @@ def test_a_lost_sendall_answer_is_resent_and_deduplicated_by_clientmsgid(
     assert lost.sent == [] and lost.errors
     assert after_loss == [WeChatDigestState.UNKNOWN], "the uncertain digest was committed"
     assert len(resent.sent) == 1 and resent.sent[0].duplicate
-    assert states == [WeChatDigestState.SENT]
+    assert states == [WeChatDigestState.SENDING], "accepted; its result comes later"
     sends = mass_sends(harness)
     assert len(sends) == 1, "WeChat saw the clientmsgid: no second mass send"
     assert sends[0]["filter"] == {"is_to_all": False, "tag_id": 101}
@@ -191,6 +191,6 @@ def test_the_scheduled_digest_sends_with_the_shared_store_in_the_same_sqlite_dat
     assert [d.item_ids for d in result.sent] == [tuple(ids)]
     with database.session() as session:
         [digest] = session.scalars(select(WeChatDigest)).all()
-        assert digest.state == WeChatDigestState.SENT
+        assert digest.state == WeChatDigestState.SENDING
         assert session.get(SharedValue, "wechat:access_token") is not None
     assert [len(m["articles"]) for m in mass_sends(harness)] == [2]

@@ -127,6 +127,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/channels/{kind}/resume"): admits(*OPERATORS),
     ("PUT", "/api/v1/channels/{kind}/credentials"): admits(*OPERATORS),
     ("POST", "/api/v1/channels/{kind}/retry-failed"): admits(*OPERATORS),
+    ("GET", "/api/v1/wechat/digests"): admits(*EVERYONE),
     ("GET", "/api/v1/freeze"): admits(*EVERYONE),
     ("POST", "/api/v1/freeze"): admits(*OPERATORS, body={"reason": "全国哀悼日"}),
     ("DELETE", "/api/v1/freeze"): admits(*OPERATORS),
