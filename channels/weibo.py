@@ -66,8 +66,9 @@ from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, uni
 TOKEN_KEY = token_key("weibo")
 REAL_API_HOST = "api.weibo.com"
 REAL_WEB_BASE = "https://weibo.com"
-# Weibo rewrites links to these shorteners; their target is read from the redirect.
-SHORT_LINK_HOSTS = ("t.cn", "sinaurl.cn")
+# Weibo rewrites links to these shorteners; their target is read from the redirect. A sandbox
+# (any API base but the real one) serves its own under `/t/` (docs/protocols.md §7).
+SHORT_LINKS = ("http://t.cn/", "https://t.cn/", "http://sinaurl.cn/", "https://sinaurl.cn/")
 NO_TOKEN = "weibo: no access token: give one with `publisher channels set-token weibo`"
 NO_RIP = (
     "weibo: set PUBLISHER_WEIBO_RIP to this server's public IP address: Weibo requires the "
@@ -140,7 +141,7 @@ class WeiboChannel(HttpChannel):
         timeout: float = 10.0,
         lookup_pages: int = 3,
         lookup_page_size: int = 50,
-        short_link_hosts: Iterable[str] = SHORT_LINK_HOSTS,
+        short_links: Iterable[str] | None = None,
         fetch: FetchPolicy | None = None,
     ) -> None:
         if edit_policy not in ("repost", "correction"):
@@ -164,7 +165,7 @@ class WeiboChannel(HttpChannel):
             self.http,
             account=account,
             timeout=timeout,
-            short_link_hosts=short_link_hosts,
+            short_links=_short_links(self.api_base) if short_links is None else short_links,
             pages=lookup_pages,
             page_size=lookup_page_size,
         )
@@ -270,13 +271,14 @@ class WeiboChannel(HttpChannel):
 
     def lookup(self, pub: Publication, remote: Remote | None) -> Receipt | None:
         """`pub`'s post, read by the recorded id (`remote`) with `statuses/show`; None when
-        Weibo says it does not exist, or when no post is recorded and no share of `pub` is
-        unanswered.
+        Weibo says it does not exist (and no share of `pub` is unanswered).
 
         While a share of `pub` is unanswered (its id lost), the post is searched on the
         timeline (`PostFinder.on_timeline`) unless the recorded post already shows this
         revision. Raises `OutcomeUnknown` when it is not there: it may have scrolled off, so
         nothing may be posted again until it is found, adopted or marked by an operator.
+        With no post recorded and none unanswered (a withdrawn item), only a post linking to
+        its article on the timeline is found, and None otherwise.
         """
         known = _all_ids(remote)
         wanted = self._wanted(pub)
@@ -287,9 +289,11 @@ class WeiboChannel(HttpChannel):
                 shows = without_links(str(status.get("text", ""))) in wanted
                 if shows or not sent:
                     return self._adopt(Found(status, shows), pub, known)
-        if not sent:
-            return None
+            if not sent:
+                return None  # Weibo says the recorded post is gone, and none was lost since
         found = self.finder.on_timeline(pub, wanted, sent)
+        if found is None and not sent:
+            return None  # no post recorded, none lost: nothing of ours linking to it is there
         if found is None:
             raise OutcomeUnknown(
                 "weibo: 发出的微博未收到应答，账号时间线上最新的微博中也没有它"
@@ -507,6 +511,12 @@ def _web_base(api_base: str) -> str:
     """Where status pages live: weibo.com for the real API, else the API server itself."""
     host = urlsplit(api_base).hostname or ""
     return REAL_WEB_BASE if host == REAL_API_HOST else api_base
+
+
+def _short_links(api_base: str) -> tuple[str, ...]:
+    """Where short links are served: Weibo's shorteners, and a sandbox's own `/t/`."""
+    host = urlsplit(api_base).hostname or ""
+    return SHORT_LINKS if host == REAL_API_HOST else (*SHORT_LINKS, f"{api_base}/t/")
 
 
 def _all_ids(remote: Remote | None) -> list[str]:

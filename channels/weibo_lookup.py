@@ -14,11 +14,13 @@ post there proves nothing: it may have scrolled off. The caller then leaves the 
 unknown and never posts again blindly.
 
 On the timeline a post is ours when it links to the item's website article (read in its
-text, Weibo's expanded-link fields, or behind a short link of a known shortener), or when it
-shows our text (links aside) and was made within minutes of one of our unanswered shares:
-Weibo shows links as t.cn short links, and a short link of a host we do not know must not
-stop the match. Government titles repeat ("停水通知"), so a post already claimed by another
-item, or linking to another article of the same website, is never taken.
+text, Weibo's expanded-link fields, or behind a short link of a known shortener: t.cn,
+sinaurl.cn, a sandbox's own `/t/`), or when it shows our text (links aside) and was made
+within minutes of one of our unanswered shares: Weibo shows links as t.cn short links, and a
+short link of a host we do not know must not stop the match. With no share unanswered (the
+reconciler asking whether a withdrawn item's post came back), only a link match counts.
+Government titles repeat ("停水通知"), so a post already claimed by another item, or linking
+to another article of the same website, is never taken.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class PostFinder:
         *,
         account: str,
         timeout: float,
-        short_link_hosts: Iterable[str],
+        short_links: Iterable[str],
         pages: int,
         page_size: int,
     ) -> None:
@@ -78,7 +80,7 @@ class PostFinder:
         self.http = http
         self.account = account
         self.timeout = timeout
-        self.short_link_hosts = tuple(h.lower() for h in short_link_hosts)
+        self.short_links = tuple(short_links)
         self.pages = pages
         self.page_size = page_size
         self._expanded: dict[str, str | None] = {}
@@ -178,7 +180,7 @@ class PostFinder:
                         links.add(value)
         if resolve:
             for link in list(links):
-                if (urlsplit(link).hostname or "").lower() in self.short_link_hosts:
+                if link.startswith(self.short_links):
                     target = self._expand(link)
                     if target:
                         links.add(target)
