@@ -60,6 +60,7 @@ class ChaosCluster(System):
                 "PUBLISHER_WECHAT_POLL_SECONDS": "1",
                 # Pacing has its own tests; here it would only stretch the run.
                 "PUBLISHER_WEIBO_POSTS_PER_HOUR": "10000",
+                "PUBLISHER_WEIBO_DAILY_CALLS": "100000",
             },
         )
         self.database_url = database_url
@@ -107,7 +108,9 @@ class ChaosCluster(System):
             "/_sandbox/wechat",
             {"callback_url": f"{self.root}/wechat/callback", "callback_token": "sandbox"},
         )
-        self.post_sandbox("weibo", "/_sandbox/weibo/config", {"rate_limit": 100000})
+        self.post_sandbox(
+            "weibo", "/_sandbox/weibo/config", {"rate_limit": 100000, "daily_calls": 100000}
+        )
 
     def start_worker(self, index: int = 0) -> None:
         self.start(
