@@ -26,6 +26,7 @@ whose id was lost, and not finding it there leaves the outcome unknown, never "m
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -184,8 +185,10 @@ class WeiboChannel(HttpChannel):
                 "weibo: set PUBLISHER_WEIBO_ACCESS_TOKEN or give a token with "
                 "`publisher channels set-token weibo`"
             )
-        if not settings.rip and urlsplit(settings.api_base).hostname == REAL_API_HOST:
-            raise ChannelDisabled(NO_RIP)
+        if urlsplit(settings.api_base).hostname == REAL_API_HOST and not _public(settings.rip):
+            raise ChannelDisabled(
+                NO_RIP + (f"; {settings.rip} is not public" if settings.rip else "")
+            )
         return cls(
             settings.api_base,
             shared,
@@ -511,6 +514,13 @@ def _web_base(api_base: str) -> str:
     """Where status pages live: weibo.com for the real API, else the API server itself."""
     host = urlsplit(api_base).hostname or ""
     return REAL_WEB_BASE if host == REAL_API_HOST else api_base
+
+
+def _public(ip: str | None) -> bool:
+    try:
+        return bool(ip) and ipaddress.ip_address(ip or "").is_global
+    except ValueError:
+        return False
 
 
 def _short_links(api_base: str) -> tuple[str, ...]:

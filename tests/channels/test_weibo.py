@@ -611,8 +611,13 @@ def test_the_real_channel_needs_the_servers_public_ip(store: DatabaseSharedStore
     real = Settings(weibo_access_token="t")  # api.weibo.com
     with pytest.raises(ChannelDisabled, match="PUBLISHER_WEIBO_RIP"):
         build_channel("weibo", real, store)
-    built = build_channel("weibo", Settings(weibo_access_token="t", weibo_rip="203.0.113.7"), store)
-    assert isinstance(built, WeiboChannel) and built.rip == "203.0.113.7"
+    loopback = Settings(weibo_access_token="t", weibo_rip="127.0.0.1")
+    with pytest.raises(ChannelDisabled, match=r"127\.0\.0\.1 is not public"):
+        build_channel("weibo", loopback, store)
+    with pytest.raises(ValueError, match="PUBLISHER_WEIBO_RIP must be an IP address"):
+        Settings(weibo_rip="my-server")
+    built = build_channel("weibo", Settings(weibo_access_token="t", weibo_rip="211.156.0.1"), store)
+    assert isinstance(built, WeiboChannel) and built.rip == "211.156.0.1"
 
 
 def test_the_daily_call_budget_defers_until_midnight_in_beijing(
