@@ -635,3 +635,18 @@ def test_the_daily_call_budget_defers_until_midnight_in_beijing(
     assert sandbox.inspect()["counters"]["calls"] == calls  # refused before calling
     [use] = channel.budget_usage()
     assert (use.endpoint, use.used, use.limit, use.left) == ("calls", 2, 2, 0)
+
+
+def test_weibo_s_own_daily_limit_defers_until_its_midnight(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    configure(sandbox, daily_calls=1)  # Weibo allows fewer calls than we count on
+    channel = make_channel(sandbox, store)
+    channel.create(numbered(1))
+
+    with pytest.raises(RateLimited) as caught:
+        channel.create(numbered(2))
+
+    assert caught.value.code == "10023"
+    assert abs((caught.value.until - next_beijing_midnight()).total_seconds()) < 5
+    assert len(statuses(sandbox)) == 1
