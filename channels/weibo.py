@@ -1,4 +1,4 @@
-"""Weibo over its open API (docs/protocols.md §6): share, destroy, find a status on the timeline.
+"""Weibo over its open API (docs/protocols.md §6): share, destroy, read a post by id.
 
 Weibo has no idempotency key and cannot edit. So: every post takes a slot of the account's
 hourly post budget first (30 an hour per user and app, https://open.weibo.com/wiki/Rate-limiting;
