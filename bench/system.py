@@ -116,10 +116,11 @@ class BenchSystem:
             PUBLISHER_WECHAT_APPID=DEFAULT_SANDBOX_CREDENTIAL,
             PUBLISHER_WECHAT_SECRET=DEFAULT_SANDBOX_SECRET,
             PUBLISHER_WEIBO_ACCESS_TOKEN=DEFAULT_SANDBOX_CREDENTIAL,
-            # Fault-free and unpaced: the run measures our overhead, not Weibo's hourly budget.
+            # Fault-free and unpaced: the run measures our overhead, not Weibo's budgets.
             PUBLISHER_WEIBO_POSTS_PER_HOUR="1000000",
             # Nor WeChat's daily quotas (the sandbox's are lifted in `start_sandboxes`).
             PUBLISHER_WECHAT_DAILY_LIMITS=json.dumps(UNRATIONED_WECHAT),
+            PUBLISHER_WEIBO_DAILY_CALLS="1000000",
             BENCH_BASELINE_BROKER=services.redis_url(services.baseline_db),
         )
         for kind in KINDS:
@@ -145,7 +146,7 @@ class BenchSystem:
             ).raise_for_status()
         requests.post(
             f"{self.sandbox['weibo']}/_sandbox/weibo/config",
-            json={"rate_limit": 1_000_000},
+            json={"rate_limit": 1_000_000, "daily_calls": 1_000_000},
             timeout=5,
         ).raise_for_status()
         self.wechat_settings(

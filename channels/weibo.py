@@ -1,11 +1,18 @@
-"""Weibo over its open API (docs/protocols.md §6): share, destroy, find a status on the timeline.
+"""Weibo over its open API (docs/protocols.md §6): share, destroy, read a post by id.
 
 Weibo has no idempotency key and cannot edit. So: every post takes a slot of the account's
-hourly budget first (shared by all workers; over budget → `RateLimited`, never a failure); an
-answer lost after sending → `OutcomeUnknown`, and `lookup` searches the account's timeline
-before anything is posted again; "repeat content" (20019/20111) means the post is probably
-there already, so `create` looks it up at once and adopts it. An edit deletes and reposts, or
-posts a correction and keeps the old post (`weibo_edit_policy`).
+hourly post budget first (30 an hour per user and app, https://open.weibo.com/wiki/Rate-limiting;
+shared by all workers; over budget → `RateLimited`, never a failure), and every API call one
+of the account's daily calls (100 a day per user and app, same page; `channels.budgets`,
+spent → `QuotaExhausted` until midnight in Beijing). An answer lost after sending, or
+Weibo's "posted, server slow" (20032) → `OutcomeUnknown`, and `lookup` finds the post
+(`channels.weibo_lookup`) before anything is posted again; "repeat content" (20019/20111)
+means the post is probably there already, so `create` looks it up at once and adopts it.
+What each error code means is data in `channels.weibo_codes`. An edit deletes and reposts,
+or posts a correction and keeps the old post (`weibo_edit_policy`).
+
+`rip` is "开发者上报的操作用户真实IP" (https://open.weibo.com/wiki/2/statuses/share): on the
+real API it must be the server's public IP, so the channel is not built without it.
 
 The token comes from the shared store key `weibo:access_token` (an operator's re-authorisation
 lands there) or else from the settings; it is read on every call, so a new token takes effect
@@ -13,16 +20,15 @@ at once. With no token anywhere the channel is disabled (the engine's pool build
 once one is given); a token gone at call time waits for an operator
 (`AuthExpired(refreshable=False)`). It never appears in an error message.
 
-Finding our post: Weibo's timeline is searched by the item's own link, the website article URL
-(in the text as posted, in Weibo's expanded-link fields, or behind a short link that is
-resolved when its text is a candidate). Government titles repeat ("停水通知"), so the text
-alone never adopts a post, and a post linking to another item is never ours.
+A lookup reads a post by its id (`statuses/show`); the timeline is searched only for a post
+whose id was lost, and not finding it there leaves the outcome unknown, never "missing".
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
-import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,6 +48,7 @@ from channels.base import (
     token_key,
     transport_error,
 )
+from channels.budgets import BudgetUse, DailyBudgets
 from channels.errors import (
     AuthExpired,
     ChannelDisabled,
@@ -52,51 +59,46 @@ from channels.errors import (
     Retryable,
 )
 from channels.fetch import FetchPolicy, ImageFetcher
+from channels.weibo_codes import GONE, REPEATED, error_for
+from channels.weibo_lookup import Found, PostFinder, idstr, without_links
+from channels.weibo_media import weibo_picture
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
 TOKEN_KEY = token_key("weibo")
 REAL_API_HOST = "api.weibo.com"
 REAL_WEB_BASE = "https://weibo.com"
-
-BUSY = frozenset({10001, 10002, 10003, 10009, 10010})
-RATE_LIMITED = frozenset({10022, 10023, 10024})
-REPEATED = frozenset({20019, 20111})
-GONE = 20101
-TOKEN_REFUSED = frozenset({21301, 21314, 21315, 21316, 21317, 21318, 21319, 21327, 21332})
-# Plain words for the operator; Weibo's own text travels beside them in `message`.
-EXPLANATIONS: dict[int, str] = {
-    10017: "the status must link to a page on the app's registered safe domain",
-    20005: "Weibo accepts only JPG, GIF or PNG cover images",
-    20006: "the cover image is larger than Weibo accepts (5 MB)",
-    20007: "Weibo did not find an image in the upload",
-    20008: "the status text is empty",
-    20012: "the status text is longer than 140 units",
-    20017: "Weibo refused a status too similar to a recent one",
-    20021: "Weibo judged the content illegal; edit the item",
-    20101: "the post no longer exists on Weibo",
-}
-LINK = re.compile(r"https?://[^\s<>\"'，。！？；）】]+")
-# Weibo rewrites links to these shorteners; their target is read from the redirect.
-SHORT_LINK_HOSTS = ("t.cn", "sinaurl.cn")
+# Weibo rewrites links to these shorteners; their target is read from the redirect. A sandbox
+# (any API base but the real one) serves its own under `/t/` (docs/protocols.md §7).
+SHORT_LINKS = ("http://t.cn/", "https://t.cn/", "http://sinaurl.cn/", "https://sinaurl.cn/")
 NO_TOKEN = "weibo: no access token: give one with `publisher channels set-token weibo`"
+NO_RIP = (
+    "weibo: set PUBLISHER_WEIBO_RIP to this server's public IP address: Weibo requires the "
+    "real IP of the operating user with every post (statuses/share `rip`)"
+)
+# "一个应用内单授权用户每天累计只能请求微博开放接口 100 次" (https://open.weibo.com/wiki/Rate-limiting)
+DAILY_CALLS = 100
+CALLS = "calls"  # the one daily budget: every API call of the user in the app
+SANDBOX_RIP = "127.0.0.1"  # what a sandbox (or any other API base) is told without a setting
 
 
 @dataclass(frozen=True)
 class WeiboSettings:
     """What the Weibo adapter needs: the API, the account, its post budget and policies.
 
-    `access_token` None: only the shared store's (`TOKEN_KEY`); `posts_per_window` posts per
-    `window_seconds` is the account's budget; `safe_domains` are the hosts a post may link to
-    (empty: not checked before sending); `web_base` None: derived from `api_base`; `fetch`:
+    `access_token` None: only the shared store's (`TOKEN_KEY`); `rip` None: refused on the real
+    API (`NO_RIP`); `posts_per_window` posts per `window_seconds` is the account's post
+    budget, `daily_calls` its API calls a Beijing day; `safe_domains` are the hosts a post may
+    link to (empty: not checked before sending); `web_base` None: derived from `api_base`; `fetch`:
     what may be downloaded of the cover image an item links to (`channels.fetch`).
     """
 
     api_base: str
     access_token: str | None = field(default=None, repr=False)
-    rip: str = "127.0.0.1"
+    rip: str | None = None
     account: str = "default"
     posts_per_window: int = 30
     window_seconds: float = 3600.0
+    daily_calls: int = DAILY_CALLS
     edit_policy: Literal["repost", "correction"] = "repost"
     safe_domains: tuple[str, ...] = ()
     web_base: str | None = None
@@ -104,7 +106,7 @@ class WeiboSettings:
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
 
 
-class _RepeatedContent(Exception):
+class _Repeated(Exception):
     """Weibo said 20019/20111: the same text is already on the account (probably ours)."""
 
     def __init__(self, error: ChannelError) -> None:
@@ -129,17 +131,18 @@ class WeiboChannel(HttpChannel):
         shared: SharedStore,
         *,
         access_token: str | None = None,
-        rip: str = "127.0.0.1",
+        rip: str = SANDBOX_RIP,
         account: str = "default",
         posts_per_window: int = 30,
         window_seconds: float = 3600.0,
+        daily_calls: int = DAILY_CALLS,
         edit_policy: str = "repost",
         safe_domains: Iterable[str] = (),
         web_base: str | None = None,
         timeout: float = 10.0,
         lookup_pages: int = 3,
         lookup_page_size: int = 50,
-        short_link_hosts: Iterable[str] = SHORT_LINK_HOSTS,
+        short_links: Iterable[str] | None = None,
         fetch: FetchPolicy | None = None,
     ) -> None:
         if edit_policy not in ("repost", "correction"):
@@ -156,17 +159,24 @@ class WeiboChannel(HttpChannel):
         self.edit_policy = edit_policy
         self.safe_domains = tuple(d for d in safe_domains if d.strip())
         self.web_base = (web_base or _web_base(self.api_base)).rstrip("/")
-        self.lookup_pages = lookup_pages
-        self.lookup_page_size = lookup_page_size
-        self.short_link_hosts = tuple(h.lower() for h in short_link_hosts)
-        self._expanded: dict[str, str | None] = {}
+        self.budgets = DailyBudgets(shared, self.kind, {CALLS: daily_calls})
+        self.finder = PostFinder(
+            self._call,
+            shared,
+            self.http,
+            account=account,
+            timeout=timeout,
+            short_links=_short_links(self.api_base) if short_links is None else short_links,
+            pages=lookup_pages,
+            page_size=lookup_page_size,
+        )
         self.images = ImageFetcher(fetch or FetchPolicy(), channel=self.kind, timeout=timeout)
 
     @classmethod
     def from_settings(cls, settings: WeiboSettings, shared: SharedStore) -> Self:
         """The adapter for these settings. Raises `ChannelDisabled` without any access token
-        (settings or shared store); a token that disappears later surfaces as `AuthExpired` at
-        call time."""
+        (settings or shared store), or on the real API without `rip`; a token that disappears
+        later surfaces as `AuthExpired` at call time."""
         configured = settings.access_token
         if not configured and not shared.get(TOKEN_KEY):
             # Not connected to an account: off, rather than in every item's channel list.
@@ -175,14 +185,19 @@ class WeiboChannel(HttpChannel):
                 "weibo: set PUBLISHER_WEIBO_ACCESS_TOKEN or give a token with "
                 "`publisher channels set-token weibo`"
             )
+        if urlsplit(settings.api_base).hostname == REAL_API_HOST and not _public(settings.rip):
+            raise ChannelDisabled(
+                NO_RIP + (f"; {settings.rip} is not public" if settings.rip else "")
+            )
         return cls(
             settings.api_base,
             shared,
             access_token=configured,
-            rip=settings.rip,
+            rip=settings.rip or SANDBOX_RIP,
             account=settings.account,
             posts_per_window=settings.posts_per_window,
             window_seconds=settings.window_seconds,
+            daily_calls=settings.daily_calls,
             edit_policy=settings.edit_policy,
             safe_domains=settings.safe_domains,
             web_base=settings.web_base,
@@ -231,18 +246,21 @@ class WeiboChannel(HttpChannel):
     ) -> Receipt:
         """Share `text`; on "repeat content" adopt the post already there, if it can be found."""
         try:
-            status = self._share(text, pub.cover_image_url)
-        except _RepeatedContent as repeated:
-            found = self.lookup(pub, Remote("", state={"earlier": earlier or []}))
+            status = self._share(pub, text)
+        except _Repeated as repeated:
+            sent = self.finder.unanswered(pub)
+            wanted = self._wanted(pub)
+            found = self.finder.on_timeline(pub, wanted, sent)
             if found is None:
                 raise OutcomeUnknown(
-                    "weibo: Weibo says this text was already posted, but it is not on the "
-                    "account's recent timeline; look up again before posting",
+                    "weibo: 微博称相同内容已发布，但在账号最新的微博中找不到它；暂不重发，"
+                    "稍后再查找（管理员可按微博 ID 认领，或标记为已发布）",
                     code=repeated.error.code,
                     message=repeated.error.message,
                     http_status=repeated.error.http_status,
                 ) from None
-            return found
+            return self._adopt(found, pub, earlier or [])
+        self.finder.settled(pub, idstr(status))
         return self._receipt(status, pub, rendered=rendered, earlier=earlier)
 
     def delete(self, remote: Remote) -> None:
@@ -255,36 +273,49 @@ class WeiboChannel(HttpChannel):
                     raise
 
     def lookup(self, pub: Publication, remote: Remote | None) -> Receipt | None:
-        """Find `pub`'s post on the account's recent timeline (None: it is not there).
+        """`pub`'s post, read by the recorded id (`remote`) with `statuses/show`; None when
+        Weibo says it does not exist (and no share of `pub` is unanswered).
 
-        Only a post linking to `pub`'s website article (or the recorded post) can be ours.
-        Among those: one showing this revision's text (links aside) is adopted as this
-        revision; else the recorded post, else the newest linking post, without a content
-        hash (what it shows is not known to be this revision).
+        While a share of `pub` is unanswered (its id lost), the post is searched on the
+        timeline (`PostFinder.on_timeline`) unless the recorded post already shows this
+        revision. Raises `OutcomeUnknown` when it is not there: it may have scrolled off, so
+        nothing may be posted again until it is found, adopted or marked by an operator.
+        With no post recorded and none unanswered (a withdrawn item), only a post linking to
+        its article on the timeline is found, and None otherwise.
         """
-        wanted = {_without_links(t) for t in self._candidate_texts(pub)}
-        remote_id = remote.remote_id if remote else None
         known = _all_ids(remote)
-        by_id: dict[str, Any] | None = None
-        by_link: dict[str, Any] | None = None
-        for status in self._timeline():
-            idstr = _idstr(status)
-            text = str(status.get("text", ""))
-            links = self._links_of(status, resolve=_without_links(text) in wanted)
-            if pub.website_url and pub.website_url in links:
-                if _without_links(text) in wanted:
-                    earlier = [i for i in known if i != idstr]
-                    return self._receipt(status, pub, rendered=self._text(pub), earlier=earlier)
-                by_link = by_link or status
-            if remote_id and idstr == remote_id:
-                by_id = status
-        found = by_id or by_link
+        wanted = self._wanted(pub)
+        sent = self.finder.unanswered(pub)
+        if remote is not None and remote.remote_id:
+            status = self.finder.by_id(remote.remote_id)
+            if status is not None:
+                shows = without_links(str(status.get("text", ""))) in wanted
+                if shows or not sent:
+                    return self._adopt(Found(status, shows), pub, known)
+            if not sent:
+                return None  # Weibo says the recorded post is gone, and none was lost since
+        found = self.finder.on_timeline(pub, wanted, sent)
+        if found is None and not sent:
+            return None  # no post recorded, none lost: nothing of ours linking to it is there
         if found is None:
-            return None
-        found_id = _idstr(found)
-        return self._receipt(
-            found, None, rendered=None, earlier=[i for i in known if i != found_id]
-        )
+            raise OutcomeUnknown(
+                "weibo: 发出的微博未收到应答，账号时间线上最新的微博中也没有它"
+                "（可能已被新微博挤出）；暂不重发，稍后再查找"
+                "（管理员可按微博 ID 认领，或标记为已发布）"
+            )
+        return self._adopt(found, pub, known)
+
+    def _adopt(self, found: Found, pub: Publication, known: list[str]) -> Receipt:
+        """The receipt for a post judged `pub`'s, claimed for it from now on."""
+        found_id = idstr(found.status)
+        earlier = [i for i in known if i != found_id]
+        self.finder.settled(pub, found_id)
+        if found.shows_revision:
+            return self._receipt(found.status, pub, rendered=self._text(pub), earlier=earlier)
+        return self._receipt(found.status, None, rendered=None, earlier=earlier)
+
+    def _wanted(self, pub: Publication) -> set[str]:
+        return {without_links(t) for t in self._candidate_texts(pub)}
 
     def preview(self, pub: Publication) -> dict[str, Any]:
         """The exact status text a post would carry and its length in Weibo's units."""
@@ -301,6 +332,9 @@ class WeiboChannel(HttpChannel):
             except TooLong as exc:
                 shown["correction_problem"] = str(exc)
         return shown
+
+    def budget_usage(self) -> list[BudgetUse]:
+        return self.budgets.usage()
 
     def health(self) -> dict[str, Any]:
         return {
@@ -344,74 +378,39 @@ class WeiboChannel(HttpChannel):
 
     # -- HTTP -------------------------------------------------------------------------------
 
-    def _share(self, text: str, cover_image_url: str | None) -> dict[str, Any]:
+    def _share(self, pub: Publication, text: str) -> dict[str, Any]:
+        """Post `text` (with `pub`'s cover). The share is noted as unanswered until Weibo
+        answers with the post, or with an error saying nothing was posted."""
         data = {"status": text, "rip": self.rip}
         files = None
-        if cover_image_url:
-            name, content, content_type = self._download(cover_image_url)
-            files = {"pic": (name, content, content_type)}
+        if pub.cover_image_url:
+            files = {"pic": self._picture(pub.cover_image_url)}
+        stamp = time.time()
+        self.finder.sending(pub, stamp)
         try:
             return self._call("POST", "/2/statuses/share.json", data=data, files=files)
         except ChannelError as exc:
             if exc.code is not None and exc.code.isdigit() and int(exc.code) in REPEATED:
-                raise _RepeatedContent(exc) from exc
+                raise _Repeated(exc) from exc
+            if not isinstance(exc, OutcomeUnknown):
+                self.finder.failed(pub, stamp)
             raise
 
-    def _download(self, url: str) -> tuple[str, bytes, str]:
-        """The cover image's name, bytes and type. Raises `Permanent` naming the image."""
-        data, content_type = self.images.fetch(url, "封面图片")
+    def _picture(self, url: str) -> tuple[str, bytes, str]:
+        """The cover as `(name, bytes, type)` Weibo accepts (`channels.weibo_media`). Raises
+        `Permanent` naming the image."""
+        data, _ = self.images.fetch(url, "封面图片")
         name = urlsplit(url).path.rsplit("/", 1)[-1] or "cover.jpg"
-        return name, data, content_type or "image/jpeg"
-
-    def _timeline(self) -> Iterable[dict[str, Any]]:
-        for page in range(1, self.lookup_pages + 1):
-            body = self._call(
-                "GET",
-                "/2/statuses/user_timeline.json",
-                params={"count": self.lookup_page_size, "page": page},
-            )
-            statuses = body.get("statuses") or []
-            yield from (s for s in statuses if isinstance(s, dict))
-            if len(statuses) < self.lookup_page_size:
-                return
+        try:
+            return weibo_picture(data, name)
+        except ValueError as exc:
+            raise Permanent(f"weibo: 封面图片 {url}：{exc}", code="cover_image") from None
 
     def _token(self) -> str:
         token = self.shared.get(TOKEN_KEY) or self.configured_token
         if not token:
             raise AuthExpired(NO_TOKEN, refreshable=False)
         return token
-
-    def _links_of(self, status: Mapping[str, Any], *, resolve: bool) -> set[str]:
-        """Every link of `status`: in its text, in Weibo's expanded-link fields, and (when
-        `resolve`) the targets of its short links. Raises `Retryable` if one cannot be read."""
-        links = set(LINK.findall(str(status.get("text", ""))))
-        for entry in status.get("url_struct") or []:
-            if isinstance(entry, Mapping):
-                for field in ("ori_url", "long_url", "url_long"):
-                    value = entry.get(field)
-                    if isinstance(value, str) and value:
-                        links.add(value)
-        if resolve:
-            for link in list(links):
-                if (urlsplit(link).hostname or "").lower() in self.short_link_hosts:
-                    target = self._expand(link)
-                    if target:
-                        links.add(target)
-        return links
-
-    def _expand(self, short: str) -> str | None:
-        """Where a short link redirects (read from its redirect, not followed)."""
-        if short not in self._expanded:
-            try:
-                resp = self.http.head(short, allow_redirects=False, timeout=self.timeout)
-            except requests.RequestException as exc:
-                raise Retryable(
-                    f"weibo: could not read where the short link {short} leads, "
-                    "so the post cannot be told apart from another item's",
-                    message=type(exc).__name__,
-                ) from exc
-            self._expanded[short] = resp.headers.get("Location") if resp.is_redirect else None
-        return self._expanded[short]
 
     def _call(
         self,
@@ -422,8 +421,10 @@ class WeiboChannel(HttpChannel):
         data: Mapping[str, Any] | None = None,
         files: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One API call; the JSON object Weibo answered. Raises typed errors only."""
+        """One API call; the JSON object Weibo answered. Raises typed errors only, among them
+        `QuotaExhausted` before calling when today's calls are spent."""
         token = self._token()
+        self.budgets.spend(CALLS)
         write = method != "GET"
         # The header carries the token; the parameter too, for servers that read only that.
         headers = {"Authorization": f"OAuth2 {token}", "Accept": "application/json"}
@@ -461,7 +462,7 @@ class WeiboChannel(HttpChannel):
             body = None
         try:
             if isinstance(body, dict) and body.get("error_code") is not None:
-                raise self._weibo_error(body, resp.status_code, resp.headers.get("Retry-After"))
+                raise error_for(body, resp.status_code, resp.headers.get("Retry-After"))
             answered = self._answer(
                 resp, method, write=write, ok=(200, 201), absent_ok=False, elapsed=0
             )
@@ -480,43 +481,6 @@ class WeiboChannel(HttpChannel):
             raise OutcomeUnknown(explanation, **common)
         raise Retryable(explanation, **common)
 
-    def _weibo_error(
-        self, body: Mapping[str, Any], status: int, retry_after: str | None
-    ) -> ChannelError:
-        """The typed error for Weibo's `{"error", "error_code", "request"}` answer."""
-        raw_code = body.get("error_code")
-        code = int(str(raw_code)) if str(raw_code).isdigit() else -1
-        common: dict[str, Any] = {
-            "code": raw_code,
-            "message": str(body.get("error", "")),
-            "http_status": status,
-        }
-        if code in BUSY:
-            return Retryable("weibo: Weibo is busy; try again shortly", **common)
-        if code in RATE_LIMITED:
-            return RateLimited(
-                "weibo: the account's Weibo rate limit is spent; waiting for the window to end",
-                until=self._until(retry_after),
-                **common,
-            )
-        if code in TOKEN_REFUSED:
-            return AuthExpired(
-                "weibo: the access token is expired or invalid; an operator must "
-                "re-authorise the Weibo account",
-                refreshable=False,
-                **common,
-            )
-        explanation = EXPLANATIONS.get(code, "Weibo refused the request")
-        return Permanent(f"weibo: {explanation}", **common)
-
-    def _until(self, retry_after: str | None) -> datetime:
-        """Weibo's reset time when it gave one, else one hour from now."""
-        try:
-            seconds = max(1.0, float(retry_after)) if retry_after else 3600.0
-        except ValueError:
-            seconds = 3600.0
-        return datetime.now(UTC) + timedelta(seconds=seconds)
-
     # -- receipts ---------------------------------------------------------------------------
 
     def _receipt(
@@ -528,21 +492,21 @@ class WeiboChannel(HttpChannel):
         earlier: list[str] | None = None,
     ) -> Receipt:
         """A receipt for `status`; `pub` given when the post is known to show that revision."""
-        idstr = _idstr(status)
-        if not idstr:
+        status_id = idstr(status)
+        if not status_id:
             raise OutcomeUnknown(
                 "weibo: the answer carries no status id",
                 message=json.dumps(status, ensure_ascii=False)[:500],
             )
         user = status.get("user") if isinstance(status.get("user"), Mapping) else {}
         uid = str(user.get("idstr") or user.get("id") or "") if user else ""
-        url = f"{self.web_base}/{uid}/{idstr}" if uid else None
-        state: dict[str, Any] = {"id": idstr}
+        url = f"{self.web_base}/{uid}/{status_id}" if uid else None
+        state: dict[str, Any] = {"id": status_id}
         if rendered is not None:
             state["rendered"] = rendered
         state["earlier"] = list(earlier or [])
         return Receipt(
-            idstr, url, state, content_hash=pub.content_hash if pub is not None else None
+            status_id, url, state, content_hash=pub.content_hash if pub is not None else None
         )
 
 
@@ -550,6 +514,19 @@ def _web_base(api_base: str) -> str:
     """Where status pages live: weibo.com for the real API, else the API server itself."""
     host = urlsplit(api_base).hostname or ""
     return REAL_WEB_BASE if host == REAL_API_HOST else api_base
+
+
+def _public(ip: str | None) -> bool:
+    try:
+        return bool(ip) and ipaddress.ip_address(ip or "").is_global
+    except ValueError:
+        return False
+
+
+def _short_links(api_base: str) -> tuple[str, ...]:
+    """Where short links are served: Weibo's shorteners, and a sandbox's own `/t/`."""
+    host = urlsplit(api_base).hostname or ""
+    return SHORT_LINKS if host == REAL_API_HOST else (*SHORT_LINKS, f"{api_base}/t/")
 
 
 def _all_ids(remote: Remote | None) -> list[str]:
@@ -565,14 +542,6 @@ def _token_source(shared: str | None, configured: str | None) -> str:
     if shared:
         return "shared store"
     return "settings" if configured else "missing: give one with `publisher channels set-token`"
-
-
-def _idstr(status: Mapping[str, Any]) -> str:
-    return str(status.get("idstr") or status.get("id") or "")
-
-
-def _without_links(text: str) -> str:
-    return " ".join(LINK.sub("", text).split())
 
 
 def _redact(text: str, token: str) -> str:

@@ -1,7 +1,19 @@
 """The Weibo status: `【标题】摘要 <website article URL>` in ≤ 140 units (docs/protocols.md §6).
 
 Weibo counts a character in the Latin-1 range (ASCII and the like) as half a unit and every
-other character (CJK, full-width, 【】, …) as one, and rounds the total up. The composer keeps
+other character (CJK, full-width, 【】, …) as one, and rounds the total up. A link counts as
+the t.cn short link Weibo shows in its place, whatever its own length: 20 half units (10
+units), and a link over 140 bytes counts its bytes beyond 140 on top (Weibo's composer;
+open.weibo.com documents only "不超过140个汉字" on https://open.weibo.com/wiki/2/statuses/share;
+the link rule is the one Weibo's clients count by, as WeCase/WeCase src/TweetUtils.py
+reproduces it). So the whole article URL never cuts a summary Weibo would accept.
+
+`#…#` in a status becomes a topic, and the share API refuses topics outright ("文本中不能包含
+#话题词#", same page): every ASCII "#" of the title and summary is written as the full-width
+"＃", which Weibo does not read as a topic mark. Escaping rather than stripping keeps what the
+editor wrote legible ("＃3号楼"); the URL is left alone (a fragment is part of the link).
+
+The composer keeps
 the link whole and always present; it shortens the summary first (at a sentence end 。！？；
 when one is close enough, else at a character), then drops it, then shortens the title, and
 marks every cut with "…". A title that would keep fewer than `MIN_TITLE_CHARS` characters is
@@ -11,6 +23,7 @@ refused by `preflight` instead: such a stub says nothing to a reader.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -24,6 +37,12 @@ SENTENCE_ENDS = "。！？；"
 CORRECTION_PREFIX = "【更正】"
 # A sentence cut is preferred only when it keeps at least this share of the room available.
 SENTENCE_CUT_MIN_SHARE = 0.5
+# A link is made of URL characters (RFC 3986), ASCII only: a CJK character right after it is
+# text again, as in Weibo's own count.
+LINK = re.compile(r"https?://[A-Za-z0-9\-._~:/?#@!$&*+,;=%]+")
+LINK_HALF_UNITS = 20  # a link counts as a t.cn short link …
+LONG_LINK_BYTES = 140  # … up to this many bytes; beyond, each further byte counts too
+TOPIC_MARK, ESCAPED_TOPIC_MARK = "#", "＃"
 
 
 class TooLong(ValueError):
@@ -35,13 +54,31 @@ def half_units(text: str) -> int:
     return sum(1 if ord(char) <= 0xFF else 2 for char in text)
 
 
+def link_half_units(url: str) -> int:
+    """What one link counts in half units: a short link's 20, plus its bytes beyond 140."""
+    size = half_units(url)
+    return LINK_HALF_UNITS + max(0, size - LONG_LINK_BYTES)
+
+
+def status_half_units(text: str) -> int:
+    """Weibo's length of `text` in half units, each link counted as `link_half_units`."""
+    links = sum(link_half_units(link) for link in LINK.findall(text))
+    return links + half_units(LINK.sub("", text))
+
+
 def units(text: str) -> int:
-    """Weibo's length of `text`: CJK/full-width count 1, ASCII ½, rounded up at the end."""
-    return math.ceil(half_units(text) / 2)
+    """Weibo's length of `text`: CJK/full-width count 1, ASCII ½, a link as a short link,
+    rounded up at the end."""
+    return math.ceil(status_half_units(text) / 2)
 
 
 def fits(text: str, limit: int = LIMIT_UNITS) -> bool:
-    return half_units(text) <= 2 * limit
+    return status_half_units(text) <= 2 * limit
+
+
+def without_topics(text: str) -> str:
+    """`text` with every "#" written full-width, so Weibo makes no topic of it."""
+    return text.replace(TOPIC_MARK, ESCAPED_TOPIC_MARK)
 
 
 def _take(text: str, room: int) -> str:
@@ -70,18 +107,18 @@ def compose_status(
     title: str, summary: str, url: str, *, prefix: str = "", limit: int = LIMIT_UNITS
 ) -> str:
     """`{prefix}【title】summary url` within `limit` units; raises `TooLong` if it cannot fit."""
-    title, summary = title.strip(), " ".join(summary.split())
+    title, summary = without_topics(title.strip()), without_topics(" ".join(summary.split()))
     tail = f" {url}"
     full = f"{prefix}【{title}】{summary}{tail}"
     if fits(full, limit):
         return full
-    room = 2 * limit - half_units(f"{prefix}【{title}】{tail}")
+    room = 2 * limit - status_half_units(f"{prefix}【{title}】{tail}")
     short_summary = _shorten(summary, room) if summary and room > 0 else ""
     if len(short_summary) - len(ELLIPSIS) >= MIN_SUMMARY_CHARS:
         return f"{prefix}【{title}】{short_summary}{tail}"
     if fits(f"{prefix}【{title}】{tail}", limit):
         return f"{prefix}【{title}】{tail}"
-    title_room = 2 * limit - half_units(f"{prefix}【】{tail}")
+    title_room = 2 * limit - status_half_units(f"{prefix}【】{tail}")
     short_title = _shorten(title, title_room)
     if title_room <= 0 or len(short_title) - len(ELLIPSIS) < MIN_TITLE_CHARS:
         raise TooLong(f"【标题】与链接合计超过 {limit} 字，标题只能保留不足 {MIN_TITLE_CHARS} 个字")

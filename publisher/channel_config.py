@@ -82,6 +82,7 @@ def weibo_settings(settings: Settings) -> WeiboSettings:
         account=settings.weibo_account,
         posts_per_window=settings.weibo_posts_per_hour,
         window_seconds=settings.weibo_rate_window_seconds,
+        daily_calls=settings.weibo_daily_calls,
         edit_policy=settings.weibo_edit_policy,
         safe_domains=settings.weibo_safe_domains,
         web_base=settings.weibo_web_base,

@@ -166,8 +166,25 @@ class Settings(BaseSettings):
     weibo_edit_policy: Literal["repost", "correction"] = "repost"
     # Hosts a post may link to (the app's registered safe domains); empty: the website's host.
     weibo_safe_domains: tuple[str, ...] = ()
-    weibo_rip: str = "127.0.0.1"
     weibo_account: str = "default"
+    # Weibo's limits (README, Weibo): `rip` is this server's public IP, required by Weibo with
+    # every post (unset: the real API is refused, a sandbox gets 127.0.0.1); the account's API
+    # calls a Beijing day (100 per user and app on open.weibo.com's Rate-limiting page).
+    weibo_rip: str | None = None
+    weibo_daily_calls: int = Field(default=100, ge=1)
+
+    @field_validator("weibo_rip")
+    @classmethod
+    def _ip_address(cls, rip: str | None) -> str | None:
+        if not rip:
+            return None
+        try:
+            return str(ipaddress.ip_address(rip.strip()))
+        except ValueError:
+            raise ValueError(
+                f"PUBLISHER_WEIBO_RIP must be an IP address (the server's public IP), not {rip!r}"
+            ) from None
+
     weibo_web_base: str | None = None
 
     # Outbound fetches of what items link to (covers, inline images; channels/fetch.py): only

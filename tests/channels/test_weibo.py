@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Iterator
@@ -14,13 +15,16 @@ import pytest
 import requests
 from fastapi import FastAPI
 from fastapi.responses import Response
+from PIL import Image
 
 from channels.base import Publication, Remote
+from channels.budgets import next_beijing_midnight
 from channels.errors import (
     AuthExpired,
     ChannelDisabled,
     OutcomeUnknown,
     Permanent,
+    QuotaExhausted,
     RateLimited,
     Retryable,
 )
@@ -39,6 +43,13 @@ from tests.support import (
     sealer_for_tests,
     serve_in_thread,
 )
+
+
+def image_bytes(kind: str, size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (30, 120, 200)).save(buffer, kind)
+    return buffer.getvalue()
+
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
@@ -84,6 +95,27 @@ def statuses(sandbox: RunningSandbox) -> dict[str, Any]:
 
 def live(sandbox: RunningSandbox) -> list[dict[str, Any]]:
     return [s for s in statuses(sandbox).values() if not s["deleted"]]
+
+
+def share_by_hand(sandbox: RunningSandbox, text: str) -> str:
+    answer = requests.post(
+        f"{sandbox.url}/2/statuses/share.json",
+        data={"access_token": "sandbox", "rip": "127.0.0.1", "status": text},
+        timeout=5,
+    )
+    answer.raise_for_status()
+    return str(answer.json()["idstr"])
+
+
+def timeline(sandbox: RunningSandbox) -> list[dict[str, Any]]:
+    answer = requests.get(
+        f"{sandbox.url}/2/statuses/user_timeline.json",
+        params={"access_token": "sandbox", "count": 100},
+        timeout=5,
+    )
+    answer.raise_for_status()
+    shown: list[dict[str, Any]] = answer.json()["statuses"]
+    return shown
 
 
 def numbered(n: int) -> Publication:
@@ -272,8 +304,10 @@ def test_weibo_refusals_are_permanent_with_weibo_text_kept(
     with pytest.raises(Permanent) as caught:
         channel.create(outside)
     assert caught.value.code == "10017"
+    # 10017 is any invalid parameter: Weibo's own text says which, ours does not guess.
     assert caught.value.message is not None and "safe domain" in caught.value.message
-    assert "safe domain" in caught.value.explanation
+    assert "参数值不合法" in caught.value.explanation
+    assert "safe domain" in str(caught.value)
     assert live(sandbox) == []
 
 
@@ -322,7 +356,7 @@ def test_token_never_appears_in_errors(store: DatabaseSharedStore) -> None:
     store.set(TOKEN_KEY, "very-secret-token")
     channel = WeiboChannel.from_settings(weibo_settings(settings), store)
     with pytest.raises(Retryable) as caught:
-        channel.lookup(sample_publication(), None)
+        channel.lookup(sample_publication(), Remote("5000000000000001"))
     assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
 
 
@@ -331,7 +365,7 @@ def test_a_token_weibo_repeats_in_its_error_is_not_in_ours(store: DatabaseShared
     gateway's error page may): the error the operator sees does not."""
     app = FastAPI()
 
-    @app.get("/2/statuses/user_timeline.json")
+    @app.get("/2/statuses/show.json")
     def refuse(access_token: str) -> Response:
         body = f'{{"error": "invalid_access_token {access_token}", "error_code": 21332}}'
         return Response(body, status_code=401, media_type="application/json")
@@ -342,7 +376,7 @@ def test_a_token_weibo_repeats_in_its_error_is_not_in_ours(store: DatabaseShared
             weibo_settings(Settings(weibo_api_base=weibo_base)), store
         )
         with pytest.raises(AuthExpired) as caught:
-            channel.lookup(sample_publication(), None)
+            channel.lookup(sample_publication(), Remote("5000000000000001"))
 
     assert caught.value.code == "21332" and "invalid_access_token ***" in str(caught.value)
     assert "very-secret-token" not in f"{caught.value} {caught.value.message}"
@@ -407,51 +441,49 @@ def test_a_post_linking_to_the_item_with_other_text_gets_no_content_hash(
     posted = channel.create(pub)
     revised = replace(pub, summary="更正后的摘要。", content_hash="b" * 64)
 
-    found = channel.lookup(revised, None)
+    found = channel.lookup(revised, Remote(posted.remote_id, posted.url, posted.state))
 
     assert found is not None and found.remote_id == posted.remote_id
     assert found.content_hash is None
 
 
-def test_a_short_link_is_followed_to_tell_whose_post_it_is(
+def test_a_short_link_of_a_known_shortener_is_followed_to_tell_whose_post_it_is(
     sandbox: RunningSandbox, store: DatabaseSharedStore
 ) -> None:
-    # Weibo rewrites links to t.cn; the sandbox keeps links as given, so a stand-in shortener
-    # on "localhost" plays t.cn here.
+    # The sandbox shows every link as its own short link (`/t/`), as Weibo shows t.cn links.
     pub = sample_publication(title="停水通知", summary="松山湖片区明日停水。")
     other = replace(pub, external_id="item-43", website_url=pub.website_url.replace("42", "43"))  # type: ignore[union-attr]
-    shortener = FastAPI()
-    targets = {"A1b2": pub.website_url, "C3d4": other.website_url}
+    channel = make_channel(sandbox, store)
+    sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        channel.create(pub)
+    # Another item's post with the same words, newer, by hand: only its link tells it apart.
+    share_by_hand(sandbox, f"【{pub.title}】{pub.summary} {other.website_url}")
 
-    @shortener.head("/{code}")
-    def expand(code: str) -> Response:
-        return Response(status_code=302, headers={"Location": targets[code]})
+    found = channel.lookup(pub, None)
 
-    with serve_in_thread(shortener) as short_base:
-        short = short_base.replace("127.0.0.1", "localhost")
-        for code in ("C3d4", "A1b2"):
-            requests.post(
-                f"{sandbox.url}/2/statuses/share.json",
-                data={
-                    "access_token": "sandbox",
-                    "rip": "127.0.0.1",
-                    "status": f"【{pub.title}】{pub.summary} {short}/{code}",
-                },
-                timeout=5,
-            ).raise_for_status()
-        channel = make_channel(sandbox, store)
-        channel.short_link_hosts = ("localhost",)
+    assert found is not None and found.content_hash == pub.content_hash
+    assert statuses(sandbox)[found.remote_id]["text"].endswith(pub.website_url or "-")
+    assert all(s["text"].split()[-1].startswith(f"{sandbox.url}/t/") for s in timeline(sandbox))
 
-        found = channel.lookup(pub, None)
-        absent = channel.lookup(
-            replace(other, external_id="item-44", website_url=pub.website_url.replace("42", "44")),
-            None,
-        )  # type: ignore[union-attr]
 
-    assert found is not None
-    assert statuses(sandbox)[found.remote_id]["text"].endswith("/A1b2")
+def test_a_lost_post_showing_a_short_link_of_an_unknown_host_is_adopted_by_its_text(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    configure(sandbox, short_link_base="http://short.example/")  # a shortener we do not know
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        channel.create(pub)
+    [shown] = timeline(sandbox)
+    assert pub.website_url not in shown["text"] and "http://short.example/" in shown["text"]
+
+    found = channel.lookup(pub, None)
+
+    assert found is not None and found.remote_id == shown["idstr"]
     assert found.content_hash == pub.content_hash
-    assert absent is None
+    assert len(statuses(sandbox)) == 1
 
 
 def test_preview_shows_the_exact_status_and_its_units(
@@ -467,3 +499,154 @@ def test_preview_shows_the_exact_status_and_its_units(
     assert shown["correction_status"].startswith("【更正】")
     assert channel.preview(replace(pub, website_url=None))["status"] is None
     assert sandbox.inspect()["counters"].get("calls", 0) == 0
+
+
+def test_a_lost_post_that_scrolled_off_is_found_by_its_id_or_left_unknown(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        channel.create(pub)
+    [lost_id] = statuses(sandbox)
+    for n in range(6):  # the sandbox's timeline shows the newest five
+        channel.create(numbered(n))
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        channel.lookup(pub, None)
+    assert "暂不重发" in caught.value.explanation
+    found = channel.lookup(pub, Remote(lost_id))  # an operator gives the post's id
+
+    assert found is not None and found.remote_id == lost_id
+    assert found.content_hash == pub.content_hash
+    assert len(statuses(sandbox)) == 7  # nothing posted again
+    # Known now: a later lookup reads it by id, and a deleted post is then simply missing.
+    channel.delete(Remote(lost_id))
+    assert channel.lookup(pub, Remote(lost_id)) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "raised"),
+    [
+        (20016, RateLimited),  # Out of limit
+        (20017, RateLimited),  # Repeat content (similar)
+        (10022, RateLimited),  # IP requests out of rate limit
+        (10023, RateLimited),
+        (10024, RateLimited),
+        (10014, AuthExpired),  # Insufficient app permissions
+        (21321, AuthExpired),  # unaudited app over its user limit
+        (21315, AuthExpired),  # Token expired
+        (21332, AuthExpired),
+        (20032, OutcomeUnknown),  # posted, server slow
+        (20021, Permanent),
+    ],
+)
+def test_weibo_codes_defer_wait_look_up_or_fail(
+    store: DatabaseSharedStore, code: int, raised: type[Exception]
+) -> None:
+    app = FastAPI()
+
+    @app.post("/2/statuses/share.json")
+    def refuse() -> Response:
+        body = f'{{"error": "weibo says {code}", "error_code": {code}, "request": "/2/x"}}'
+        return Response(body, status_code=400, media_type="application/json")
+
+    with serve_in_thread(app) as weibo_base:
+        channel = WeiboChannel(weibo_base, store, access_token="t")
+        with pytest.raises(raised) as caught:
+            channel.create(sample_publication())
+
+    assert type(caught.value) is raised
+    assert caught.value.code == str(code) and caught.value.message == f"weibo says {code}"
+    if isinstance(caught.value, RateLimited):
+        assert caught.value.until > datetime.now(UTC)
+    if isinstance(caught.value, AuthExpired):
+        assert caught.value.refreshable is False
+
+
+def test_a_hash_in_the_title_is_posted_without_making_a_topic(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    pub = sample_publication(title="第#3号#楼临时停水通知")
+    receipt = make_channel(sandbox, store).create(pub)
+    text = statuses(sandbox)[receipt.remote_id]["text"]
+    assert text.startswith("【第＃3号＃楼临时停水通知】") and "#" not in text
+    refused = requests.post(  # the sandbox, like Weibo, takes no #topic#
+        f"{sandbox.url}/2/statuses/share.json",
+        data={"access_token": "sandbox", "rip": "127.0.0.1", "status": f"#话题# {pub.website_url}"},
+        timeout=5,
+    )
+    assert refused.json()["error_code"] == 10017
+
+
+def test_a_long_summary_with_a_long_url_fits_as_weibo_counts_it(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    url = "http://127.0.0.1:8101/articles/" + "a" * 90 + ".html"  # 126 bytes
+    summary = "公示本年度临时救助资金发放情况。" * 7  # 112 characters
+    pub = sample_publication(title="临时救助公示", summary=summary, website_url=url)
+    receipt = make_channel(sandbox, store).create(pub)
+    assert statuses(sandbox)[receipt.remote_id]["text"] == f"【临时救助公示】{summary} {url}"
+
+
+@pytest.mark.parametrize("kind", ["BMP", "WEBP"])
+def test_a_cover_weibo_does_not_take_is_re_encoded_as_jpeg(
+    sandbox: RunningSandbox, store: DatabaseSharedStore, kind: str
+) -> None:
+    images = FastAPI()
+
+    @images.get("/cover")
+    def cover() -> Response:
+        return Response(image_bytes(kind), media_type=f"image/{kind.lower()}")
+
+    with serve_in_thread(images) as image_base:
+        channel = make_channel(sandbox, store, fetch_allowed_origins=(image_base,))
+        receipt = channel.create(sample_publication(cover_image_url=f"{image_base}/cover"))
+    posted = statuses(sandbox)[receipt.remote_id]
+    assert posted["pic_format"] == "jpeg" and 0 < posted["pic_bytes"] < 5 * 1024 * 1024
+
+
+def test_the_real_channel_needs_the_servers_public_ip(store: DatabaseSharedStore) -> None:
+    real = Settings(weibo_access_token="t")  # api.weibo.com
+    with pytest.raises(ChannelDisabled, match="PUBLISHER_WEIBO_RIP"):
+        build_channel("weibo", real, store)
+    loopback = Settings(weibo_access_token="t", weibo_rip="127.0.0.1")
+    with pytest.raises(ChannelDisabled, match=r"127\.0\.0\.1 is not public"):
+        build_channel("weibo", loopback, store)
+    with pytest.raises(ValueError, match="PUBLISHER_WEIBO_RIP must be an IP address"):
+        Settings(weibo_rip="my-server")
+    built = build_channel("weibo", Settings(weibo_access_token="t", weibo_rip="211.156.0.1"), store)
+    assert isinstance(built, WeiboChannel) and built.rip == "211.156.0.1"
+
+
+def test_the_daily_call_budget_defers_until_midnight_in_beijing(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store, weibo_daily_calls=2)
+    channel.create(numbered(1))
+    channel.create(numbered(2))
+    calls = sandbox.inspect()["counters"]["calls"]
+
+    with pytest.raises(QuotaExhausted) as caught:
+        channel.create(numbered(3))
+
+    assert caught.value.until == next_beijing_midnight()
+    assert sandbox.inspect()["counters"]["calls"] == calls  # refused before calling
+    [use] = channel.budget_usage()
+    assert (use.endpoint, use.used, use.limit, use.left) == ("calls", 2, 2, 0)
+
+
+def test_weibo_s_own_daily_limit_defers_until_its_midnight(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    configure(sandbox, daily_calls=1)  # Weibo allows fewer calls than we count on
+    channel = make_channel(sandbox, store)
+    channel.create(numbered(1))
+
+    with pytest.raises(RateLimited) as caught:
+        channel.create(numbered(2))
+
+    assert caught.value.code == "10023"
+    assert abs((caught.value.until - next_beijing_midnight()).total_seconds()) < 5
+    assert len(statuses(sandbox)) == 1

@@ -66,6 +66,7 @@ class ChaosCluster(System):
                 # WeChat's daily quotas have their own tests (a retried delete would soon
                 # spend `freepublish/delete`'s 10 a day); lifted here and in the sandbox.
                 "PUBLISHER_WECHAT_DAILY_LIMITS": json.dumps(dict.fromkeys(DAILY_LIMITS, 10**9)),
+                "PUBLISHER_WEIBO_DAILY_CALLS": "100000",
             },
         )
         self.database_url = database_url
@@ -117,7 +118,9 @@ class ChaosCluster(System):
                 "daily_quotas": dict.fromkeys(DAILY_QUOTAS, 10**9),
             },
         )
-        self.post_sandbox("weibo", "/_sandbox/weibo/config", {"rate_limit": 100000})
+        self.post_sandbox(
+            "weibo", "/_sandbox/weibo/config", {"rate_limit": 100000, "daily_calls": 100000}
+        )
 
     def start_worker(self, index: int = 0) -> None:
         self.start(

@@ -36,6 +36,7 @@ def enable(monkeypatch: pytest.MonkeyPatch, kind: str, base: str) -> None:
 def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for kind in ("website", "catalogue"):
         enable(monkeypatch, kind, "http://127.0.0.1:9")
+    monkeypatch.setenv("PUBLISHER_WEIBO_RIP", "211.156.0.1")  # the real API needs the public IP
     reset_settings()
     return get_settings()
 

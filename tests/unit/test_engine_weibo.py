@@ -175,3 +175,46 @@ def test_a_cover_on_an_internal_address_fails_the_item_and_leaves_the_breaker_al
         assert attempt.outcome == "failed" and attempt.error_message is None
         assert attempt.explanation == failed.explanation  # what editors read in the attempts
     assert len(world.live_posts()) == 1
+
+
+def _live_website(world: Weibo) -> None:
+    for delivery_id in world.ids("website"):
+        if world.delivery(delivery_id).state != DeliveryState.LIVE:
+            assert world.sync(delivery_id) == DeliveryState.LIVE
+
+
+def test_posted_but_answered_20032_ends_live_once(world: Weibo) -> None:
+    world.publish(1)
+    _live_website(world)
+    [weibo] = world.ids("weibo")
+    requests.post(f"{world.weibo.url}/_sandbox/weibo/config", json={"slow_posts": 1}, timeout=5)
+
+    assert world.sync(weibo) == DeliveryState.UNKNOWN  # posted, but Weibo answered 20032
+    assert world.delivery(weibo).last_error_code == "20032"
+    assert world.sync(weibo, force=True) == DeliveryState.LIVE  # looked up, not posted again
+
+    assert len(world.live_posts()) == 1
+    assert world.weibo.inspect()["counters"]["statuses_created"] == 1
+    assert world.delivery(weibo).remote_id is not None
+
+
+def test_a_lost_post_that_scrolled_off_the_timeline_is_never_posted_again(world: Weibo) -> None:
+    world.publish(1)
+    _live_website(world)
+    [lost] = world.ids("weibo")
+    world.weibo.faults(timeout_next_writes=1, hang_seconds=3)
+    assert world.sync(lost) == DeliveryState.UNKNOWN
+    for n in range(2, 8):  # six newer posts: the sandbox's timeline shows the newest five
+        world.publish(n)
+    _live_website(world)
+    for delivery_id in world.ids("weibo")[1:]:
+        assert world.sync(delivery_id) == DeliveryState.LIVE
+
+    assert world.sync(lost, force=True) == DeliveryState.UNKNOWN  # not found: still unknown
+    assert world.sync(lost, force=True) == DeliveryState.UNKNOWN
+
+    posts = world.live_posts()
+    assert len(posts) == 7 == world.weibo.inspect()["counters"]["statuses_created"]
+    assert sum("/articles/" in text and "第1批" in text for text in posts) == 1
+    d = world.delivery(lost)
+    assert d.remote_id is None and d.explanation and "暂不重发" in d.explanation
