@@ -34,14 +34,19 @@ from publisher.services.queries import counts_by_state
 CLI = [sys.executable, "-c", "from publisher.cli import main; main()"]
 
 
+# What makes a channel configured for real: where it is and who we are to it.
+CREDENTIALS = ("_API_BASE", "_APP_ID", "_APPID", "_SECRET", "_ACCESS_TOKEN")
+
+
 def sandbox_environment(
     settings: Settings, environ: dict[str, str]
 ) -> tuple[dict[str, str], list[str]]:
     """Environment for the children, and the channel kinds that use a local sandbox.
 
-    A channel with none of its `PUBLISHER_<KIND>_*` variables set (its sandbox port aside)
-    uses its sandbox; one with any of them set (a base URL, an AppID, a token) is taken as
-    configured for real.
+    A channel with none of its endpoint or credential variables set (`PUBLISHER_<KIND>_`
+    + `API_BASE`, `APP_ID`, `APPID`, `SECRET`, `ACCESS_TOKEN`) uses its sandbox; one with any
+    of them set is taken as configured for real. Its policies (a daily limit, the Weibo
+    `RIP`, its port) do not decide: they apply to the sandbox as to the real channel.
     """
     env = dict(environ)
     sandboxed = []
@@ -54,7 +59,7 @@ def sandbox_environment(
     for kind in KINDS:
         base_var = f"PUBLISHER_{kind.upper()}_API_BASE"
         if any(
-            name.startswith(f"PUBLISHER_{kind.upper()}_") and not name.endswith("_PORT")
+            name.startswith(f"PUBLISHER_{kind.upper()}_") and name.endswith(CREDENTIALS)
             for name in environ
         ):
             continue  # configured for real: never send real credentials to a sandbox

@@ -14,6 +14,7 @@ def test_unconfigured_channels_use_their_sandbox_and_configured_ones_never_do(
     settings = Settings(var_dir=tmp_path, wechat_port=9103)
     environ = {
         "PUBLISHER_WEBSITE_PORT": "9101",  # a port is not configuration of the channel
+        "PUBLISHER_WECHAT_POLL_SECONDS": "1",  # nor a policy
         "PUBLISHER_WEIBO_ACCESS_TOKEN": "real-token",  # a real account: never to a sandbox
     }
     env, sandboxed = sandbox_environment(settings, environ)
