@@ -149,7 +149,7 @@ def wechat_error(what: str, exc: WeChatClientException) -> ChannelError:
         if status is None or status >= 500 or status in (408, 429):
             return Retryable(f"wechat: {what} failed at the HTTP level ({status})", **common)
         return Permanent(f"wechat: {what} was refused at the HTTP level ({status})", **common)
-    row = code_of(int(code))
+    row = code_of(int(code), what)
     said = f"wechat: {what}：{row.explanation}"
     if row.kind in ("retryable", "rate_limited"):
         return Retryable(said, retry_after=row.retry_after, code=code, message=message)

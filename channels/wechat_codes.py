@@ -15,7 +15,10 @@ Kinds:
 - `reauthorise`: the AppID, secret or IP whitelist is wrong; an operator must fix it;
 - `channel_level`: the account may not use this API (e.g. not certified); an operator must
   act; the deliveries wait as for re-authorisation (`AuthExpired(refreshable=False)`),
-  the explanation says what really is missing;
+  the explanation says what really is missing. Not for a delete (`DELETE_REFUSED`): an
+  account that may not delete through the API (an uncertified one) would otherwise hold every
+  WeChat publication at each retraction, and clearing the hold could never succeed; that one
+  deletion fails instead, and staff delete the article by hand in the account's back office;
 - `permanent`: this request is wrong; fixed by editing the item.
 """
 
@@ -59,6 +62,7 @@ class Code:
 
 
 ARTICLE_ABSENT = 53600
+API_UNAUTHORISED = 48001
 TOKEN_REFUSED = (40001, 40014, 42001)
 
 CODES: dict[int, Code] = {
@@ -83,9 +87,9 @@ CODES: dict[int, Code] = {
     45066: Code(
         "retryable", "同一群发（clientmsgid）重试过快，一分钟后自动重试", BATCH_SENDS, 60.0
     ),
-    48001: Code(
+    API_UNAUTHORISED: Code(
         "channel_level",
-        "该公众号未获得此接口权限（例如未认证的账号不能删除已发布文章）：请管理员在公众平台"
+        "该公众号未获得此接口权限（例如未认证的账号不能群发）：请管理员在公众平台"
         "“设置与开发-接口权限”中查看并开通；在此之前该渠道的相关操作暂停，"
         "状态显示为“需重新授权”",
         GLOBAL_CODES,
@@ -98,9 +102,24 @@ CODES: dict[int, Code] = {
     ARTICLE_ABSENT: Code("permanent", "文章不存在（article_id 无效或已删除）", GET_ARTICLE),
 }
 
+# 48001 ("api unauthorized") answered to a delete: that deletion fails (see `channel_level`).
+DELETE_REFUSED: dict[str, Code] = {
+    endpoint: Code(
+        "permanent", f"该公众号未获得删除接口权限，请在公众号后台手动删除{what}", GLOBAL_CODES
+    )
+    for endpoint, what in {
+        "freepublish/delete": "该文章",
+        "message/mass/delete": "该文章的群发消息",
+        "material/del_material": "该文章的封面素材",
+    }.items()
+}
+
 UNKNOWN = Code("permanent", "微信拒绝了该请求", GLOBAL_CODES)
 
 
-def code_of(errcode: int) -> Code:
-    """The row for `errcode`; a code not in the table is a refusal of this request."""
+def code_of(errcode: int, endpoint: str = "") -> Code:
+    """The row for `errcode` answered to `endpoint`; a code not in the table is a refusal of
+    this request."""
+    if errcode == API_UNAUTHORISED and endpoint in DELETE_REFUSED:
+        return DELETE_REFUSED[endpoint]
     return CODES.get(errcode, UNKNOWN)

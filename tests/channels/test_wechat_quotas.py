@@ -21,7 +21,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from channels.base import Publication, Receipt, Remote
 from channels.budgets import next_beijing_midnight, spending_for
-from channels.errors import AuthExpired, OutcomeUnknown, QuotaExhausted, Retryable
+from channels.errors import AuthExpired, OutcomeUnknown, Permanent, QuotaExhausted, Retryable
 from channels.wechat import WeChatChannel
 from channels.wechat_api import FORCE_REFRESH
 from channels.wechat_calls import DAILY_LIMITS, wechat_error
@@ -240,19 +240,33 @@ def test_a_second_refused_token_within_30_seconds_of_a_forced_refresh_is_retried
     assert counters(sandbox)["force_refreshes"] == 1
 
 
-def test_48001_waits_for_the_operator_with_wechats_own_text(harness: ContractHarness) -> None:
+def test_48001_on_a_publish_waits_for_the_operator_with_wechats_own_text(
+    harness: ContractHarness,
+) -> None:
+    wechat_settings(harness.sandbox, unauthorized=["freepublish/submit"])
+
+    with pytest.raises(AuthExpired) as refused:
+        harness.channel.create(item(1))
+
+    assert refused.value.refreshable is False, "the channel waits for an operator"
+    assert (refused.value.code, refused.value.message) == ("48001", "api unauthorized")
+    assert "该公众号未获得此接口权限" in refused.value.explanation
+
+
+def test_48001_on_a_delete_fails_that_delete_and_asks_for_it_by_hand(
+    harness: ContractHarness,
+) -> None:
     channel = harness.channel
     assert isinstance(channel, WeChatChannel)
     published = publish_settled(channel, item(1))
     assert published is not None
     wechat_settings(harness.sandbox, unauthorized=["freepublish/delete"])
 
-    with pytest.raises(AuthExpired) as refused:
+    with pytest.raises(Permanent) as refused:
         channel.delete(Remote(published.remote_id, published.url, published.state))
 
-    assert refused.value.refreshable is False, "the channel waits for an operator"
     assert (refused.value.code, refused.value.message) == ("48001", "api unauthorized")
-    assert "该公众号未获得此接口权限" in refused.value.explanation
+    assert "该公众号未获得删除接口权限，请在公众号后台手动删除该文章" in refused.value.explanation
     assert harness.copies(item(1)) == 1
 
 
@@ -295,37 +309,49 @@ def test_a_negative_daily_limit_is_refused_naming_the_setting_and_endpoint() -> 
     assert "greater than or equal to 0" in str(refused.value)
 
 
-def test_48001_on_a_retraction_holds_the_channel_for_the_operator_with_wechats_text(
+def test_48001_on_a_retraction_fails_that_retraction_and_wechat_keeps_publishing(
     tmp_path: Path, dispatched: list[tuple[int, str, float]]
 ) -> None:
-    kinds = ["website", "wechat"]
     with running_sandbox("website") as website, running_sandbox("wechat") as wechat:
         settings = sandbox_settings(
             tmp_path, migrated_sqlite(tmp_path), website, wechat, wechat_poll_seconds=0.2
         )
         engine = sandbox_engine(settings)
-        with engine.database.session() as session:
-            item_id = int(create_item(session, settings, item_fields(channels=kinds), actor="t").id)
-        with engine.database.session() as session:
-            publish_reviewed(session, settings, item_id, enabled_kinds=kinds)
-        synced(engine, item_id, "website")
-        deadline = time.monotonic() + 10
-        while synced(engine, item_id, "wechat").state != DeliveryState.LIVE:
-            assert time.monotonic() < deadline, "never live on WeChat"
-            time.sleep(0.2)
+        retracted = published_on_wechat(engine, settings, "松山湖临时救助公示")
         wechat_settings(wechat, unauthorized=["freepublish/delete"])
         with engine.database.session() as session:
-            retract_item(session, item_id, actor="t")
+            retract_item(session, retracted, actor="t")
 
-        held = synced(engine, item_id, "wechat")
+        failed = synced(engine, retracted, "wechat")
+        later = published_on_wechat(engine, settings, "松山湖老旧小区改造公示")
+        later_state = item_delivery(engine.database, later, "wechat").state
         with engine.database.session() as session:
             row = session.get(ChannelRow, "wechat")
-            assert row is not None and row.needs_reauth
+            held = row is not None and row.needs_reauth
+        articles = wechat.inspect()["records"]["articles"].values()
         engine.database.dispose()
 
-    assert held.state == DeliveryState.DEFERRED and held.last_error_kind == "auth_expired"
-    assert (held.last_error_code, held.last_error_message) == ("48001", "api unauthorized")
-    assert "该公众号未获得此接口权限" in (held.explanation or "")
+    assert failed.state == DeliveryState.FAILED and failed.last_error_kind == "permanent"
+    assert (failed.last_error_code, failed.last_error_message) == ("48001", "api unauthorized")
+    assert "请在公众号后台手动删除该文章" in (failed.explanation or "")
+    assert not held, "the channel is not held for re-authorisation"
+    assert later_state == DeliveryState.LIVE, "another item still publishes"
+    assert [a["deleted"] for a in articles] == [False, False], "staff delete it by hand"
+
+
+def published_on_wechat(engine: DeliveryEngine, settings: Settings, title: str) -> int:
+    kinds = ["website", "wechat"]
+    with engine.database.session() as session:
+        fields = item_fields(title=title, channels=kinds)
+        item_id = int(create_item(session, settings, fields, actor="t").id)
+    with engine.database.session() as session:
+        publish_reviewed(session, settings, item_id, enabled_kinds=kinds)
+    synced(engine, item_id, "website")
+    deadline = time.monotonic() + 10
+    while synced(engine, item_id, "wechat").state != DeliveryState.LIVE:
+        assert time.monotonic() < deadline, "never live on WeChat"
+        time.sleep(0.2)
+    return item_id
 
 
 def synced(engine: DeliveryEngine, item_id: int, kind: str) -> Delivery:
