@@ -21,6 +21,12 @@ event tells (mass/get says SEND_FAIL for either); see the Batch_Sends page,
 https://developers.weixin.qq.com/doc/service/guide/product/message/Batch_Sends.html. Each
 item's WeChat delivery records where its pushed copy is (`mass_copies`: msg_id and
 article_idx), so that retracting the item deletes that copy too (`WeChatChannel.delete`).
+
+A retracted item is never pushed: just before a digest is recorded, and before an uncertain
+one is resent, its items are checked to be still published and wanted on WeChat; a digest
+with one that is not is not sent (a new one is made without it on the next run). A
+retraction can still come while sendall is on its way: the copy WeChat then accepts is
+recorded on the withdrawn delivery, which is made due again so that the engine deletes it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from channels.wechat_push import MassSend
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.delivery.publication import ChannelPool, build_publication, website_url_of
+from publisher.dispatch import enqueue_after_commit
 from publisher.models import (
     Delivery,
     DeliveryState,
@@ -266,6 +273,10 @@ def _send_digest(
     # with the same clientmsgid rather than forgotten.
     try:
         with database.session() as session:
+            gone = _unwanted(session, [entry.item_id for entry in batch])
+            if gone:  # retracted since the batch was read: made again without them next run
+                result.errors.append(f"{audience}: not sent, items {gone} are no longer live")
+                return "skipped"
             digest = WeChatDigest(
                 day=day,
                 audience=audience,
@@ -433,7 +444,11 @@ def _settle(session: Session, row: WeChatDigest, state: WeChatDigestState, resul
 def _change_copies(
     session: Session, item_id: int, *, add: dict[str, Any] | None = None, drop: str | None = None
 ) -> None:
-    """Add a pushed copy to, or drop a message's copies from, the item's WeChat delivery."""
+    """Add a pushed copy to, or drop a message's copies from, the item's WeChat delivery.
+
+    A copy added to a delivery being withdrawn goes with the withdrawal; to one already
+    withdrawn (retracted while sendall was on its way), the delivery is made due again, with
+    the copy as what it holds, so that the engine deletes it."""
     delivery = session.scalars(
         select(Delivery).where(Delivery.item_id == item_id, Delivery.channel_kind == "wechat")
     ).first()
@@ -443,11 +458,36 @@ def _change_copies(
     copies = [c for c in state.get("mass_copies") or [] if c != add and c["msg_id"] != drop]
     state["mass_copies"] = [*copies, add] if add else copies
     delivery.remote_state = state
+    if add and not delivery.desired_present and delivery.state == DeliveryState.WITHDRAWN:
+        delivery.remote_id = str(add["msg_id"])
+        delivery.state, delivery.next_attempt_at = DeliveryState.PENDING, utcnow()
+        delivery.explanation = "推送的副本在撤回之后才发出：删除该副本"
+        enqueue_after_commit(session, [(delivery.id, delivery.channel_kind)])
+
+
+def _unwanted(session: Session, item_ids: list[int]) -> list[int]:
+    """Those of `item_ids` not to push: no longer published, or withdrawn from WeChat."""
+    wanted = set(
+        session.scalars(
+            select(Item.id)
+            .join(Delivery, Delivery.item_id == Item.id)
+            .where(
+                Item.id.in_(item_ids),
+                Item.status == ItemStatus.PUBLISHED,
+                Delivery.channel_kind == "wechat",
+                Delivery.desired_present.is_(True),
+            )
+        )
+    )
+    return [item_id for item_id in item_ids if item_id not in wanted]
 
 
 def _resend_uncertain(database: Database, channel: WeChatChannel, result: DigestResult) -> None:
     """Settle digests whose answer was lost: ask WeChat about a known msg_id, else resend
-    with the same clientmsgid (WeChat dedupes it within 24 h: 45065 = already sent)."""
+    with the same clientmsgid (WeChat dedupes it within 24 h: 45065 = already sent) — unless
+    an item of it was retracted meanwhile: then the digest is dropped, and its other items go
+    in a new one. (Had the lost send gone out, its copies stay: only a resend would tell
+    their msg_id, and a send that had not gone out would push the retracted article.)"""
     horizon = result.day - timedelta(days=1)
     with database.session() as session:
         uncertain = [
@@ -478,7 +518,18 @@ def _resend_uncertain(database: Database, channel: WeChatChannel, result: Digest
                 if state is not None:
                     _record(database, digest, state, result=status)
                 continue
-        _deliver(database, channel, digest, result)
+        if not _dropped_if_unwanted(database, digest, result):
+            _deliver(database, channel, digest, result)
+
+
+def _dropped_if_unwanted(database: Database, digest: _Recorded, result: DigestResult) -> bool:
+    """Forget `digest` (its items wait for the next one) if an item of it is not to push."""
+    with database.session() as session:
+        gone = _unwanted(session, list(digest.item_ids))
+    if gone:
+        result.errors.append(f"{digest.audience}: not resent, items {gone} are no longer live")
+        _record(database, digest, None)
+    return bool(gone)
 
 
 def _publication(

@@ -4,9 +4,10 @@ and, with the last item showing it, the cover's thumb material are all gone."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from channels.wechat import WeChatChannel
 from publisher.config import Settings
 from publisher.delivery.engine import DeliveryEngine
 from publisher.delivery.wechat_digest import run_daily_digest
-from publisher.models import Attempt, Delivery, DeliveryState
+from publisher.models import Attempt, Delivery, DeliveryState, WeChatDigest, WeChatDigestState
 from publisher.services.items import create_item, retract_item
 from tests.support import (
     RunningSandbox,
@@ -125,3 +126,103 @@ def test_retraction_removes_the_article_the_pushed_copy_and_the_unused_thumb(
     articles = records(wechat, "articles").values()
     assert all(a["deleted"] for a in articles) and len(articles) == 2
     assert channel.health()["materials"]["held"] == 0
+
+
+def wechat_settings(sandbox: RunningSandbox, **changes: Any) -> None:
+    requests.post(f"{sandbox.url}/_sandbox/wechat", json=changes, timeout=5).raise_for_status()
+
+
+def test_an_uncertain_digest_is_not_resent_with_an_item_retracted_since(
+    engine: DeliveryEngine, wechat: RunningSandbox
+) -> None:
+    settings = engine.settings
+    retracted = publish_pushed(engine, settings, "松山湖2026年临时救助资金发放情况公示")
+    kept = publish_pushed(engine, settings, "松山湖2026年老旧小区改造计划公示")
+    channel = engine.pool.get("wechat")
+    assert isinstance(channel, WeChatChannel)
+    # WeChat refuses the sendall: the digest is recorded as uncertain, nothing went out.
+    wechat_settings(wechat, unauthorized=["message/mass/sendall"])
+    refused = run_daily_digest(engine.database, channel=channel, settings=settings, now=NOW)
+    with engine.database.session() as session:
+        uncertain = session.scalars(select(WeChatDigest.state)).all()
+    wechat_settings(wechat, unauthorized=[])
+    with engine.database.session() as session:
+        retract_item(session, retracted, actor="t")
+    settle(engine, retracted, "wechat", DeliveryState.WITHDRAWN)
+
+    again = run_daily_digest(
+        engine.database, channel=channel, settings=settings, now=NOW + timedelta(minutes=10)
+    )
+
+    assert refused.sent == [] and uncertain == [WeChatDigestState.UNKNOWN]
+    assert [d.item_ids for d in again.sent] == [(kept,)], "a new digest without it"
+    [message] = records(wechat, "mass").values()
+    assert message["articles"] == ["松山湖2026年老旧小区改造计划公示"], "never pushed"
+
+
+def test_a_copy_pushed_while_its_item_was_being_retracted_is_deleted(
+    engine: DeliveryEngine, wechat: RunningSandbox
+) -> None:
+    settings = engine.settings
+    retracted = publish_pushed(engine, settings, "松山湖2026年临时救助资金发放情况公示")
+    channel = engine.pool.get("wechat")
+    assert isinstance(channel, WeChatChannel)
+    # WeChat takes the sendall, then answers only after the retraction is done.
+    wechat.faults(timeout_next_writes=1, hang_seconds=5.0)
+    digest = threading.Thread(
+        target=run_daily_digest,
+        args=(engine.database,),
+        kwargs={"channel": channel, "settings": settings, "now": NOW},
+    )
+    digest.start()
+    deadline = time.monotonic() + 15
+    while not records(wechat, "mass"):
+        assert time.monotonic() < deadline, "the digest was never sent"
+        time.sleep(0.05)
+    with engine.database.session() as session:
+        retract_item(session, retracted, actor="t")
+    settle(engine, retracted, "wechat", DeliveryState.WITHDRAWN)
+    answered_after_withdrawal = digest.is_alive()
+    digest.join(timeout=30)
+
+    deleted = settle(engine, retracted, "wechat", DeliveryState.WITHDRAWN)
+
+    assert answered_after_withdrawal, "sendall's answer came after the withdrawal"
+    [message] = records(wechat, "mass").values()
+    assert message["deleted_idx"] == [1], "the late copy was deleted too"
+    assert deleted.remote_id is None and deleted.remote_state == {}
+
+
+def test_a_copy_recorded_while_the_retraction_deletes_is_deleted_too(
+    engine: DeliveryEngine, wechat: RunningSandbox
+) -> None:
+    settings = engine.settings
+    retracted = publish_pushed(engine, settings, "松山湖2026年临时救助资金发放情况公示")
+    channel = engine.pool.get("wechat")
+    assert isinstance(channel, WeChatChannel)
+    # sendall's answer comes 3 s after it took effect, in the middle of the retraction's
+    # freepublish/delete, whose answer comes 8 s after.
+    wechat.faults(timeout_next_writes=1, hang_seconds=3.0)
+    digest = threading.Thread(
+        target=run_daily_digest,
+        args=(engine.database,),
+        kwargs={"channel": channel, "settings": settings, "now": NOW},
+    )
+    digest.start()
+    deadline = time.monotonic() + 15
+    while not records(wechat, "mass"):
+        assert time.monotonic() < deadline, "the digest was never sent"
+        time.sleep(0.05)
+    wechat.faults(timeout_next_writes=1, hang_seconds=8.0)
+    with engine.database.session() as session:
+        retract_item(session, retracted, actor="t")
+    sync(engine, retracted, "wechat")
+    recorded_during_the_delete = not digest.is_alive()
+    digest.join(timeout=30)
+
+    deleted = settle(engine, retracted, "wechat", DeliveryState.WITHDRAWN)
+
+    assert recorded_during_the_delete, "sendall's answer came while the article was deleted"
+    [message] = records(wechat, "mass").values()
+    assert message["deleted_idx"] == [1], "the copy recorded meanwhile was deleted too"
+    assert deleted.remote_state == {}
