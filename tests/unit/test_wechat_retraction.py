@@ -226,3 +226,33 @@ def test_a_copy_recorded_while_the_retraction_deletes_is_deleted_too(
     [message] = records(wechat, "mass").values()
     assert message["deleted_idx"] == [1], "the copy recorded meanwhile was deleted too"
     assert deleted.remote_state == {}
+
+
+def test_an_item_retracted_while_its_digest_is_drafted_is_not_pushed(
+    engine: DeliveryEngine, wechat: RunningSandbox
+) -> None:
+    settings = engine.settings
+    retracted = publish_pushed(engine, settings, "松山湖2026年临时救助资金发放情况公示")
+    channel = engine.pool.get("wechat")
+    assert isinstance(channel, WeChatChannel)
+    calls_before = int(wechat.inspect()["counters"]["calls"])
+    wechat.faults(latency_ms=2000)  # the digest's batch is read; its draft takes a while
+    digest = threading.Thread(
+        target=run_daily_digest,
+        args=(engine.database,),
+        kwargs={"channel": channel, "settings": settings, "now": NOW},
+    )
+    digest.start()
+    deadline = time.monotonic() + 15
+    while int(wechat.inspect()["counters"]["calls"]) == calls_before:
+        assert time.monotonic() < deadline, "the digest never called WeChat"
+        time.sleep(0.05)
+    with engine.database.session() as session:
+        retract_item(session, retracted, actor="t")
+    digest.join(timeout=30)
+    wechat.faults(latency_ms=0)
+    with engine.database.session() as session:
+        recorded = session.scalars(select(WeChatDigest)).all()
+
+    assert records(wechat, "mass") == {}, "the retracted item was never pushed"
+    assert recorded == []
