@@ -289,7 +289,7 @@ class WeiboChannel(HttpChannel):
         known = _all_ids(remote)
         wanted = self._wanted(pub)
         sent = self.finder.unanswered(pub)
-        if remote is not None and remote.remote_id:
+        if remote is not None and remote.remote_id and self._may_read(pub, sent, remote):
             status = self.finder.by_id(remote.remote_id)
             found = None if status is None else self.finder.recognised(status, pub, wanted)
             if found is not None and (found.shows_revision or not sent):
@@ -307,6 +307,12 @@ class WeiboChannel(HttpChannel):
                 "（管理员可按微博 ID 认领，或标记为已发布）"
             )
         return self._adopt(found, pub, known)
+
+    def _may_read(self, pub: Publication, sent: list[float], remote: Remote) -> bool:
+        """Whether to read `remote`'s post by its id: always with no share unanswered, else
+        once an hour per id (the engine's retries read the recorded post once an hour; an
+        id an operator gives is read at once)."""
+        return not sent or self.finder.search_due(pub, sent, remote.remote_id)
 
     def _search(self, pub: Publication, wanted: set[str], sent: list[float]) -> Found | None:
         """`pub`'s post on the timeline for its unanswered shares (`sent`), or None. Raises

@@ -13,8 +13,9 @@ have failed; a lookup searches the timeline only while such a note exists, and n
 post there proves nothing: it may have scrolled off. The caller then leaves the outcome
 unknown and never posts again blindly. A search spends one to `pages` of the account's 100
 calls a day, and the engine retries an unknown delivery every few minutes, so the timeline is
-searched at most once an hour for the same unanswered share (`search_due`, across workers):
-a delivery that stays unknown costs at most ~24 searches a day while it waits for an operator.
+searched at most once an hour for the same unanswered share (`search_due`, across workers),
+and so is a recorded post read by its id meanwhile: a delivery that stays unknown costs at most
+~24 searches a day while it waits for an operator.
 
 A post read by its id is ours only if it shows our text (links aside, none to another article
 of the website) or links to the item's article, and no other item claimed it (`recognised`):
@@ -118,11 +119,11 @@ class PostFinder:
             return []
         return [float(t) for t in stamps if isinstance(t, int | float)]
 
-    def search_due(self, pub: Publication, sent: list[float]) -> bool:
-        """Whether the timeline may be searched now for `pub`'s newest unanswered share (sent
-        at `max(sent)`): the first asking in each `SEARCH_EVERY_SECONDS` is answered yes,
-        across workers; a search that fails counts too."""
-        key = f"weibo:searched:{self.account}:{pub.external_id}:{max(sent):.6f}"
+    def search_due(self, pub: Publication, sent: list[float], where: str = "timeline") -> bool:
+        """Whether the timeline (or the post whose id is `where`) may be searched now for
+        `pub`'s newest unanswered share (sent at `max(sent)`): the first asking in each
+        `SEARCH_EVERY_SECONDS` is answered yes, across workers; a search that fails counts."""
+        key = f"weibo:searched:{self.account}:{pub.external_id}:{max(sent):.6f}:{where}"
         return self.shared.count(key, SEARCH_EVERY_SECONDS) == 1
 
     def _write_sent(self, pub: Publication, stamps: list[float]) -> None:

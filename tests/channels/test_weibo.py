@@ -617,6 +617,33 @@ def test_a_post_read_by_id_is_taken_only_if_it_is_the_items(
     assert channel.lookup(water, Remote(linking)) is None
 
 
+def test_a_lost_correction_is_searched_for_once_an_hour_its_id_given_is_read_at_once(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store, weibo_edit_policy="correction")
+    first = channel.create(sample_publication())
+    recorded = Remote(first.remote_id, first.url, first.state)
+    edited = sample_publication(summary="发放对象名单已更新。")
+    sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        channel.update(edited, recorded)
+    lost = max(statuses(sandbox), key=int)
+    for n in range(6):  # the sandbox's timeline shows the newest five
+        channel.create(numbered(n))
+    with pytest.raises(OutcomeUnknown):
+        channel.lookup(edited, recorded)  # the recorded post read, the timeline searched
+    calls = sandbox.inspect()["counters"]["calls"]
+
+    for _ in range(3):  # the engine's retries within the hour
+        with pytest.raises(OutcomeUnknown) as caught:
+            channel.lookup(edited, recorded)
+        assert "每小时最多查找一次" in caught.value.explanation
+    assert sandbox.inspect()["counters"]["calls"] == calls
+    found = channel.lookup(edited, Remote(lost))  # the id an operator gives
+    assert found is not None and found.remote_id == lost
+    assert sandbox.inspect()["counters"]["calls"] == calls + 1
+
+
 def test_an_edit_that_cannot_repost_today_keeps_the_old_post(
     sandbox: RunningSandbox, store: DatabaseSharedStore
 ) -> None:
