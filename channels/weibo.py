@@ -48,18 +48,19 @@ from channels.base import (
     token_key,
     transport_error,
 )
-from channels.budgets import BudgetUse, DailyBudgets
+from channels.budgets import BudgetUse, DailyBudgets, next_beijing_midnight
 from channels.errors import (
     AuthExpired,
     ChannelDisabled,
     ChannelError,
     OutcomeUnknown,
     Permanent,
+    QuotaExhausted,
     RateLimited,
     Retryable,
 )
 from channels.fetch import FetchPolicy, ImageFetcher
-from channels.weibo_codes import GONE, REPEATED, error_for
+from channels.weibo_codes import GONE, REPEATED, UNSETTLED, error_for, lookup_code
 from channels.weibo_lookup import Found, PostFinder, idstr, without_links
 from channels.weibo_media import weibo_picture
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
@@ -236,7 +237,9 @@ class WeiboChannel(HttpChannel):
             correction = self._text(pub, correction=True)
             self._take_slot()
             return self._post(pub, correction, rendered=text, earlier=_all_ids(remote))
-        # The slot is taken before deleting, so pacing never leaves the account without a post.
+        # Both checked before deleting, so neither pacing nor the day's calls leave the account
+        # without a post: the deletes and the share must all fit in what is left today.
+        self._ensure_calls(len(_all_ids(remote)) + 1)
         self._take_slot()
         self.delete(remote)
         return self._post(pub, text, rendered=text)
@@ -248,9 +251,7 @@ class WeiboChannel(HttpChannel):
         try:
             status = self._share(pub, text)
         except _Repeated as repeated:
-            sent = self.finder.unanswered(pub)
-            wanted = self._wanted(pub)
-            found = self.finder.on_timeline(pub, wanted, sent)
+            found = self._search(pub, self._wanted(pub), self.finder.unanswered(pub))
             if found is None:
                 raise OutcomeUnknown(
                     "weibo: 微博称相同内容已发布，但在账号最新的微博中找不到它；暂不重发，"
@@ -274,36 +275,56 @@ class WeiboChannel(HttpChannel):
 
     def lookup(self, pub: Publication, remote: Remote | None) -> Receipt | None:
         """`pub`'s post, read by the recorded id (`remote`) with `statuses/show`; None when
-        Weibo says it does not exist (and no share of `pub` is unanswered).
+        Weibo says it does not exist, or shows a post that is not `pub`'s
+        (`PostFinder.recognised`), and no share of `pub` is unanswered.
 
         While a share of `pub` is unanswered (its id lost), the post is searched on the
-        timeline (`PostFinder.on_timeline`) unless the recorded post already shows this
-        revision. Raises `OutcomeUnknown` when it is not there: it may have scrolled off, so
-        nothing may be posted again until it is found, adopted or marked by an operator.
-        With no post recorded and none unanswered (a withdrawn item), only a post linking to
-        its article on the timeline is found, and None otherwise.
+        timeline (`PostFinder.on_timeline`, at most once an hour) unless the recorded post
+        already shows this revision. Raises `OutcomeUnknown` when it is not there, or was
+        searched for within the hour: it may have scrolled off, so nothing may be posted again
+        until it is found, adopted or marked by an operator. With no post recorded and none
+        unanswered (a withdrawn item), only a post linking to its article on the timeline is
+        found, and None otherwise.
         """
         known = _all_ids(remote)
         wanted = self._wanted(pub)
         sent = self.finder.unanswered(pub)
-        if remote is not None and remote.remote_id:
+        if remote is not None and remote.remote_id and self._may_read(pub, sent, remote):
             status = self.finder.by_id(remote.remote_id)
-            if status is not None:
-                shows = without_links(str(status.get("text", ""))) in wanted
-                if shows or not sent:
-                    return self._adopt(Found(status, shows), pub, known)
+            found = None if status is None else self.finder.recognised(status, pub, wanted)
+            if found is not None and (found.shows_revision or not sent):
+                return self._adopt(found, pub, known)
             if not sent:
-                return None  # Weibo says the recorded post is gone, and none was lost since
-        found = self.finder.on_timeline(pub, wanted, sent)
-        if found is None and not sent:
-            return None  # no post recorded, none lost: nothing of ours linking to it is there
+                return None  # gone, or not ours, and no post of ours was lost since
+        if not sent:  # no post recorded, none lost: only one linking to the item is ours
+            found = self.finder.on_timeline(pub, wanted, sent)
+            return None if found is None else self._adopt(found, pub, known)
+        found = self._search(pub, wanted, sent)
         if found is None:
             raise OutcomeUnknown(
                 "weibo: 发出的微博未收到应答，账号时间线上最新的微博中也没有它"
-                "（可能已被新微博挤出）；暂不重发，稍后再查找"
+                "（可能已被新微博挤出）；暂不重发，每小时再查找一次"
                 "（管理员可按微博 ID 认领，或标记为已发布）"
             )
         return self._adopt(found, pub, known)
+
+    def _may_read(self, pub: Publication, sent: list[float], remote: Remote) -> bool:
+        """Whether to read `remote`'s post by its id: always with no share unanswered, else
+        once an hour per id (the engine's retries read the recorded post once an hour; an
+        id an operator gives is read at once)."""
+        return not sent or self.finder.search_due(pub, sent, remote.remote_id)
+
+    def _search(self, pub: Publication, wanted: set[str], sent: list[float]) -> Found | None:
+        """`pub`'s post on the timeline for its unanswered shares (`sent`), or None. Raises
+        `OutcomeUnknown` without calling when the timeline was searched for the newest of
+        them within the hour (`PostFinder.search_due`)."""
+        if not self.finder.search_due(pub, sent):
+            raise OutcomeUnknown(
+                "weibo: 发出的微博结果未知，一小时内已在时间线上查找过、未找到；"
+                "为节省每日 API 调用次数，每小时最多查找一次，暂不重发"
+                "（管理员可按微博 ID 认领，或标记为已发布）"
+            )
+        return self.finder.on_timeline(pub, wanted, sent)
 
     def _adopt(self, found: Found, pub: Publication, known: list[str]) -> Receipt:
         """The receipt for a post judged `pub`'s, claimed for it from now on."""
@@ -365,6 +386,17 @@ class WeiboChannel(HttpChannel):
                 continue
         return texts
 
+    def _ensure_calls(self, needed: int) -> None:
+        """Raise `QuotaExhausted`, as spending would, unless `needed` calls are left today."""
+        limit = self.budgets.limits[CALLS]
+        left = limit - self.budgets.used(CALLS)
+        if left < needed:
+            raise QuotaExhausted(
+                f"weibo: 改发需删除原微博再发布，共需 {needed} 次调用，今日只剩 {max(0, left)} 次"
+                f"（每日 {limit} 次）；原微博保留，北京时间零点后再改发",
+                until=next_beijing_midnight(),
+            )
+
     def _take_slot(self) -> None:
         """Count one post against the account's budget; `RateLimited` when it is spent."""
         key = f"weibo:posts:{self.account}"
@@ -390,8 +422,17 @@ class WeiboChannel(HttpChannel):
         try:
             return self._call("POST", "/2/statuses/share.json", data=data, files=files)
         except ChannelError as exc:
-            if exc.code is not None and exc.code.isdigit() and int(exc.code) in REPEATED:
+            code = int(exc.code) if exc.code is not None and exc.code.isdigit() else None
+            if code in REPEATED:
                 raise _Repeated(exc) from exc
+            if code in UNSETTLED:  # failed mid-way: the post may be out, so look it up first
+                raise OutcomeUnknown(
+                    f"weibo: {lookup_code(code).explanation}：发布结果未知，"
+                    "先查找该微博，不重复发布",
+                    code=exc.code,
+                    message=exc.message,
+                    http_status=exc.http_status,
+                ) from exc
             if not isinstance(exc, OutcomeUnknown):
                 self.finder.failed(pub, stamp)
             raise

@@ -7,9 +7,14 @@ not listed is a refusal we do not know: `Permanent`, with Weibo's own text kept 
 What each kind becomes (`error_for`):
 
     busy         Retryable          Weibo is failing for a moment: try again shortly
+    unsettled    Retryable          Weibo's back end failed mid-way (remote service, job
+                 (OutcomeUnknown    expired, RPC): a read is tried again; a share so answered
+                 on a share)        may have gone out, so the adapter looks it up first
+                                    (`UNSETTLED`)
     rate         RateLimited        a frequency limit is spent: defer until the window ends
-    reauth       AuthExpired        the token or the app's rights are refused: an operator
-                 (refreshable=False) must re-authorise; the deliveries wait, nothing fails
+    reauth       AuthExpired        the token, the app's rights or this server's IP are
+                 (refreshable=False) refused: an operator must act (the explanation says
+                                    what) and re-authorise; the deliveries wait, nothing fails
     posted       OutcomeUnknown     Weibo says the post went out but answers late (20032):
                                     look it up before anything is sent again
     repeat       (the adapter's)    "same text already posted": the adapter looks the post
@@ -35,7 +40,7 @@ from channels.errors import (
     Retryable,
 )
 
-Kind = Literal["busy", "rate", "reauth", "posted", "repeat", "gone", "refused"]
+Kind = Literal["busy", "unsettled", "rate", "reauth", "posted", "repeat", "gone", "refused"]
 SOURCE = "https://open.weibo.com/wiki/Error_code"
 # Without a Retry-After, the wait for a rate-limit code: Weibo counts its limits per hour
 # (https://open.weibo.com/wiki/Rate-limiting), so the wait is at most that.
@@ -53,11 +58,22 @@ class Code:
 CODES: dict[int, Code] = {
     10001: Code("busy", "微博系统错误，稍后重试"),  # System error
     10002: Code("busy", "微博服务暂停，稍后重试"),  # Service unavailable
-    10003: Code("busy", "微博远程服务错误，稍后重试"),  # Remote service error
+    10003: Code("unsettled", "微博远程服务错误"),  # Remote service error
     10009: Code("busy", "微博任务过多、系统繁忙，稍后重试"),  # Too many pending tasks
-    10010: Code("busy", "微博任务超时，稍后重试"),  # Job expired
-    10011: Code("busy", "微博内部调用错误，稍后重试"),  # RPC error
-    10004: Code("refused", "本服务器的 IP 不在微博应用允许的范围内"),  # IP limit
+    10010: Code("unsettled", "微博任务超时"),  # Job expired
+    10011: Code("unsettled", "微博内部调用错误"),  # RPC error
+    # IP limit: the app's IP whitelist leaves this server out; every call fails alike.
+    10004: Code(
+        "reauth",
+        "本服务器的 IP 不在微博应用允许的 IP 范围内：请在微博开放平台把本服务器的公网 IP "
+        "加入应用的 IP 白名单（或清空白名单后重新授权），再恢复微博渠道",
+    ),
+    # Permission denied, need a high level appkey: the app lacks the rights, not the item.
+    10005: Code(
+        "reauth",
+        "微博应用的权限级别不够调用该接口：请在微博开放平台为应用申请该接口的高级权限，"
+        "获批后重新授权微博账号",
+    ),
     10014: Code("reauth", "应用的接口访问权限受限，须在微博开放平台申请权限后重新授权"),
     10016: Code("refused", "缺少微博要求的参数（见微博原文）"),  # Miss required parameter
     # "Parameter (%s)'s value invalid, expect (%s), but get (%s)": any parameter, not only
@@ -87,6 +103,7 @@ CODES: dict[int, Code] = {
 # revoked, expired_token 21327, …): every one needs an operator's new authorisation.
 REAUTH_RANGE = range(21301, 21400)
 REPEATED = frozenset(c for c, row in CODES.items() if row.kind == "repeat")
+UNSETTLED = frozenset(c for c, row in CODES.items() if row.kind == "unsettled")
 GONE = 20101
 
 
@@ -114,6 +131,8 @@ def error_for(body: Mapping[str, Any], status: int, retry_after: str | None = No
     }
     if row.kind == "busy":
         return Retryable(explanation, **common)
+    if row.kind == "unsettled":
+        return Retryable(f"{explanation}，稍后重试", **common)
     if row.kind == "rate":
         return RateLimited(explanation, until=_until(retry_after), **common)
     if row.kind == "reauth":

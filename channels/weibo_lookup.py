@@ -11,7 +11,15 @@ just the newest few posts. So every share is noted before it is sent (`sending`,
 shared store) and the note is dropped once the post's id is known or the share is known to
 have failed; a lookup searches the timeline only while such a note exists, and not finding the
 post there proves nothing: it may have scrolled off. The caller then leaves the outcome
-unknown and never posts again blindly.
+unknown and never posts again blindly. A search spends one to `pages` of the account's 100
+calls a day, and the engine retries an unknown delivery every few minutes, so the timeline is
+searched at most once an hour for the same unanswered share (`search_due`, across workers),
+and so is a recorded post read by its id meanwhile: a delivery that stays unknown costs at most
+~24 searches a day while it waits for an operator.
+
+A post read by its id is ours only if it shows our text (links aside, none to another article
+of the website) or links to the item's article, and no other item claimed it (`recognised`):
+an operator adopting a post by id cannot take another item's post by a slip of the finger.
 
 On the timeline a post is ours when it links to the item's website article (read in its
 text, Weibo's expanded-link fields, or behind a short link of a known shortener: t.cn,
@@ -45,6 +53,7 @@ from channels.weibo_text import LINK
 ADOPT_WINDOW_SECONDS = 600.0
 CLOCK_SKEW_SECONDS = 60.0
 NOTE_TTL_SECONDS = 30 * 24 * 3600.0
+SEARCH_EVERY_SECONDS = 3600.0  # one timeline search an hour per unanswered share
 # Weibo's `created_at`, e.g. "Wed Oct 24 23:49:17 +0800 2012" (statuses/share's example).
 CREATED_AT = "%a %b %d %H:%M:%S %z %Y"
 
@@ -110,6 +119,13 @@ class PostFinder:
             return []
         return [float(t) for t in stamps if isinstance(t, int | float)]
 
+    def search_due(self, pub: Publication, sent: list[float], where: str = "timeline") -> bool:
+        """Whether the timeline (or the post whose id is `where`) may be searched now for
+        `pub`'s newest unanswered share (sent at `max(sent)`): the first asking in each
+        `SEARCH_EVERY_SECONDS` is answered yes, across workers; a search that fails counts."""
+        key = f"weibo:searched:{self.account}:{pub.external_id}:{max(sent):.6f}:{where}"
+        return self.shared.count(key, SEARCH_EVERY_SECONDS) == 1
+
     def _write_sent(self, pub: Publication, stamps: list[float]) -> None:
         if stamps:
             self.shared.set(self._sent_key(pub), json.dumps(stamps), NOTE_TTL_SECONDS)
@@ -133,6 +149,22 @@ class PostFinder:
                 return None
             raise
 
+    def recognised(
+        self, status: Mapping[str, Any], pub: Publication, wanted: set[str]
+    ) -> Found | None:
+        """`status` (read by its id) as `pub`'s post, or None: it must link to `pub`'s article
+        or show one of the `wanted` texts (links aside) without linking to another article of
+        the website, and no other item may have claimed it."""
+        if self._claimed_by_another(status, pub):
+            return None
+        shows = without_links(str(status.get("text", ""))) in wanted
+        if pub.website_url and pub.website_url in self._links_of(status, resolve=False):
+            return Found(status, shows)
+        links = self._links_of(status, resolve=True)
+        if pub.website_url and pub.website_url in links:
+            return Found(status, shows)
+        return Found(status, True) if shows and not _elsewhere(links, pub) else None
+
     def on_timeline(self, pub: Publication, wanted: set[str], sent: list[float]) -> Found | None:
         """`pub`'s post among the newest on the timeline (None: not there, which proves
         nothing). `wanted`: the texts (links aside) the revision may show; `sent`: when our
@@ -140,8 +172,7 @@ class PostFinder:
         by_text: Mapping[str, Any] | None = None
         by_link: Mapping[str, Any] | None = None
         for status in self._timeline():
-            claimed = self.shared.get(self._claim_key(idstr(status)))
-            if claimed and claimed != pub.external_id:
+            if self._claimed_by_another(status, pub):
                 continue
             ours_text = without_links(str(status.get("text", ""))) in wanted
             links = self._links_of(status, resolve=ours_text)
@@ -154,6 +185,10 @@ class PostFinder:
         if by_text is not None:
             return Found(by_text, True)
         return None if by_link is None else Found(by_link, False)
+
+    def _claimed_by_another(self, status: Mapping[str, Any], pub: Publication) -> bool:
+        claimed = self.shared.get(self._claim_key(idstr(status)))
+        return bool(claimed) and claimed != pub.external_id
 
     def _timeline(self) -> Iterator[dict[str, Any]]:
         for page in range(1, self.pages + 1):

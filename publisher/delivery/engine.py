@@ -429,7 +429,10 @@ class DeliveryEngine:
             else:
                 outcome, delivery.state = AttemptOutcome.RETRY, DeliveryState.RETRYING
                 delivery.next_attempt_at = now + timedelta(seconds=delay)
-        if isinstance(exc, Retryable | OutcomeUnknown):  # the channel, not the content, failed
+        # The channel, not the content, failed; a lookup that answers "not found (yet)"
+        # (OutcomeUnknown) is the channel working, and must not hold the channel's other work.
+        looked_up = step.action == "lookup" and isinstance(exc, OutcomeUnknown)
+        if isinstance(exc, Retryable | OutcomeUnknown) and not looked_up:
             breaker_failure(session, self.settings, delivery.channel_kind, now)
         finish_attempt(session, attempt_id, outcome, started, exc)
         if step.outdated(delivery) and delivery.state in (

@@ -29,6 +29,7 @@ from channels.errors import (
     Retryable,
 )
 from channels.weibo import TOKEN_KEY, WeiboChannel
+from channels.weibo_codes import error_for
 from channels.weibo_text import units
 from publisher.channel_config import build_channel, weibo_settings
 from publisher.config import Settings
@@ -539,6 +540,11 @@ def test_a_lost_post_that_scrolled_off_is_found_by_its_id_or_left_unknown(
         (21315, AuthExpired),  # Token expired
         (21332, AuthExpired),
         (20032, OutcomeUnknown),  # posted, server slow
+        (10004, AuthExpired),  # IP limit: this server is not on the app's IP whitelist
+        (10005, AuthExpired),  # Permission denied, need a high level appkey
+        (10003, OutcomeUnknown),  # Remote service error, on a share: may have posted
+        (10010, OutcomeUnknown),  # Job expired
+        (10011, OutcomeUnknown),  # RPC error
         (20021, Permanent),
     ],
 )
@@ -563,6 +569,96 @@ def test_weibo_codes_defer_wait_look_up_or_fail(
         assert caught.value.until > datetime.now(UTC)
     if isinstance(caught.value, AuthExpired):
         assert caught.value.refreshable is False
+    # Only an answer saying nothing was posted drops the note that sends the lookup searching.
+    assert bool(channel.finder.unanswered(sample_publication())) == (raised is OutcomeUnknown)
+
+
+@pytest.mark.parametrize("code", [10004, 10005])
+def test_an_ip_or_app_level_refusal_says_what_the_operator_must_do(code: int) -> None:
+    explanation = error_for({"error_code": code, "error": "x"}, 403).explanation
+    assert "请在微博开放平台" in explanation and "微博" in explanation
+
+
+@pytest.mark.parametrize("code", [10003, 10010, 10011])
+def test_a_back_end_failure_on_a_read_is_retried(store: DatabaseSharedStore, code: int) -> None:
+    app = FastAPI()
+
+    @app.get("/2/statuses/show.json")
+    def fail() -> Response:
+        body = f'{{"error": "weibo says {code}", "error_code": {code}}}'
+        return Response(body, status_code=500, media_type="application/json")
+
+    with serve_in_thread(app) as weibo_base:
+        channel = WeiboChannel(weibo_base, store, access_token="t")
+        with pytest.raises(Retryable) as caught:
+            channel.lookup(sample_publication(), Remote("5000000000000001"))
+    assert type(caught.value) is Retryable and caught.value.code == str(code)
+
+
+def test_a_post_read_by_id_is_taken_only_if_it_is_the_items(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    water = sample_publication(title="停水通知", summary="松山湖片区明日停水。")
+    same_words = replace(
+        water, item_id=43, external_id="item-43", website_url=numbered(43).website_url
+    )
+    others = {pub.external_id: channel.create(pub).remote_id for pub in (numbered(1), same_words)}
+    ours = channel.create(water)
+
+    assert channel.lookup(water, Remote(others["item-1001"])) is None  # another item's text
+    assert channel.lookup(water, Remote(others["item-43"])) is None  # our words, its link
+    found = channel.lookup(water, Remote(ours.remote_id))
+    assert found is not None and found.remote_id == ours.remote_id
+    # Linking to the item is enough (a revised text), and a claim by another item is not.
+    linking = share_by_hand(sandbox, f"见公告 {water.website_url}")
+    assert channel.lookup(replace(water, summary="已更正。"), Remote(linking)) is not None
+    channel.finder.settled(same_words, linking)
+    assert channel.lookup(water, Remote(linking)) is None
+
+
+def test_a_lost_correction_is_searched_for_once_an_hour_its_id_given_is_read_at_once(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store, weibo_edit_policy="correction")
+    first = channel.create(sample_publication())
+    recorded = Remote(first.remote_id, first.url, first.state)
+    edited = sample_publication(summary="发放对象名单已更新。")
+    sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        channel.update(edited, recorded)
+    lost = max(statuses(sandbox), key=int)
+    for n in range(6):  # the sandbox's timeline shows the newest five
+        channel.create(numbered(n))
+    with pytest.raises(OutcomeUnknown):
+        channel.lookup(edited, recorded)  # the recorded post read, the timeline searched
+    calls = sandbox.inspect()["counters"]["calls"]
+
+    for _ in range(3):  # the engine's retries within the hour
+        with pytest.raises(OutcomeUnknown) as caught:
+            channel.lookup(edited, recorded)
+        assert "每小时最多查找一次" in caught.value.explanation
+    assert sandbox.inspect()["counters"]["calls"] == calls
+    found = channel.lookup(edited, Remote(lost))  # the id an operator gives
+    assert found is not None and found.remote_id == lost
+    assert sandbox.inspect()["counters"]["calls"] == calls + 1
+
+
+def test_an_edit_that_cannot_repost_today_keeps_the_old_post(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store, weibo_daily_calls=2)
+    first = channel.create(sample_publication())
+    calls = sandbox.inspect()["counters"]["calls"]
+    edited = sample_publication(summary="更正后的摘要：发放对象名单已更新。", revision_id=8)
+
+    with pytest.raises(QuotaExhausted) as caught:  # destroy + share need 2; 1 is left
+        channel.update(edited, Remote(first.remote_id, first.url, first.state))
+
+    assert caught.value.until == next_beijing_midnight()
+    assert "原微博保留" in caught.value.explanation
+    assert sandbox.inspect()["counters"]["calls"] == calls
+    assert [s["idstr"] for s in live(sandbox)] == [first.remote_id]
 
 
 def test_a_hash_in_the_title_is_posted_without_making_a_topic(

@@ -1,14 +1,17 @@
 """An operator adopts a post (verified on the channel) or marks a delivery posted (on their
-word, audited): through the API and the CLI, against the real website sandbox and engine."""
+word, audited): through the API and the CLI, against the real website and Weibo sandboxes
+and engine."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -16,7 +19,9 @@ from sqlalchemy import select
 from publisher.api.app import create_app
 from publisher.cli import main as cli
 from publisher.config import Settings, get_settings, reset_settings
+from publisher.delivery.adopt import adopt_post
 from publisher.delivery.engine import DeliveryEngine
+from publisher.errors import Conflict
 from publisher.models import AuditEvent, DeliveryState
 from publisher.services.items import create_item
 from tests.support import (
@@ -25,9 +30,11 @@ from tests.support import (
     RunningSandbox,
     housing_notice,
     item_delivery,
+    migrated_sqlite,
     publish_reviewed,
     running_sandbox,
     sandbox_engine,
+    sandbox_settings,
     user_with_token,
 )
 
@@ -159,3 +166,60 @@ def test_the_cli_adopts_by_id_and_says_why_it_refuses(world: World) -> None:
     assert adopted.exit_code == 0, adopted.output
     assert item_delivery_state(world, delivery_id) == DeliveryState.LIVE
     assert json.dumps(world.audited("delivery.adopt")).count(record["id"]) == 1
+
+
+def test_adopting_another_items_weibo_post_is_refused_and_the_items_own_is_taken(
+    tmp_path: Path, dispatched: list[Any]
+) -> None:
+    with running_sandbox("website") as website, running_sandbox("weibo") as weibo:
+        settings = sandbox_settings(
+            tmp_path, migrated_sqlite(tmp_path), website, weibo, http_timeout_seconds=2
+        )
+        engine = sandbox_engine(settings)
+        ours, other = (_published_on_website(engine, settings, n) for n in (1, 2))
+
+        def weibo_accepts(*domains: str) -> None:
+            config = {"safe_domains": list(domains)}
+            requests.post(f"{weibo.url}/_sandbox/weibo/config", json=config, timeout=5)
+
+        weibo_accepts("nowhere.example")  # refused (10017): our delivery fails, nothing posted
+        assert engine.sync(ours["weibo"], "w").state == DeliveryState.FAILED
+        weibo_accepts("127.0.0.1")
+        assert engine.sync(other["weibo"], "w").state == DeliveryState.LIVE
+        others_post = item_delivery(engine.database, other["item"], "weibo").remote_id
+        # The operator posts ours by hand on weibo.com, then adopts it by its id.
+        fields = housing_notice(1)
+        text = f"【{fields.title}】{fields.summary} {ours['url']}"
+        answer = requests.post(
+            f"{weibo.url}/2/statuses/share.json",
+            data={"access_token": "sandbox", "rip": "127.0.0.1", "status": text},
+            timeout=5,
+        )
+        our_post = str(answer.json()["idstr"])
+
+        def adopt(remote_id: str) -> None:
+            adopt_post(engine.database, settings, engine.pool, ours["weibo"], remote_id, actor="li")
+
+        with pytest.raises(Conflict, match=f"no post {others_post} for this item"):
+            adopt(others_post)
+        assert item_delivery(engine.database, ours["item"], "weibo").state == DeliveryState.FAILED
+        adopt(our_post)
+        adopted = item_delivery(engine.database, ours["item"], "weibo")
+        assert (adopted.state, adopted.remote_id) == (DeliveryState.LIVE, our_post)
+        assert item_delivery(engine.database, other["item"], "weibo").remote_id == others_post
+        engine.database.dispose()
+
+
+def _published_on_website(engine: DeliveryEngine, settings: Settings, n: int) -> dict[str, Any]:
+    """Item `n` (`housing_notice`) published, live on the website; its Weibo delivery's id."""
+    with engine.database.session() as session:
+        item_id = int(create_item(session, settings, housing_notice(n), actor="t").id)
+        publish_reviewed(session, settings, item_id, enabled_kinds=[])
+    site = item_delivery(engine.database, item_id, "website")
+    assert engine.sync(site.id, "w").state == DeliveryState.LIVE
+    url = item_delivery(engine.database, item_id, "website").remote_url
+    return {
+        "item": item_id,
+        "weibo": item_delivery(engine.database, item_id, "weibo").id,
+        "url": url,
+    }
