@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,23 @@ def engine(tmp_path: Path, wechat: RunningSandbox) -> Iterator[DeliveryEngine]:
         built = sandbox_engine(settings)
         yield built
         built.database.dispose()
+
+
+def digest_in_background(
+    engine: DeliveryEngine, channel: WeChatChannel, *, until: Callable[[], bool]
+) -> threading.Thread:
+    """Run the daily digest in a thread; return once `until()` holds (within 15 s)."""
+    digest = threading.Thread(
+        target=run_daily_digest,
+        args=(engine.database,),
+        kwargs={"channel": channel, "settings": engine.settings, "now": NOW},
+    )
+    digest.start()
+    deadline = time.monotonic() + 15
+    while not until():
+        assert time.monotonic() < deadline, "the digest never got that far"
+        time.sleep(0.05)
+    return digest
 
 
 def sync(engine: DeliveryEngine, item_id: int, kind: str) -> Delivery:
@@ -169,16 +186,7 @@ def test_a_copy_pushed_while_its_item_was_being_retracted_is_deleted(
     assert isinstance(channel, WeChatChannel)
     # WeChat takes the sendall, then answers only after the retraction is done.
     wechat.faults(timeout_next_writes=1, hang_seconds=5.0)
-    digest = threading.Thread(
-        target=run_daily_digest,
-        args=(engine.database,),
-        kwargs={"channel": channel, "settings": settings, "now": NOW},
-    )
-    digest.start()
-    deadline = time.monotonic() + 15
-    while not records(wechat, "mass"):
-        assert time.monotonic() < deadline, "the digest was never sent"
-        time.sleep(0.05)
+    digest = digest_in_background(engine, channel, until=lambda: bool(records(wechat, "mass")))
     with engine.database.session() as session:
         retract_item(session, retracted, actor="t")
     settle(engine, retracted, "wechat", DeliveryState.WITHDRAWN)
@@ -203,16 +211,7 @@ def test_a_copy_recorded_while_the_retraction_deletes_is_deleted_too(
     # sendall's answer comes 3 s after it took effect, in the middle of the retraction's
     # freepublish/delete, whose answer comes 8 s after.
     wechat.faults(timeout_next_writes=1, hang_seconds=3.0)
-    digest = threading.Thread(
-        target=run_daily_digest,
-        args=(engine.database,),
-        kwargs={"channel": channel, "settings": settings, "now": NOW},
-    )
-    digest.start()
-    deadline = time.monotonic() + 15
-    while not records(wechat, "mass"):
-        assert time.monotonic() < deadline, "the digest was never sent"
-        time.sleep(0.05)
+    digest = digest_in_background(engine, channel, until=lambda: bool(records(wechat, "mass")))
     wechat.faults(timeout_next_writes=1, hang_seconds=8.0)
     with engine.database.session() as session:
         retract_item(session, retracted, actor="t")
@@ -237,16 +236,9 @@ def test_an_item_retracted_while_its_digest_is_drafted_is_not_pushed(
     assert isinstance(channel, WeChatChannel)
     calls_before = int(wechat.inspect()["counters"]["calls"])
     wechat.faults(latency_ms=2000)  # the digest's batch is read; its draft takes a while
-    digest = threading.Thread(
-        target=run_daily_digest,
-        args=(engine.database,),
-        kwargs={"channel": channel, "settings": settings, "now": NOW},
+    digest = digest_in_background(
+        engine, channel, until=lambda: int(wechat.inspect()["counters"]["calls"]) > calls_before
     )
-    digest.start()
-    deadline = time.monotonic() + 15
-    while int(wechat.inspect()["counters"]["calls"]) == calls_before:
-        assert time.monotonic() < deadline, "the digest never called WeChat"
-        time.sleep(0.05)
     with engine.database.session() as session:
         retract_item(session, retracted, actor="t")
     digest.join(timeout=30)
