@@ -19,6 +19,7 @@ bug in our code and is treated as retryable by the engine, with the traceback lo
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
 class ChannelError(Exception):
@@ -85,7 +86,16 @@ class Permanent(ChannelError):
 
 
 class OutcomeUnknown(ChannelError):
+    """`state`: what the adapter needs to find the write later (kept with the delivery's
+    remote state, which outlives the shared store: Redis may be flushed)."""
+
     kind = "outcome_unknown"
+
+    def __init__(
+        self, explanation: str, *, state: dict[str, Any] | None = None, **kw: object
+    ) -> None:
+        super().__init__(explanation, **kw)  # type: ignore[arg-type]
+        self.state = dict(state or {})
 
 
 class ChannelDisabled(Exception):

@@ -66,6 +66,7 @@ from channels.weibo_media import weibo_picture
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
 TOKEN_KEY = token_key("weibo")
+UNANSWERED = "unanswered"  # remote state: when shares whose answer was lost were sent
 REAL_API_HOST = "api.weibo.com"
 REAL_WEB_BASE = "https://weibo.com"
 # Weibo rewrites links to these shorteners; their target is read from the redirect. A sandbox
@@ -256,6 +257,7 @@ class WeiboChannel(HttpChannel):
                 raise OutcomeUnknown(
                     "weibo: 微博称相同内容已发布，但在账号最新的微博中找不到它；暂不重发，"
                     "稍后再查找（管理员可按微博 ID 认领，或标记为已发布）",
+                    state={UNANSWERED: self.finder.unanswered(pub)},
                     code=repeated.error.code,
                     message=repeated.error.message,
                     http_status=repeated.error.http_status,
@@ -288,7 +290,8 @@ class WeiboChannel(HttpChannel):
         """
         known = _all_ids(remote)
         wanted = self._wanted(pub)
-        sent = self.finder.unanswered(pub)
+        kept = remote.state.get(UNANSWERED) if remote is not None else None
+        sent = sorted({*self.finder.unanswered(pub), *(kept or [])})
         if remote is not None and remote.remote_id and self._may_read(pub, sent, remote):
             status = self.finder.by_id(remote.remote_id)
             found = None if status is None else self.finder.recognised(status, pub, wanted)
@@ -429,12 +432,15 @@ class WeiboChannel(HttpChannel):
                 raise OutcomeUnknown(
                     f"weibo: {lookup_code(code).explanation}：发布结果未知，"
                     "先查找该微博，不重复发布",
+                    state={UNANSWERED: self.finder.unanswered(pub) or [stamp]},
                     code=exc.code,
                     message=exc.message,
                     http_status=exc.http_status,
                 ) from exc
             if not isinstance(exc, OutcomeUnknown):
                 self.finder.failed(pub, stamp)
+            else:  # kept with the delivery too: the shared store's note may be lost
+                exc.state[UNANSWERED] = self.finder.unanswered(pub) or [stamp]
             raise
 
     def _picture(self, url: str) -> tuple[str, bytes, str]:
@@ -542,7 +548,7 @@ class WeiboChannel(HttpChannel):
         user = status.get("user") if isinstance(status.get("user"), Mapping) else {}
         uid = str(user.get("idstr") or user.get("id") or "") if user else ""
         url = f"{self.web_base}/{uid}/{status_id}" if uid else None
-        state: dict[str, Any] = {"id": status_id}
+        state: dict[str, Any] = {"id": status_id, UNANSWERED: []}  # its share is answered
         if rendered is not None:
             state["rendered"] = rendered
         state["earlier"] = list(earlier or [])

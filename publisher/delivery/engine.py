@@ -225,7 +225,9 @@ class DeliveryEngine:
     def _decide(self, delivery: Delivery, reads: PlanReads) -> Step | Settle:
         remote = (
             Remote(delivery.remote_id or "", delivery.remote_url, dict(delivery.remote_state or {}))
-            if delivery.remote_id or delivery.incomplete
+            if delivery.remote_id
+            or delivery.incomplete
+            or (delivery.uncertain and delivery.remote_state)
             else None
         )
         website_url, pub_for = reads.website_url, reads.publication
@@ -401,6 +403,8 @@ class DeliveryEngine:
         if isinstance(exc, OutcomeUnknown):
             outcome, delivery.state = AttemptOutcome.UNKNOWN, DeliveryState.UNKNOWN
             delivery.uncertain = True
+            if exc.state:  # kept for the lookups to come (Weibo: the unanswered shares)
+                delivery.remote_state = {**(delivery.remote_state or {}), **exc.state}
             delivery.failing_since = delivery.failing_since or now
             delivery.next_attempt_at = now + timedelta(seconds=self._backoff(delivery, now))
             if now - delivery.failing_since > budget:  # `uncertain` stays: a retry looks up first

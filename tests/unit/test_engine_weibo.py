@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from publisher.models import Attempt, Delivery, DeliveryState
+from publisher.models import Attempt, Delivery, DeliveryState, SharedValue
 from publisher.models import Channel as ChannelRow
 from publisher.services.channel_controls import credentials_renewed, store_credentials
-from publisher.services.items import create_item
+from publisher.services.items import create_item, retract_item
 from tests.outbound import body, png, recording_server
 from tests.support import (
     RunningSandbox,
@@ -222,3 +222,25 @@ def test_a_lost_post_that_scrolled_off_the_timeline_is_never_posted_again(world:
     d = world.delivery(lost)
     assert d.remote_id is None and d.explanation and "暂不重发" in d.explanation
     assert "每小时最多查找一次" in d.explanation
+
+
+def test_a_lost_post_whose_note_the_shared_store_lost_is_not_taken_for_gone(world: Weibo) -> None:
+    """The note of an unanswered share lives in the shared store, which may be flushed; the
+    delivery keeps it too, so a retraction never takes a post that scrolled off for gone."""
+    item_id = world.publish(1)
+    _live_website(world)
+    [lost] = world.ids("weibo")
+    world.weibo.faults(timeout_next_writes=1, hang_seconds=3)
+    assert world.sync(lost) == DeliveryState.UNKNOWN
+    with world.engine.pool.shared.database.session() as session:  # Redis flushed, as it were
+        session.execute(delete(SharedValue).where(SharedValue.key.like("weibo:%")))
+    for n in range(2, 8):  # the lost post scrolls off the sandbox's five-post timeline
+        world.publish(n)
+    _live_website(world)
+    for delivery_id in world.ids("weibo")[1:]:
+        assert world.sync(delivery_id) == DeliveryState.LIVE
+    with world.db.session() as session:
+        retract_item(session, item_id, actor="t")
+
+    assert world.sync(lost, force=True) == DeliveryState.UNKNOWN, "never withdrawn unseen"
+    assert sum("第1批" in text for text in world.live_posts()) == 1
