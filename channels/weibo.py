@@ -284,9 +284,9 @@ class WeiboChannel(HttpChannel):
         timeline (`PostFinder.on_timeline`, at most once an hour) unless the recorded post
         already shows this revision. Raises `OutcomeUnknown` when it is not there, or was
         searched for within the hour: it may have scrolled off, so nothing may be posted again
-        until it is found, adopted or marked by an operator. With no post recorded and none
-        unanswered (a withdrawn item), only a post linking to its article on the timeline is
-        found, and None otherwise.
+        until it is found, adopted or marked by an operator. With no recorded post showing it
+        and none unanswered, only a post linking to its article on the timeline is found, and
+        None otherwise.
         """
         known = _all_ids(remote)
         wanted = self._wanted(pub)
@@ -297,9 +297,9 @@ class WeiboChannel(HttpChannel):
             found = None if status is None else self.finder.recognised(status, pub, wanted)
             if found is not None and (found.shows_revision or not sent):
                 return self._adopt(found, pub, known)
-            if not sent:
-                return None  # gone, or not ours, and no post of ours was lost since
-        if not sent:  # no post recorded, none lost: only one linking to the item is ours
+        # No share noted as unanswered (none lost, or its note lost with a killed worker or a
+        # flushed store): only a post linking to the item is ours; none there, nothing is.
+        if not sent:
             found = self.finder.on_timeline(pub, wanted, sent)
             return None if found is None else self._adopt(found, pub, known)
         found = self._search(pub, wanted, sent)

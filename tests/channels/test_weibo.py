@@ -16,6 +16,7 @@ import requests
 from fastapi import FastAPI
 from fastapi.responses import Response
 from PIL import Image
+from sqlalchemy import delete
 
 from channels.base import Publication, Remote
 from channels.budgets import next_beijing_midnight
@@ -606,15 +607,20 @@ def test_a_post_read_by_id_is_taken_only_if_it_is_the_items(
     others = {pub.external_id: channel.create(pub).remote_id for pub in (numbered(1), same_words)}
     ours = channel.create(water)
 
-    assert channel.lookup(water, Remote(others["item-1001"])) is None  # another item's text
-    assert channel.lookup(water, Remote(others["item-43"])) is None  # our words, its link
+    # Another item's post (its text; our words but its link) is never taken: the lookup
+    # answers with our own post, found on the timeline by its link (adopt then refuses).
+    for other in (others["item-1001"], others["item-43"]):
+        found = channel.lookup(water, Remote(other))
+        assert found is not None and found.remote_id == ours.remote_id
     found = channel.lookup(water, Remote(ours.remote_id))
     assert found is not None and found.remote_id == ours.remote_id
     # Linking to the item is enough (a revised text), and a claim by another item is not.
     linking = share_by_hand(sandbox, f"见公告 {water.website_url}")
-    assert channel.lookup(replace(water, summary="已更正。"), Remote(linking)) is not None
+    found = channel.lookup(replace(water, summary="已更正。"), Remote(linking))
+    assert found is not None and found.remote_id == linking
     channel.finder.settled(same_words, linking)
-    assert channel.lookup(water, Remote(linking)) is None
+    found = channel.lookup(water, Remote(linking))
+    assert found is not None and found.remote_id == ours.remote_id
 
 
 def test_a_lost_correction_is_searched_for_once_an_hour_its_id_given_is_read_at_once(
@@ -746,3 +752,27 @@ def test_weibo_s_own_daily_limit_defers_until_its_midnight(
     assert caught.value.code == "10023"
     assert abs((caught.value.until - next_beijing_midnight()).total_seconds()) < 5
     assert len(statuses(sandbox)) == 1
+
+
+def test_a_repost_whose_worker_died_is_found_by_its_link_though_its_note_is_lost(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    """A worker killed between the repost's share and its answer leaves no OutcomeUnknown to
+    record, and a flushed store no note: the recorded post is gone, the new one is found on
+    the timeline by its link, never taken for absent (which would post a second copy)."""
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    first = channel.create(pub)
+    edited = replace(pub, summary="发放对象名单已更新。", content_hash="1" * 64)
+    requests.post(
+        f"{sandbox.url}/2/statuses/destroy.json",
+        data={"access_token": "sandbox", "id": first.remote_id},
+        timeout=5,
+    ).raise_for_status()
+    reposted = share_by_hand(sandbox, f"【{edited.title}】{edited.summary} {edited.website_url}")
+    with store.database.session() as session:  # the notes are gone with the store
+        session.execute(delete(SharedValue).where(SharedValue.key.like("weibo:%")))
+
+    found = channel.lookup(edited, Remote(first.remote_id, first.url, first.state))
+
+    assert found is not None and found.remote_id == reposted

@@ -200,7 +200,8 @@ def test_adopting_another_items_weibo_post_is_refused_and_the_items_own_is_taken
         def adopt(remote_id: str) -> None:
             adopt_post(engine.database, settings, engine.pool, ours["weibo"], remote_id, actor="li")
 
-        with pytest.raises(Conflict, match=f"no post {others_post} for this item"):
+        # Refused, naming the post the channel shows for this item (found by its link).
+        with pytest.raises(Conflict, match=f"as post {our_post}, not {others_post}"):
             adopt(others_post)
         assert item_delivery(engine.database, ours["item"], "weibo").state == DeliveryState.FAILED
         adopt(our_post)
