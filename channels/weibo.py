@@ -293,7 +293,7 @@ class WeiboChannel(HttpChannel):
         kept = remote.state.get(UNANSWERED) if remote is not None else None
         sent = sorted({*self.finder.unanswered(pub), *(kept or [])})
         if remote is not None and remote.remote_id and self._may_read(pub, sent, remote):
-            status = self.finder.by_id(remote.remote_id)
+            status = self.finder.read(pub, sent, remote.remote_id)
             found = None if status is None else self.finder.recognised(status, pub, wanted)
             if found is not None and (found.shows_revision or not sent):
                 return self._adopt(found, pub, known)
@@ -327,7 +327,7 @@ class WeiboChannel(HttpChannel):
                 "为节省每日 API 调用次数，每小时最多查找一次，暂不重发"
                 "（管理员可按微博 ID 认领，或标记为已发布）"
             )
-        return self.finder.on_timeline(pub, wanted, sent)
+        return self.finder.searched(pub, wanted, sent)
 
     def _adopt(self, found: Found, pub: Publication, known: list[str]) -> Receipt:
         """The receipt for a post judged `pub`'s, claimed for it from now on."""

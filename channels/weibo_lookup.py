@@ -122,9 +122,32 @@ class PostFinder:
     def search_due(self, pub: Publication, sent: list[float], where: str = "timeline") -> bool:
         """Whether the timeline (or the post whose id is `where`) may be searched now for
         `pub`'s newest unanswered share (sent at `max(sent)`): the first asking in each
-        `SEARCH_EVERY_SECONDS` is answered yes, across workers; a search that fails counts."""
-        key = f"weibo:searched:{self.account}:{pub.external_id}:{max(sent):.6f}:{where}"
-        return self.shared.count(key, SEARCH_EVERY_SECONDS) == 1
+        `SEARCH_EVERY_SECONDS` is answered yes, across workers; a search that fails gives its
+        turn back (`read`, `searched`), so a busy Weibo does not hold the post for an hour."""
+        return self.shared.count(self._search_key(pub, sent, where), SEARCH_EVERY_SECONDS) == 1
+
+    def _search_key(self, pub: Publication, sent: list[float], where: str) -> str:
+        return f"weibo:searched:{self.account}:{pub.external_id}:{max(sent):.6f}:{where}"
+
+    def _give_back(self, pub: Publication, sent: list[float], where: str) -> None:
+        if sent:
+            self.shared.count(self._search_key(pub, sent, where), SEARCH_EVERY_SECONDS, by=-1)
+
+    def read(self, pub: Publication, sent: list[float], status_id: str) -> dict[str, Any] | None:
+        """`by_id`, giving the hour's turn back when the read fails."""
+        try:
+            return self.by_id(status_id)
+        except ChannelError:
+            self._give_back(pub, sent, status_id)
+            raise
+
+    def searched(self, pub: Publication, wanted: set[str], sent: list[float]) -> Found | None:
+        """`on_timeline`, giving the hour's turn back when the search fails."""
+        try:
+            return self.on_timeline(pub, wanted, sent)
+        except ChannelError:
+            self._give_back(pub, sent, "timeline")
+            raise
 
     def _write_sent(self, pub: Publication, stamps: list[float]) -> None:
         if stamps:

@@ -776,3 +776,23 @@ def test_a_repost_whose_worker_died_is_found_by_its_link_though_its_note_is_lost
     found = channel.lookup(edited, Remote(first.remote_id, first.url, first.state))
 
     assert found is not None and found.remote_id == reposted
+
+
+def test_a_search_that_fails_gives_its_hour_back(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    """A busy Weibo answering the timeline search does not hold the lost post for an hour:
+    the next lookup searches again and finds it."""
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    sandbox.faults(timeout_next_writes=1, hang_seconds=2)
+    with pytest.raises(OutcomeUnknown):
+        channel.create(pub)
+    sandbox.faults(error_rate=1.0)
+    with pytest.raises(Retryable):
+        channel.lookup(pub, None)
+    sandbox.faults(error_rate=0.0)
+
+    found = channel.lookup(pub, None)
+
+    assert found is not None and found.remote_id == max(statuses(sandbox), key=int)
