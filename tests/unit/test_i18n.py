@@ -1,0 +1,34 @@
+"""The message catalogue (`publisher.i18n`): one key, one message; every key used exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from publisher.i18n import CATALOGUE, t
+
+ROOT = Path(__file__).resolve().parents[2]
+# t("key") / t('key') in Python, and {{ t("key") }} in the console's templates.
+USED = re.compile(r"""\bt\(\s*["']([a-z0-9_.\-]+)["']""")
+
+
+def used_keys() -> set[str]:
+    keys: set[str] = set()
+    for folder in ("publisher", "workers"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".html") and path.is_file():
+                keys |= set(USED.findall(path.read_text(encoding="utf-8")))
+    return keys
+
+
+def test_every_key_used_in_code_and_templates_has_a_message() -> None:
+    missing = sorted(used_keys() - set(CATALOGUE))
+    assert not missing, f"t() keys with no message in publisher/i18n: {missing}"
+
+
+def test_a_message_is_filled_from_its_fields_and_a_missing_key_is_an_error() -> None:
+    assert t("app.name") == "政务信息多渠道发布"
+    with pytest.raises(KeyError):
+        t("no.such.key")
