@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from channels.wechat import finished_key
+from publisher import console
 from publisher.api import (
     routes_audit,
     routes_catalog,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     app.include_router(root_router)
     _mount_wechat_callback(app, settings, database)
     _install_error_handlers(app)
+    console.install(app)  # after the API's handlers, which it wraps for its own pages
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     uploads = {f"{API_PREFIX}/media": routes_items.MAX_UPLOAD_REQUEST_BYTES}
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, larger=uploads)

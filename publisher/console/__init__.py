@@ -1,0 +1,27 @@
+"""The web console (README, Console): server-rendered pages (Jinja2) with htmx for the live
+parts, served by the API process; staff-facing text from `publisher.i18n`.
+
+`install(app)` adds the pages, their static files (`/console/static`, shipped: htmx, our CSS
+and script, no CDN) and their error pages. Each area of the console is a module with its own
+router, listed in `ROUTERS`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from publisher.console import account, errors
+from publisher.console.web import HERE
+
+ROUTERS = (account.router,)
+
+
+def install(app: FastAPI) -> None:
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    errors.install(app)
+
+
+__all__ = ["install"]

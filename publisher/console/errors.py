@@ -1,0 +1,82 @@
+"""Error pages of the console: a page in Chinese where the API answers JSON.
+
+A request for a console page (`is_console`) that raises `Forbidden` gets the 403 page (and the
+refusal is audited as the API's are), `NotFound` the 404 page, `Conflict` a 409 page; without a
+session it is sent to `/login` (htmx requests through `HX-Redirect`, so the whole page goes).
+Every other path keeps the API's JSON handlers, which are wrapped, not replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from publisher.api.refusals import note_refusal
+from publisher.console.web import CsrfRefused, LoginRequired, htmx_redirect, render
+from publisher.errors import Conflict, Forbidden, NotFound
+from publisher.i18n import t
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+CONSOLE_PREFIXES = ("/console", "/login", "/logout")
+
+
+def is_console(request: Request) -> bool:
+    path = request.url.path
+    return path == "/" or path.startswith(CONSOLE_PREFIXES)
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    context = {"status": status, "title": title, "detail": detail}
+    return render(request, "error.html", context, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Console pages for the errors above, in front of the API's handlers."""
+
+    def wrapped(kind: type[Exception], page: Handler) -> None:
+        api: Handler | None = app.exception_handlers.get(kind)  # type: ignore[assignment]
+
+        async def handle(request: Request, exc: Exception) -> Response:
+            if is_console(request) or api is None:
+                return await page(request, exc)
+            return await api(request, exc)
+
+        app.add_exception_handler(kind, handle)
+
+    async def login_required(request: Request, _exc: Exception) -> Response:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = "/login" if here == "/" else f"/login?next={quote(here, safe='')}"
+        return htmx_redirect(request, target)
+
+    async def csrf_refused(request: Request, _exc: Exception) -> Response:
+        await note_refusal(request, 403, "console form without its CSRF token")
+        return error_page(request, 403, t("error.csrf.title"), t("error.csrf.detail"))
+
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        await note_refusal(request, 403, str(exc))
+        return error_page(request, 403, t("error.403.title"), t("error.403.detail"))
+
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        return error_page(request, 404, t("error.404.title"), t("error.404.detail"))
+
+    async def conflict(request: Request, exc: Exception) -> Response:
+        return error_page(request, 409, t("error.409.title"), str(exc))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return await not_found(request, exc)
+        if exc.status_code == 403:
+            return await forbidden(request, exc)
+        return error_page(request, exc.status_code, t("error.other.title"), str(exc.detail))
+
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(CsrfRefused, csrf_refused)
+    wrapped(Forbidden, forbidden)
+    wrapped(NotFound, not_found)
+    wrapped(Conflict, conflict)
+    wrapped(StarletteHTTPException, http_error)
