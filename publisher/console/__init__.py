@@ -11,10 +11,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from publisher.console import account, errors
+from publisher.console import account, audit_log, errors, supervision
 from publisher.console.web import HERE
 
-ROUTERS = (account.router,)
+ROUTERS = (account.router, supervision.router, audit_log.router)
 
 
 def install(app: FastAPI) -> None:

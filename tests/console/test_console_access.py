@@ -50,6 +50,9 @@ CONSOLE_ACCESS: dict[tuple[str, str], Page] = {
     ("POST", "/logout"): admits(*EVERYONE),
     ("GET", "/console/password"): admits(*EVERYONE),
     ("POST", "/console/password"): admits(*EVERYONE),
+    ("GET", "/console/supervision"): admits("supervisor"),
+    ("GET", "/console/audit"): admits("supervisor"),
+    ("POST", "/console/audit/verify"): admits("supervisor"),
 }
 
 
