@@ -216,6 +216,8 @@ def test_departments_and_domains_show_their_chinese_names_and_the_timeliness_pla
     for shown in ('社管局 <span class="muted">（sgj）', '教育局 <span class="muted">（jyj）'):
         assert shown in html
     assert '社会救助和社会福利 <span class="muted">（welfare）' in html
+    assert '<a href="/console/supervision" aria-current="page">督查</a>' in html
+    assert '<a href="/console/audit">审计日志</a>' in html
     assert '<h2 id="timeliness">时效</h2>' in html
     assert "20 个工作日" in html and "issue 15" in html
 
