@@ -258,6 +258,7 @@ def print_where_to_look(
     lines = [
         "",
         "publisher is running (Ctrl-C stops everything)",
+        f"  console             {api}/   (sign in at {api}/login with a user below)",
         f"  API docs            {api}/docs",
         f"  metrics             {api}/api/v1/metrics (an operator's token)",
     ]
