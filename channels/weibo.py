@@ -26,14 +26,12 @@ whose id was lost, and not finding it there leaves the outcome unknown, never "m
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, Self
-from urllib.parse import quote, urlsplit
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 import requests
 
@@ -45,7 +43,6 @@ from channels.base import (
     Receipt,
     Remote,
     SharedStore,
-    token_key,
     transport_error,
 )
 from channels.budgets import BudgetUse, DailyBudgets, next_beijing_midnight
@@ -63,49 +60,24 @@ from channels.fetch import FetchPolicy, ImageFetcher
 from channels.weibo_codes import GONE, REPEATED, UNSETTLED, error_for, lookup_code
 from channels.weibo_lookup import Found, PostFinder, idstr, without_links
 from channels.weibo_media import weibo_picture
+from channels.weibo_settings import (
+    DAILY_CALLS,
+    NO_RIP,
+    NO_TOKEN,
+    SANDBOX_RIP,
+    TOKEN_KEY,
+    WeiboSettings,
+    public_ip,
+    real_api,
+    redact,
+    short_links_for,
+    token_source,
+    web_base_for,
+)
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
-TOKEN_KEY = token_key("weibo")
 UNANSWERED = "unanswered"  # remote state: when shares whose answer was lost were sent
-REAL_API_HOST = "api.weibo.com"
-REAL_WEB_BASE = "https://weibo.com"
-# Weibo rewrites links to these shorteners; their target is read from the redirect. A sandbox
-# (any API base but the real one) serves its own under `/t/` (docs/protocols.md §7).
-SHORT_LINKS = ("http://t.cn/", "https://t.cn/", "http://sinaurl.cn/", "https://sinaurl.cn/")
-NO_TOKEN = "weibo: no access token: give one with `publisher channels set-token weibo`"
-NO_RIP = (
-    "weibo: set PUBLISHER_WEIBO_RIP to this server's public IP address: Weibo requires the "
-    "real IP of the operating user with every post (statuses/share `rip`)"
-)
-# "一个应用内单授权用户每天累计只能请求微博开放接口 100 次" (https://open.weibo.com/wiki/Rate-limiting)
-DAILY_CALLS = 100
 CALLS = "calls"  # the one daily budget: every API call of the user in the app
-SANDBOX_RIP = "127.0.0.1"  # what a sandbox (or any other API base) is told without a setting
-
-
-@dataclass(frozen=True)
-class WeiboSettings:
-    """What the Weibo adapter needs: the API, the account, its post budget and policies.
-
-    `access_token` None: only the shared store's (`TOKEN_KEY`); `rip` None: refused on the real
-    API (`NO_RIP`); `posts_per_window` posts per `window_seconds` is the account's post
-    budget, `daily_calls` its API calls a Beijing day; `safe_domains` are the hosts a post may
-    link to (empty: not checked before sending); `web_base` None: derived from `api_base`; `fetch`:
-    what may be downloaded of the cover image an item links to (`channels.fetch`).
-    """
-
-    api_base: str
-    access_token: str | None = field(default=None, repr=False)
-    rip: str | None = None
-    account: str = "default"
-    posts_per_window: int = 30
-    window_seconds: float = 3600.0
-    daily_calls: int = DAILY_CALLS
-    edit_policy: Literal["repost", "correction"] = "repost"
-    safe_domains: tuple[str, ...] = ()
-    web_base: str | None = None
-    timeout: float = 10.0
-    fetch: FetchPolicy = field(default_factory=FetchPolicy)
 
 
 class _Repeated(Exception):
@@ -160,7 +132,7 @@ class WeiboChannel(HttpChannel):
         self.window_seconds = window_seconds
         self.edit_policy = edit_policy
         self.safe_domains = tuple(d for d in safe_domains if d.strip())
-        self.web_base = (web_base or _web_base(self.api_base)).rstrip("/")
+        self.web_base = (web_base or web_base_for(self.api_base)).rstrip("/")
         self.budgets = DailyBudgets(shared, self.kind, {CALLS: daily_calls})
         self.finder = PostFinder(
             self._call,
@@ -168,7 +140,7 @@ class WeiboChannel(HttpChannel):
             self.http,
             account=account,
             timeout=timeout,
-            short_links=_short_links(self.api_base) if short_links is None else short_links,
+            short_links=short_links_for(self.api_base) if short_links is None else short_links,
             pages=lookup_pages,
             page_size=lookup_page_size,
         )
@@ -187,7 +159,7 @@ class WeiboChannel(HttpChannel):
                 "weibo: set PUBLISHER_WEIBO_ACCESS_TOKEN or give a token with "
                 "`publisher channels set-token weibo`"
             )
-        if urlsplit(settings.api_base).hostname == REAL_API_HOST and not _public(settings.rip):
+        if real_api(settings.api_base) and not public_ip(settings.rip):
             raise ChannelDisabled(
                 NO_RIP + (f"; {settings.rip} is not public" if settings.rip else "")
             )
@@ -363,7 +335,7 @@ class WeiboChannel(HttpChannel):
     def health(self) -> dict[str, Any]:
         return {
             "api_base": self.api_base,
-            "token": _token_source(self.shared.get(TOKEN_KEY), self.configured_token),
+            "token": token_source(self.shared.get(TOKEN_KEY), self.configured_token),
             "posts_per_window": self.posts_per_window,
             "window_seconds": self.window_seconds,
             "edit_policy": self.edit_policy,
@@ -491,7 +463,7 @@ class WeiboChannel(HttpChannel):
             )
         except requests.RequestException as exc:
             raise transport_error(
-                "weibo", exc, write=write, message=_redact(str(exc), token)
+                "weibo", exc, write=write, message=redact(str(exc), token)
             ) from exc
         return self._weibo_answer(resp, method, write=write, token=token)
 
@@ -514,14 +486,14 @@ class WeiboChannel(HttpChannel):
                 resp, method, write=write, ok=(200, 201), absent_ok=False, elapsed=0
             )
         except ChannelError as exc:  # Weibo's text, or a proxy's, may repeat the token
-            exc.message = None if exc.message is None else _redact(exc.message, token)
+            exc.message = None if exc.message is None else redact(exc.message, token)
             raise
         assert answered is not None  # absent_ok is off
         if isinstance(answered.body, dict):
             return answered.body
         explanation = f"weibo: answered {resp.status_code} with a body that is not a JSON object"
         common: dict[str, Any] = {
-            "message": _redact(resp.text[:500], token),
+            "message": redact(resp.text[:500], token),
             "http_status": resp.status_code,
         }
         if write:
@@ -557,25 +529,6 @@ class WeiboChannel(HttpChannel):
         )
 
 
-def _web_base(api_base: str) -> str:
-    """Where status pages live: weibo.com for the real API, else the API server itself."""
-    host = urlsplit(api_base).hostname or ""
-    return REAL_WEB_BASE if host == REAL_API_HOST else api_base
-
-
-def _public(ip: str | None) -> bool:
-    try:
-        return bool(ip) and ipaddress.ip_address(ip or "").is_global
-    except ValueError:
-        return False
-
-
-def _short_links(api_base: str) -> tuple[str, ...]:
-    """Where short links are served: Weibo's shorteners, and a sandbox's own `/t/`."""
-    host = urlsplit(api_base).hostname or ""
-    return SHORT_LINKS if host == REAL_API_HOST else (*SHORT_LINKS, f"{api_base}/t/")
-
-
 def _all_ids(remote: Remote | None) -> list[str]:
     """The post and the earlier posts it corrected (newest first)."""
     if remote is None:
@@ -585,14 +538,4 @@ def _all_ids(remote: Remote | None) -> list[str]:
     return list(dict.fromkeys(i for i in ids if i))
 
 
-def _token_source(shared: str | None, configured: str | None) -> str:
-    if shared:
-        return "shared store"
-    return "settings" if configured else "missing: give one with `publisher channels set-token`"
-
-
-def _redact(text: str, token: str) -> str:
-    """`text` without the token (raw or URL-encoded): error messages are logged and shown."""
-    if not token:
-        return text
-    return text.replace(token, "***").replace(quote(token, safe=""), "***")
+__all__ = ["DAILY_CALLS", "TOKEN_KEY", "WeiboChannel", "WeiboSettings"]
