@@ -31,6 +31,7 @@ from channels.errors import (
 )
 from channels.weibo import TOKEN_KEY, WeiboChannel
 from channels.weibo_codes import error_for
+from channels.weibo_lookup import created_at, idstr
 from channels.weibo_text import units
 from publisher.channel_config import build_channel, weibo_settings
 from publisher.config import Settings
@@ -796,3 +797,31 @@ def test_a_search_that_fails_gives_its_hour_back(
     found = channel.lookup(pub, None)
 
     assert found is not None and found.remote_id == max(statuses(sandbox), key=int)
+
+
+def add_history(sandbox: RunningSandbox, text: str, age_seconds: float) -> str:
+    answer = requests.post(
+        f"{sandbox.url}/_sandbox/weibo/history",
+        json={"text": text, "age_seconds": age_seconds},
+        timeout=5,
+    )
+    answer.raise_for_status()
+    return str(answer.json()["idstr"])
+
+
+def test_the_sandbox_s_history_is_older_than_every_share_on_its_timeline(
+    sandbox: RunningSandbox,
+) -> None:
+    shared = share_by_hand(sandbox, f"今日公告 {numbered(1).website_url}")
+    old = add_history(sandbox, "往日公告：松山湖片区停水。", 86400)
+
+    shown = timeline(sandbox)
+
+    assert [idstr(s) for s in shown] == [shared, old]  # newest first, by when each was made
+    made = created_at(shown[1])
+    assert made is not None and abs(made.timestamp() - (time.time() - 86400)) < 5
+    assert int(old) < int(shared)  # Weibo's ids grow with time
+    for bad in ({"text": "", "age_seconds": 1}, {"text": "x", "age_seconds": -1}, {"text": "x"}):
+        refused = requests.post(f"{sandbox.url}/_sandbox/weibo/history", json=bad, timeout=5)
+        assert refused.status_code == 422
+    assert len(statuses(sandbox)) == 2
