@@ -21,7 +21,11 @@ once one is given); a token gone at call time waits for an operator
 (`AuthExpired(refreshable=False)`). It never appears in an error message.
 
 A lookup reads a post by its id (`statuses/show`); the timeline is searched only for a post
-whose id was lost, and not finding it there leaves the outcome unknown, never "missing".
+whose id was lost. Not finding it there leaves the outcome unknown (it may have scrolled off),
+unless the posts read reach back to before every unanswered share, each share is older than
+the time Weibo may take to show it (`slow_seconds`; 20032 speaks of 1-2 minutes), and Weibo
+never said one was posted (20032) or a repeat (20019/20111): then the share made no post, and
+the lookup answers so (None), so that the engine posts again.
 """
 
 from __future__ import annotations
@@ -57,14 +61,23 @@ from channels.errors import (
     Retryable,
 )
 from channels.fetch import FetchPolicy, ImageFetcher
-from channels.weibo_codes import GONE, REPEATED, UNSETTLED, error_for, lookup_code
-from channels.weibo_lookup import Found, PostFinder, idstr, without_links
+from channels.weibo_codes import GONE, POSTED, REPEATED, UNSETTLED, error_for, lookup_code
+from channels.weibo_lookup import (
+    SAID_POSTED,
+    TIMELINE,
+    UNANSWERED,
+    Found,
+    PostFinder,
+    idstr,
+    without_links,
+)
 from channels.weibo_media import weibo_picture
 from channels.weibo_settings import (
     DAILY_CALLS,
     NO_RIP,
     NO_TOKEN,
     SANDBOX_RIP,
+    SLOW_SECONDS,
     TOKEN_KEY,
     WeiboSettings,
     public_ip,
@@ -76,7 +89,6 @@ from channels.weibo_settings import (
 )
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
-UNANSWERED = "unanswered"  # remote state: when shares whose answer was lost were sent
 CALLS = "calls"  # the one daily budget: every API call of the user in the app
 
 
@@ -118,6 +130,7 @@ class WeiboChannel(HttpChannel):
         lookup_page_size: int = 50,
         short_links: Iterable[str] | None = None,
         fetch: FetchPolicy | None = None,
+        slow_seconds: float = SLOW_SECONDS,
     ) -> None:
         if edit_policy not in ("repost", "correction"):
             raise ValueError(
@@ -131,6 +144,7 @@ class WeiboChannel(HttpChannel):
         self.posts_per_window = posts_per_window
         self.window_seconds = window_seconds
         self.edit_policy = edit_policy
+        self.slow_seconds = slow_seconds
         self.safe_domains = tuple(d for d in safe_domains if d.strip())
         self.web_base = (web_base or web_base_for(self.api_base)).rstrip("/")
         self.budgets = DailyBudgets(shared, self.kind, {CALLS: daily_calls})
@@ -143,6 +157,7 @@ class WeiboChannel(HttpChannel):
             short_links=short_links_for(self.api_base) if short_links is None else short_links,
             pages=lookup_pages,
             page_size=lookup_page_size,
+            slow_seconds=slow_seconds,
         )
         self.images = ImageFetcher(fetch or FetchPolicy(), channel=self.kind, timeout=timeout)
 
@@ -177,6 +192,7 @@ class WeiboChannel(HttpChannel):
             web_base=settings.web_base,
             timeout=settings.timeout,
             fetch=settings.fetch,
+            slow_seconds=settings.slow_seconds,
         )
 
     # -- the hooks --------------------------------------------------------------------------
@@ -220,16 +236,18 @@ class WeiboChannel(HttpChannel):
     def _post(
         self, pub: Publication, text: str, *, rendered: str, earlier: list[str] | None = None
     ) -> Receipt:
-        """Share `text`; on "repeat content" adopt the post already there, if it can be found."""
+        """Share `text`; on "repeat content" adopt the post already there, if it can be found
+        (never taken for absent: Weibo says it is there)."""
         try:
             status = self._share(pub, text)
         except _Repeated as repeated:
-            found = self._search(pub, self._wanted(pub), self.finder.unanswered(pub))
+            notes = self.finder.notes(pub, {})
+            found = self.finder.search_hourly(pub, self._wanted(pub), notes).found
             if found is None:
                 raise OutcomeUnknown(
                     "weibo: 微博称相同内容已发布，但在账号最新的微博中找不到它；暂不重发，"
                     "稍后再查找（管理员可按微博 ID 认领，或标记为已发布）",
-                    state={UNANSWERED: self.finder.unanswered(pub)},
+                    state=notes.state(),
                     code=repeated.error.code,
                     message=repeated.error.message,
                     http_status=repeated.error.http_status,
@@ -253,53 +271,55 @@ class WeiboChannel(HttpChannel):
         (`PostFinder.recognised`), and no share of `pub` is unanswered.
 
         While a share of `pub` is unanswered (its id lost), the post is searched on the
-        timeline (`PostFinder.on_timeline`, at most once an hour) unless the recorded post
-        already shows this revision. Raises `OutcomeUnknown` when it is not there, or was
-        searched for within the hour: it may have scrolled off, so nothing may be posted again
-        until it is found, adopted or marked by an operator. With no recorded post showing it
-        and none unanswered, only a post linking to its article on the timeline is found, and
-        None otherwise.
+        timeline (`PostFinder.on_timeline`) unless the recorded post already shows this
+        revision: once while Weibo may still be showing a share (`slow_seconds` after the
+        newest), then at most once an hour. Not found there, it was never made (None, or the
+        recorded post, which the share was to replace or correct) only if the posts read
+        reach back to `CLOCK_SKEW_SECONDS` before the oldest share, every share is older than
+        `slow_seconds`, and Weibo never said one was posted (20032) or a repeat (20019/20111).
+        Otherwise raises `OutcomeUnknown` (also when the search's turn is not due): it may
+        still show up, or have scrolled off, so nothing may be posted again until it is found,
+        adopted or marked by an operator. With no recorded post showing it and none
+        unanswered, only a post linking to its article on the timeline is found, and None
+        otherwise.
         """
         known = _all_ids(remote)
         wanted = self._wanted(pub)
-        kept = remote.state.get(UNANSWERED) if remote is not None else None
-        sent = sorted({*self.finder.unanswered(pub), *(kept or [])})
+        notes = self.finder.notes(pub, remote.state if remote is not None else {})
+        sent = list(notes.sent)
+        recorded: Found | None = None
+        read = False
         if remote is not None and remote.remote_id and self._may_read(pub, sent, remote):
             status = self.finder.read(pub, sent, remote.remote_id)
-            found = None if status is None else self.finder.recognised(status, pub, wanted)
-            if found is not None and (found.shows_revision or not sent):
-                return self._adopt(found, pub, known)
+            recorded = None if status is None else self.finder.recognised(status, pub, wanted)
+            read = True
+            if recorded is not None and (recorded.shows_revision or not sent):
+                return self._adopt(recorded, pub, known)
         # No share noted as unanswered (none lost, or its note lost with a killed worker or a
         # flushed store): only a post linking to the item is ours; none there, nothing is.
         if not sent:
-            found = self.finder.on_timeline(pub, wanted, sent)
+            found = self.finder.on_timeline(pub, wanted, sent).found
             return None if found is None else self._adopt(found, pub, known)
-        found = self._search(pub, wanted, sent)
-        if found is None:
-            raise OutcomeUnknown(
-                "weibo: 发出的微博未收到应答，账号时间线上最新的微博中也没有它"
-                "（可能已被新微博挤出）；暂不重发，每小时再查找一次"
-                "（管理员可按微博 ID 认领，或标记为已发布）"
-            )
-        return self._adopt(found, pub, known)
+        found = self.finder.lost_post(pub, wanted, notes)
+        if found is not None:
+            return self._adopt(found, pub, known)
+        # No share made a post. What is there now is the recorded post (a repost's deleted
+        # one, a correction's original), read now if this lookup has not read it yet.
+        if remote is not None and remote.remote_id and not read:
+            try:
+                status = self.finder.by_id(remote.remote_id)
+                recorded = None if status is None else self.finder.recognised(status, pub, wanted)
+            except ChannelError:
+                self.finder.give_back(pub, sent, TIMELINE)  # searched again at the next lookup
+                raise
+        self.finder.absent(pub)
+        return None if recorded is None else self._adopt(recorded, pub, known)
 
     def _may_read(self, pub: Publication, sent: list[float], remote: Remote) -> bool:
         """Whether to read `remote`'s post by its id: always with no share unanswered, else
         once an hour per id (the engine's retries read the recorded post once an hour; an
         id an operator gives is read at once)."""
         return not sent or self.finder.search_due(pub, sent, remote.remote_id)
-
-    def _search(self, pub: Publication, wanted: set[str], sent: list[float]) -> Found | None:
-        """`pub`'s post on the timeline for its unanswered shares (`sent`), or None. Raises
-        `OutcomeUnknown` without calling when the timeline was searched for the newest of
-        them within the hour (`PostFinder.search_due`)."""
-        if not self.finder.search_due(pub, sent):
-            raise OutcomeUnknown(
-                "weibo: 发出的微博结果未知，一小时内已在时间线上查找过、未找到；"
-                "为节省每日 API 调用次数，每小时最多查找一次，暂不重发"
-                "（管理员可按微博 ID 认领，或标记为已发布）"
-            )
-        return self.finder.searched(pub, wanted, sent)
 
     def _adopt(self, found: Found, pub: Publication, known: list[str]) -> Receipt:
         """The receipt for a post judged `pub`'s, claimed for it from now on."""
@@ -399,6 +419,7 @@ class WeiboChannel(HttpChannel):
         except ChannelError as exc:
             code = int(exc.code) if exc.code is not None and exc.code.isdigit() else None
             if code in REPEATED:
+                self.finder.said_posted(pub, stamp)
                 raise _Repeated(exc) from exc
             if code in UNSETTLED:  # failed mid-way: the post may be out, so look it up first
                 raise OutcomeUnknown(
@@ -413,6 +434,9 @@ class WeiboChannel(HttpChannel):
                 self.finder.failed(pub, stamp)
             else:  # kept with the delivery too: the shared store's note may be lost
                 exc.state[UNANSWERED] = self.finder.unanswered(pub) or [stamp]
+                if code in POSTED:  # Weibo says it went out: never taken for absent
+                    self.finder.said_posted(pub, stamp)
+                    exc.state[SAID_POSTED] = self.finder.posted(pub) or [stamp]
             raise
 
     def _picture(self, url: str) -> tuple[str, bytes, str]:
@@ -520,7 +544,7 @@ class WeiboChannel(HttpChannel):
         user = status.get("user") if isinstance(status.get("user"), Mapping) else {}
         uid = str(user.get("idstr") or user.get("id") or "") if user else ""
         url = f"{self.web_base}/{uid}/{status_id}" if uid else None
-        state: dict[str, Any] = {"id": status_id, UNANSWERED: []}  # its share is answered
+        state: dict[str, Any] = {"id": status_id, UNANSWERED: [], SAID_POSTED: []}  # answered
         if rendered is not None:
             state["rendered"] = rendered
         state["earlier"] = list(earlier or [])

@@ -25,6 +25,9 @@ NO_RIP = (
 # "一个应用内单授权用户每天累计只能请求微博开放接口 100 次" (https://open.weibo.com/wiki/Rate-limiting)
 DAILY_CALLS = 100
 SANDBOX_RIP = "127.0.0.1"  # what a sandbox (or any other API base) is told without a setting
+# Weibo's 20032 says "Update success, while server slow now, please wait 1-2 minutes"
+# (https://open.weibo.com/wiki/Error_code): a share may show on the timeline that much later.
+SLOW_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,9 @@ class WeiboSettings:
     API (`NO_RIP`); `posts_per_window` posts per `window_seconds` is the account's post
     budget, `daily_calls` its API calls a Beijing day; `safe_domains` are the hosts a post may
     link to (empty: not checked before sending); `web_base` None: derived from `api_base`; `fetch`:
-    what may be downloaded of the cover image an item links to (`channels.fetch`).
+    what may be downloaded of the cover image an item links to (`channels.fetch`);
+    `slow_seconds`: how late a share may show on the timeline (a lost share is taken for
+    absent only once every unanswered share is older than that).
     """
 
     api_base: str
@@ -50,6 +55,7 @@ class WeiboSettings:
     web_base: str | None = None
     timeout: float = 10.0
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    slow_seconds: float = SLOW_SECONDS
 
 
 def real_api(api_base: str) -> bool:
@@ -92,6 +98,7 @@ __all__ = [
     "NO_RIP",
     "NO_TOKEN",
     "SANDBOX_RIP",
+    "SLOW_SECONDS",
     "TOKEN_KEY",
     "WeiboSettings",
     "public_ip",
