@@ -98,8 +98,8 @@ class Found:
 
 @dataclass(frozen=True)
 class Notes:
-    """`pub`'s shares whose answer was lost (`sent`), and those Weibo said were posted or
-    repeats (`posted`): when each was sent, epoch seconds, oldest first."""
+    """A publication's shares whose answer was lost (`sent`), and those Weibo said were
+    posted or repeats (`posted`): when each was sent, epoch seconds, oldest first."""
 
     sent: tuple[float, ...]
     posted: tuple[float, ...]
