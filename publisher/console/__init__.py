@@ -11,10 +11,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from publisher.console import account, errors
+from publisher.console import account, compose, errors, items
 from publisher.console.web import HERE
 
-ROUTERS = (account.router,)
+# compose before items: `/console/items/new` is not an item id.
+ROUTERS = (account.router, compose.router, items.router)
 
 
 def install(app: FastAPI) -> None:
