@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile, status
-from PIL import UnidentifiedImageError
 
-from channels.pixels import TooManyPixels, open_image
 from publisher.api.routes_common import (
     ITEM_READERS,
     READERS,
@@ -21,25 +18,20 @@ from publisher.api.routes_common import (
     settings_of,
 )
 from publisher.api.schemas import ItemIn, ItemPatch, MediaOut, ReasonIn
-from publisher.audit import audit
 from publisher.auth import Principal
-from publisher.errors import FieldProblem, InvalidInput
-from publisher.models import ItemStatus, Media, Role
+from publisher.models import ItemStatus, Role
 from publisher.services import items as item_service
 from publisher.services import queries
 from publisher.services.channel_controls import build_adapters, disabled_map
-from publisher.services.findings import findings_view
-from publisher.services.images import without_metadata
-from publisher.services.publishing import edit_checked, preview_item, publish_checked
+from publisher.services.media import MAX_MEDIA_BYTES, store_image
+from publisher.services.publishing import edit_checked, item_preview, publish_checked
 from publisher.services.queries import Page, open_drift_for_item
 
 router = APIRouter(tags=["items"])
 
-MAX_MEDIA_BYTES = 5_000_000
 # The upload's whole request: the image and its multipart framing (`BodyLimitMiddleware`;
 # the rest of the API is capped by PUBLISHER_MAX_REQUEST_BYTES).
 MAX_UPLOAD_REQUEST_BYTES = MAX_MEDIA_BYTES + 100_000
-IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
 
 @router.post("/items", status_code=status.HTTP_201_CREATED)
@@ -170,11 +162,7 @@ def preview(
         item = item_service.get_item(session, item_id)
         queries.check_scope(item.department_code, who.scope)
         latest = item_service.latest_revision(session, item_id)
-        return {
-            "item_id": item_id,
-            "channels": preview_item(session, settings_of(request), item, latest, pool),
-            "findings": findings_view(session, item, latest),
-        }
+        return item_preview(session, settings_of(request), item, latest, pool)
 
 
 @router.get("/items/{item_id}/attempts")
@@ -201,41 +189,6 @@ def upload_media(
     """Store an image (cover or inline), re-encoded without its metadata (EXIF with GPS,
     XMP, comments); pass the returned `url` as `cover_image`."""
     data = file.file.read(MAX_MEDIA_BYTES + 1)
-    if len(data) > MAX_MEDIA_BYTES:
-        raise InvalidInput(
-            [FieldProblem("file", "max_bytes", f"images must be at most {MAX_MEDIA_BYTES} bytes")]
-        )
-    content_type = image_type(data)
-    data = without_metadata(data)  # no GPS, camera or owner reaches a channel (issue 11)
-    sha = hashlib.sha256(data).hexdigest()
     with database_of(request).session() as session:
-        stored = session.get(Media, sha) is None
-        if stored:
-            session.add(Media(sha256=sha, content_type=content_type, data=data))
-        audit(
-            session,
-            who.actor,
-            "media.upload",
-            f"media:{sha[:16]}",
-            sha256=sha,
-            content_type=content_type,
-            size=len(data),
-            new=stored,
-        )
-    return MediaOut(url=f"/media/{sha}", sha256=sha, content_type=content_type)
-
-
-def image_type(data: bytes) -> str:
-    """The MIME type of an image we accept. Raises `InvalidInput` for anything else, and for
-    an image with too many pixels (refused from its header, never decoded)."""
-    try:
-        with open_image(data) as image:
-            image.verify()
-            kind = image.format or ""
-    except TooManyPixels as exc:
-        raise InvalidInput([FieldProblem("file", "max_pixels", str(exc))]) from None
-    except (UnidentifiedImageError, OSError, SyntaxError):
-        kind = ""
-    if kind not in IMAGE_TYPES:
-        raise InvalidInput([FieldProblem("file", "image", "upload a JPEG, PNG, GIF or WebP image")])
-    return IMAGE_TYPES[kind]
+        stored = store_image(session, data, actor=who.actor)
+    return MediaOut(url=stored.url, sha256=stored.sha256, content_type=stored.content_type)

@@ -24,11 +24,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import create_engine, text
 
 from publisher.api.routes_common import bearer, database_of, requires, settings_of
-from publisher.api.routes_items import IMAGE_TYPES
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.metrics import render_metrics
 from publisher.models import Media, Role
+from publisher.services.media import IMAGE_TYPES
 
 log = logging.getLogger(__name__)
 

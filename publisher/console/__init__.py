@@ -11,10 +11,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from publisher.console import account, audit_log, errors, supervision
+from publisher.console import account, audit_log, compose, errors, items, supervision
 from publisher.console.web import HERE
 
-ROUTERS = (account.router, supervision.router, audit_log.router)
+# compose before items: `/console/items/new` is not an item id.
+ROUTERS = (account.router, compose.router, items.router, supervision.router, audit_log.router)
 
 
 def install(app: FastAPI) -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from publisher.i18n import console, supervision
+from publisher.i18n import console, staff, supervision
 
-_AREAS = (console.MESSAGES, supervision.MESSAGES)
+_AREAS = (console.MESSAGES, staff.MESSAGES, supervision.MESSAGES)
 
 
 def _merged() -> MappingProxyType[str, str]:

@@ -32,6 +32,7 @@ from publisher.models import (
     Revision,
 )
 from publisher.services.channel_controls import disabled_map, enabled_kinds
+from publisher.services.findings import findings_view
 from publisher.services.items import (
     ItemFields,
     LockedItem,
@@ -119,6 +120,19 @@ def preview_item(
             ]
         out.append(entry)
     return out
+
+
+def item_preview(
+    session: Session, settings: Settings, item: Item, rev: Revision, pool: ChannelPool
+) -> dict[str, Any]:
+    """What `GET /items/{id}/preview` shows of revision `rev` (saved, or a transient draft of
+    `services.drafts`): per target channel `preview_item`, and the `findings` of the
+    pre-publish checks, each saying whether a reviewer overrode it."""
+    return {
+        "item_id": item.id,
+        "channels": preview_item(session, settings, item, rev, pool),
+        "findings": findings_view(session, item, rev),
+    }
 
 
 def publish_checked(

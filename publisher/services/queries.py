@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
@@ -29,6 +29,7 @@ from publisher.models import (
     Drift,
     DriftKind,
     Item,
+    ItemStatus,
     Revision,
 )
 from publisher.services.review import item_approvals, review_fields
@@ -203,6 +204,21 @@ def _page(session: Session, stmt: Select[Any], page: Page) -> tuple[int, list[An
     return int(total), rows
 
 
+@dataclass(frozen=True)
+class ItemFilter:
+    """What an item list is narrowed to (None: any). `search` matches the latest title or
+    the 索引号 (any case); `created_from`/`created_before` bound when the item was made;
+    `waiting_first` lists items waiting for review (submitted) before the others."""
+
+    status: str | None = None
+    domain: str | None = None
+    department: str | None = None
+    search: str | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    waiting_first: bool = False
+
+
 def list_items(
     session: Session,
     page: Page,
@@ -211,17 +227,31 @@ def list_items(
     domain: str | None = None,
     department: str | None = None,
     scope: Scope = None,
+    narrow: ItemFilter | None = None,
 ) -> dict[str, Any]:
     """Items of the departments in `scope`, newest first, with their latest titles."""
-    stmt = select(Item).order_by(Item.id.desc())
+    narrow = narrow or ItemFilter(status=status, domain=domain, department=department)
+    order: list[ColumnElement[Any]] = [Item.id.desc()]
+    if narrow.waiting_first:
+        order.insert(0, case((Item.status == ItemStatus.SUBMITTED, 0), else_=1))
+    stmt = select(Item).order_by(*order)
     if scope is not None:
         stmt = stmt.where(Item.department_code.in_(list(scope)))
-    if status:
-        stmt = stmt.where(Item.status == status)
-    if domain:
-        stmt = stmt.where(Item.domain_code == domain)
-    if department:
-        stmt = stmt.where(Item.department_code == department)
+    if narrow.status:
+        stmt = stmt.where(Item.status == narrow.status)
+    if narrow.domain:
+        stmt = stmt.where(Item.domain_code == narrow.domain)
+    if narrow.department:
+        stmt = stmt.where(Item.department_code == narrow.department)
+    if narrow.search:
+        stmt = stmt.where(
+            Item.index_no.icontains(narrow.search, autoescape=True)
+            | Item.id.in_(_titled(narrow.search))
+        )
+    if narrow.created_from is not None:
+        stmt = stmt.where(Item.created_at >= narrow.created_from)
+    if narrow.created_before is not None:
+        stmt = stmt.where(Item.created_at < narrow.created_before)
     total, items = _page(session, stmt, page)
     latest = _latest_revisions(session, [i.id for i in items])
     return {
@@ -230,6 +260,20 @@ def list_items(
         "offset": page.offset,
         "results": [item_summary(i, latest.get(i.id)) for i in items],
     }
+
+
+def _titled(text: str) -> Select[Any]:
+    """The ids of items whose latest revision's title contains `text`."""
+    newest = (
+        select(Revision.item_id, func.max(Revision.number).label("n"))
+        .group_by(Revision.item_id)
+        .subquery()
+    )
+    return (
+        select(Revision.item_id)
+        .join(newest, (Revision.item_id == newest.c.item_id) & (Revision.number == newest.c.n))
+        .where(Revision.title.icontains(text, autoescape=True))
+    )
 
 
 def _latest_revisions(session: Session, item_ids: list[int]) -> dict[int, Revision]:

@@ -53,6 +53,26 @@ CONSOLE_ACCESS: dict[tuple[str, str], Page] = {
     ("GET", "/console/supervision"): admits("supervisor"),
     ("GET", "/console/audit"): admits("supervisor"),
     ("POST", "/console/audit/verify"): admits("supervisor"),
+    # the staff's pages (publisher/console/items.py, compose.py)
+    ("GET", "/console/items"): admits("editor", "reviewer", "supervisor"),
+    ("GET", "/console/items/new"): admits("editor"),
+    ("POST", "/console/items/new"): admits("editor", form={"title": "标题"}),
+    ("POST", "/console/items/preview"): admits("editor", form={"title": "标题"}),
+    ("GET", "/console/items/{item_id}"): admits("editor", "reviewer", "supervisor", item=True),
+    ("GET", "/console/items/{item_id}/deliveries"): admits(
+        "editor", "reviewer", "supervisor", item=True
+    ),
+    ("GET", "/console/items/{item_id}/edit"): admits("editor", item=True),
+    ("POST", "/console/items/{item_id}/edit"): admits("editor", item=True, form={"title": ""}),
+    ("POST", "/console/items/{item_id}/preview"): admits("editor", item=True),
+    ("POST", "/console/items/{item_id}/submit"): admits("editor", item=True),
+    ("POST", "/console/items/{item_id}/approve"): admits("reviewer", item=True),
+    ("POST", "/console/items/{item_id}/send-back"): admits(
+        "reviewer", item=True, form={"comment": "请修改"}
+    ),
+    ("POST", "/console/items/{item_id}/publish"): admits("editor", "reviewer", item=True),
+    ("POST", "/console/items/{item_id}/retract"): admits("editor", item=True),
+    ("POST", "/console/items/{item_id}/mask"): admits("editor", item=True),
 }
 
 
