@@ -40,6 +40,7 @@ from publisher.services.publishing import item_preview, publish_checked
 from publisher.services.queries import ItemFilter, Page
 from publisher.services.scope import list_departments, list_domains
 
+FAILING = "failing"  # not a status: items with a failed delivery (the supervisors' figure)
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 20
@@ -73,11 +74,13 @@ def item_list(
     department: Text = "",
     created_from: Text = "",
     created_to: Text = "",
+    published_from: Text = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     who: Viewer = Depends(viewer),
 ) -> HTMLResponse:
     """Items the viewer may see, newest first; `view=review` lists those waiting for review
-    first. Filters: title or 索引号 (`q`), state, domain, department, creation dates."""
+    first. Filters: title or 索引号 (`q`), state (or `failing`: with a failed delivery),
+    domain, department, creation dates, first published since (`published_from`)."""
     who.principal.require(*ITEM_READERS)
     errors: dict[str, str] = {}
     start = day_start(created_from) if created_from else None
@@ -86,6 +89,9 @@ def item_list(
         errors["created_from"] = "bad_date"
     if created_to and end is None:
         errors["created_to"] = "bad_date"
+    published = day_start(published_from) if published_from else None
+    if published_from and published is None:
+        errors["published_from"] = "bad_date"
     known_status = {s.value for s in ItemStatus}
     narrow = ItemFilter(
         status=status if status in known_status else None,
@@ -95,6 +101,8 @@ def item_list(
         created_from=start,
         created_before=end + timedelta(days=1) if end else None,
         waiting_first=view == "review",
+        failing=status == FAILING,
+        published_from=published,
     )
     with database_of(request).session() as session:
         found = queries.list_items(
@@ -112,6 +120,7 @@ def item_list(
         "department": department,
         "created_from": created_from,
         "created_to": created_to,
+        "published_from": published_from,
     }
     kept = {k: v for k, v in filters.items() if v}
     pages = max(1, -(-found["total"] // PAGE_SIZE))
@@ -120,7 +129,7 @@ def item_list(
         "filters": filters,
         "errors": errors,
         "names": catalogue,
-        "statuses": [s.value for s in ItemStatus],
+        "statuses": [*(s.value for s in ItemStatus), FAILING],
         "page": page,
         "pages": pages,
         "page_url": lambda n: "/console/items?" + urlencode({**kept, "page": n}),

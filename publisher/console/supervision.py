@@ -39,7 +39,8 @@ COLUMNS: tuple[str, ...] = (
 
 def items_link(**filters: str | None) -> str:
     """The item list (`/console/items`) filtered by `filters`: `department`, `domain`,
-    `state`, `q`, `from`, `to` (the list's own query parameter names); None ones left out."""
+    `status` (or `failing`), `q`, `published_from` (the list's own query parameter names); None
+    ones left out."""
     query = {name: value for name, value in filters.items() if value}
     return f"{ITEM_LIST}?{urlencode(query)}" if query else ITEM_LIST
 
@@ -47,7 +48,7 @@ def items_link(**filters: str | None) -> str:
 def state_link(dimension: Dimension, code: str, column: str) -> str:
     """The item list of one figure: the row's department or domain (none: the total row) in
     the column's state."""
-    return items_link(**{dimension: code or None, "state": column})
+    return items_link(**{dimension: code or None, "status": column})
 
 
 def figure(row: CountRow, column: str) -> int:
@@ -88,7 +89,7 @@ def supervision_home(request: Request, who: Viewer = Depends(viewer)) -> HTMLRes
             "figure": figure,
             "state_link": state_link,
             "recent_link": lambda code: items_link(
-                department=code or None, **{"from": since_day.isoformat()}
+                department=code or None, published_from=since_day.isoformat()
             ),
             "since": since_day.isoformat(),
         },

@@ -208,7 +208,8 @@ def _page(session: Session, stmt: Select[Any], page: Page) -> tuple[int, list[An
 class ItemFilter:
     """What an item list is narrowed to (None: any). `search` matches the latest title or
     the 索引号 (any case); `created_from`/`created_before` bound when the item was made;
-    `waiting_first` lists items waiting for review (submitted) before the others."""
+    `waiting_first` lists items waiting for review (submitted) before the others; `failing`:
+    only items with a failed delivery; `published_from`: first published since then."""
 
     status: str | None = None
     domain: str | None = None
@@ -217,6 +218,8 @@ class ItemFilter:
     created_from: datetime | None = None
     created_before: datetime | None = None
     waiting_first: bool = False
+    failing: bool = False
+    published_from: datetime | None = None
 
 
 def list_items(
@@ -252,6 +255,11 @@ def list_items(
         stmt = stmt.where(Item.created_at >= narrow.created_from)
     if narrow.created_before is not None:
         stmt = stmt.where(Item.created_at < narrow.created_before)
+    if narrow.failing:
+        failed = select(Delivery.item_id).where(Delivery.state == DeliveryState.FAILED)
+        stmt = stmt.where(Item.id.in_(failed))
+    if narrow.published_from is not None:
+        stmt = stmt.where(Item.published_at >= narrow.published_from)
     total, items = _page(session, stmt, page)
     latest = _latest_revisions(session, [i.id for i in items])
     return {

@@ -3,6 +3,7 @@ behind them, the audit log's filters and paging, the chain check, and who may op
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
@@ -187,26 +188,40 @@ def test_the_counts_per_department_and_domain_are_those_of_the_items(
 def test_each_figure_links_to_the_item_list_filtered_to_it(
     seeded: dict[str, int], new_browser: Any, database: Database
 ) -> None:
-    figures = figures_of(supervisor(new_browser, database).get("/console/supervision").text)
+    browser = supervisor(new_browser, database)
+    figures = figures_of(browser.get("/console/supervision").text)
     assert figures.query("counts-department", "sgj", "draft") == {
         "department": ["sgj"],
-        "state": ["draft"],
+        "status": ["draft"],
     }
     assert figures.query("counts-department", "wjj", "failing") == {
         "department": ["wjj"],
-        "state": ["failing"],
+        "status": ["failing"],
     }
     assert figures.query("counts-domain", "health", "published") == {
         "domain": ["health"],
-        "state": ["published"],
+        "status": ["published"],
     }
-    assert figures.query("counts-domain", "", "retracted") == {"state": ["retracted"]}
+    assert figures.query("counts-domain", "", "retracted") == {"status": ["retracted"]}
     since = (date.today() - timedelta(days=29)).isoformat()
     assert figures.query("recent-department", "wjj", "count") in (
-        {"department": ["wjj"], "from": [since]},
+        {"department": ["wjj"], "published_from": [since]},
         # the page counts days in Beijing; the test's clock may be a day behind it
-        {"department": ["wjj"], "from": [(date.today() - timedelta(days=28)).isoformat()]},
+        {
+            "department": ["wjj"],
+            "published_from": [(date.today() - timedelta(days=28)).isoformat()],
+        },
     )
+    # The list a figure links to holds as many items as the figure says.
+    for table, code, column in (
+        ("counts-department", "wjj", "failing"),
+        ("counts-department", "sgj", "draft"),
+        ("recent-department", "wjj", "count"),
+    ):
+        cell = figures.tables[table][code][column]
+        listed = browser.get(str(cell.href))
+        assert listed.status_code == 200
+        assert re.search(rf"共\s*{int(cell.text)}\s*条", listed.text), (table, code, column)
 
 
 def test_departments_and_domains_show_their_chinese_names_and_the_timeliness_placeholder(
