@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Request, UploadFile, status
 from PIL import UnidentifiedImageError
 
-from channels.pixels import TooManyPixels, open_image
+from channels.pixels import MAX_PIXELS, TooManyPixels, open_image
 from publisher.api.routes_common import (
     ITEM_READERS,
     READERS,
@@ -203,7 +203,14 @@ def upload_media(
     data = file.file.read(MAX_MEDIA_BYTES + 1)
     if len(data) > MAX_MEDIA_BYTES:
         raise InvalidInput(
-            [FieldProblem("file", "max_bytes", f"images must be at most {MAX_MEDIA_BYTES} bytes")]
+            [
+                FieldProblem(
+                    "file",
+                    "max_bytes",
+                    f"images must be at most {MAX_MEDIA_BYTES} bytes",
+                    values={"limit": MAX_MEDIA_BYTES},
+                )
+            ]
         )
     content_type = image_type(data)
     data = without_metadata(data)  # no GPS, camera or owner reaches a channel (issue 11)
@@ -233,7 +240,8 @@ def image_type(data: bytes) -> str:
             image.verify()
             kind = image.format or ""
     except TooManyPixels as exc:
-        raise InvalidInput([FieldProblem("file", "max_pixels", str(exc))]) from None
+        too_many = FieldProblem("file", "max_pixels", str(exc), values={"limit": MAX_PIXELS})
+        raise InvalidInput([too_many]) from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         kind = ""
     if kind not in IMAGE_TYPES:

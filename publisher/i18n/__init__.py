@@ -13,9 +13,15 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from publisher.i18n import console
+from publisher.i18n import cli, console, deliveries, problems, refusals
 
-_AREAS = (console.MESSAGES,)
+_AREAS = (
+    console.MESSAGES,
+    problems.MESSAGES,
+    deliveries.MESSAGES,
+    refusals.MESSAGES,
+    cli.MESSAGES,
+)
 
 
 def _merged() -> MappingProxyType[str, str]:
