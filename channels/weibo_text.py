@@ -167,6 +167,13 @@ def preflight(pub: Publication, safe_domains: Iterable[str] = ()) -> list[Proble
     try:
         status_for(pub)
     except TooLong as exc:
-        figures = {"limit": LIMIT_UNITS, "min_chars": MIN_TITLE_CHARS}
-        return [Problem("weibo", "title", "max_units", str(exc), figures)]
+        return [
+            Problem(
+                "weibo",
+                "title",
+                "max_units",
+                str(exc),
+                {"limit": LIMIT_UNITS, "min_chars": MIN_TITLE_CHARS},
+            )
+        ]
     return []

@@ -69,8 +69,14 @@ def item_field_problems(fields: Mapping[str, Any]) -> list[FieldProblem]:
         value = fields.get(name)
         message = unsafe_characters(value) if value is not None else None
         if value is not None and message:
-            found = {"codepoint": unsafe_character(value)}
-            problems.append(FieldProblem(name, "characters", f"{name} {message}", values=found))
+            problems.append(
+                FieldProblem(
+                    name,
+                    "characters",
+                    f"{name} {message}",
+                    values={"codepoint": unsafe_character(value)},
+                )
+            )
     for name, most, longest in (
         ("keywords", KEYWORDS_MAX, KEYWORD_MAX),
         ("push", PUSH_TAGS_MAX, PUSH_TAG_MAX),
@@ -109,24 +115,25 @@ def render_body(
         return None, []
     if len(text.encode()) > settings.max_body_bytes:
         message = f"{name} must be at most {settings.max_body_bytes} bytes"
-        limit = {"limit": settings.max_body_bytes}
-        return None, [FieldProblem(name, "max_bytes", message, values=limit)]
+        too_big = FieldProblem(
+            name, "max_bytes", message, values={"limit": settings.max_body_bytes}
+        )
+        return None, [too_big]
     deadline = settings.body_render_seconds
     try:
         html = in_child("markdown", text, deadline_seconds=deadline) if body_markdown else text
         shape = measure_html(html, settings.max_html_depth)
         if shape.depth > settings.max_html_depth:
             message = f"{name} nests elements more than {settings.max_html_depth} deep"
-            depth = {"limit": settings.max_html_depth}
-            return None, [FieldProblem(name, "max_depth", message, values=depth)]
+            limit = settings.max_html_depth
+            return None, [FieldProblem(name, "max_depth", message, values={"limit": limit})]
         if shape.tags <= SANITISE_IN_PROCESS_TAGS:
             return sanitize_html(html), []
         return in_child("sanitize", html, deadline_seconds=deadline), []
     except RenderFailed as exc:
         message = f"{name} {exc}: shorten or simplify it"
-        seconds = {"seconds": f"{deadline:g}"}
-        return None, [FieldProblem(name, "render_time", message, values=seconds)]
+        slow = FieldProblem(name, "render_time", message, values={"seconds": f"{deadline:g}"})
+        return None, [slow]
     except ForeignContent as exc:
         message = f"{name} must not contain <{exc}> (SVG and MathML are removed anyway)"
-        tag = {"tag": str(exc)}
-        return None, [FieldProblem(name, "foreign_content", message, values=tag)]
+        return None, [FieldProblem(name, "foreign_content", message, values={"tag": str(exc)})]
