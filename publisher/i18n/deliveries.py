@@ -48,7 +48,7 @@ MESSAGES: dict[str, str] = {
     "wait.website": "等待网站页面生成（本渠道链接到网站文章）",
     "wait.disabled": "渠道未配置或未启用，{until} 再检查",
     "wait.deferred": "已推迟，{until} 后继续",
-    "wait.retrying": "上次失败（{error}），{until} 重试",
+    "wait.retrying": "上次失败：{error}；{until} 重试",
     "wait.unknown": "不确定渠道是否已收到，{until} 先向渠道核实再决定是否重发",
     "wait.confirming": "渠道已受理，等待其完成发布（{until} 再查询）",
     "wait.failed": "失败：{error}",
