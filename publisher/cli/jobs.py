@@ -52,11 +52,19 @@ def jobs_list(state: str | None, channel: str | None, item: int | None, limit: i
             session, Page(limit=limit), state=state, channel=channel, item=item, scope=who.scope
         )
     rows = [
-        {**row, "item": row["item_id"], "next": beijing(row["next_attempt_at"])}
+        {**row, "item": row["item_id"], "next": _next(row)}
         for row in delivery_rows(found["results"])
     ]
     click.echo(table(rows, ["id", "item", "channel", "state", "attempts", "next", "reason"]))
     click.echo(t("cli.count", total=found["total"], shown=len(rows)))
+
+
+def _next(delivery: dict[str, Any]) -> str | None:
+    """When a delivery that still has work is tried next (Beijing time); none for one that
+    is done."""
+    if delivery["state"].split()[0] in ("live", "withdrawn", "cancelled", "failed"):
+        return None
+    return beijing(delivery["next_attempt_at"])
 
 
 @jobs.command("show")
@@ -75,7 +83,7 @@ def jobs_show(delivery_id: int) -> None:
         ("state", f"{state} {state_name(state)}"),
         ("remote_id", delivery["remote_id"]),
         ("url", delivery["url"]),
-        ("next", beijing(delivery["next_attempt_at"])),
+        ("next", _next(delivery)),
         ("reason", waiting_reason(delivery)),
         ("error", error_text(delivery["last_error"])),
     ]

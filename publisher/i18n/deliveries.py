@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from publisher import i18n
+from publisher.i18n.fill import fill
 
 MESSAGES: dict[str, str] = {
     "channel.website": "网站",
@@ -61,13 +61,17 @@ BEIJING = timezone(timedelta(hours=8), "UTC+8")
 _SCHEDULED_AFTER = timedelta(seconds=5)
 
 
+def _say(key: str, /, **values: Any) -> str:
+    return fill(MESSAGES, key, **values)
+
+
 def channel_name(kind: str) -> str:
     """What staff call channel `kind` (its code for a kind the catalogue does not know)."""
-    return i18n.CATALOGUE.get(f"channel.{kind}", kind)
+    return MESSAGES.get(f"channel.{kind}", kind)
 
 
 def state_name(state: str) -> str:
-    return i18n.CATALOGUE.get(f"state.{state}", state)
+    return MESSAGES.get(f"state.{state}", state)
 
 
 def beijing(value: datetime | str | None) -> str | None:
@@ -87,11 +91,11 @@ def error_text(error: Mapping[str, Any] | None) -> str | None:
     if not error:
         return None
     kind = str(error.get("kind") or "error")
-    what = i18n.CATALOGUE.get(f"error_kind.{kind}", i18n.t("error_kind.error"))
+    what = MESSAGES.get(f"error_kind.{kind}", _say("error_kind.error"))
     own = " ".join(str(p) for p in (error.get("code"), error.get("message")) if p)
     if not own:
         own = str(error.get("explanation") or "")
-    return i18n.t("error.with_own_text", what=what, own=own) if own else what
+    return _say("error.with_own_text", what=what, own=own) if own else what
 
 
 def waiting_reason(delivery: Mapping[str, Any], *, now: datetime | None = None) -> str | None:
@@ -100,25 +104,25 @@ def waiting_reason(delivery: Mapping[str, Any], *, now: datetime | None = None) 
     state = delivery["state"]
     if state in ("live", "withdrawn", "cancelled"):
         return None
-    until = beijing(delivery.get("next_attempt_at")) or i18n.t("wait.no_time")
-    error = error_text(delivery.get("last_error")) or i18n.t("error_kind.error")
+    until = beijing(delivery.get("next_attempt_at")) or _say("wait.no_time")
+    error = error_text(delivery.get("last_error")) or _say("error_kind.error")
     reason = delivery.get("wait_reason")
     if state in ("pending", "deferred") and reason:
         key = f"wait.{reason}"
-        if key in i18n.CATALOGUE:
-            return i18n.t(key, until=until)
+        if key in MESSAGES:
+            return _say(key, until=until)
     if state == "pending":
         due = delivery.get("next_attempt_at")
         moment = datetime.fromisoformat(due) if due else None
         if moment is not None and moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         if moment is not None and moment > (now or datetime.now(UTC)) + _SCHEDULED_AFTER:
-            return i18n.t("wait.scheduled", until=until)
-        return i18n.t("wait.pending")
+            return _say("wait.scheduled", until=until)
+        return _say("wait.pending")
     key = f"wait.{state}"
-    if key not in i18n.CATALOGUE:
+    if key not in MESSAGES:
         return state_name(state)
-    return i18n.t(key, until=until, error=error)
+    return _say(key, until=until, error=error)
 
 
 __all__ = [

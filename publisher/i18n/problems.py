@@ -20,9 +20,9 @@ import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from publisher import i18n
 from publisher.errors import FieldProblem
 from publisher.i18n.deliveries import channel_name
+from publisher.i18n.fill import fill
 
 MESSAGES: dict[str, str] = {
     # --- what staff call the fields -----------------------------------------------------------
@@ -214,14 +214,18 @@ _INDEXED = re.compile(r"^(?P<name>\w+)\[(?P<index>\d+)\]$")
 _LOC_ROOTS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
+def _say(key: str, /, **values: Any) -> str:
+    return fill(MESSAGES, key, **values)
+
+
 def field_label(name: str) -> str:
     """What staff call the field `name` (`words[2]`: the third of the words); the name
     itself for a field the catalogue does not know."""
     indexed = _INDEXED.match(name)
     if indexed:
         label = field_label(indexed["name"])
-        return i18n.t("field.indexed", label=label, n=int(indexed["index"]) + 1)
-    return i18n.CATALOGUE.get(f"field.{name}", name)
+        return _say("field.indexed", label=label, n=int(indexed["index"]) + 1)
+    return MESSAGES.get(f"field.{name}", name)
 
 
 def zh(problem: FieldProblem) -> str:
@@ -229,7 +233,7 @@ def zh(problem: FieldProblem) -> str:
     and the problem's values (then what is allowed, if it says), after the channel that
     objects. Never fails: a rule the catalogue cannot fill reads the English message."""
     label = field_label(problem.field)
-    values = {"label": label, "remedy": i18n.t("problem.finding_remedy"), **problem.values}
+    values = {"label": label, "remedy": _say("problem.finding_remedy"), **problem.values}
     if isinstance(values.get("limit"), int):
         values.setdefault("size", _size(values["limit"]))
     base = _INDEXED.sub(r"\g<name>", problem.field)
@@ -238,11 +242,11 @@ def zh(problem: FieldProblem) -> str:
         keys.insert(0, f"problem.{problem.rule}.{problem.values['case']}")
     text = _filled(keys, values)
     if text is None:
-        text = i18n.t("problem.fallback", label=label, message=problem.message)
+        text = _say("problem.fallback", label=label, message=problem.message)
     elif problem.values.get("choices"):
-        text += i18n.t("problem.choices", choices=_shown(problem.values["choices"]))
+        text += _say("problem.choices", choices=_shown(problem.values["choices"]))
     if problem.channel:
-        text = i18n.t("problem.on_channel", channel=channel_name(problem.channel), message=text)
+        text = _say("problem.on_channel", channel=channel_name(problem.channel), message=text)
     return text
 
 
@@ -257,24 +261,24 @@ def zh_pydantic(error: Mapping[str, Any]) -> str:
         return zh(
             FieldProblem(name or "body", context["rule"], str(error.get("msg")), None, context)
         )
-    label = field_label(name) if name else i18n.t("field.body")
+    label = field_label(name) if name else _say("field.body")
     values = {"label": label, "name": name or "", **context}
     if "expected" in values:
         values["expected"] = str(values["expected"]).replace(" or ", ", ").replace("'", "")
     text = _filled([f"pydantic.{kind}"], values)
-    return text if text is not None else i18n.t("pydantic.fallback", label=label)
+    return text if text is not None else _say("pydantic.fallback", label=label)
 
 
 def rule_templates(rule: str, field: str) -> list[str]:
     """The catalogue keys `zh` may read for `rule` of `field`, most specific first (the
     test of every rule raised uses it)."""
     base = _INDEXED.sub(r"\g<name>", field)
-    return [k for k in (f"problem.{rule}.{base}", f"problem.{rule}") if k in i18n.CATALOGUE]
+    return [k for k in (f"problem.{rule}.{base}", f"problem.{rule}") if k in MESSAGES]
 
 
 def template_fields(key: str) -> set[str]:
     """The `{fields}` the message `key` needs."""
-    return {name for _, name, _, _ in string.Formatter().parse(i18n.CATALOGUE[key]) if name}
+    return {name for _, name, _, _ in string.Formatter().parse(MESSAGES[key]) if name}
 
 
 def _loc_name(parts: list[Any]) -> str:
@@ -288,8 +292,8 @@ def _loc_name(parts: list[Any]) -> str:
 def _filled(keys: Iterable[str], values: Mapping[str, Any]) -> str | None:
     """The first message of `keys` in the catalogue whose fields `values` all have."""
     for key in keys:
-        if key in i18n.CATALOGUE and template_fields(key) <= set(values):
-            return i18n.t(key, **{k: _shown(v) for k, v in values.items()})
+        if key in MESSAGES and template_fields(key) <= set(values):
+            return _say(key, **{k: _shown(v) for k, v in values.items()})
     return None
 
 

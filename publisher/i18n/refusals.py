@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from publisher import i18n
+from publisher.i18n.fill import fill
 
 MESSAGES: dict[str, str] = {
     "role.admin": "管理员",
@@ -84,17 +84,17 @@ MESSAGES: dict[str, str] = {
 
 
 def role_name(role: str) -> str:
-    return i18n.CATALOGUE.get(f"role.{role}", role)
+    return MESSAGES.get(f"role.{role}", role)
 
 
 def item_status_name(status: str) -> str:
-    return i18n.CATALOGUE.get(f"item_status.{status}", status)
+    return MESSAGES.get(f"item_status.{status}", status)
 
 
 def department_refusal(department: str, scope: Iterable[str]) -> str:
     """An item of `department` is outside the caller's departments `scope`."""
-    shown = "、".join(scope) or i18n.t("refusal.no_department")
-    return i18n.t("refusal.department", department=department, scope=shown)
+    shown = "、".join(scope) or fill(MESSAGES, "refusal.no_department")
+    return fill(MESSAGES, "refusal.department", department=department, scope=shown)
 
 
 __all__ = ["MESSAGES", "department_refusal", "item_status_name", "role_name"]

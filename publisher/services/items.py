@@ -2,16 +2,15 @@
 
 Each function changes desired state only, inside the caller's transaction (services never
 commit); deliveries that need work are handed to the workers after that transaction commits.
-Bad input raises `InvalidInput` naming every field and rule before anything is written.
+Bad input raises `InvalidInput` naming every field and rule before anything is written
+(`item_fields.field_problems`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -32,9 +31,7 @@ from publisher.models import (
     Approval,
     Delivery,
     DeliveryState,
-    Department,
     Domain,
-    DomainDepartment,
     Item,
     ItemStatus,
     Revision,
@@ -43,152 +40,11 @@ from publisher.models import (
 )
 from publisher.services import review
 from publisher.services.content import content_hash
-from publisher.services.limits import (
-    DOC_NUMBER_MAX,
-    KEYWORD_MAX,
-    SHORT_TITLE_MAX,
-    SUMMARY_MAX,
-    TITLE_MAX,
-    item_field_problems,
-    render_body,
-)
+from publisher.services.item_fields import ItemFields, field_problems
+from publisher.services.limits import render_body
 from publisher.services.lookup import get_item, latest_revision
 
 _UNSET: Any = object()
-
-
-@dataclass
-class ItemFields:
-    """What an editor writes. `None` in an edit means "unchanged"."""
-
-    title: str | None = None
-    body_html: str | None = None
-    body_markdown: str | None = None
-    summary: str | None = None
-    short_title: str | None = None
-    domain: str | None = None
-    department: str | None = None
-    doc_number: str | None = None
-    formed_on: date | None = None
-    keywords: list[str] | None = None
-    cover_image: str | None = None
-    channels: list[str] | None = None
-    push: list[str] | None = None
-    urgent: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def today_local(settings: Settings) -> date:
-    return datetime.now(ZoneInfo(settings.timezone)).date()
-
-
-def _validate(
-    session: Session,
-    settings: Settings,
-    f: ItemFields,
-    *,
-    creating: bool,
-    disabled: dict[str, str | None],
-    body: str | None,
-) -> list[FieldProblem]:
-    """Every problem of `f`, given `body`, the sanitised HTML of the body it sets (if any)."""
-    problems = item_field_problems(vars(f))
-
-    def bad(name: str, rule: str, message: str, **values: Any) -> None:
-        problems.append(FieldProblem(name, rule, message, values=values))
-
-    if creating or f.title is not None:
-        if f.title is None or not f.title.strip():
-            bad("title", "required", "title is required and must not be empty")
-        elif len(f.title.strip()) > TITLE_MAX:
-            bad(
-                "title",
-                "max_length",
-                f"title must be at most {TITLE_MAX} characters",
-                limit=TITLE_MAX,
-            )
-    if creating and not (f.body_html or f.body_markdown):
-        bad("body_html", "required", "one of body_html or body_markdown is required")
-    if f.body_html is not None and f.body_markdown is not None:
-        bad("body_markdown", "exclusive", "give body_html or body_markdown, not both")
-    for name in ("body_html", "body_markdown"):
-        value = getattr(f, name)
-        if value is not None and value.strip() and body is not None and not _visible(body):
-            bad(name, "not_empty", f"{name} has no content left once scripts and tags are removed")
-    for name, limit in (("short_title", SHORT_TITLE_MAX), ("doc_number", DOC_NUMBER_MAX)):
-        value = getattr(f, name)
-        if value is not None and len(value) > limit:
-            bad(name, "max_length", f"{name} must be at most {limit} characters", limit=limit)
-    if f.cover_image is not None and not _is_cover_url(f.cover_image):
-        bad(
-            "cover_image",
-            "url",
-            "cover_image must be an uploaded image (/media/<sha256>, see POST /media) "
-            "or an http(s) URL of at most 1000 characters",
-        )
-    if f.summary is not None and len(f.summary) > SUMMARY_MAX:
-        message = f"summary must be at most {SUMMARY_MAX} characters"
-        bad("summary", "max_length", message, limit=SUMMARY_MAX)
-    if creating and not f.domain:
-        bad("domain", "required", "domain is required (a domain code such as 'welfare')")
-    if creating and not f.department:
-        bad("department", "required", "department is required (a code such as 'sgj')")
-    domain = session.get(Domain, f.domain) if f.domain else None
-    if f.domain and (domain is None or not domain.active):
-        bad("domain", "known", f"unknown or inactive domain {f.domain!r}", value=f.domain)
-    department = session.get(Department, f.department) if f.department else None
-    if f.department and (department is None or not department.active):
-        message = f"unknown or inactive department {f.department!r}"
-        bad("department", "known", message, value=f.department)
-    if domain is not None and department is not None:
-        responsible = session.get(DomainDepartment, (domain.code, department.code))
-        if responsible is None:
-            bad(
-                "department",
-                "responsible",
-                f"department {department.code!r} is not responsible for domain {domain.code!r}",
-                department=f"{department.code} {department.name}",
-                domain=f"{domain.code} {domain.name}",
-            )
-    if creating and f.formed_on is None:
-        bad("formed_on", "required", "formed_on (the date the information was formed) is required")
-    if f.formed_on is not None and f.formed_on > today_local(settings):
-        today = today_local(settings).isoformat()
-        bad("formed_on", "not_future", "formed_on must not be in the future", today=today)
-    if f.channels is not None:
-        for kind in f.channels:
-            if kind not in KINDS:
-                message = f"unknown channel {kind!r}; known: {', '.join(KINDS)}"
-                bad("channels", "known", message, value=kind, choices=list(KINDS))
-            elif disabled.get(kind):
-                message = f"channel {kind!r} is disabled: {disabled[kind]}"
-                bad("channels", "enabled", message, value=kind, reason=disabled[kind])
-    if f.keywords is not None and any(not k.strip() or len(k) > KEYWORD_MAX for k in f.keywords):
-        message = f"keywords must be non-empty, at most {KEYWORD_MAX} characters"
-        bad("keywords", "format", message, limit=KEYWORD_MAX)
-    return problems
-
-
-_COVER = re.compile(r"/media/[0-9a-f]{64}|https?://[^\s<>\"']{1,990}")
-
-
-def _is_cover_url(text: str) -> bool:
-    """An upload's path, or an http(s) URL with a host and a valid port (a port past 65535
-    or an unclosed `[` would fail only later, in a worker)."""
-    if not _COVER.fullmatch(text):
-        return False
-    if text.startswith("/"):
-        return True
-    try:
-        parts = urlsplit(text)
-        return bool(parts.hostname) and (parts.port is None or parts.port > 0)
-    except ValueError:
-        return False
-
-
-def _visible(html: str) -> bool:
-    """Whether sanitised HTML has text or an image."""
-    return bool(re.sub(r"<(?!img\b)[^>]*>|\s|&nbsp;", "", html))
 
 
 def _checked(
@@ -204,7 +60,7 @@ def _checked(
     `render_body` made of it (once, before any row is locked). Raises `InvalidInput` naming
     every bad field."""
     body, problems = rendered
-    problems = problems + _validate(
+    problems = problems + field_problems(
         session, settings, f, creating=creating, disabled=disabled, body=body
     )
     if problems:

@@ -31,7 +31,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # of the field, of the rule, of the values), for calls that take values positionally.
 PROBLEM_CALLS = {
     "FieldProblem": (0, 1, 4),
-    "bad": (0, 1, None),  # items._validate's helper: values as keywords
+    "bad": (0, 1, None),  # item_fields.field_problems' helper: values as keywords
     "Problem": (1, 2, 4),  # a channel's preflight objection
     "_problem": (0, 1, None),  # the WeChat adapter's helper: values as keywords
 }
