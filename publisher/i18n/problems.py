@@ -262,7 +262,7 @@ def zh_pydantic(error: Mapping[str, Any]) -> str:
             FieldProblem(name or "body", context["rule"], str(error.get("msg")), None, context)
         )
     label = field_label(name) if name else _say("field.body")
-    values = {"label": label, "name": name or "", **context}
+    values = {**context, "label": label, "name": name or ""}
     if "expected" in values:
         values["expected"] = str(values["expected"]).replace(" or ", ", ").replace("'", "")
     text = _filled([f"pydantic.{kind}"], values)
