@@ -8,6 +8,7 @@ every HTTP outcome onto the typed errors of `channels.errors`, so a hook never h
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import re
@@ -104,12 +105,15 @@ class Receipt:
 
 @dataclass(frozen=True)
 class Problem:
-    """A preflight finding: this channel would refuse this field for this rule."""
+    """A preflight finding: this channel would refuse this field for this rule. `message` is
+    the channel's text; `values` the rule's figures (`limit`, `length`, …), from which the
+    product words the problem in its own catalogue."""
 
     channel: str
     field: str
     rule: str
     message: str
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, hash=False)
 
 
 class SharedStore(Protocol):

@@ -41,7 +41,9 @@ class CatalogueChannel(SignedUpsertChannel):
     def more_problems(self, pub: Publication) -> list[Problem]:
         if len(pub.summary) > SUMMARY_MAX_CHARS:
             message = f"内容概述不能超过{SUMMARY_MAX_CHARS}字"
-            return [Problem(self.kind, "summary", "max_length", message)]
+            return [
+                Problem(self.kind, "summary", "max_length", message, {"limit": SUMMARY_MAX_CHARS})
+            ]
         return []
 
 

@@ -122,7 +122,13 @@ class SignedUpsertChannel(HttpChannel):
             problems.append(Problem(self.kind, "title", "required", f"{label}不能为空"))
         elif len(pub.title) > TITLE_MAX_CHARS:
             problems.append(
-                Problem(self.kind, "title", "max_length", f"{label}不能超过{TITLE_MAX_CHARS}字")
+                Problem(
+                    self.kind,
+                    "title",
+                    "max_length",
+                    f"{label}不能超过{TITLE_MAX_CHARS}字",
+                    {"limit": TITLE_MAX_CHARS},
+                )
             )
         return problems + self.more_problems(pub)
 

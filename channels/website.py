@@ -33,7 +33,10 @@ class WebsiteChannel(SignedUpsertChannel):
 
     def more_problems(self, pub: Publication) -> list[Problem]:
         if len(pub.body_html.encode()) > BODY_MAX_BYTES:
-            return [Problem(self.kind, "body_html", "max_bytes", "正文不能超过1MB")]
+            message = "正文不能超过1MB"
+            return [
+                Problem(self.kind, "body_html", "max_bytes", message, {"limit": BODY_MAX_BYTES})
+            ]
         return []
 
 

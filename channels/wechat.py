@@ -168,6 +168,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
                     "max_32_chars",
                     f"微信标题最多{render.TITLE_MAX}个字，当前{len(title)}个字：请填写不超过"
                     f"{render.TITLE_MAX}个字的短标题",
+                    limit=render.TITLE_MAX,
+                    length=len(title),
                 )
             )
         if len(author) > render.AUTHOR_MAX:
@@ -176,6 +178,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
                     "author",
                     "max_16_chars",
                     f"微信作者最多{render.AUTHOR_MAX}个字，当前{len(author)}个字",
+                    limit=render.AUTHOR_MAX,
+                    length=len(author),
                 )
             )
         if len(pub.summary) > render.DIGEST_MAX:
@@ -184,6 +188,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
                     "summary",
                     "max_128_chars",
                     f"微信摘要最多{render.DIGEST_MAX}个字，当前{len(pub.summary)}个字",
+                    limit=render.DIGEST_MAX,
+                    length=len(pub.summary),
                 )
             )
         if len(content) >= render.CONTENT_MAX_CHARS:
@@ -192,6 +198,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
                     "body_html",
                     "under_20000_chars",
                     f"微信正文须少于{render.CONTENT_MAX_CHARS}字，当前{len(content)}字",
+                    limit=render.CONTENT_MAX_CHARS,
+                    length=len(content),
                 )
             )
         if len(content.encode()) >= render.CONTENT_MAX_BYTES:
@@ -200,6 +208,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
                     "body_html",
                     "under_1mb",
                     "微信正文须小于1MB，请精简正文或改用附件",
+                    limit=render.CONTENT_MAX_BYTES,
                 )
             )
         return problems
@@ -509,8 +518,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
     def _author(self, pub: Publication) -> str:
         return self.default_author or pub.department_name
 
-    def _problem(self, field: str, rule: str, message: str) -> Problem:
-        return Problem(channel=self.kind, field=field, rule=rule, message=message)
+    def _problem(self, field: str, rule: str, message: str, **values: Any) -> Problem:
+        return Problem(channel=self.kind, field=field, rule=rule, message=message, values=values)
 
 
 def submit_marker(pub: Publication) -> str:

@@ -152,7 +152,7 @@ def preflight(pub: Publication, safe_domains: Iterable[str] = ()) -> list[Proble
             Problem("weibo", "website_url", "required", "微博须附网站文章链接，网站页面尚未生成")
         ]
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        return [Problem("weibo", "website_url", "url", f"网站文章链接无效：{url}")]
+        return [Problem("weibo", "website_url", "url", f"网站文章链接无效：{url}", {"url": url})]
     domains = list(safe_domains)
     if domains and not host_is_safe(url, domains):
         return [
@@ -161,10 +161,19 @@ def preflight(pub: Publication, safe_domains: Iterable[str] = ()) -> list[Proble
                 "website_url",
                 "safe_domain",
                 f"链接 {url} 不在微博应用的安全域名（{'、'.join(domains)}）内",
+                {"url": url, "domains": domains},
             )
         ]
     try:
         status_for(pub)
     except TooLong as exc:
-        return [Problem("weibo", "title", "max_units", str(exc))]
+        return [
+            Problem(
+                "weibo",
+                "title",
+                "max_units",
+                str(exc),
+                {"limit": LIMIT_UNITS, "min_chars": MIN_TITLE_CHARS},
+            )
+        ]
     return []

@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session
 from publisher.config import Settings
 from publisher.db import Database
 from publisher.errors import FieldProblem, Forbidden, InvalidInput
+from publisher.i18n import t
+from publisher.i18n.refusals import department_refusal, role_name
 from publisher.models import DEPARTMENT_ROLES, ApiToken, Department, Role, User, utcnow
 
 TOKEN_PREFIX = "pub_"
@@ -68,18 +70,26 @@ class Principal:
     def require(self, *roles: Role) -> None:
         """Raise `Forbidden` naming the roles needed unless this caller has one (or is admin)."""
         if self.bootstrap:
-            raise Forbidden(BOOTSTRAP_ONLY)
+            raise Forbidden(BOOTSTRAP_ONLY, zh=t("refusal.bootstrap_only"))
         if self.role == Role.ADMIN or self.role in roles:
             return
         needed = " or ".join(r.value for r in (Role.ADMIN, *roles))
-        raise Forbidden(f"this needs the role {needed}; your token has the role {self.role.value}")
+        raise Forbidden(
+            f"this needs the role {needed}; your token has the role {self.role.value}",
+            zh=t(
+                "refusal.role",
+                needed="或".join(f"{role_name(r)}（{r.value}）" for r in (Role.ADMIN, *roles)),
+                role=f"{role_name(self.role)}（{self.role.value}）",
+            ),
+        )
 
     def require_department(self, department: str) -> None:
         """Editors bound to a department may only touch that department's items."""
         if self.role in DEPARTMENT_ROLES and department not in self.departments:
             raise Forbidden(
                 f"this item belongs to department {department!r}; "
-                f"your account is limited to {', '.join(self.departments) or 'no department'}"
+                f"your account is limited to {', '.join(self.departments) or 'no department'}",
+                zh=department_refusal(department, self.departments),
             )
 
 
@@ -106,9 +116,23 @@ def create_token(
         role = Role(role)
     except ValueError:
         known = ", ".join(r.value for r in Role)
-        problems.append(FieldProblem("role", "known", f"unknown role {role!r}; known: {known}"))
+        problems.append(
+            FieldProblem(
+                "role",
+                "known",
+                f"unknown role {role!r}; known: {known}",
+                values={"value": role, "choices": [r.value for r in Role]},
+            )
+        )
     if department is not None and session.get(Department, department) is None:
-        problems.append(FieldProblem("department", "known", f"unknown department {department!r}"))
+        problems.append(
+            FieldProblem(
+                "department",
+                "known",
+                f"unknown department {department!r}",
+                values={"value": department},
+            )
+        )
     if role in DEPARTMENT_ROLES and department is None:
         # Editors and reviewers work for their departments (README: roles); one without a
         # department would see nothing at all.

@@ -21,7 +21,8 @@ from publisher.auth import Principal
 from publisher.config import Settings
 from publisher.models import Item, Role
 from publisher.services import review
-from publisher.services.items import ItemFields, create_item, publish_item, today_local
+from publisher.services.item_fields import today_local
+from publisher.services.items import ItemFields, create_item, publish_item
 from publisher.services.users import create_user, find_user
 
 DEMO_ITEMS: list[dict[str, Any]] = [

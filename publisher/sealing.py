@@ -34,6 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from publisher.errors import Conflict
+from publisher.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class SecretKeyMissing(Conflict):
         super().__init__(
             "PUBLISHER_SECRET_KEY is not set, and channel tokens are only ever stored sealed "
             f"with it: set it for every process to 32 random bytes, urlsafe base64 "
-            f"({NEW_KEY_COMMAND}), restart, then give the token again"
+            f"({NEW_KEY_COMMAND}), restart, then give the token again",
+            zh=t("refusal.secret_key_missing"),
         )
 
 

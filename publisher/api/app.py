@@ -53,6 +53,8 @@ from publisher.delivery.ops import delivery_for_wechat_publish, poke_delivery
 from publisher.delivery.wechat_digest import record_mass_result
 from publisher.dispatch import celery_sender, install_sender, poke_wechat_publish_later
 from publisher.errors import Conflict, InvalidInput, NotFound
+from publisher.i18n import t
+from publisher.i18n.problems import zh_pydantic
 from publisher.metrics import metrics_registry
 from publisher.process import freeze_startup_objects
 from publisher.shared import first_use as claim_first_use
@@ -141,7 +143,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     # bad input, refused where it is first encoded (the transaction rolls back), never a 500.
     app.add_exception_handler(
         UnicodeEncodeError,
-        handler(422, lambda _e: [{"loc": ["body"], "msg": UNENCODABLE, "type": "unicode"}]),
+        handler(
+            422,
+            lambda _e: [
+                {
+                    "loc": ["body"],
+                    "msg": UNENCODABLE,
+                    "type": "unicode",
+                    "msg_zh": t("problem.unicode"),
+                }
+            ],
+        ),
     )
     install_refusal_handlers(app)  # 401 and 403 (Forbidden included), recorded
 
@@ -150,9 +162,11 @@ UNENCODABLE = "text must be valid Unicode (a lone surrogate cannot be stored)"
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, with the offending input made encodable (it echoes what was sent)."""
+    """FastAPI's 422, with the offending input made encodable (it echoes what was sent), each
+    entry with `msg_zh`, what staff read (`publisher.i18n.problems.zh_pydantic`)."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, status_code=422)
+    detail = [{**e, "msg_zh": zh_pydantic(e)} for e in jsonable_encoder(exc.errors())]
+    return JSONResponse({"detail": _encodable(detail)}, status_code=422)
 
 
 def _encodable(value: Any) -> Any:

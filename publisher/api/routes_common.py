@@ -15,6 +15,8 @@ from publisher.config import Settings
 from publisher.db import Database
 from publisher.delivery.publication import ChannelPool
 from publisher.errors import FieldProblem, Forbidden
+from publisher.i18n import t
+from publisher.i18n.problems import zh
 from publisher.models import Role
 from publisher.services.limits import CODE_MAX, ID_MAX, OFFSET_MAX
 from publisher.services.queries import Page
@@ -77,7 +79,7 @@ async def current_principal(
     if principal.bootstrap:
         refusal = await run_in_threadpool(bootstrap_refusal, database)
         if refusal is not None:
-            raise Forbidden(refusal)
+            raise Forbidden(refusal, zh=t("refusal.admin_exists"))
     return principal
 
 
@@ -113,10 +115,16 @@ ITEM_READERS = (Role.EDITOR, Role.REVIEWER, Role.SUPERVISOR)
 
 
 def problems_detail(problems: list[FieldProblem]) -> list[dict[str, Any]]:
-    """Service problems in FastAPI's 422 shape: loc, msg, type (+ channel when one objects)."""
+    """Service problems in FastAPI's 422 shape: loc, msg, type (+ channel when one objects),
+    and `msg_zh`, what staff read (`publisher.i18n.problems.zh`)."""
     detail = []
     for p in problems:
-        entry: dict[str, Any] = {"loc": ["body", p.field], "msg": p.message, "type": p.rule}
+        entry: dict[str, Any] = {
+            "loc": ["body", p.field],
+            "msg": p.message,
+            "type": p.rule,
+            "msg_zh": zh(p),
+        }
         if p.channel:
             entry["channel"] = p.channel
         detail.append(entry)

@@ -23,6 +23,7 @@ from publisher.api.routes_common import (
 from publisher.api.schemas import Code
 from publisher.auth import BOOTSTRAP_ONLY, Principal, admin_exists
 from publisher.errors import Forbidden
+from publisher.i18n import t
 from publisher.models import Role
 from publisher.services import users as people
 from publisher.services.limits import CODES_MAX, NAME_MAX
@@ -75,11 +76,14 @@ def create_user(
     """A new user (admins). The bootstrap token creates the first admin here, and nothing
     else. 422 names each bad field and rule."""
     if who.bootstrap and body.role != Role.ADMIN:
-        raise Forbidden(BOOTSTRAP_ONLY)
+        raise Forbidden(BOOTSTRAP_ONLY, zh=t("refusal.bootstrap_only"))
     with database_of(request).session() as session:
         # Checked again in this transaction: two bootstrap calls at once make one admin.
         if who.bootstrap and admin_exists(session):
-            raise Forbidden("an admin user exists: the bootstrap token is no longer accepted")
+            raise Forbidden(
+                "an admin user exists: the bootstrap token is no longer accepted",
+                zh=t("refusal.admin_exists"),
+            )
         user = people.create_user(
             session,
             name=body.name,

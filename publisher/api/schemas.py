@@ -13,6 +13,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from channels.registry import KINDS
 from publisher.services.items import ItemFields
@@ -24,15 +25,19 @@ from publisher.services.limits import (
     REMOTE_ID_MAX,
     TOKEN_MAX,
     URL_MAX,
+    unsafe_character,
     unsafe_characters,
 )
 
 
 def _plain(text: str) -> str:
-    """No control or bidi override characters (a name must read as it is stored)."""
+    """No control or bidi override characters (a name must read as it is stored). Refused
+    as pydantic's `value_error`, its ctx carrying the rule and the character for the
+    Chinese message (`publisher.i18n.problems.zh_pydantic`)."""
     message = unsafe_characters(text)
     if message:
-        raise ValueError(message)
+        context = {"error": message, "rule": "characters", "codepoint": unsafe_character(text)}
+        raise PydanticCustomError("value_error", "Value error, {error}", context)
     return text
 
 

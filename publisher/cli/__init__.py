@@ -7,8 +7,9 @@ only `run` may import `workers` (the composition root).
 Item, job, channel and scope commands use the same services as the API, on the database the
 settings name, in one transaction per command, audited under the OS user (`cli:root`), or
 `cli:root as NAME` with `publisher --as NAME`, which also takes that user's role and
-departments. Bad input exits with status 2 and one line per problem naming the field and
-the rule.
+departments. What they print is Chinese, from the message catalogue (`publisher.i18n`). Bad
+input (a service's problems, or click's usage errors) exits with status 2 and one line per
+problem naming the field and the rule; a refusal exits with status 1.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from publisher.cli import (
     wechat,
     words,
 )
-from publisher.cli.common import AS_KEY
+from publisher.cli.common import AS_KEY, ChineseUsageGroup
 from publisher.config import Settings, get_settings
 from publisher.dispatch import celery_sender, install_sender
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ChineseUsageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--as",
     "as_name",

@@ -8,9 +8,11 @@ import sys
 import click
 
 from publisher.audit_trail import VERIFY_BATCH, prune_audit_trail, tail_problem, verify_chain
-from publisher.cli.common import acting, fail_on_service_errors
+from publisher.cli.common import BadValue, acting, fail_on_service_errors
 from publisher.config import get_settings
 from publisher.db import get_database
+from publisher.i18n import t
+from publisher.i18n.deliveries import beijing
 from publisher.models import Role
 
 _TAIL = re.compile(r"(\d+):([0-9a-f]{64})")
@@ -23,7 +25,7 @@ def _tail(
         return None
     match = _TAIL.fullmatch(value.strip().lower())
     if match is None:
-        raise click.BadParameter("give ID:HASH as `audit verify --print-tail` printed it")
+        raise BadValue("format", t("cli.rule.tail"))
     return int(match.group(1)), match.group(2)
 
 
@@ -53,22 +55,27 @@ def audit_verify(print_tail: bool, expect_tail: tuple[int, str] | None, batch_si
     report = verify_chain(database, batch_size=batch_size)
     broken = report.broken
     if broken is not None:
-        at = broken.at.isoformat() if broken.at else "?"
-        click.echo(
-            f"audit chain broken at row {broken.row_id} ({at}, {broken.action}): {broken.reason}; "
-            f"{report.checked} rows before it hold",
-            err=True,
+        line = t(
+            "cli.audit.broken",
+            row=broken.row_id,
+            at=beijing(broken.at) or "?",
+            action=broken.action,
+            reason=broken.reason,
+            checked=report.checked,
         )
+        click.echo(line, err=True)
         sys.exit(1)
-    click.echo(f"audit chain holds: {report.checked} rows checked")
+    click.echo(t("cli.audit.holds", count=report.checked))
     if expect_tail is not None:
         problem = tail_problem(database, report, *expect_tail)
         if problem is not None:
-            click.echo(f"audit trail does not match the recorded tail: {problem}", err=True)
+            click.echo(t("cli.audit.tail_mismatch", problem=problem), err=True)
             sys.exit(1)
-        click.echo(f"row {expect_tail[0]} matches the recorded tail")
+        click.echo(t("cli.audit.tail_matches", row=expect_tail[0]))
     if print_tail:
-        click.echo(f"{report.tail_id}:{report.tail_hash}" if report.tail_id else "(empty)")
+        click.echo(
+            f"{report.tail_id}:{report.tail_hash}" if report.tail_id else t("cli.audit.empty")
+        )
 
 
 @audit.command("prune")
@@ -79,12 +86,13 @@ def audit_prune(dry_run: bool) -> None:
     who = acting()
     settings = get_settings()
     pruned = prune_audit_trail(get_database(settings), settings, actor=who.actor, dry_run=dry_run)
-    keep = (
-        f"rows older than {settings.audit_retention_days} days ({pruned.cutoff:%Y-%m-%d %H:%M} UTC)"
-    )
+    days, cutoff = settings.audit_retention_days, beijing(pruned.cutoff)
+    keep = t("cli.audit.keep", days=days, cutoff=cutoff)
     if pruned.through_id is None:
-        click.echo(f"nothing to prune: no {keep}")
+        click.echo(t("cli.audit.nothing", keep=keep))
     elif dry_run:
-        click.echo(f"would remove {pruned.count} {keep}, through row {pruned.through_id}")
+        line = t("cli.audit.would_remove", count=pruned.count, keep=keep, row=pruned.through_id)
+        click.echo(line)
     else:
-        click.echo(f"removed {pruned.count} {keep}, through row {pruned.through_id}")
+        line = t("cli.audit.removed", count=pruned.count, keep=keep, row=pruned.through_id)
+        click.echo(line)

@@ -19,6 +19,8 @@ from publisher.cli.common import (
 from publisher.config import get_settings
 from publisher.db import get_database
 from publisher.delivery.ops import retry_failed
+from publisher.i18n import t
+from publisher.i18n.deliveries import beijing, channel_name, state_name
 from publisher.models import Role
 from publisher.services.channel_controls import (
     channel_statuses,
@@ -50,19 +52,19 @@ def channels_list() -> None:
         if s["paused"]:
             status = "paused"
         if s["needs_reauth"]:
-            status = "needs re-authorisation"
+            status = "reauth"
         note = s["disabled_reason"] or s["paused_reason"] or s["reauth_reason"]
-        counts = " ".join(f"{k}={v}" for k, v in sorted(s["deliveries"].items()))
+        counts = " ".join(f"{state_name(k)} {v}" for k, v in sorted(s["deliveries"].items()))
         rows.append(
             {
-                "kind": s["kind"],
-                "status": status,
+                "channel": f"{s['kind']} {channel_name(s['kind'])}",
+                "status": t(f"cli.channels.{status}"),
                 "breaker": breaker_line(s["breaker"]),
                 "deliveries": counts,
                 "note": note,
             }
         )
-    click.echo(table(rows, ["kind", "status", "breaker", "deliveries", "note"]))
+    click.echo(table(rows, ["channel", "status", "breaker", "deliveries", "note"]))
     for s in statuses:
         for line in budget_lines(s["kind"], s["budgets"], s["health"]):
             click.echo(line)
@@ -70,24 +72,27 @@ def channels_list() -> None:
 
 def breaker_line(breaker: dict[str, Any]) -> str:
     if breaker["state"] == "open":
-        return f"open until {breaker['next_probe_at']}"
+        return t("cli.breaker.open", until=beijing(breaker["next_probe_at"]))
     if breaker["state"] == "half_open":
         owner = breaker["probe_owner"]
-        return f"half-open, probe by {owner}" if owner else "half-open, probe due"
-    return "closed"
+        return t("cli.breaker.probing", owner=owner) if owner else t("cli.breaker.probe_due")
+    return t("cli.breaker.closed")
 
 
 def budget_lines(kind: str, budgets: list[dict[str, Any]], health: dict[str, Any]) -> list[str]:
     """`kind`'s daily budgets (a spent one marked) and its materials, if it has them."""
     lines = []
+    name = f"{kind} {channel_name(kind)}"
     if budgets:
-        lines.append(f"{kind} daily budgets (reset {budgets[0]['resets_at']}):")
+        resets = beijing(budgets[0]["resets_at"])
+        lines.append(t("cli.channels.budgets", channel=name, resets=resets))
         for b in budgets:
-            spent = "  spent: waits for the reset" if b["left"] == 0 else ""
+            spent = t("cli.channels.spent") if b["left"] == 0 else ""
             lines.append(f"  {b['endpoint']:<32} {b['used']}/{b['limit']}{spent}")
     materials = health.get("materials")
     if isinstance(materials, dict):
-        lines.append(f"{kind} materials held: {materials.get('held')}/{materials.get('cap')}")
+        held, cap = materials.get("held"), materials.get("cap")
+        lines.append(t("cli.channels.materials", channel=name, held=held, cap=cap))
     return lines
 
 
@@ -100,7 +105,7 @@ def channels_pause(kind: str, reason: str | None) -> None:
     who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
         pause_channel(session, kind, reason, actor=who.actor)
-    click.echo(f"{kind} paused")
+    click.echo(t("cli.channels.paused_now", channel=channel_name(kind)))
 
 
 @channels.command("resume")
@@ -111,7 +116,7 @@ def channels_resume(kind: str) -> None:
     who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
         resume_channel(session, kind, actor=who.actor)
-    click.echo(f"{kind} resumed")
+    click.echo(t("cli.channels.resumed", channel=channel_name(kind)))
 
 
 @channels.command("set-token")
@@ -121,14 +126,16 @@ def channels_set_token(kind: str) -> None:
     """Give a channel a new access token, read from stdin or a hidden prompt (never argv)."""
     who = acting(Role.OPERATOR)
     if sys.stdin.isatty():
-        value = click.prompt(f"{kind} access token", hide_input=True)
+        value = click.prompt(
+            t("cli.channels.token_prompt", channel=channel_name(kind)), hide_input=True
+        )
     else:
         value = sys.stdin.readline()
     settings = get_settings()
     store_credentials(shared_store(settings, get_database(settings)), kind, value)
     with unit_of_work() as (session, _):
         woken = credentials_renewed(session, kind, actor=who.actor)
-    click.echo(f"{kind}: token stored; {woken} waiting deliveries are due now")
+    click.echo(t("cli.channels.token_stored", channel=channel_name(kind), count=woken))
 
 
 @channels.command("retry-failed")
@@ -139,4 +146,4 @@ def channels_retry_failed(kind: str) -> None:
     who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
         count = retry_failed(session, kind, actor=who.actor)
-    click.echo(f"{count} failed {kind} deliveries queued again")
+    click.echo(t("cli.channels.retried", channel=channel_name(kind), count=count))

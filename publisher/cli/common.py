@@ -1,5 +1,10 @@
 """What every command group shares: the caller, the transaction, service errors as exit
-codes, the warmed channel pool, and plain-text tables. Imports services, never a group.
+codes, the warmed channel pool, and plain-text output. Imports services, never a group.
+
+What staff read is Chinese, from the message catalogue (`publisher.i18n`): bad input names the
+field and the rule (exit 2), a refusal says why (exit 1), a table's headings are `col.<name>`,
+times are Beijing time to the second, and URLs and the channels' own error texts are shown
+whole, never cut.
 
 The caller: the CLI runs as the operator of the machine (unscoped, recorded as
 `cli:<OS user>`), or, with `publisher --as NAME`, as that user: their role and departments
@@ -13,26 +18,24 @@ import os
 import pwd
 import sys
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import IO, Any, TypeVar
 
 import click
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from publisher.auth import Principal
 from publisher.config import Settings, get_settings
 from publisher.db import get_database
 from publisher.delivery.publication import ChannelPool
-from publisher.errors import (
-    Conflict,
-    FieldProblem,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    PublisherError,
-)
-from publisher.models import Role
+from publisher.errors import FieldProblem, Forbidden, InvalidInput, PublisherError
+from publisher.i18n import CATALOGUE, t
+from publisher.i18n.deliveries import beijing
+from publisher.i18n.problems import zh
+from publisher.models import Department, Domain, Role
 from publisher.services.channel_controls import warm_pool
 from publisher.services.limits import ID_MAX, REASON_MAX
 from publisher.services.users import find_user
@@ -73,9 +76,14 @@ def caller() -> Principal:
         with get_database(get_settings()).session() as session:
             user = find_user(session, name)
             if user is None:
-                raise InvalidInput([FieldProblem("as", "known", f"no user called {name!r}")])
+                unknown = FieldProblem(
+                    "as", "known", f"no user called {name!r}", values={"value": name}
+                )
+                raise InvalidInput([unknown])
             if user.disabled_at is not None:
-                raise Forbidden(f"user {name!r} is disabled")
+                raise Forbidden(
+                    f"user {name!r} is disabled", zh=t("refusal.user_disabled", name=name)
+                )
             principal = Principal(
                 user.role,
                 tuple(d.code for d in user.departments),
@@ -99,30 +107,155 @@ def acting(*roles: Role) -> Principal:
 ROW_ID = click.IntRange(1, ID_MAX)
 
 
+class BadValue(click.BadParameter):
+    """A value our own check of an option or argument refuses: `rule` names the rule and the
+    message is the catalogue's (exit 2)."""
+
+    def __init__(self, rule: str, message: str, *, param_hint: str | None = None) -> None:
+        super().__init__(message, param_hint=param_hint)
+        self.rule = rule
+
+
 def reason_text(_ctx: click.Context, option: click.Parameter, value: str | None) -> str | None:
     """A reason or comment of at most `REASON_MAX` characters, as the API takes (exit 2)."""
     if value is not None and len(value) > REASON_MAX:
-        raise click.BadParameter(f"at most {REASON_MAX} characters", param=option)
+        raise BadValue("max_length", t("cli.rule.at_most", limit=REASON_MAX))
     return value
 
 
 def fail_on_service_errors(func: F) -> F:
-    """Turn service errors into one-line messages: exit 2 for bad input, 1 otherwise."""
+    """Turn service errors into Chinese lines: exit 2 for bad input (one line per problem,
+    naming the field and the rule), 1 for a refusal."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except InvalidInput as exc:
-            for p in exc.problems:
-                where = f" [{p.channel}]" if p.channel else ""
-                click.echo(f"error: {p.field} ({p.rule}){where}: {p.message}", err=True)
+            for problem in exc.problems:
+                click.echo(problem_line(problem), err=True)
             sys.exit(2)
-        except (NotFound, Conflict, Forbidden, PublisherError) as exc:
-            click.echo(f"error: {exc}", err=True)
+        except PublisherError as exc:
+            click.echo(t("cli.refused", message=exc.zh or str(exc)), err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def problem_line(problem: FieldProblem) -> str:
+    if problem.channel:
+        return t(
+            "cli.problem_on_channel",
+            message=zh(problem),
+            channel=problem.channel,
+            field=problem.field,
+            rule=problem.rule,
+        )
+    return t("cli.problem", message=zh(problem), field=problem.field, rule=problem.rule)
+
+
+# --- usage errors in Chinese ----------------------------------------------------------------
+
+
+class ChineseUsageError(click.ClickException):
+    """A usage error of click's (a missing option, a bad value, an unknown command) as staff
+    read it: click's usage line, then what is wrong in Chinese, naming the parameter and
+    the rule. Exit 2, as click's own."""
+
+    exit_code = 2
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(usage_message(error))
+        self.ctx = error.ctx
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        if self.ctx is not None:
+            click.echo(self.ctx.get_usage(), err=True)
+            click.echo(t("cli.usage.hint", command=self.ctx.command_path), err=True)
+        click.echo(self.message, err=True)
+
+
+class ChineseUsageGroup(click.Group):
+    """A group whose usage errors (its own and its commands') read in Chinese."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise ChineseUsageError(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise ChineseUsageError(exc) from exc
+
+
+def usage_message(error: click.UsageError) -> str:
+    """What is wrong with a command line, in Chinese, naming the parameter and the rule."""
+    if isinstance(error, click.MissingParameter) and error.param is not None:
+        name = _param_name(error.param)
+        if isinstance(error.param, click.Option):
+            return t("cli.usage.missing_option", param=name)
+        return t("cli.usage.missing_argument", param=name)
+    if isinstance(error, click.NoSuchOption):
+        options = "、".join(error.possibilities or [])
+        suggestion = t("cli.usage.suggestion", options=options) if options else ""
+        return t("cli.usage.no_such_option", option=error.option_name, suggestion=suggestion)
+    if isinstance(error, click.BadOptionUsage):
+        return t("cli.usage.option_needs_value", option=error.option_name)
+    if isinstance(error, click.BadParameter):
+        rule, message = _rule_of(error)
+        if isinstance(error.param_hint, str):
+            name = error.param_hint
+        else:
+            name = _param_name(error.param) if error.param is not None else "?"
+        return t("cli.usage.bad_value", param=name, message=message, rule=rule)
+    no_such_command = getattr(click.exceptions, "NoSuchCommand", None)
+    if no_such_command is not None and isinstance(error, no_such_command):
+        return t("cli.usage.no_such_command", command=error.command_name)
+    return t("cli.usage.other", message=error.format_message())
+
+
+def _param_name(param: click.Parameter) -> str:
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
+def _rule_of(error: click.BadParameter) -> tuple[str, str]:
+    """The rule a bad value broke, and its message: ours (`BadValue`), or that of the
+    parameter's type."""
+    if isinstance(error, BadValue):
+        return error.rule, error.message
+    kind = error.param.type if error.param is not None else None
+    if isinstance(kind, click.Choice):
+        return "choice", t("cli.rule.choice", choices="、".join(str(c) for c in kind.choices))
+    if isinstance(kind, click.IntRange):
+        if kind.max is None:
+            return "int_range", t("cli.rule.int_min", min=kind.min)
+        return "int_range", t("cli.rule.int_range", min=kind.min, max=kind.max)
+    if isinstance(kind, click.DateTime):
+        return "date", t("cli.rule.date")
+    if kind is click.INT:
+        return "int", t("cli.rule.int")
+    if kind is click.FLOAT:
+        return "float", t("cli.rule.float")
+    if isinstance(kind, click.Path):
+        return "path", t("cli.rule.path")
+    if isinstance(kind, click.File):
+        return "file", t("cli.rule.file")
+    return "value", error.message
 
 
 @contextmanager
@@ -145,6 +278,33 @@ def warm_channel_pool(settings: Settings) -> ChannelPool:
     return pool
 
 
+# --- names beside codes ---------------------------------------------------------------------
+
+
+class ScopeNames:
+    """The Chinese names of the departments and domains, to show beside their codes
+    (`sgj 社管局`); read once per command."""
+
+    def __init__(self, session: Session) -> None:
+        departments = session.execute(select(Department.code, Department.name))
+        domains = session.execute(select(Domain.code, Domain.name))
+        self.departments = {code: name for code, name in departments}
+        self.domains = {code: name for code, name in domains}
+
+    def department(self, code: str | None) -> str | None:
+        return _named(code, self.departments)
+
+    def domain(self, code: str | None) -> str | None:
+        return _named(code, self.domains)
+
+
+def _named(code: str | None, names: Mapping[str, str]) -> str | None:
+    if code is None:
+        return None
+    name = names.get(code)
+    return f"{code} {name}" if name else code
+
+
 # --- plain-text output -------------------------------------------------------------------------
 
 
@@ -157,6 +317,8 @@ def pad(text: str, width: int) -> str:
 
 
 def clip(text: str, width: int = 48) -> str:
+    """`text` cut to `width` columns with "…": for titles in lists only, never for URLs,
+    reasons or a channel's error text."""
     if display_width(text) <= width:
         return text
     out = ""
@@ -167,29 +329,40 @@ def clip(text: str, width: int = 48) -> str:
     return out + "…"
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """An aligned plain-text table (CJK characters count as two columns)."""
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+def heading(column: str) -> str:
+    """A column's Chinese heading (`col.<column>`), or the column's own name upper-cased."""
+    return CATALOGUE.get(f"col.{column}", column.upper())
+
+
+def table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, clipped: Sequence[str] = ()
+) -> str:
+    """An aligned plain-text table with Chinese headings (CJK characters count as two
+    columns). Only the `clipped` columns are cut to fit; everything else is shown whole."""
+    cells = [[_cell(row.get(c), clipped=c in clipped) for c in columns] for row in rows]
+    titles = [heading(c) for c in columns]
     widths = [
-        max([display_width(c.upper()), *(display_width(r[i]) for r in cells)])
-        for i, c in enumerate(columns)
+        max([display_width(title), *(display_width(r[i]) for r in cells)])
+        for i, title in enumerate(titles)
     ]
-    lines = ["  ".join(pad(c.upper(), w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines = ["  ".join(pad(c, w) for c, w in zip(titles, widths, strict=True)).rstrip()]
     lines += ["  ".join(pad(v, w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, *, clipped: bool = False) -> str:
     if value is None:
         return "-"
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value) or "-"
     if isinstance(value, bool):
-        return "yes" if value else "no"
-    return clip(str(value))
+        return t("cli.yes") if value else t("cli.no")
+    if isinstance(value, datetime):
+        return beijing(value) or "-"
+    return clip(str(value)) if clipped else str(value)
 
 
 def show_pairs(pairs: Sequence[tuple[str, Any]]) -> None:
     width = max(display_width(k) for k, _ in pairs)
     for key, value in pairs:
-        click.echo(f"{pad(key, width)}  {'-' if value is None else value}")
+        click.echo(f"{pad(key, width)}  {'-' if value is None else _cell(value)}")

@@ -16,6 +16,8 @@ from publisher.cli.common import (
 from publisher.config import get_settings
 from publisher.db import get_database
 from publisher.delivery.reconcile import check_now, repair_drift
+from publisher.i18n import CATALOGUE, t
+from publisher.i18n.deliveries import beijing, channel_name
 from publisher.models import Role
 from publisher.services.queries import Page, list_drift
 
@@ -49,9 +51,12 @@ def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int
             **d,
             "delivery": d["delivery_id"],
             "item": d["item_id"],
-            "detected": d["detected_at"],
+            "channel": f"{d['channel']} {channel_name(d['channel'])}",
+            "kind": _named("drift", d["kind"]),
+            "resolution": _named("drift", d["resolution"]),
+            "detected": beijing(d["detected_at"]),
             "seen": d["times_seen"],
-            "resolved": d["resolved_at"],
+            "resolved": beijing(d["resolved_at"]),
             "what": d["details"].get("what"),
         }
         for d in found["results"]
@@ -60,7 +65,13 @@ def drift_list(show_all: bool, channel: str | None, item: int | None, limit: int
     if show_all:
         columns.append("resolved")
     click.echo(table(rows, [*columns, "what"]))
-    click.echo(f"({len(rows)} of {found['total']})")
+    click.echo(t("cli.count", total=found["total"], shown=len(rows)))
+
+
+def _named(area: str, code: str) -> str:
+    """`code` with its Chinese name beside it, where the catalogue has one."""
+    name = CATALOGUE.get(f"{area}.{code}")
+    return f"{code} {name}" if name else code
 
 
 @drift.command("check")
@@ -89,28 +100,34 @@ def drift_check(channel: str | None, item: int | None, policy: str | None) -> No
     )
     rows = [
         {
-            "channel": r.channel,
-            "policy": r.policy,
+            "channel": f"{r.channel} {channel_name(r.channel)}",
+            "policy": _named("drift", r.policy),
             "checked": r.checked,
             "in_line": r.in_line,
             "drift": len(r.drift),
             "repaired": r.repaired,
-            "resolved": r.resolved,
+            "closed": r.resolved,
             "errors": r.errors,
             "unchecked": r.unchecked,
             "note": r.skipped or r.stopped or (r.error_samples[0] if r.error_samples else None),
         }
         for r in reports
     ]
-    columns = ["channel", "policy", "checked", "in_line", "drift", "repaired", "resolved"]
+    columns = ["channel", "policy", "checked", "in_line", "drift", "repaired", "closed"]
     click.echo(table(rows, [*columns, "errors", "unchecked", "note"]))
     for r in reports:
         for found in r.drift:
-            again = " (seen before)" if found.seen_before else ""
-            click.echo(
-                f"drift {found.drift_id}: item {found.item_id} on {r.channel} is "
-                f"{found.kind}, {found.action}{again}"
+            again = t("cli.drift.again") if found.seen_before else ""
+            line = t(
+                "cli.drift.found",
+                id=found.drift_id,
+                item=found.item_id,
+                channel=channel_name(r.channel),
+                kind=CATALOGUE.get(f"drift.{found.kind}", found.kind),
+                action=CATALOGUE.get(f"drift.{found.action}", found.action),
+                again=again,
             )
+            click.echo(line)
 
 
 @drift.command("repair")
@@ -122,4 +139,4 @@ def drift_repair(drift_id: int) -> None:
     with unit_of_work() as (session, _):
         found = repair_drift(session, drift_id, actor=who.actor)
         delivery_id = found.delivery_id
-    click.echo(f"drift {drift_id}: delivery {delivery_id} queued for repair")
+    click.echo(t("cli.drift.repair_queued", id=drift_id, delivery=delivery_id))

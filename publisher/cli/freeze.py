@@ -11,6 +11,8 @@ from publisher.cli.common import (
     show_pairs,
     unit_of_work,
 )
+from publisher.i18n import t
+from publisher.i18n.deliveries import beijing
 from publisher.models import Role
 from publisher.services.freeze import active_freeze, freeze_view, lift_freeze, start_freeze
 
@@ -26,9 +28,11 @@ def freeze_status() -> None:
     with unit_of_work() as (session, _):
         view = freeze_view(active_freeze(session))
     if not view["active"]:
-        click.echo("no freeze in force")
+        click.echo(t("cli.freeze.none"))
         return
-    show_pairs([(key, view[key]) for key in ("id", "reason", "started_at", "started_by")])
+    view["started_at"] = beijing(view["started_at"])
+    keys = ("id", "reason", "started_at", "started_by")
+    show_pairs([(t(f"cli.freeze.{key}"), view[key]) for key in keys])
 
 
 @freeze.command("start")
@@ -39,7 +43,7 @@ def freeze_start(reason: str) -> None:
     who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
         started = start_freeze(session, reason, actor=who.actor)
-        click.echo(f"freeze {started.id} in force: {started.reason}")
+        click.echo(t("cli.freeze.started", id=started.id, reason=started.reason))
 
 
 @freeze.command("lift")
@@ -49,4 +53,4 @@ def freeze_lift() -> None:
     who = acting(Role.OPERATOR)
     with unit_of_work() as (session, _):
         _, woken = lift_freeze(session, actor=who.actor)
-    click.echo(f"freeze lifted; {woken} deliveries released")
+    click.echo(t("cli.freeze.lifted", count=woken))

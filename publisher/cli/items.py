@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from channels.registry import KINDS
 from publisher.cli.common import (
     ROW_ID,
     F,
+    ScopeNames,
     acting,
     fail_on_service_errors,
     reason_text,
@@ -23,7 +23,11 @@ from publisher.cli.common import (
     unit_of_work,
     warm_channel_pool,
 )
+from publisher.cli.follow import delivery_rows, follow_deliveries
 from publisher.config import get_settings
+from publisher.i18n import CATALOGUE, t
+from publisher.i18n.deliveries import beijing
+from publisher.i18n.refusals import item_status_name
 from publisher.models import Role
 from publisher.services import review
 from publisher.services.channel_controls import disabled_map
@@ -40,7 +44,6 @@ from publisher.services.masking import mask_item
 from publisher.services.publishing import edit_checked, publish_checked
 from publisher.services.queries import Page, item_view, list_items
 
-SETTLED = {"live", "withdrawn", "failed", "cancelled"}
 # Who reads items: editors and reviewers (their departments'), supervisors (every one).
 ITEM_READERS = (Role.EDITOR, Role.REVIEWER, Role.SUPERVISOR)
 
@@ -72,9 +75,19 @@ def items_list(status: str | None, domain: str | None, department: str | None, l
             department=department,
             scope=who.scope,
         )
+        names = ScopeNames(session)
+    rows = [
+        {
+            **row,
+            "status": f"{row['status']} {item_status_name(row['status'])}",
+            "domain": names.domain(row["domain"]),
+            "department": names.department(row["department"]),
+        }
+        for row in found["results"]
+    ]
     columns = ["id", "status", "index_no", "domain", "department", "title"]
-    click.echo(table(found["results"], columns))
-    click.echo(f"({len(found['results'])} of {found['total']})")
+    click.echo(table(rows, columns, clipped=["title"]))
+    click.echo(t("cli.count", total=found["total"], shown=len(rows)))
 
 
 @items.command("show")
@@ -85,46 +98,36 @@ def items_show(item_id: int) -> None:
     who = acting(*ITEM_READERS)
     with unit_of_work() as (session, _):
         view = item_view(session, item_id, scope=who.scope)
-    print_item(view)
+        names = ScopeNames(session)
+    print_item(view, names)
 
 
-def print_item(view: dict[str, Any]) -> None:
+def print_item(view: dict[str, Any], names: ScopeNames) -> None:
     rev = view["revision"] or {}
-    show_pairs(
-        [
-            ("id", view["id"]),
-            ("status", view["status"]),
-            ("title", rev.get("title")),
-            ("index_no", view["index_no"]),
-            ("domain", view["domain"]),
-            ("department", view["department"]),
-            ("formed_on", rev.get("formed_on")),
-            ("doc_number", rev.get("doc_number")),
-            ("revision", rev.get("number")),
-            ("channels", ",".join(view["channels"]) or "(every enabled channel)"),
-            ("review", review_line(view)),
-            ("sent back", view.get("sent_back_comment")),
-        ]
-    )
+    pairs: list[tuple[str, Any]] = [
+        ("id", view["id"]),
+        ("status", f"{view['status']} {item_status_name(view['status'])}"),
+        ("title", rev.get("title")),
+        ("index_no", view["index_no"]),
+        ("domain", names.domain(view["domain"])),
+        ("department", names.department(view["department"])),
+        ("formed_on", rev.get("formed_on")),
+        ("doc_number", rev.get("doc_number")),
+        ("revision", rev.get("number")),
+        ("channels", ",".join(view["channels"]) or t("cli.items.every_channel")),
+        ("review", review_line(view)),
+        ("sent_back", view.get("sent_back_comment")),
+        ("published_at", beijing(view.get("published_at"))),
+    ]
+    show_pairs([(t(f"cli.item.{key}"), value) for key, value in pairs])
     if view["deliveries"]:
         click.echo()
         click.echo(delivery_table(view["deliveries"]))
 
 
 def delivery_table(deliveries: Sequence[dict[str, Any]]) -> str:
-    rows = [
-        {
-            **d,
-            "error": (
-                f"{d['last_error']['code'] or d['last_error']['kind']}: "
-                f"{d['last_error']['message'] or d['last_error']['explanation']}"
-                if d["last_error"]
-                else None
-            ),
-        }
-        for d in deliveries
-    ]
-    return table(rows, ["id", "channel", "state", "attempts", "url", "error"])
+    """One row per channel: its state, the live URL in full, or why it waits."""
+    return table(delivery_rows(deliveries), ["id", "channel", "state", "attempts", "url", "reason"])
 
 
 def item_options(func: F) -> F:
@@ -200,7 +203,7 @@ def items_create(**options: Any) -> None:
     with unit_of_work() as (session, _):
         item = create_item(session, settings, fields, actor=who.actor, disabled=disabled, who=who)
         item_id = item.id
-    click.echo(f"created item {item_id}")
+    click.echo(t("cli.items.created", id=item_id))
 
 
 @items.command("edit")
@@ -221,17 +224,25 @@ def items_edit(item_id: int, **options: Any) -> None:
         who.require_department(get_item(session, item_id).department_code)
         rev = edit_checked(session, settings, item_id, fields, pool, actor=who.actor, who=who)
         number = None if rev is None else rev.number
-    click.echo(f"item {item_id}: " + (f"revision {number}" if number else "nothing changed"))
+    if number:
+        click.echo(t("cli.items.revised", id=item_id, number=number))
+    else:
+        click.echo(t("cli.items.unchanged", id=item_id))
 
 
 @items.command("publish")
 @click.argument("item_id", type=ROW_ID)
-@click.option("--wait", is_flag=True, help="follow the deliveries until they settle")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="follow each channel until it is live or waits with a reason (one line per channel)",
+)
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="with --wait")
 @fail_on_service_errors
 def items_publish(item_id: int, wait: bool, timeout: float) -> None:
     """Preflight every channel, then publish (once every review stage approved it). With
-    --wait, exit 1 if any channel failed."""
+    --wait, follow each channel until it is live or waits with a reason: exit 0, or 1 if
+    any channel failed, 3 on timeout."""
     who = acting(Role.EDITOR, Role.REVIEWER)
     settings = get_settings()
     pool = warm_channel_pool(settings)
@@ -240,7 +251,7 @@ def items_publish(item_id: int, wait: bool, timeout: float) -> None:
         who.require_department(locked.item.department_code)
         item = publish_checked(session, settings, locked, pool, actor=who.actor, who=who)
         index_no = item.index_no
-    click.echo(f"item {item_id} published as {index_no}")
+    click.echo(t("cli.items.published", id=item_id, index_no=index_no))
     if wait:
         sys.exit(follow_deliveries(item_id, timeout))
 
@@ -254,7 +265,8 @@ def items_submit(item_id: int) -> None:
     with unit_of_work() as (session, _):
         review.submit_item(session, item_id, who)
         view = item_view(session, item_id)
-    click.echo(f"item {item_id}: {view['status']}; " + review_line(view))
+    status = item_status_name(view["status"])
+    click.echo(t("cli.items.submitted", id=item_id, status=status, review=review_line(view)))
 
 
 @items.command("approve")
@@ -269,7 +281,7 @@ def items_approve(item_id: int, comment: str | None) -> None:
         approval = review.approve_item(session, item_id, who, comment)
         stage = approval.stage_name
         view = item_view(session, item_id)
-    click.echo(f"item {item_id}: {stage} approved; " + review_line(view))
+    click.echo(t("cli.items.approved", id=item_id, stage=stage, review=review_line(view)))
 
 
 @items.command("send-back")
@@ -283,45 +295,19 @@ def items_send_back(item_id: int, comment: str) -> None:
     who = acting(Role.REVIEWER)
     with unit_of_work() as (session, _):
         review.send_back_item(session, item_id, who, comment)
-    click.echo(f"item {item_id} sent back to its editor")
+    click.echo(t("cli.items.sent_back", id=item_id))
 
 
 def review_line(view: dict[str, Any]) -> str:
     """Where the item stands in review, in one line."""
     state = view.get("review") or {}
-    missing = state.get("missing") or []
-    line = "waiting for " + ", ".join(missing) if missing else "every review stage approved"
+    missing = "、".join(state.get("missing") or [])
+    line = t("cli.review.waiting", stages=missing) if missing else t("cli.review.done")
     if view.get("post_review_pending"):
-        line += " (published urgently: review afterwards pending)"
+        line += t("cli.review.urgent")
     if state.get("held"):
-        line += f" (channels show revision {state.get('shown_revision')} until published)"
+        line += t("cli.review.held", revision=state.get("shown_revision"))
     return line
-
-
-def follow_deliveries(item_id: int, timeout: float, interval: float = 0.5) -> int:
-    """Show the item's deliveries until all settle: 0 if none failed, 1 if any did, 3 on
-    timeout. On a terminal the table is redrawn in place; otherwise printed on each change."""
-    live = sys.stdout.isatty()
-    deadline = time.monotonic() + timeout
-    shown, lines = "", 0
-    while True:
-        with unit_of_work() as (session, _):
-            deliveries = item_view(session, item_id)["deliveries"]
-        text = delivery_table(deliveries)
-        if text != shown:
-            if live and lines:
-                click.echo(f"\x1b[{lines}F\x1b[J", nl=False)
-            click.echo(text)
-            shown, lines = text, text.count("\n") + 1
-        states = {d["state"] for d in deliveries}
-        if deliveries and states <= SETTLED:
-            failed = "failed" in states
-            click.echo("some channels failed" if failed else "all channels settled")
-            return 1 if failed else 0
-        if time.monotonic() > deadline:
-            click.echo(f"still not settled after {timeout:g}s", err=True)
-            return 3
-        time.sleep(interval)
 
 
 @items.command("retract")
@@ -334,7 +320,7 @@ def items_retract(item_id: int, reason: str | None) -> None:
     with unit_of_work() as (session, _):
         who.require_department(get_item(session, item_id).department_code)
         retract_item(session, item_id, actor=who.actor, reason=reason)
-    click.echo(f"item {item_id} retracted")
+    click.echo(t("cli.items.retracted", id=item_id))
 
 
 # --- pre-publish checks ------------------------------------------------------------------------
@@ -352,9 +338,21 @@ def items_findings(item_id: int) -> None:
         item = get_item(session, item_id)
         who.require_department(item.department_code)
         found = findings_view(session, item, latest_revision(session, item_id))
-    click.echo(table(found, FINDING_COLUMNS))
+    click.echo(table(finding_rows(found), FINDING_COLUMNS))
     blocking = sum(1 for f in found if not f["overridden"])
-    click.echo(f"({len(found)} findings, {blocking} blocking)")
+    click.echo(t("cli.findings.count", total=len(found), blocking=blocking))
+
+
+def finding_rows(found: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Findings with their kind and field named in Chinese beside the codes."""
+    rows = []
+    for finding in found:
+        kind, name = finding["kind"], finding["field"]
+        label = CATALOGUE.get(f"field.{name}", "")
+        rows.append(
+            {**finding, "kind": f"{kind} {t(f'finding.{kind}')}", "field": f"{name} {label}"}
+        )
+    return rows
 
 
 @items.command("override-findings")
@@ -373,8 +371,9 @@ def items_override_findings(item_id: int, reason: str) -> None:
         revision = latest_revision(session, item_id)
         row = override_findings(session, item, revision, reviewer=who.actor, reason=reason)
         overridden, number = list(row.findings), revision.number
-    click.echo(table(overridden, FINDING_COLUMNS[:-1]))
-    click.echo(f"item {item_id} revision {number}: {len(overridden)} findings overridden")
+    click.echo(table(finding_rows(overridden), FINDING_COLUMNS[:-1]))
+    count = len(overridden)
+    click.echo(t("cli.findings.overridden", id=item_id, number=number, count=count))
 
 
 @items.command("mask")
@@ -390,7 +389,10 @@ def items_mask(item_id: int) -> None:
         who.require_department(item.department_code)
         revision, counts = mask_item(session, settings, item_id, pool, actor=who.actor)
         number, left = revision.number, findings_view(session, item, revision)
-    masked = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-    click.echo(f"item {item_id}: revision {number}, masked {masked}")
+    masked = "、".join(
+        t("cli.findings.masked_kind", count=n, kind=t(f"finding.{kind}"))
+        for kind, n in sorted(counts.items())
+    )
+    click.echo(t("cli.findings.masked", id=item_id, number=number, masked=masked))
     if left:
-        click.echo(table(left, FINDING_COLUMNS))
+        click.echo(table(finding_rows(left), FINDING_COLUMNS))

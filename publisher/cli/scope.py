@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from publisher.cli.common import acting, fail_on_service_errors, table, unit_of_work
+from publisher.cli.common import ScopeNames, acting, fail_on_service_errors, table, unit_of_work
+from publisher.i18n import t
 from publisher.services.scope import (
     REQUIRABLE_FIELDS,
     DomainChanges,
@@ -27,6 +28,9 @@ def domains() -> None:
 def domains_list() -> None:
     with unit_of_work() as (session, _):
         rows = [domain_view(d) for d in list_domains(session)]
+        names = ScopeNames(session)
+    for row in rows:
+        row["departments"] = ", ".join(names.department(c) or c for c in row["departments"])
     columns = ["code", "name", "catecode", "active", "departments", "review_stages"]
     click.echo(table(rows, [*columns, "required_metadata"]))
 
@@ -49,7 +53,7 @@ def domains_add(code: str, name: str, catecode: str, departments: tuple[str, ...
             departments=list(departments),
             actor=who.actor,
         )
-    click.echo(f"domain {code} added")
+    click.echo(t("cli.scope.domain_added", code=code, name=name))
 
 
 @domains.command("update")
@@ -88,7 +92,7 @@ def domains_update(
     """Change a domain (admins): its name, catecode, departments, review stages, required
     fields. At run time: the next submit, approval and publish use the new settings."""
     if (stages and no_review) or (required and require_nothing):
-        raise click.UsageError("give --stage or --no-review, --require or --require-nothing")
+        raise click.UsageError(t("cli.both_or_neither"))
     who = acting()
     changes = DomainChanges(
         name=name,
@@ -100,8 +104,8 @@ def domains_update(
     )
     with unit_of_work() as (session, _):
         view = domain_view(update_domain(session, code, changes, actor=who.actor))
-    stages_shown = "、".join(view["review_stages"]) or "none (publish directly)"
-    click.echo(f"domain {code} updated; review stages: {stages_shown}")
+    stages_shown = "、".join(view["review_stages"]) or t("cli.scope.no_review")
+    click.echo(t("cli.scope.domain_updated", code=code, stages=stages_shown))
 
 
 @click.group()
@@ -125,4 +129,4 @@ def departments_add(code: str, name: str) -> None:
     who = acting()
     with unit_of_work() as (session, _):
         add_department(session, code=code, name=name, actor=who.actor)
-    click.echo(f"department {code} added")
+    click.echo(t("cli.scope.department_added", code=code, name=name))

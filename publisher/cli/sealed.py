@@ -13,6 +13,7 @@ from publisher.audit import audit
 from publisher.cli.common import acting, fail_on_service_errors, unit_of_work
 from publisher.config import get_settings
 from publisher.db import get_database
+from publisher.i18n import t
 from publisher.models import Role
 from publisher.sealing import SecretKeyMissing
 from publisher.shared import shared_store
@@ -36,4 +37,4 @@ def reseal() -> None:
     count = store.reseal()
     with unit_of_work() as (session, _):
         audit(session, who.actor, "secrets.reseal", "shared_store", resealed=count)
-    click.echo(f"{count} stored secrets sealed again with the current key")
+    click.echo(t("cli.secrets.resealed", count=count))

@@ -8,6 +8,8 @@ from publisher.audit import audit
 from publisher.auth import DEFAULT_TOKEN_DAYS, create_token
 from publisher.cli.common import ROW_ID, caller, fail_on_service_errors, table, unit_of_work
 from publisher.errors import FieldProblem, InvalidInput
+from publisher.i18n import t
+from publisher.i18n.deliveries import beijing
 from publisher.models import Role
 from publisher.services.users import (
     create_user_token,
@@ -88,8 +90,8 @@ def token_list(user_name: str | None, show_all: bool) -> None:
             if user_name is None or t.user.name == user_name
         ]
     for row in rows:
-        row["last_used"] = _minute(row["last_used_at"])
-        row["expires"] = _minute(row["expires_at"])
+        row["last_used"] = beijing(row["last_used_at"])
+        row["expires"] = beijing(row["expires_at"])
     columns = ["id", "user", "role", "label", "prefix", "expires", "last_used", "active"]
     click.echo(table(rows, columns))
 
@@ -103,9 +105,4 @@ def token_revoke(token_id: int) -> None:
     owner = None if who.role == Role.ADMIN else who.user_id
     with unit_of_work() as (session, _):
         revoke_user_token(session, token_id, owner_id=owner, actor=who.actor)
-    click.echo(f"token {token_id} revoked")
-
-
-def _minute(iso: str | None) -> str | None:
-    """`2026-12-01T22:05:59.245044+00:00` as `2026-12-01 22:05` (UTC)."""
-    return None if iso is None else iso[:16].replace("T", " ")
+    click.echo(t("cli.token.revoked", id=token_id))

@@ -7,6 +7,9 @@ import sys
 import click
 
 from publisher.cli.common import acting, fail_on_service_errors, table, unit_of_work
+from publisher.i18n import t
+from publisher.i18n.deliveries import beijing
+from publisher.i18n.refusals import role_name
 from publisher.models import Role
 from publisher.services.users import (
     create_user,
@@ -62,10 +65,11 @@ def user_create(name: str, role: str, departments: tuple[str, ...]) -> None:
             actor=who.actor,
         )
         codes = [d.code for d in made.departments]
-    where = f", departments {','.join(codes)}" if codes else ""
-    click.echo(f"user {name} created (role {role}{where})")
+    where = t("cli.user.departments", departments=",".join(codes)) if codes else ""
+    shown_role = f"{role} {role_name(role)}"
+    click.echo(t("cli.user.created", name=name, role=shown_role, departments=where))
     if generated:
-        click.echo(f"password: {password}   (shown only this once)")
+        click.echo(t("cli.user.password", password=password))
 
 
 @user.command("list")
@@ -76,8 +80,10 @@ def user_list() -> None:
     with unit_of_work() as (session, _):
         rows = [user_view(u) for u in list_users(session)]
     for row in rows:
+        row["role"] = f"{row['role']} {role_name(row['role'])}"
         row["password"] = row["password_set"]
-        row["disabled"] = row["disabled_at"]
+        row["created_at"] = beijing(row["created_at"])
+        row["disabled"] = beijing(row["disabled_at"])
     columns = ["id", "name", "role", "departments", "password", "created_at", "disabled"]
     click.echo(table(rows, columns))
 
@@ -90,7 +96,7 @@ def user_disable(name: str) -> None:
     who = acting()
     with unit_of_work() as (session, _):
         disable_user(session, name, actor=who.actor)
-    click.echo(f"user {name} disabled")
+    click.echo(t("cli.user.disabled", name=name))
 
 
 @user.command("set-password")
@@ -105,6 +111,6 @@ def user_set_password(name: str) -> None:
         password = generate_password()
     with unit_of_work() as (session, _):
         set_password(session, name, password, actor=who.actor)
-    click.echo(f"user {name}: password set")
+    click.echo(t("cli.user.password_set", name=name))
     if generated:
-        click.echo(f"password: {password}   (shown only this once)")
+        click.echo(t("cli.user.password", password=password))

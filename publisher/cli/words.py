@@ -7,9 +7,9 @@ from typing import IO
 import click
 
 from publisher.cli.common import acting, fail_on_service_errors, table, unit_of_work
+from publisher.i18n import t
 from publisher.models import Role
 from publisher.services.findings import add_words, list_words, remove_word
-from publisher.services.queries import iso
 
 
 @click.group()
@@ -24,11 +24,11 @@ def words_list() -> None:
     acting(Role.REVIEWER, Role.SUPERVISOR)
     with unit_of_work() as (session, _):
         rows = [
-            {"word": w.word, "added_by": w.added_by, "added_at": iso(w.added_at)}
+            {"word": w.word, "added_by": w.added_by, "added_at": w.added_at}
             for w in list_words(session)
         ]
     click.echo(table(rows, ["word", "added_by", "added_at"]))
-    click.echo(f"({len(rows)} words)")
+    click.echo(t("cli.words.count", count=len(rows)))
 
 
 @words.command("add")
@@ -49,9 +49,9 @@ def words_add(given: tuple[str, ...], source: IO[str] | None) -> None:
         wanted += [line for line in lines if line and not line.startswith("#")]
     with unit_of_work() as (session, _):
         added, already = add_words(session, wanted, actor=who.actor)
-    click.echo(f"added {len(added)} word(s)")
+    click.echo(t("cli.words.added", count=len(added)))
     if already:
-        click.echo(f"already listed: {', '.join(already)}")
+        click.echo(t("cli.words.already", words="、".join(already)))
 
 
 @words.command("remove")
@@ -62,4 +62,4 @@ def words_remove(word: str) -> None:
     who = acting()
     with unit_of_work() as (session, _):
         removed = remove_word(session, word, actor=who.actor)
-    click.echo(f"removed {removed}")
+    click.echo(t("cli.words.removed", word=removed))

@@ -33,6 +33,8 @@ from publisher.db import Database
 from publisher.delivery.publication import ChannelPool, PlanReads
 from publisher.dispatch import enqueue_after_commit
 from publisher.errors import Conflict, NotFound
+from publisher.i18n import t
+from publisher.i18n.deliveries import channel_name, state_name
 from publisher.models import Delivery, DeliveryState, Revision, utcnow
 
 # A post can be adopted for a delivery whose outcome is unknown, or that failed (e.g. refused
@@ -69,20 +71,31 @@ def adopt_post(
         if Capability.LOOKUP not in channel.capabilities:
             raise Conflict(
                 f"{asked.kind} cannot look its posts up: use mark-posted with a reason "
-                "该渠道无法查询，请用 mark-posted 并写明理由"
+                "该渠道无法查询，请用 mark-posted 并写明理由",
+                zh=t("refusal.cannot_lookup", channel=channel_name(asked.kind)),
             )
         receipt = channel.lookup(asked.pub, Remote(remote_id))
     except (ChannelError, ChannelDisabled) as exc:
         raise Conflict(
             f"{asked.kind} could not be asked about post {remote_id}: {exc}; try again later, "
-            "or use mark-posted with a reason 暂无法向渠道核实"
+            "or use mark-posted with a reason 暂无法向渠道核实",
+            zh=t("refusal.lookup_failed", channel=channel_name(asked.kind), remote_id=remote_id),
         ) from exc
     if receipt is None:
-        raise Conflict(f"{asked.kind} shows no post {remote_id} for this item 渠道上查无此条")
+        raise Conflict(
+            f"{asked.kind} shows no post {remote_id} for this item 渠道上查无此条",
+            zh=t("refusal.no_such_post", channel=channel_name(asked.kind), remote_id=remote_id),
+        )
     if receipt.remote_id != remote_id:
         raise Conflict(
             f"{asked.kind} shows this item as post {receipt.remote_id}, not {remote_id} "
-            "该编号不是本条信息在渠道上的编号"
+            "该编号不是本条信息在渠道上的编号",
+            zh=t(
+                "refusal.other_post",
+                channel=channel_name(asked.kind),
+                found=receipt.remote_id,
+                remote_id=remote_id,
+            ),
         )
     with database.session() as session:
         delivery = _locked(session, delivery_id, asked.seen)
@@ -157,16 +170,20 @@ def _what_to_ask(session: Session, settings: Settings, delivery_id: int) -> _Ask
 
 def _check_adoptable(delivery: Delivery | None, delivery_id: int) -> None:
     if delivery is None:
-        raise NotFound(f"delivery {delivery_id} does not exist")
+        raise NotFound(
+            f"delivery {delivery_id} does not exist", zh=t("refusal.no_delivery", id=delivery_id)
+        )
     if not delivery.desired_present:
         raise Conflict(
             f"delivery {delivery_id} withdraws the item: there is no post to adopt "
-            "撤回中的投递不能认领"
+            "撤回中的投递不能认领",
+            zh=t("refusal.adopt_withdrawal", id=delivery_id),
         )
     if delivery.state not in ADOPTABLE:
         raise Conflict(
             f"delivery {delivery_id} is {DeliveryState(delivery.state).value}; only an unknown "
-            "or failed delivery takes a post from an operator"
+            "or failed delivery takes a post from an operator",
+            zh=t("refusal.adopt_state", id=delivery_id, state=state_name(delivery.state)),
         )
 
 
@@ -176,7 +193,8 @@ def _locked(session: Session, delivery_id: int, seen: tuple[DeliveryState, int |
     if (DeliveryState(delivery.state), delivery.desired_revision_id) != seen:
         raise Conflict(
             f"delivery {delivery_id} moved on while the channel was asked "
-            f"(now {DeliveryState(delivery.state).value}); look at it again"
+            f"(now {DeliveryState(delivery.state).value}); look at it again",
+            zh=t("refusal.adopt_moved_on", id=delivery_id, state=state_name(delivery.state)),
         )
     return delivery
 

@@ -15,6 +15,8 @@ from publisher.audit import audit
 from publisher.delivery.publication import check_kind
 from publisher.dispatch import enqueue_after_commit
 from publisher.errors import Conflict, NotFound
+from publisher.i18n import t
+from publisher.i18n.deliveries import channel_name, state_name
 from publisher.models import (
     CLAIMABLE_STATES,
     Delivery,
@@ -48,9 +50,14 @@ def retry_delivery(session: Session, delivery_id: int, *, actor: str) -> Deliver
     """Start a failed, deferred or cancelled delivery again, with a new failure budget."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
-        raise NotFound(f"delivery {delivery_id} does not exist")
+        raise NotFound(
+            f"delivery {delivery_id} does not exist", zh=t("refusal.no_delivery", id=delivery_id)
+        )
     if delivery.state in (DeliveryState.RUNNING, DeliveryState.LIVE, DeliveryState.WITHDRAWN):
-        raise Conflict(f"delivery {delivery_id} is {delivery.state.value}; nothing to retry")
+        raise Conflict(
+            f"delivery {delivery_id} is {delivery.state.value}; nothing to retry",
+            zh=t("refusal.nothing_to_retry", id=delivery_id, state=state_name(delivery.state)),
+        )
     delivery.state = DeliveryState.PENDING
     delivery.next_attempt_at = utcnow()
     delivery.failing_since = None
@@ -90,15 +97,25 @@ def cancel_delivery(
     """
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
-        raise NotFound(f"delivery {delivery_id} does not exist")
+        raise NotFound(
+            f"delivery {delivery_id} does not exist", zh=t("refusal.no_delivery", id=delivery_id)
+        )
     if not delivery.desired_present:
         raise Conflict(
             f"delivery {delivery_id} withdraws the item from {delivery.channel_kind}: "
             "a withdrawal cannot be cancelled (retry it, or pause the channel) "
-            "撤回不能取消，可重试或暂停该渠道"
+            "撤回不能取消，可重试或暂停该渠道",
+            zh=t(
+                "refusal.withdrawal_cancel",
+                id=delivery_id,
+                channel=channel_name(delivery.channel_kind),
+            ),
         )
     if delivery.state not in CANCELLABLE:
-        raise Conflict(f"delivery {delivery_id} is {delivery.state.value}; it cannot be cancelled")
+        raise Conflict(
+            f"delivery {delivery_id} is {delivery.state.value}; it cannot be cancelled",
+            zh=t("refusal.cannot_cancel", id=delivery_id, state=state_name(delivery.state)),
+        )
     delivery.state = DeliveryState.CANCELLED
     delivery.next_attempt_at = utcnow()
     delivery.explanation = f"cancelled by {actor}" + (f": {reason}" if reason else "")

@@ -22,6 +22,7 @@ from channels.registry import KINDS
 from publisher.channel_config import build_channel
 from publisher.config import Settings
 from publisher.errors import NotFound
+from publisher.i18n import t
 from publisher.models import (
     Delivery,
     Domain,
@@ -154,7 +155,10 @@ def with_website_estimate(pub: Publication, settings: Settings) -> Publication:
 
 def check_kind(kind: str) -> None:
     if kind not in KINDS:
-        raise NotFound(f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
+        raise NotFound(
+            f"unknown channel {kind!r}; known: {', '.join(KINDS)}",
+            zh=t("refusal.no_channel", kind=kind, choices="、".join(KINDS)),
+        )
 
 
 class PlanReads:

@@ -56,6 +56,8 @@ from publisher.delivery.publication import (
 )
 from publisher.dispatch import enqueue_after_commit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from publisher.i18n import t
+from publisher.i18n.deliveries import beijing, state_name
 from publisher.models import Channel as ChannelRow
 from publisher.models import (
     Delivery,
@@ -89,7 +91,10 @@ def check_policy(policy: str) -> str:
         raise InvalidInput(
             [
                 FieldProblem(
-                    "policy", "known", f"unknown policy {policy!r}; known: {', '.join(POLICIES)}"
+                    "policy",
+                    "known",
+                    f"unknown policy {policy!r}; known: {', '.join(POLICIES)}",
+                    values={"value": policy, "choices": list(POLICIES)},
                 )
             ]
         )
@@ -511,14 +516,23 @@ def check_now(
     """
     if channel is not None and channel not in KINDS:
         raise InvalidInput(
-            [FieldProblem("channel", "known", f"unknown channel {channel!r}; known: {KINDS}")]
+            [
+                FieldProblem(
+                    "channel",
+                    "known",
+                    f"unknown channel {channel!r}; known: {KINDS}",
+                    values={"value": channel, "choices": list(KINDS)},
+                )
+            ]
         )
     if policy is not None:
         check_policy(policy)
     if item_id is not None:
         with database.session() as session:
             if session.get(Item, item_id) is None:
-                raise NotFound(f"item {item_id} does not exist")
+                raise NotFound(
+                    f"item {item_id} does not exist", zh=t("refusal.no_item", id=item_id)
+                )
     kinds: Iterable[str] = [channel] if channel else KINDS
     return [
         reconcile_channel(
@@ -542,16 +556,20 @@ def repair_drift(session: Session, drift_id: int, *, actor: str) -> Drift:
     on since (the engine is already working on it, or it was edited or retracted)."""
     drift = session.get(Drift, drift_id)
     if drift is None:
-        raise NotFound(f"drift {drift_id} does not exist")
+        raise NotFound(f"drift {drift_id} does not exist", zh=t("refusal.no_drift", id=drift_id))
     if drift.resolved_at is not None:
-        raise Conflict(f"drift {drift_id} was resolved at {drift.resolved_at.isoformat()}")
+        raise Conflict(
+            f"drift {drift_id} was resolved at {drift.resolved_at.isoformat()}",
+            zh=t("refusal.drift_resolved", id=drift_id, at=beijing(drift.resolved_at)),
+        )
     delivery = session.get(Delivery, drift.delivery_id, with_for_update=True)
     assert delivery is not None
     expected = DeliveryState.WITHDRAWN if drift.kind == DriftKind.REAPPEARED else DeliveryState.LIVE
     if delivery.state != expected or delivery.desired_present != (expected == DeliveryState.LIVE):
         raise Conflict(
             f"delivery {delivery.id} is {DeliveryState(delivery.state).value} now; "
-            "the next check will judge it"
+            "the next check will judge it",
+            zh=t("refusal.drift_moved_on", id=delivery.id, state=state_name(delivery.state)),
         )
     _repair(session, delivery, drift, actor=actor, now=utcnow())
     return drift

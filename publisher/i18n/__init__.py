@@ -6,6 +6,10 @@ Each area keeps its messages in a module of this package (`console`, `cli`, …)
 fields. A key must exist: a missing key is a programming error, raised at once (`KeyError`),
 never shown to staff as a raw key. `tests/unit/test_i18n.py` checks that no two areas define
 the same key and that every `t("…")` literal used in the code has a message.
+
+Areas that word their own messages for the rest of the code (`problems.zh`,
+`deliveries.waiting_reason`, `refusals.role_name`) fill them from their own `MESSAGES`
+(`fill`): no area imports this package, which imports them all.
 """
 
 from __future__ import annotations
@@ -13,9 +17,18 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from publisher.i18n import console, staff, supervision
+from publisher.i18n import cli, console, deliveries, problems, refusals, staff, supervision
+from publisher.i18n.fill import fill
 
-_AREAS = (console.MESSAGES, staff.MESSAGES, supervision.MESSAGES)
+_AREAS = (
+    console.MESSAGES,
+    staff.MESSAGES,
+    supervision.MESSAGES,
+    problems.MESSAGES,
+    deliveries.MESSAGES,
+    refusals.MESSAGES,
+    cli.MESSAGES,
+)
 
 
 def _merged() -> MappingProxyType[str, str]:
@@ -33,8 +46,7 @@ CATALOGUE = _merged()
 
 def t(key: str, /, **values: Any) -> str:
     """The zh-CN message `key`, its `{fields}` filled from `values`."""
-    message = CATALOGUE[key]
-    return message.format(**values) if values else message
+    return fill(CATALOGUE, key, **values)
 
 
 __all__ = ["CATALOGUE", "t"]

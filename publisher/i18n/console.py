@@ -16,12 +16,7 @@ MESSAGES: dict[str, str] = {
     "nav.audit": "审计日志",
     "nav.password": "修改密码",
     "nav.logout": "退出登录",
-    # roles
-    "role.admin": "管理员",
-    "role.editor": "编辑",
-    "role.reviewer": "审核人",
-    "role.operator": "运维",
-    "role.supervisor": "督查",
+    # roles: publisher/i18n/refusals.py
     # signing in
     "login.title": "登录",
     "login.username": "用户名",

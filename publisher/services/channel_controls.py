@@ -212,6 +212,7 @@ def store_credentials(shared: SharedStore, kind: str, access_token: str) -> None
                     "token_channel",
                     f"{kind} takes its credentials from the environment, not a token; fix them "
                     f"and restart, then `publisher channels resume {kind}`",
+                    values={"value": kind},
                 )
             ]
         )

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from publisher.audit import audit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from publisher.i18n import t
 from publisher.models import FindingOverride, Item, Revision, SensitiveWord
 from publisher.services.personal_data import (
     BANK_CARD,
@@ -245,7 +246,12 @@ def add_words(session: Session, words: list[str], *, actor: str) -> tuple[list[s
             problems.append(FieldProblem(f"words[{i}]", "required", "a word must not be empty"))
         elif len(word) > WORD_MAX:
             problems.append(
-                FieldProblem(f"words[{i}]", "max_length", f"at most {WORD_MAX} characters")
+                FieldProblem(
+                    f"words[{i}]",
+                    "max_length",
+                    f"at most {WORD_MAX} characters",
+                    values={"limit": WORD_MAX},
+                )
             )
         elif any(unicodedata.category(c).startswith("C") for c in word):
             problems.append(FieldProblem(f"words[{i}]", "format", "one line of visible text"))
@@ -279,7 +285,9 @@ def remove_word(session: Session, word: str, *, actor: str) -> str:
             audit(session, actor, "sensitive_word.remove", "sensitive_words", word=row.word)
             session.flush()
             return row.word
-    raise NotFound(f"{word!r} is not in the sensitive-word list")
+    raise NotFound(
+        f"{word!r} is not in the sensitive-word list", zh=t("refusal.no_word", word=word)
+    )
 
 
 # --- required metadata ---------------------------------------------------------------------
@@ -375,7 +383,15 @@ def _problem(item_id: int, finding: Finding) -> FieldProblem:
         f"或由本部门审查人员说明理由后放行（POST /api/v1/items/{item_id}/override-findings）"
     )
     return FieldProblem(
-        finding.field, finding.kind.value, f"{what}（{where}）：{finding.message}；{remedy}"
+        finding.field,
+        finding.kind.value,
+        f"{what}（{where}）：{finding.message}；{remedy}",
+        values={
+            "start": finding.start,
+            "end": finding.end,
+            "masked": finding.text_masked,
+            "detail": finding.message,
+        },
     )
 
 
@@ -404,7 +420,10 @@ def override_findings(
         raise InvalidInput([FieldProblem("reason", "required", "放行须说明理由")])
     found = blocking_findings(session, item, revision)
     if not found:
-        raise Conflict(f"item {item.id} revision {revision.number} has no blocking finding")
+        raise Conflict(
+            f"item {item.id} revision {revision.number} has no blocking finding",
+            zh=t("refusal.no_blocking_finding", id=item.id, revision=revision.number),
+        )
     recorded = [{k: v for k, v in f.as_dict().items() if k != "message"} for f in found]
     row = FindingOverride(
         item_id=item.id,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from publisher.audit import audit
 from publisher.delivery.ops import wake_waiting
 from publisher.errors import Conflict, FieldProblem, InvalidInput
+from publisher.i18n import t
 from publisher.models import (
     Freeze,
     WaitReason,
@@ -37,7 +38,7 @@ def start_freeze(session: Session, reason: str, *, actor: str) -> Freeze:
     if not reason:
         raise InvalidInput([FieldProblem("reason", "required", "say why publishing is frozen")])
     if active_freeze(session) is not None:
-        raise Conflict("a freeze is already in force; lift it first")
+        raise Conflict("a freeze is already in force; lift it first", zh=t("refusal.freeze_exists"))
     freeze = Freeze(reason=reason, started_by=actor)
     session.add(freeze)
     session.flush()
@@ -49,7 +50,7 @@ def lift_freeze(session: Session, *, actor: str) -> tuple[Freeze, int]:
     """End the freeze; what it held becomes due now. Returns it and how many were woken."""
     freeze = active_freeze(session)
     if freeze is None:
-        raise Conflict("no freeze is in force")
+        raise Conflict("no freeze is in force", zh=t("refusal.no_freeze"))
     freeze.lifted_at, freeze.lifted_by = utcnow(), actor
     woken = wake_waiting(session, reasons=(WaitReason.FREEZE,))
     audit(session, actor, "freeze.lift", f"freeze:{freeze.id}", woken=woken)

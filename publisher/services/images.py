@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, JpegImagePlugin
 
-from channels.pixels import TooManyPixels, open_image
+from channels.pixels import MAX_PIXELS, TooManyPixels, open_image
 from publisher.errors import FieldProblem, InvalidInput
 
 # What draws the image; every other key of Pillow's `info` is metadata.
@@ -31,7 +31,8 @@ def without_metadata(data: bytes) -> bytes:
     try:
         opened = open_image(data)
     except TooManyPixels as exc:
-        raise InvalidInput([FieldProblem("file", "max_pixels", str(exc))]) from None
+        too_many = FieldProblem("file", "max_pixels", str(exc), values={"limit": MAX_PIXELS})
+        raise InvalidInput([too_many]) from None
     with opened as image:
         kind = image.format or "PNG"
         out = io.BytesIO()
@@ -42,7 +43,14 @@ def without_metadata(data: bytes) -> bytes:
                 _save_still(image, out, kind)
         except (OSError, SyntaxError, ValueError) as exc:
             raise InvalidInput(
-                [FieldProblem("file", "image", f"the image does not decode: {exc}")]
+                [
+                    FieldProblem(
+                        "file",
+                        "image",
+                        f"the image does not decode: {exc}",
+                        values={"case": "decode"},
+                    )
+                ]
             ) from exc
         return out.getvalue()
 

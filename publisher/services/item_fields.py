@@ -69,14 +69,19 @@ def validate_fields(
     """Every problem of `f`, given `body`, the sanitised HTML of the body it sets (if any)."""
     problems = item_field_problems(vars(f))
 
-    def bad(name: str, rule: str, message: str) -> None:
-        problems.append(FieldProblem(name, rule, message))
+    def bad(name: str, rule: str, message: str, **values: Any) -> None:
+        problems.append(FieldProblem(name, rule, message, values=values))
 
     if creating or f.title is not None:
         if f.title is None or not f.title.strip():
             bad("title", "required", "title is required and must not be empty")
         elif len(f.title.strip()) > TITLE_MAX:
-            bad("title", "max_length", f"title must be at most {TITLE_MAX} characters")
+            bad(
+                "title",
+                "max_length",
+                f"title must be at most {TITLE_MAX} characters",
+                limit=TITLE_MAX,
+            )
     if creating and not (f.body_html or f.body_markdown):
         bad("body_html", "required", "one of body_html or body_markdown is required")
     if f.body_html is not None and f.body_markdown is not None:
@@ -88,7 +93,7 @@ def validate_fields(
     for name, limit in (("short_title", SHORT_TITLE_MAX), ("doc_number", DOC_NUMBER_MAX)):
         value = getattr(f, name)
         if value is not None and len(value) > limit:
-            bad(name, "max_length", f"{name} must be at most {limit} characters")
+            bad(name, "max_length", f"{name} must be at most {limit} characters", limit=limit)
     if f.cover_image is not None and not is_cover_url(f.cover_image):
         bad(
             "cover_image",
@@ -97,17 +102,19 @@ def validate_fields(
             "or an http(s) URL of at most 1000 characters",
         )
     if f.summary is not None and len(f.summary) > SUMMARY_MAX:
-        bad("summary", "max_length", f"summary must be at most {SUMMARY_MAX} characters")
+        message = f"summary must be at most {SUMMARY_MAX} characters"
+        bad("summary", "max_length", message, limit=SUMMARY_MAX)
     if creating and not f.domain:
         bad("domain", "required", "domain is required (a domain code such as 'welfare')")
     if creating and not f.department:
         bad("department", "required", "department is required (a code such as 'sgj')")
     domain = session.get(Domain, f.domain) if f.domain else None
     if f.domain and (domain is None or not domain.active):
-        bad("domain", "known", f"unknown or inactive domain {f.domain!r}")
+        bad("domain", "known", f"unknown or inactive domain {f.domain!r}", value=f.domain)
     department = session.get(Department, f.department) if f.department else None
     if f.department and (department is None or not department.active):
-        bad("department", "known", f"unknown or inactive department {f.department!r}")
+        message = f"unknown or inactive department {f.department!r}"
+        bad("department", "known", message, value=f.department)
     if domain is not None and department is not None:
         responsible = session.get(DomainDepartment, (domain.code, department.code))
         if responsible is None:
@@ -115,19 +122,25 @@ def validate_fields(
                 "department",
                 "responsible",
                 f"department {department.code!r} is not responsible for domain {domain.code!r}",
+                department=f"{department.code} {department.name}",
+                domain=f"{domain.code} {domain.name}",
             )
     if creating and f.formed_on is None:
         bad("formed_on", "required", "formed_on (the date the information was formed) is required")
     if f.formed_on is not None and f.formed_on > today_local(settings):
-        bad("formed_on", "not_future", "formed_on must not be in the future")
+        today = today_local(settings).isoformat()
+        bad("formed_on", "not_future", "formed_on must not be in the future", today=today)
     if f.channels is not None:
         for kind in f.channels:
             if kind not in KINDS:
-                bad("channels", "known", f"unknown channel {kind!r}; known: {', '.join(KINDS)}")
+                message = f"unknown channel {kind!r}; known: {', '.join(KINDS)}"
+                bad("channels", "known", message, value=kind, choices=list(KINDS))
             elif disabled.get(kind):
-                bad("channels", "enabled", f"channel {kind!r} is disabled: {disabled[kind]}")
+                message = f"channel {kind!r} is disabled: {disabled[kind]}"
+                bad("channels", "enabled", message, value=kind, reason=disabled[kind])
     if f.keywords is not None and any(not k.strip() or len(k) > KEYWORD_MAX for k in f.keywords):
-        bad("keywords", "format", f"keywords must be non-empty, at most {KEYWORD_MAX} characters")
+        message = f"keywords must be non-empty, at most {KEYWORD_MAX} characters"
+        bad("keywords", "format", message, limit=KEYWORD_MAX)
     return problems
 
 

@@ -2,7 +2,8 @@
 
 Each function changes desired state only, inside the caller's transaction (services never
 commit); deliveries that need work are handed to the workers after that transaction commits.
-Bad input raises `InvalidInput` naming every field and rule before anything is written.
+Bad input raises `InvalidInput` naming every field and rule before anything is written
+(`item_fields.field_problems`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from publisher.auth import Principal
 from publisher.config import Settings
 from publisher.dispatch import enqueue_after_commit
 from publisher.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from publisher.i18n import t
+from publisher.i18n.deliveries import channel_name
+from publisher.i18n.refusals import item_status_name
 from publisher.index_numbers import allocate_index_no
 from publisher.models import (
     WEBSITE_WAIT_SECONDS,
@@ -157,7 +161,7 @@ def lock_item(session: Session, item_id: int) -> LockedItem:
         )
     )
     if not revisions:
-        raise NotFound(f"item {item_id} has no revision")
+        raise NotFound(f"item {item_id} has no revision", zh=t("refusal.no_revision", id=item_id))
     deliveries = _lock_deliveries(session, item_id)
     approvals = review.item_approvals(session, item_id) if item.domain.review_stages else []
     return LockedItem(item, revisions, deliveries, approvals)
@@ -198,7 +202,10 @@ def edit_item(
     rendered = render_body(settings, fields.body_html, fields.body_markdown)
     item = get_item(session, item_id, for_update=True)
     if item.status == ItemStatus.RETRACTED:
-        raise Conflict(f"item {item_id} is retracted; publish it again before editing")
+        raise Conflict(
+            f"item {item_id} is retracted; publish it again before editing",
+            zh=t("refusal.retracted_edit", id=item_id),
+        )
     merged = ItemFields(**{**vars(fields)})
     merged.domain = fields.domain or item.domain_code
     merged.department = fields.department or item.department_code
@@ -278,6 +285,7 @@ def _check_targets(kinds: set[str]) -> None:
                     "channels",
                     "needs_website",
                     f"{', '.join(dependent)} link to the website article: include 'website'",
+                    values={"channels": "、".join(channel_name(k) for k in dependent)},
                 )
             ]
         )
@@ -410,7 +418,10 @@ def retract_item(session: Session, item_id: int, *, actor: str, reason: str | No
     """Desired state: no channel shows the item."""
     item = get_item(session, item_id, for_update=True)
     if item.status != ItemStatus.PUBLISHED:
-        raise Conflict(f"item {item_id} is {item.status.value}, not published")
+        raise Conflict(
+            f"item {item_id} is {item.status.value}, not published",
+            zh=t("refusal.not_published", id=item_id, status=item_status_name(item.status)),
+        )
     item.status = ItemStatus.RETRACTED
     item.retracted_at = datetime.now(UTC)
     _point_deliveries(session, item, None, set(), _lock_deliveries(session, item.id))

@@ -47,12 +47,18 @@ SANITISE_IN_PROCESS_TAGS = 1000
 _UNSAFE = re.compile("[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
+def unsafe_character(text: str) -> str | None:
+    """The first control or bidi character in `text` as `U+XXXX`, else None."""
+    found = _UNSAFE.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
+
+
 def unsafe_characters(text: str) -> str | None:
     """A message naming the first control or bidi character in `text`, else None."""
-    found = _UNSAFE.search(text)
-    if found is None:
+    codepoint = unsafe_character(text)
+    if codepoint is None:
         return None
-    return f"must not contain U+{ord(found.group()):04X} (control or bidi override)"
+    return f"must not contain {codepoint} (control or bidi override)"
 
 
 def item_field_problems(fields: Mapping[str, Any]) -> list[FieldProblem]:
@@ -62,8 +68,15 @@ def item_field_problems(fields: Mapping[str, Any]) -> list[FieldProblem]:
     for name in ("title", "short_title", "doc_number"):
         value = fields.get(name)
         message = unsafe_characters(value) if value is not None else None
-        if message:
-            problems.append(FieldProblem(name, "characters", f"{name} {message}"))
+        if value is not None and message:
+            problems.append(
+                FieldProblem(
+                    name,
+                    "characters",
+                    f"{name} {message}",
+                    values={"codepoint": unsafe_character(value)},
+                )
+            )
     for name, most, longest in (
         ("keywords", KEYWORDS_MAX, KEYWORD_MAX),
         ("push", PUSH_TAGS_MAX, PUSH_TAG_MAX),
@@ -71,10 +84,19 @@ def item_field_problems(fields: Mapping[str, Any]) -> list[FieldProblem]:
     ):
         values = fields.get(name)
         if values is not None and len(values) > most:
-            problems.append(FieldProblem(name, "max_items", f"{name}: at most {most} entries"))
+            problems.append(
+                FieldProblem(
+                    name, "max_items", f"{name}: at most {most} entries", values={"limit": most}
+                )
+            )
         elif values is not None and any(len(v) > longest for v in values):
             problems.append(
-                FieldProblem(name, "max_length", f"{name}: each at most {longest} characters")
+                FieldProblem(
+                    name,
+                    "max_length",
+                    f"{name}: each at most {longest} characters",
+                    values={"limit": longest},
+                )
             )
     return problems
 
@@ -93,20 +115,25 @@ def render_body(
         return None, []
     if len(text.encode()) > settings.max_body_bytes:
         message = f"{name} must be at most {settings.max_body_bytes} bytes"
-        return None, [FieldProblem(name, "max_bytes", message)]
+        too_big = FieldProblem(
+            name, "max_bytes", message, values={"limit": settings.max_body_bytes}
+        )
+        return None, [too_big]
     deadline = settings.body_render_seconds
     try:
         html = in_child("markdown", text, deadline_seconds=deadline) if body_markdown else text
         shape = measure_html(html, settings.max_html_depth)
         if shape.depth > settings.max_html_depth:
             message = f"{name} nests elements more than {settings.max_html_depth} deep"
-            return None, [FieldProblem(name, "max_depth", message)]
+            limit = settings.max_html_depth
+            return None, [FieldProblem(name, "max_depth", message, values={"limit": limit})]
         if shape.tags <= SANITISE_IN_PROCESS_TAGS:
             return sanitize_html(html), []
         return in_child("sanitize", html, deadline_seconds=deadline), []
     except RenderFailed as exc:
         message = f"{name} {exc}: shorten or simplify it"
-        return None, [FieldProblem(name, "render_time", message)]
+        slow = FieldProblem(name, "render_time", message, values={"seconds": f"{deadline:g}"})
+        return None, [slow]
     except ForeignContent as exc:
         message = f"{name} must not contain <{exc}> (SVG and MathML are removed anyway)"
-        return None, [FieldProblem(name, "foreign_content", message)]
+        return None, [FieldProblem(name, "foreign_content", message, values={"tag": str(exc)})]

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from publisher.errors import NotFound
+from publisher.i18n import t
 from publisher.models import Domain, Item, Revision
 
 
@@ -18,7 +19,7 @@ def get_item(session: Session, item_id: int, *, for_update: bool = False) -> Ite
         stmt = stmt.with_for_update(of=Item, key_share=True)
     item = session.scalars(stmt).first()
     if item is None:
-        raise NotFound(f"item {item_id} does not exist")
+        raise NotFound(f"item {item_id} does not exist", zh=t("refusal.no_item", id=item_id))
     return item
 
 
@@ -27,5 +28,5 @@ def latest_revision(session: Session, item_id: int) -> Revision:
         select(Revision).where(Revision.item_id == item_id).order_by(Revision.number.desc())
     ).first()
     if rev is None:
-        raise NotFound(f"item {item_id} has no revision")
+        raise NotFound(f"item {item_id} has no revision", zh=t("refusal.no_revision", id=item_id))
     return rev

@@ -22,6 +22,7 @@ from publisher.audit import audit
 from publisher.config import Settings
 from publisher.delivery.publication import ChannelPool
 from publisher.errors import Conflict
+from publisher.i18n import t
 from publisher.models import Revision
 from publisher.services.findings import personal_matches, revision_texts
 from publisher.services.items import ItemFields, latest_revision
@@ -69,10 +70,16 @@ def mask_item(
     raises (`InvalidInput`, `Conflict`, `NotFound`)."""
     masked = masked_fields(latest_revision(session, item_id))
     if not masked.counts:
-        raise Conflict(f"item {item_id} has no personal data to mask")
+        raise Conflict(
+            f"item {item_id} has no personal data to mask",
+            zh=t("refusal.nothing_to_mask", id=item_id),
+        )
     revision = edit_checked(session, settings, item_id, masked.fields, pool, actor=actor)
     if revision is None:  # cannot happen: a masked character always changes the text
-        raise Conflict(f"item {item_id}: masking changed nothing")
+        raise Conflict(
+            f"item {item_id}: masking changed nothing",
+            zh=t("refusal.mask_changed_nothing", id=item_id),
+        )
     audit(
         session,
         actor,

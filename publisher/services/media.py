@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from PIL import UnidentifiedImageError
 from sqlalchemy.orm import Session
 
-from channels.pixels import TooManyPixels, open_image
+from channels.pixels import MAX_PIXELS, TooManyPixels, open_image
 from publisher.audit import audit
 from publisher.errors import FieldProblem, InvalidInput
 from publisher.models import Media
@@ -36,7 +36,14 @@ def store_image(session: Session, data: bytes, *, actor: str, field: str = "file
     or WebP image of an acceptable size."""
     if len(data) > MAX_MEDIA_BYTES:
         raise InvalidInput(
-            [FieldProblem(field, "max_bytes", f"images must be at most {MAX_MEDIA_BYTES} bytes")]
+            [
+                FieldProblem(
+                    field,
+                    "max_bytes",
+                    f"images must be at most {MAX_MEDIA_BYTES} bytes",
+                    values={"limit": MAX_MEDIA_BYTES},
+                )
+            ]
         )
     content_type = image_type(data, field)
     data = without_metadata(data)  # no GPS, camera or owner reaches a channel (issue 11)
@@ -65,7 +72,8 @@ def image_type(data: bytes, field: str = "file") -> str:
             image.verify()
             kind = image.format or ""
     except TooManyPixels as exc:
-        raise InvalidInput([FieldProblem(field, "max_pixels", str(exc))]) from None
+        too_many = FieldProblem(field, "max_pixels", str(exc), values={"limit": MAX_PIXELS})
+        raise InvalidInput([too_many]) from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         kind = ""
     if kind not in IMAGE_TYPES:

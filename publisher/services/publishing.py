@@ -26,6 +26,7 @@ from publisher.delivery.publication import (
     with_website_estimate,
 )
 from publisher.errors import FieldProblem, InvalidInput
+from publisher.i18n.problems import zh
 from publisher.models import (
     Item,
     ItemStatus,
@@ -87,7 +88,10 @@ def preflight_problems(
 
 def _field_problems(pool: ChannelPool, pubs: dict[str, Publication]) -> list[FieldProblem]:
     found = preflight(pool, pubs)
-    return [FieldProblem(p.field, p.rule, f"{p.channel}: {p.message}", p.channel) for p in found]
+    return [
+        FieldProblem(p.field, p.rule, f"{p.channel}: {p.message}", p.channel, p.values)
+        for p in found
+    ]
 
 
 def preview_item(
@@ -115,7 +119,12 @@ def preview_item(
                 log.exception("preview of %s failed", kind)
                 entry["rendered"] = {"error": type(exc).__name__}
             entry["problems"] = [
-                {"field": p.field, "rule": p.rule, "message": p.message}
+                {
+                    "field": p.field,
+                    "rule": p.rule,
+                    "message": p.message,
+                    "message_zh": zh(FieldProblem(p.field, p.rule, p.message, None, p.values)),
+                }
                 for p in channel.preflight(pub)
             ]
         out.append(entry)

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from channels.registry import KINDS
 from publisher.errors import FieldProblem, Forbidden, InvalidInput, NotFound
+from publisher.i18n import t
+from publisher.i18n.refusals import department_refusal
 from publisher.models import (
     Approval,
     Attempt,
@@ -54,7 +56,8 @@ def check_scope(department: str, scope: Scope) -> None:
     if scope is not None and department not in scope:
         raise Forbidden(
             f"this item belongs to department {department!r}; "
-            f"your account is limited to {', '.join(scope) or 'no department'}"
+            f"your account is limited to {', '.join(scope) or 'no department'}",
+            zh=department_refusal(department, scope),
         )
 
 
@@ -62,7 +65,7 @@ def item_in_scope(session: Session, item_id: int, scope: Scope) -> Item:
     """The item, if the caller may see it. Raises `NotFound`, `Forbidden`."""
     item = session.get(Item, item_id)
     if item is None:
-        raise NotFound(f"item {item_id} does not exist")
+        raise NotFound(f"item {item_id} does not exist", zh=t("refusal.no_item", id=item_id))
     check_scope(item.department_code, scope)
     return item
 
@@ -335,7 +338,9 @@ def delivery_detail(session: Session, delivery_id: int, *, scope: Scope = None) 
     """A delivery with all its attempts, newest first. Raises `NotFound`, `Forbidden`."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
-        raise NotFound(f"delivery {delivery_id} does not exist")
+        raise NotFound(
+            f"delivery {delivery_id} does not exist", zh=t("refusal.no_delivery", id=delivery_id)
+        )
     if scope is not None:
         item_in_scope(session, delivery.item_id, scope)
     view = delivery_view(delivery)
@@ -364,7 +369,9 @@ def item_attempts(session: Session, item_id: int, *, scope: Scope = None) -> lis
 def item_of_delivery(session: Session, delivery_id: int) -> Item:
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
-        raise NotFound(f"delivery {delivery_id} does not exist")
+        raise NotFound(
+            f"delivery {delivery_id} does not exist", zh=t("refusal.no_delivery", id=delivery_id)
+        )
     item = session.get(Item, delivery.item_id)
     assert item is not None
     return item
@@ -427,7 +434,14 @@ def list_drift(
         if kind not in {k.value for k in DriftKind}:
             known = ", ".join(k.value for k in DriftKind)
             raise InvalidInput(
-                [FieldProblem("kind", "known", f"unknown drift kind {kind!r}; known: {known}")]
+                [
+                    FieldProblem(
+                        "kind",
+                        "known",
+                        f"unknown drift kind {kind!r}; known: {known}",
+                        values={"value": kind, "choices": [k.value for k in DriftKind]},
+                    )
+                ]
             )
         stmt = stmt.where(Drift.kind == DriftKind(kind))
     total, rows = _page(session, stmt, page)

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from publisher.audit import audit
 from publisher.auth import Principal
 from publisher.errors import Conflict, FieldProblem, Forbidden, InvalidInput
+from publisher.i18n import t
 from publisher.models import (
     Approval,
     AuditEvent,
@@ -218,13 +219,22 @@ def submit_item(session: Session, item_id: int, who: Principal) -> Item:
     who.require_department(item.department_code)
     state = review_state(session, item)
     if item.status == ItemStatus.RETRACTED:
-        raise Conflict(f"item {item_id} is retracted; publish it again instead")
+        raise Conflict(
+            f"item {item_id} is retracted; publish it again instead",
+            zh=t("refusal.retracted_submit", id=item_id),
+        )
     if state.submitted or item.status == ItemStatus.APPROVED:
-        raise Conflict(f"item {item_id} is already submitted (revision {state.revision.number})")
+        raise Conflict(
+            f"item {item_id} is already submitted (revision {state.revision.number})",
+            zh=t("refusal.already_submitted", id=item_id, revision=state.revision.number),
+        )
     if item.status == ItemStatus.PUBLISHED and not (
         item.post_review_pending or live_revision_id(session, item.id) != state.revision.id
     ):
-        raise Conflict(f"item {item_id} is published as approved; edit it to submit a change")
+        raise Conflict(
+            f"item {item_id} is published as approved; edit it to submit a change",
+            zh=t("refusal.published_as_approved", id=item_id),
+        )
     require_no_blocking_findings(session, item, state.revision)
     item.submitted_at = utcnow()
     item.sent_back_comment = None
@@ -261,21 +271,31 @@ def approve_item(
     state = review_state(session, item)
     stage = state.next_stage
     if not state.stages:
-        raise Conflict(f"domain {item.domain_code!r} has no review stages: publish directly")
+        raise Conflict(
+            f"domain {item.domain_code!r} has no review stages: publish directly",
+            zh=t("refusal.no_review_stages", domain=item.domain_code),
+        )
     if stage is None and state.submitted:
-        raise Conflict(f"every stage of item {item_id} is approved already")
+        raise Conflict(
+            f"every stage of item {item_id} is approved already",
+            zh=t("refusal.all_approved", id=item_id),
+        )
     if stage is None or not _under_review(session, item, state):
         raise Conflict(
-            f"item {item_id} is not submitted for review (revision {state.revision.number})"
+            f"item {item_id} is not submitted for review (revision {state.revision.number})",
+            zh=t("refusal.not_submitted", id=item_id, revision=state.revision.number),
         )
     me = person(who)
     if me in authors(session, item):
-        raise Forbidden("不能审核自己撰写的信息 (nobody approves their own item)")
+        raise Forbidden(
+            "不能审核自己撰写的信息 (nobody approves their own item)", zh=t("refusal.own_item")
+        )
     mine = next((a for a in state.valid if person_of(a.reviewer) == me), None)
     if mine is not None:
         raise Forbidden(
             f"您已通过本版本的{mine.stage_name}，同一人不能审核两个环节 "
-            "(nobody approves two stages of one revision)"
+            "(nobody approves two stages of one revision)",
+            zh=t("refusal.two_stages", stage=mine.stage_name),
         )
     post_review = (
         item.status == ItemStatus.PUBLISHED
@@ -325,7 +345,10 @@ def send_back_item(session: Session, item_id: int, who: Principal, comment: str 
     who.require_department(item.department_code)
     state = review_state(session, item)
     if not _under_review(session, item, state):
-        raise Conflict(f"item {item_id} is not under review; nothing to send back")
+        raise Conflict(
+            f"item {item_id} is not under review; nothing to send back",
+            zh=t("refusal.not_under_review", id=item_id),
+        )
     now = utcnow()
     for approval in state.valid:
         approval.voided_at = now
@@ -373,11 +396,13 @@ def check_publishable(
             return True
         raise Conflict(
             f"紧急发布只能由审核人执行，尚缺：{missing} "
-            f"(item {item.id}: the urgent path needs a reviewer of {item.department_code!r})"
+            f"(item {item.id}: the urgent path needs a reviewer of {item.department_code!r})",
+            zh=t("refusal.urgent_needs_reviewer", missing=missing),
         )
     raise Conflict(
         f"发布前须通过全部审核环节，尚缺：{missing} "
-        f"(item {item.id} revision {revision.number} is not approved: {state.state})"
+        f"(item {item.id} revision {revision.number} is not approved: {state.state})",
+        zh=t("refusal.not_approved", missing=missing),
     )
 
 
@@ -432,7 +457,8 @@ def check_flag_changes(
     if "domain" in changed and item is not None and _ever_submitted(session, item):
         raise Forbidden(
             "送审后更改领域须由审核人决定 "
-            "(once submitted, moving an item to another domain is a reviewer's decision)"
+            "(once submitted, moving an item to another domain is a reviewer's decision)",
+            zh=t("refusal.domain_after_submit"),
         )
     staged = bool(domain.review_stages) or (item is not None and bool(item.domain.review_stages))
     approved = item is not None and (
@@ -443,7 +469,8 @@ def check_flag_changes(
     if approved:
         raise Forbidden(
             f"审核通过后修改 {'、'.join(sorted(changed))} 须由审核人决定 "
-            "(after approval, urgent, push and channels are a reviewer's decision)"
+            "(after approval, urgent, push and channels are a reviewer's decision)",
+            zh=t("refusal.after_approval", fields="、".join(sorted(changed))),
         )
     if "urgent" in changes:
         urgent = bool(changes["urgent"][1])
@@ -452,7 +479,8 @@ def check_flag_changes(
     if urgent and not domain.review_stages:
         raise Forbidden(
             "该领域没有审核环节，标记紧急（冻结期间照常发布）须由审核人决定 "
-            "(marking an item urgent exempts it from a freeze: a reviewer's decision)"
+            "(marking an item urgent exempts it from a freeze: a reviewer's decision)",
+            zh=t("refusal.urgent_by_reviewer"),
         )
 
 
@@ -464,7 +492,8 @@ def check_content_rights(who: Principal | None, given: Sequence[str]) -> None:
     if who is not None and who.role == Role.REVIEWER and content:
         raise Forbidden(
             f"审核人只能修改 urgent、push、channels、domain；{'、'.join(content)} 请退回编辑修改 "
-            "(reviewers change only urgent, push, channels and domain)"
+            "(reviewers change only urgent, push, channels and domain)",
+            zh=t("refusal.reviewer_fields", fields="、".join(content)),
         )
 
 
@@ -543,6 +572,13 @@ def _comment(comment: str | None, *, required: bool) -> str | None:
         raise InvalidInput([FieldProblem("comment", "required", "退回须写明原因 (say why)")])
     if len(text) > COMMENT_MAX:
         raise InvalidInput(
-            [FieldProblem("comment", "max_length", f"at most {COMMENT_MAX} characters")]
+            [
+                FieldProblem(
+                    "comment",
+                    "max_length",
+                    f"at most {COMMENT_MAX} characters",
+                    values={"limit": COMMENT_MAX},
+                )
+            ]
         )
     return text or None

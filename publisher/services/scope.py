@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from publisher.audit import audit
 from publisher.errors import FieldProblem, InvalidInput, NotFound
+from publisher.i18n import t
 from publisher.models import DEFAULT_REVIEW_STAGES, Department, Domain, DomainDepartment
 
 CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -67,12 +68,20 @@ def list_departments(session: Session) -> list[Department]:
 def _check_departments(session: Session, codes: list[str], problems: list[FieldProblem]) -> None:
     for code in codes:
         if session.get(Department, code) is None:
-            problems.append(FieldProblem("departments", "known", f"unknown department {code!r}"))
+            problems.append(
+                FieldProblem(
+                    "departments", "known", f"unknown department {code!r}", values={"value": code}
+                )
+            )
 
 
 def _check_name(name: str | None, problems: list[FieldProblem]) -> None:
     if name is not None and not (0 < len(name.strip()) <= 64):
-        problems.append(FieldProblem("name", "required", "name must be 1 to 64 characters"))
+        problems.append(
+            FieldProblem(
+                "name", "required", "name must be 1 to 64 characters", values={"limit": 64}
+            )
+        )
 
 
 def _check_review(
@@ -87,6 +96,7 @@ def _check_review(
                     "review_stages",
                     "max_items",
                     f"at most {MAX_REVIEW_STAGES} review stages (0: publish without review)",
+                    values={"limit": MAX_REVIEW_STAGES},
                 )
             )
         if any(not (0 < len(name.strip()) <= STAGE_NAME_MAX) for name in stages):
@@ -95,6 +105,7 @@ def _check_review(
                     "review_stages",
                     "name",
                     f"each stage needs a name of 1 to {STAGE_NAME_MAX} characters",
+                    values={"limit": STAGE_NAME_MAX},
                 )
             )
         elif len({name.strip() for name in stages}) != len(stages):
@@ -108,6 +119,7 @@ def _check_review(
                     "required_metadata",
                     "known",
                     f"unknown item field {name!r}; one of {', '.join(REQUIRABLE_FIELDS)}",
+                    values={"value": name, "choices": list(REQUIRABLE_FIELDS)},
                 )
             )
 
@@ -125,7 +137,11 @@ def _check_new_code(
         )
     elif session.get(model, code) is not None:
         what = "domain" if model is Domain else "department"
-        problems.append(FieldProblem("code", "unique", f"{what} {code!r} already exists"))
+        problems.append(
+            FieldProblem(
+                "code", "unique", f"{what} {code!r} already exists", values={"value": code}
+            )
+        )
 
 
 def add_domain(
@@ -201,7 +217,7 @@ def update_domain(session: Session, code: str, changes: DomainChanges, *, actor:
     name, so an item half-way through review keeps the stages it passed that still exist."""
     domain = session.get(Domain, code)
     if domain is None:
-        raise NotFound(f"domain {code!r} does not exist")
+        raise NotFound(f"domain {code!r} does not exist", zh=t("refusal.no_domain", code=code))
     problems: list[FieldProblem] = []
     _check_name(changes.name, problems)
     if changes.catecode is not None and not CATECODE_RE.match(changes.catecode):

@@ -29,6 +29,8 @@ from channels.base import SharedStore
 from publisher.audit import audit
 from publisher.auth import DEFAULT_TOKEN_DAYS, forget_cached_tokens, issue_token
 from publisher.errors import FieldProblem, Forbidden, InvalidInput, NotFound
+from publisher.i18n import t
+from publisher.i18n.refusals import role_name
 from publisher.models import DEPARTMENT_ROLES, ApiToken, Department, Role, User, utcnow
 
 PASSWORDS = PasswordHasher()  # argon2id
@@ -80,7 +82,7 @@ def get_user(session: Session, name: str) -> User:
     """The user called `name`. Raises `NotFound`."""
     user = find_user(session, name)
     if user is None:
-        raise NotFound(f"no user called {name!r}")
+        raise NotFound(f"no user called {name!r}", zh=t("refusal.no_user", name=name))
     return user
 
 
@@ -114,6 +116,7 @@ def create_user(
                     "departments",
                     "not_allowed",
                     f"only editors and reviewers are bound to departments, not a {known}",
+                    values={"role": role_name(known.value)},
                 )
             )
     found = _departments(session, codes, problems)
@@ -247,9 +250,17 @@ def _check_name(session: Session, name: str, problems: list[FieldProblem]) -> No
             )
         )
     elif name.lower() in RESERVED_NAMES:
-        problems.append(FieldProblem("name", "reserved", f"{name!r} names a system actor"))
+        problems.append(
+            FieldProblem(
+                "name", "reserved", f"{name!r} names a system actor", values={"value": name}
+            )
+        )
     elif find_user(session, name) is not None:
-        problems.append(FieldProblem("name", "unique", f"a user called {name!r} exists already"))
+        problems.append(
+            FieldProblem(
+                "name", "unique", f"a user called {name!r} exists already", values={"value": name}
+            )
+        )
 
 
 def _check_role(role: Role | str, problems: list[FieldProblem]) -> Role | None:
@@ -257,7 +268,14 @@ def _check_role(role: Role | str, problems: list[FieldProblem]) -> Role | None:
         return Role(role)
     except ValueError:
         known = ", ".join(r.value for r in Role)
-        problems.append(FieldProblem("role", "known", f"unknown role {role!r}; known: {known}"))
+        problems.append(
+            FieldProblem(
+                "role",
+                "known",
+                f"unknown role {role!r}; known: {known}",
+                values={"value": role, "choices": [r.value for r in Role]},
+            )
+        )
         return None
 
 
@@ -268,7 +286,11 @@ def _departments(
     for code in codes:
         department = session.get(Department, code)
         if department is None:
-            problems.append(FieldProblem("departments", "known", f"unknown department {code!r}"))
+            problems.append(
+                FieldProblem(
+                    "departments", "known", f"unknown department {code!r}", values={"value": code}
+                )
+            )
         else:
             found.append(department)
     return found
@@ -281,12 +303,16 @@ def _check_password(password: str, problems: list[FieldProblem]) -> None:
                 "password",
                 "min_length",
                 f"a password needs at least {MIN_PASSWORD_LENGTH} characters",
+                values={"limit": MIN_PASSWORD_LENGTH},
             )
         )
     elif len(password) > MAX_PASSWORD_LENGTH:
         problems.append(
             FieldProblem(
-                "password", "max_length", f"a password has at most {MAX_PASSWORD_LENGTH} characters"
+                "password",
+                "max_length",
+                f"a password has at most {MAX_PASSWORD_LENGTH} characters",
+                values={"limit": MAX_PASSWORD_LENGTH},
             )
         )
 
@@ -343,10 +369,17 @@ def create_user_token(
     problems = []
     if not 1 <= expires_days <= MAX_TOKEN_DAYS:
         problems.append(
-            FieldProblem("expires_days", "range", f"a token lasts 1 to {MAX_TOKEN_DAYS} days")
+            FieldProblem(
+                "expires_days",
+                "range",
+                f"a token lasts 1 to {MAX_TOKEN_DAYS} days",
+                values={"min": 1, "max": MAX_TOKEN_DAYS},
+            )
         )
     if user.disabled_at is not None:
-        problems.append(FieldProblem("user", "enabled", f"user {name!r} is disabled"))
+        problems.append(
+            FieldProblem("user", "enabled", f"user {name!r} is disabled", values={"value": name})
+        )
     if problems:
         raise InvalidInput(problems)
     plaintext = issue_token(session, user, label, expires_days=expires_days)
@@ -375,9 +408,12 @@ def revoke_user_token(
     Raises `NotFound`, `Forbidden`."""
     row = session.get(ApiToken, token_id)
     if row is None:
-        raise NotFound(f"token {token_id} does not exist")
+        raise NotFound(f"token {token_id} does not exist", zh=t("refusal.no_token", id=token_id))
     if owner_id is not None and row.user_id != owner_id:
-        raise Forbidden(f"token {token_id} is not yours; only its owner or an admin revokes it")
+        raise Forbidden(
+            f"token {token_id} is not yours; only its owner or an admin revokes it",
+            zh=t("refusal.token_not_yours", id=token_id),
+        )
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit(

@@ -162,7 +162,7 @@ def test_the_cli_adopts_by_id_and_says_why_it_refuses(world: World) -> None:
         cli, ["--as", "ops-li", "jobs", "adopt", str(delivery_id), record["id"]]
     )
 
-    assert refused.exit_code == 1 and "not x-1" in refused.output
+    assert refused.exit_code == 1 and "本条信息的编号是 item-1，不是 x-1" in refused.output
     assert adopted.exit_code == 0, adopted.output
     assert item_delivery_state(world, delivery_id) == DeliveryState.LIVE
     assert json.dumps(world.audited("delivery.adopt")).count(record["id"]) == 1

@@ -323,6 +323,7 @@ def test_preflight_problem_is_422_naming_the_channel(
             "loc": ["body", "body_html"],
             "msg": "website: 正文不能超过1MB",
             "type": "max_bytes",
+            "msg_zh": "网站：正文不能超过1MB",
             "channel": "website",
         }
     ]
@@ -331,7 +332,12 @@ def test_preflight_problem_is_422_naming_the_channel(
     preview = client.get(f"/api/v1/items/{view['id']}/preview", headers=ADMIN).json()
     website = next(c for c in preview["channels"] if c["channel"] == "website")
     assert website["problems"] == [
-        {"field": "body_html", "rule": "max_bytes", "message": "正文不能超过1MB"}
+        {
+            "field": "body_html",
+            "rule": "max_bytes",
+            "message": "正文不能超过1MB",
+            "message_zh": "正文不能超过1MB",
+        }
     ]
     catalogue = next(c for c in preview["channels"] if c["channel"] == "catalogue")
     assert catalogue["problems"] == [] and catalogue["publication"]["website_url"]

@@ -170,7 +170,7 @@ def test_api_and_cli_actions_are_chained_and_verify_passes(
 
     verified = cli_run("audit", "verify")
     assert verified.exit_code == 0, verified.output
-    assert f"{len(trail)} rows checked" in verified.output
+    assert f"审计链完好：已检查 {len(trail)} 行" in verified.output
 
 
 def test_an_altered_row_is_named(settings: Settings) -> None:
@@ -178,8 +178,8 @@ def test_an_altered_row_is_named(settings: Settings) -> None:
     sqlite_execute(settings, "UPDATE audit_events SET details = ? WHERE id = 4", '{"n": 99}')
     result = cli_run("audit", "verify")
     assert result.exit_code == 1
-    assert "row 4 " in result.output and "test.write" in result.output
-    assert "altered" in result.output and "3 rows before it hold" in result.output
+    assert "审计链在第 4 行断开" in result.output and "test.write" in result.output
+    assert "altered" in result.output and "之前的 3 行完好" in result.output
 
 
 def test_an_altered_row_with_its_hash_recomputed_breaks_the_next_link(settings: Settings) -> None:
@@ -196,7 +196,7 @@ def test_an_altered_row_with_its_hash_recomputed_breaks_the_next_link(settings: 
         forged,
     )
     result = cli_run("audit", "verify")
-    assert result.exit_code == 1 and "row 3 " in result.output
+    assert result.exit_code == 1 and "第 3 行断开" in result.output
 
 
 def test_a_deleted_middle_row_names_the_next(settings: Settings) -> None:
@@ -204,7 +204,7 @@ def test_a_deleted_middle_row_names_the_next(settings: Settings) -> None:
     sqlite_execute(settings, "DELETE FROM audit_events WHERE id = 3")
     result = cli_run("audit", "verify")
     assert result.exit_code == 1
-    assert "row 4 " in result.output and "not the hash of the row before it" in result.output
+    assert "第 4 行断开" in result.output and "not the hash of the row before it" in result.output
 
 
 def test_oldest_rows_removed_outside_pruning_are_noticed(settings: Settings) -> None:
@@ -212,7 +212,7 @@ def test_oldest_rows_removed_outside_pruning_are_noticed(settings: Settings) -> 
     sqlite_execute(settings, "DELETE FROM audit_events WHERE id <= 2")
     result = cli_run("audit", "verify")
     assert result.exit_code == 1
-    assert "row 3 " in result.output and "removed outside pruning" in result.output
+    assert "第 3 行断开" in result.output and "removed outside pruning" in result.output
 
 
 def test_verify_reads_in_batches(settings: Settings) -> None:
@@ -230,7 +230,7 @@ def test_the_tail_recorded_elsewhere_catches_a_cut_end(settings: Settings) -> No
     tail = printed.output.strip().splitlines()[-1]
     assert tail.startswith("5:") and len(tail) == 2 + 64
     matched = cli_run("audit", "verify", "--expect-tail", tail)
-    assert matched.exit_code == 0 and "matches the recorded tail" in matched.output
+    assert matched.exit_code == 0 and "与先前记下的末行一致" in matched.output
 
     # Removing rows from the end leaves a chain that holds: only the recorded tail tells.
     sqlite_execute(settings, "DELETE FROM audit_events WHERE id >= 4")
@@ -288,11 +288,11 @@ def test_prune_removes_old_rows_and_records_itself(settings: Settings) -> None:
     before = rows(settings)
 
     dry = cli_run("audit", "prune", "--dry-run")
-    assert dry.exit_code == 0 and "would remove 4 rows" in dry.output
+    assert dry.exit_code == 0 and "将删除 4 条183 天前" in dry.output
     assert len(rows(settings)) == 7
 
     pruned = cli_run("audit", "prune")
-    assert pruned.exit_code == 0 and "removed 4 rows" in pruned.output
+    assert pruned.exit_code == 0 and "已删除 4 条183 天前" in pruned.output
     trail = rows(settings)
     assert [row["action"] for row in trail] == ["test.write"] * 3 + [PRUNE_ACTION]
     prune_row = trail[-1]
@@ -304,13 +304,13 @@ def test_prune_removes_old_rows_and_records_itself(settings: Settings) -> None:
 
     # Nothing old left: a second prune removes nothing and writes nothing.
     again = cli_run("audit", "prune")
-    assert again.exit_code == 0 and "nothing to prune" in again.output
+    assert again.exit_code == 0 and "无需清理" in again.output
     assert len(rows(settings)) == 4
 
     # The oldest remaining row goes outside pruning: verify says so.
     sqlite_execute(settings, "DELETE FROM audit_events WHERE id = ?", trail[0]["id"])
     broken = cli_run("audit", "verify")
-    assert broken.exit_code == 1 and f"row {trail[1]['id']} " in broken.output
+    assert broken.exit_code == 1 and f"第 {trail[1]['id']} 行断开" in broken.output
 
 
 def test_prune_of_every_row_still_chains(settings: Settings) -> None:
@@ -370,13 +370,13 @@ def test_postgres_prune(on_postgres: Settings) -> None:
     write_rows(2)
     anchor = rows(on_postgres)[4]["row_hash"]
     result = cli_run("audit", "prune")
-    assert result.exit_code == 0 and "removed 5 rows" in result.output
+    assert result.exit_code == 0 and "已删除 5 条" in result.output
     trail = rows(on_postgres)
     assert [row["action"] for row in trail] == ["test.write", "test.write", PRUNE_ACTION]
     assert trail[0]["prev_hash"] == anchor == trail[-1]["details"]["anchor"]
     assert trail[-1]["prev_hash"] == trail[1]["row_hash"]
     verified = cli_run("audit", "verify")
-    assert verified.exit_code == 0 and "3 rows checked" in verified.output
+    assert verified.exit_code == 0 and "已检查 3 行" in verified.output
     # The pruning transaction's permission ended with it.
     engine = create_engine(on_postgres.resolved_database_url())
     try:

@@ -374,8 +374,11 @@ def test_the_cli_refuses_what_the_api_refuses(settings: Settings) -> None:
         "--department", "sgj", "--formed-on", "2026-11-20", "--body-html", "<div>" * 200,
     )  # fmt: skip
     assert created.exit_code == 2
-    assert "title (characters)" in created.output and "body_html (max_depth)" in created.output
+    assert created.output.splitlines() == [
+        "错误：正文的元素嵌套超过100层，请简化排版（字段 body_html，规则 max_depth）",
+        "错误：标题不能包含控制字符或双向文字控制符（U+0000）（字段 title，规则 characters）",
+    ]
     retract = run_cli("items", "retract", "1", "--reason", "因" * 2001)
-    assert retract.exit_code == 2 and "at most 2000 characters" in retract.output
+    assert retract.exit_code == 2 and "--reason 的值无效：最多2000个字" in retract.output
     show = run_cli("items", "show", str(2**63))
     assert show.exit_code == 2 and "ITEM_ID" in show.output

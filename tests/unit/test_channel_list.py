@@ -112,7 +112,7 @@ def test_the_breaker_shows_closed_then_open_until_its_probe_then_half_open_with_
     listing = CliRunner().invoke(cli, ["channels", "list"], catch_exceptions=False)
     assert listing.exit_code == 0, listing.output
     (website_line,) = [line for line in listing.output.splitlines() if line.startswith("website")]
-    assert "half-open, probe by probe-worker" in website_line
+    assert "半开，由 probe-worker 试探" in website_line
     assert world.channels()["catalogue"]["breaker"]["state"] == "closed"
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -20,10 +21,13 @@ from publisher.db import get_database
 from publisher.delivery.engine import DeliveryEngine
 from publisher.delivery.publication import ChannelPool
 from publisher.metrics import metrics_registry, render_metrics
+from publisher.services.queries import item_view
 from publisher.shared import shared_store
 from tests.support import approve_all, dispatching_to, running_sandbox
 
 FORMED = (date.today() - timedelta(days=1)).isoformat()
+# "Today" for the store is the organisation's day (Settings.timezone, Beijing).
+BEIJING_TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
 def enable(monkeypatch: pytest.MonkeyPatch, kind: str, base: str) -> None:
@@ -43,6 +47,12 @@ def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settin
 
 def run(*args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def client_view(settings: Settings, item_id: int) -> dict[str, Any]:
+    """The item as the API and the CLI read it."""
+    with get_database(settings).session() as session:
+        return item_view(session, item_id)
 
 
 def reviewed(item_id: int = 1) -> None:
@@ -84,26 +94,45 @@ def test_token_create_prints_a_token_the_api_accepts(settings: Settings) -> None
 def test_token_create_with_unknown_department_exits_2(settings: Settings) -> None:
     result = CliRunner().invoke(cli, ["token", "create", "--role", "editor", "--department", "x"])
     assert result.exit_code == 2
-    assert "department (known)" in result.output
+    assert result.output == "错误：部门“x”不存在或已停用（字段 department，规则 known）\n"
 
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"--title": ""}, "title (required)"),
-        ({"--domain": "astrology"}, "domain (known)"),
-        ({"--department": "jyj"}, "department (responsible)"),
-        ({"--formed-on": (date.today() + timedelta(days=3)).isoformat()}, "formed_on (not_future)"),
+        ({"--title": ""}, "错误：请填写标题（字段 title，规则 required）"),
+        (
+            {"--domain": "astrology"},
+            "错误：领域“astrology”不存在或已停用（字段 domain，规则 known）",
+        ),
+        (
+            {"--department": "jyj"},
+            "错误：部门“jyj 教育局”不负责“health 基本医疗卫生”领域"
+            "（字段 department，规则 responsible）",
+        ),
+        (
+            {"--formed-on": (date.today() + timedelta(days=3)).isoformat()},
+            f"错误：成文日期不能晚于今天（{BEIJING_TODAY.isoformat()}）"
+            "（字段 formed_on，规则 not_future）",
+        ),
+        (
+            {"--title": "标题" * 101},
+            "错误：标题最多200个字（字段 title，规则 max_length）",
+        ),
+        (
+            {"--channel": "website", "--keyword": "k" * 33},
+            "错误：每个关键词最多32个字（字段 keywords，规则 max_length）",
+        ),
     ],
 )
-def test_bad_input_exits_2_naming_field_and_rule(
+def test_bad_input_exits_2_in_chinese_naming_field_and_rule(
     settings: Settings, overrides: dict[str, str], expected: str
 ) -> None:
     result = CliRunner().invoke(cli, create_args(**overrides))
     assert result.exit_code == 2, result.output
-    assert expected in result.output
+    assert expected in result.output.splitlines()
     listed = run("items", "list")
-    assert "(0 of 0)" in listed.output
+    assert "（共 0 条，显示 0 条）" in listed.output
 
 
 def test_a_negative_weibo_slow_seconds_exits_2_naming_the_variable(
@@ -125,6 +154,44 @@ def test_bad_date_format_is_a_usage_error(settings: Settings) -> None:
     result = CliRunner().invoke(cli, create_args(**{"--formed-on": "yesterday"}))
     assert result.exit_code == 2
     assert "--formed-on" in result.output
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            create_args(**{"--formed-on": "yesterday"}),
+            "错误：--formed-on 的值无效：日期格式须为 YYYY-MM-DD（如 2026-12-02）（规则 date）",
+        ),
+        (
+            ["items", "list", "--status", "gone"],
+            "错误：--status 的值无效：须为以下之一：draft、submitted、approved、published、"
+            "retracted（规则 choice）",
+        ),
+        (["items", "retract"], "错误：缺少参数 ITEM_ID（规则 required）"),
+        (["items", "send-back", "1"], "错误：缺少选项 --comment（规则 required）"),
+        (
+            ["items", "retract", "1", "--reason", "x" * 2001],
+            "错误：--reason 的值无效：最多2000个字（规则 max_length）",
+        ),
+        (["items", "list", "--colour", "red"], "错误：没有选项 --colour"),
+        (["itemz"], "错误：没有命令“itemz”"),
+    ],
+)
+def test_usage_errors_exit_2_in_chinese_naming_the_parameter(
+    settings: Settings, args: list[str], expected: str
+) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[-1] == expected, result.output
+    assert lines[0].startswith("Usage: ") and lines[1].endswith(" -h”查看用法。")
+
+
+def test_a_refusal_exits_1_in_chinese(settings: Settings) -> None:
+    shown = CliRunner().invoke(cli, ["items", "show", "99"])
+    assert (shown.exit_code, shown.output) == (1, "错误：信息 99 不存在\n")
+    assert run(*create_args()).exit_code == 0
+    refused = CliRunner().invoke(cli, ["items", "retract", "1"])
+    assert (refused.exit_code, refused.output) == (1, "错误：信息 1 草稿，未发布，无需撤回\n")
 
 
 def test_items_create_publish_list_show(
@@ -132,26 +199,38 @@ def test_items_create_publish_list_show(
 ) -> None:
     result = run(*create_args())
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "created item 1"
+    assert result.output.strip() == "已创建信息 1（草稿）"
     assert run("items", "publish", "1").exit_code == 1  # not reviewed yet
     reviewed()
     result = run("items", "publish", "1")
     assert result.exit_code == 0, result.output
-    assert f"733099896/{date.today().year}-00001" in result.output
+    assert result.output == f"信息 1 已发布，索引号 733099896/{date.today().year}-00001\n"
     assert [kind for _, kind, _ in dispatched] == ["website"]  # the catalogue waits for it
 
     listed = run("items", "list", "--status", "published").output.splitlines()
-    assert listed[0].split() == ["ID", "STATUS", "INDEX_NO", "DOMAIN", "DEPARTMENT", "TITLE"]
-    assert listed[1].split()[:2] == ["1", "published"]
-    assert "关于开展2026年义诊活动的通知" in listed[1]
+    assert listed[0].split() == ["编号", "状态", "索引号", "领域", "部门", "标题"]
+    # Departments and domains with their Chinese names beside their codes.
+    assert listed[1].split() == [
+        "1",
+        "published",
+        "已发布",
+        f"733099896/{date.today().year}-00001",
+        "health",
+        "基本医疗卫生",
+        "wjj",
+        "卫计局",
+        "关于开展2026年义诊活动的通知",
+    ]
 
     shown = run("items", "show", "1").output
-    assert "wjj" in shown and "website" in shown and "pending" in shown
+    assert "部门      wjj 卫计局" in shown and "领域      health 基本医疗卫生" in shown
+    assert "website 网站" in shown and "pending 排队中" in shown
+    assert "catalogue 政务公开目录" in shown and "等待网站页面生成" in shown
     jobs = run("jobs", "list", "--channel", "website").output
-    assert "website" in jobs and "catalogue" not in jobs
+    assert "website 网站" in jobs and "catalogue" not in jobs
 
     edited = run("items", "edit", "1", "--title", "更正：义诊活动时间")
-    assert edited.exit_code == 0 and "revision 2" in edited.output
+    assert edited.exit_code == 0 and edited.output == "信息 1：已生成第2版\n"
     retracted = run("items", "retract", "1")
     assert retracted.exit_code == 0, retracted.output
     assert CliRunner().invoke(cli, ["items", "show", "99"]).exit_code == 1
@@ -178,7 +257,7 @@ def test_domains_departments_channels_and_jobs(settings: Settings, dispatched: l
     assert run("channels", "pause", "website", "--reason", "维护").exit_code == 0
     listing = run("channels", "list").output
     website_line = next(line for line in listing.splitlines() if line.startswith("website"))
-    assert "paused" in website_line and "维护" in website_line
+    assert "已暂停" in website_line and "维护" in website_line
     assert run("channels", "resume", "website").exit_code == 0
 
     result = run("channels", "set-token", "weibo", input="weibo-secret-token\n")
@@ -187,12 +266,13 @@ def test_domains_departments_channels_and_jobs(settings: Settings, dispatched: l
     weibo_line = next(
         line for line in run("channels", "list").output.splitlines() if line.startswith("weibo")
     )
-    assert "enabled" in weibo_line
+    assert "已启用" in weibo_line
 
     reviewed()
     run("items", "publish", "1")
     cancelled = run("jobs", "cancel", "1")
-    assert cancelled.exit_code == 0 and "cancelled" in run("jobs", "show", "1").output
+    assert cancelled.exit_code == 0 and cancelled.output == "投递 1 已取消\n"
+    assert "状态          cancelled 已取消" in run("jobs", "show", "1").output
     assert run("jobs", "retry", "1").exit_code == 0
     assert CliRunner().invoke(cli, ["jobs", "retry", "99"]).exit_code == 1
 
@@ -225,9 +305,15 @@ def test_publish_wait_follows_real_deliveries_until_live(
             work.put(None)
             thread.join(timeout=10)
         assert result.exit_code == 0, result.output
-        assert "all channels settled" in result.output
-        final = result.output.split("all channels settled")[0].strip().splitlines()[-2:]
-        assert all("live" in line for line in final), result.output
+        assert result.output.endswith("各渠道均已上线\n"), result.output
+        urls = {d["channel"]: d["url"] for d in client_view(settings, 1)["deliveries"]}
+        # Not a terminal: a line whenever a channel's line changes; the last of each shows
+        # the channel live, with its whole URL.
+        lines = result.output.splitlines()
+        for kind, name in (("website", "网站"), ("catalogue", "政务公开目录")):
+            last = [line for line in lines if line.startswith(kind)][-1]
+            assert last.split() == [kind, name, "已上线", urls[kind]], result.output
+        assert "\x1b[" not in result.output
         assert len(website.inspect()["records"]) == 1
 
     # The attempts just made show in the metrics, read from the database.

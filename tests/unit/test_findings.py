@@ -708,8 +708,8 @@ def user_name(role: str, department: str) -> str:
 def test_cli_words_override_and_mask(client: TestClient, people: dict[str, dict[str, str]]) -> None:
     assert run("words", "add", "翻墙", "VPN").exit_code == 0
     listed = run("words", "list")
-    assert "翻墙" in listed.output and "(2 words)" in listed.output
-    assert run("words", "remove", "vpn").output.strip() == "removed VPN"
+    assert "翻墙" in listed.output and "（共 2 个词）" in listed.output
+    assert run("words", "remove", "vpn").output.strip() == "已删除 VPN"
     assert run("words", "remove", "vpn").exit_code == 1
 
     item_id = new_item(client, people["editor"])["id"]
@@ -720,9 +720,9 @@ def test_cli_words_override_and_mask(client: TestClient, people: dict[str, dict[
     assert refused.exit_code == 1
     overridden = run("items", "override-findings", str(item_id), "--reason", "经审查同意公示")
     assert overridden.exit_code == 0, overridden.output
-    assert "8 findings overridden" in overridden.output
+    assert f"信息 {item_id} 第1版：已放行 8 处检查结果" in overridden.output
 
     masked = run("--as", editor, "items", "mask", str(item_id))
     assert masked.exit_code == 0, masked.output
-    assert "revision 2" in masked.output
-    assert "4 id_number" in masked.output and "1 bank_card" in masked.output
+    assert f"信息 {item_id}：已生成第2版，遮盖了" in masked.output
+    assert "4 处身份证号" in masked.output and "1 处银行卡号" in masked.output

@@ -151,18 +151,23 @@ def test_cli_user_create_reads_a_piped_password_or_prints_a_generated_one(
 ) -> None:
     made = cli("user", "create", "张三", "--role", "editor", "--department", "sgj", input=PASSWORD)
     assert made.exit_code == 0, made.output
-    assert "user 张三 created (role editor, departments sgj)" in made.output
+    assert made.output == "已创建用户 张三（角色：editor 编辑，部门：sgj）\n"
     assert PASSWORD not in made.output
     generated = cli("user", "create", "ops", "--role", "operator")  # nothing piped
     assert generated.exit_code == 0, generated.output
-    password = generated.output.split("password: ")[1].split()[0]
+    password = generated.output.split("密码：")[1].split()[0]
+    assert "（只显示这一次）" in generated.output
     with database.session() as session:
         assert verify_password(session, "张三", PASSWORD) is not None
         assert verify_password(session, "ops", password) is not None
     listed = cli("user", "list").output
     assert "张三" in listed and "editor" in listed and "sgj" in listed and "ops" in listed
     refused = cli("user", "create", "x", "--role", "operator", "--department", "sgj")
-    assert refused.exit_code == 2 and "departments (not_allowed)" in refused.output
+    assert refused.exit_code == 2
+    assert refused.output == (
+        "错误：只有编辑和审核人隶属于部门，运维人员不能指定部门"
+        "（字段 departments，规则 not_allowed）\n"
+    )
     assert "password" not in every_audit_text(database).replace("password_set", "")
 
 
@@ -445,7 +450,8 @@ def test_cli_actions_are_recorded_under_the_os_user_and_the_as_name(
     ]
     assert actors == [f"cli:{os_user}", f"cli:{os_user} as 张三"]
     unknown = cli("--as", "nobody", "channels", "pause", "website")
-    assert unknown.exit_code == 2 and "as (known)" in unknown.output
+    assert unknown.exit_code == 2
+    assert unknown.output == "错误：没有名为“nobody”的用户（字段 as，规则 known）\n"
 
 
 def test_cli_as_takes_the_users_role_and_departments(
@@ -459,12 +465,16 @@ def test_cli_as_takes_the_users_role_and_departments(
     make_user(database, "张三", "editor", "jyj")
     make_user(database, "ops", "operator")
     listed = cli("--as", "张三", "items", "list").output
-    assert "(1 of 1)" in listed and "education" in listed
+    assert "（共 1 条，显示 1 条）" in listed and "education 教育" in listed
     assert cli("--as", "张三", "items", "show", str(sgj)).exit_code == 1
     assert cli("--as", "张三", "items", "show", str(jyj)).exit_code == 0
-    assert "(2 of 2)" in cli("items", "list").output  # the machine's operator: every item
+    # The machine's operator: every item.
+    assert "（共 2 条，显示 2 条）" in cli("items", "list").output
     refused = cli("--as", "ops", "items", "retract", str(jyj))
-    assert refused.exit_code == 1 and "editor" in refused.output
+    assert refused.exit_code == 1
+    assert refused.output == (
+        "错误：此操作需要管理员（admin）或编辑（editor）角色，您的角色是运维人员（operator）\n"
+    )
     assert cli("--as", "ops", "user", "list").exit_code == 1
 
 

@@ -497,17 +497,18 @@ def test_the_cli_checks_lists_and_repairs(world: World, monkeypatch: pytest.Monk
     try:
         checked = runner.invoke(drift_cli, ["check", "--policy", "report"])
         assert checked.exit_code == 0, checked.output
-        assert "is missing, reported" in checked.output
+        assert f"偏差 1：信息 {item_id} 在微博上缺失，已报告" in checked.output.splitlines()
 
         listed = runner.invoke(drift_cli, ["list", "--channel", "weibo"])
-        assert listed.exit_code == 0 and "missing" in listed.output and "(1 of 1)" in listed.output
+        assert listed.exit_code == 0 and "missing 缺失" in listed.output
+        assert "（共 1 条，显示 1 条）" in listed.output
 
         [drift] = world.drifts()
         repaired = runner.invoke(drift_cli, ["repair", str(drift.id)])
         assert repaired.exit_code == 0, repaired.output
         assert world.delivery(item_id, "weibo").state == DeliveryState.PENDING
         missing = runner.invoke(drift_cli, ["repair", "999"])
-        assert missing.exit_code == 1 and "does not exist" in missing.output
+        assert (missing.exit_code, missing.output) == (1, "错误：偏差记录 999 不存在\n")
     finally:
         db_module.reset_database()
         reset_settings()

@@ -577,25 +577,32 @@ def test_the_cli_submits_approves_and_sends_back_as_the_named_user(
 
     submitted = run("--as", "li", "items", "submit", str(item["id"]))
     assert submitted.exit_code == 0, submitted.output
-    assert "waiting for 初审, 终审" in submitted.output
+    assert submitted.output == f"信息 {item['id']}：已送审；等待审核：初审、终审\n"
     own = run("--as", "li", "items", "approve", str(item["id"]))
     assert own.exit_code == 1 and "reviewer" in own.output  # an editor does not approve
     ok = run("--as", "wang", "items", "approve", str(item["id"]), "--comment", "同意")
     assert ok.exit_code == 0, ok.output
-    assert "初审 approved; waiting for 终审" in ok.output
+    assert ok.output == f"信息 {item['id']}：初审已通过；等待审核：终审\n"
     twice = run("--as", "wang", "items", "approve", str(item["id"]))
-    assert twice.exit_code == 1 and "两个环节" in twice.output
+    assert (twice.exit_code, twice.output) == (
+        1,
+        "错误：您已通过本版本的初审，同一人不能审核两个环节\n",
+    )
     empty = run("--as", "zhao", "items", "send-back", str(item["id"]), "--comment", "")
-    assert empty.exit_code == 2 and "comment (required)" in empty.output
+    assert (empty.exit_code, empty.output) == (
+        2,
+        "错误：退回须写明原因（字段 comment，规则 required）\n",
+    )
     back = run("--as", "zhao", "items", "send-back", str(item["id"]), "--comment", "请补充附件")
     assert back.exit_code == 0, back.output
     shown = run("items", "show", str(item["id"])).output
-    assert "请补充附件" in shown and "draft" in shown
+    assert "请补充附件" in shown and "draft 草稿" in shown
     with get_database().session() as session:
         approval = session.scalars(select(Approval)).one()
         assert approval.reviewer == "wang" and approval.voided_at is not None
     assert run("domains", "update", "welfare", "--no-review").exit_code == 0
-    assert "none (publish directly)" in run("domains", "update", "welfare", "--no-review").output
+    updated = run("domains", "update", "welfare", "--no-review").output
+    assert updated == "领域 welfare 已更新；审核环节：无（直接发布）\n"
 
 
 def test_the_cli_operator_is_the_passwd_name_not_logname(

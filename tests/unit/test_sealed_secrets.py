@@ -325,7 +325,7 @@ def test_publisher_secrets_reseal_after_a_rotation(
     result = CliRunner().invoke(main, ["secrets", "reseal"])
 
     assert result.exit_code == 0, result.output
-    assert "1 stored secrets sealed again" in result.output
+    assert result.output == "已用当前密钥重新加密 1 个保存的密钥\n"
     monkeypatch.delenv("PUBLISHER_SECRET_KEYS_OLD")
     reset_settings()
     assert shared_store(get_settings()).get(WEIBO) == TOKEN
