@@ -154,6 +154,8 @@ def test_bad_date_format_is_a_usage_error(settings: Settings) -> None:
     result = CliRunner().invoke(cli, create_args(**{"--formed-on": "yesterday"}))
     assert result.exit_code == 2
     assert "--formed-on" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
