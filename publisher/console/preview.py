@@ -70,7 +70,7 @@ def preview_view(preview: dict[str, Any], item: Item, revision: Revision) -> Pre
             view.personal_data += 1
     for channel, entry in view.channels.items():
         for problem in entry.get("problems", []):
-            text = f"{channel_name(channel)}：{problem['message']}"
+            text = f"{channel_name(channel)}：{problem.get('message_zh') or problem['message']}"
             view.note(problem["field"], Note(text, "channel"))
     if not (revision.summary or "").strip():
         view.auto_digest = html_text(revision.body_html or "").text.strip()[
