@@ -11,10 +11,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from publisher.console import account, errors
+from publisher.console import account, deliveries, drift, errors, operations
 from publisher.console.web import HERE
 
-ROUTERS = (account.router,)
+ROUTERS = (account.router, operations.router, deliveries.router, drift.router)
 
 
 def install(app: FastAPI) -> None:

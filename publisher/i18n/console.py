@@ -43,7 +43,9 @@ MESSAGES: dict[str, str] = {
     # errors
     "error.home": "返回首页",
     "error.403.title": "无权访问",
-    "error.403.detail": "您的账号无权查看或操作此页面的内容（例如其他部门的信息）。如需访问，请联系管理员。",
+    "error.403.detail": (
+        "您的账号无权查看或操作此页面的内容（例如其他部门的信息）。如需访问，请联系管理员。"
+    ),
     "error.404.title": "页面不存在",
     "error.404.detail": "您要找的页面或记录不存在，可能已被删除。",
     "error.409.title": "操作冲突",
