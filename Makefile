@@ -10,10 +10,17 @@ DEV_LOCK := requirements-dev.lock
 LOCK := requirements.lock
 # Kept pins stay where they are; `make lock LOCK_FLAGS=--upgrade` moves all to the newest.
 LOCK_FLAGS ?=
+# The browser tests (tests/browser) drive Debian's chromium through Playwright; Playwright never
+# downloads a browser of its own (README, Testing).
+CHROMIUM := /usr/bin/chromium
+# Chinese text in the screenshots the browser tests save (Debian's fonts-noto-cjk).
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command 'make lock'
 
-.PHONY: run test lint typecheck unit bench clean lock
+.PHONY: run test lint typecheck unit bench clean lock chromium
 
 $(STAMP): $(DEV_LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,8 +42,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck chromium
 	$(BIN)/pytest -q
+
+# Debian's chromium package and CJK fonts, installed when missing. Without apt (not Debian) it
+# says so and goes on: the browser tests then skip with the reason, or fail in CI
+# (tests/browser/conftest.py).
+chromium:
+	@if [ -x $(CHROMIUM) ] && [ -e $(CJK_FONT) ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk; \
+	else \
+		echo "warning: no $(CHROMIUM) and no apt-get to install it: the browser tests" \
+			"will be skipped (and fail in CI)" >&2; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/publisher bench

@@ -32,6 +32,10 @@ from publisher.sandbox_wiring import wait_http, wire_wechat_callback
 from publisher.services.queries import counts_by_state
 
 CLI = [sys.executable, "-c", "from publisher.cli import main; main()"]
+# How long the API may take to answer. It imports at the same time as the sandboxes, the
+# worker and beat, and on two busy cores (a laptop building, a machine running other tests)
+# that took over 30 s.
+API_START_SECONDS = 120.0
 
 
 # What makes a channel configured for real: where it is and who we are to it.
@@ -195,7 +199,7 @@ def run_up(demo: bool = True) -> int:
         children.start("worker", "worker")
         children.start("beat", "beat")
         api = f"http://{settings.api_host}:{settings.api_port}"
-        if not wait_http(f"{api}/api/v1/healthz"):
+        if not wait_http(f"{api}/api/v1/healthz", API_START_SECONDS):
             print(
                 f"the API did not start; see {settings.var_dir / 'logs' / 'api.log'}",
                 file=sys.stderr,
@@ -258,6 +262,7 @@ def print_where_to_look(
     lines = [
         "",
         "publisher is running (Ctrl-C stops everything)",
+        f"  console             {api}/   (sign in at {api}/login with a user below)",
         f"  API docs            {api}/docs",
         f"  metrics             {api}/api/v1/metrics (an operator's token)",
     ]

@@ -495,6 +495,28 @@ def enable_signed_channels(monkeypatch: Any) -> None:
         monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")
 
 
+def wechat_on_sandbox(
+    monkeypatch: Any, sandbox_url: str, callback_token: str, aes_key: str | None = None
+) -> Any:
+    """Settings with `enable_signed_channels` and WeChat on the sandbox at `sandbox_url`, its
+    callbacks signed with `callback_token` (safe mode when `aes_key` is given)."""
+    from publisher.config import get_settings, reset_settings
+
+    enable_signed_channels(monkeypatch)
+    values = {
+        "API_BASE": sandbox_url,
+        "APPID": "sandbox",
+        "SECRET": "sandbox-secret",
+        "CALLBACK_TOKEN": callback_token,
+    }
+    if aes_key is not None:
+        values["AES_KEY"] = aes_key
+    for name, value in values.items():
+        monkeypatch.setenv(f"PUBLISHER_WECHAT_{name}", value)
+    reset_settings()
+    return get_settings()
+
+
 def failed_delivery(session: Any, item_id: int, kind: str = "website") -> Any:
     """A failed delivery of the item's only revision on `kind`, flushed (it has its id)."""
     from sqlalchemy import select

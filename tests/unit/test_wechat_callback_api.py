@@ -22,7 +22,7 @@ from publisher.api.app import UNCLAIMED_HINT_SECONDS, serve_app
 from publisher.api.wechat_callback import wechat_signature
 from publisher.auth import create_token
 from publisher.channel_config import build_channel
-from publisher.config import Settings, get_settings, reset_settings
+from publisher.config import Settings
 from publisher.db import Database, get_database
 from publisher.dispatch import Message, install_sender
 from publisher.models import Attempt, AuditEvent, Delivery, DeliveryState, SharedValue
@@ -31,7 +31,6 @@ from publisher.shared import DatabaseSharedStore, RedisSharedStore, shared_store
 from publisher.up import new_encoding_aes_key
 from tests.support import (
     RunningSandbox,
-    enable_signed_channels,
     fresh_postgres,
     fresh_redis,
     item_delivery,
@@ -46,6 +45,7 @@ from tests.support import (
     sandbox_settings,
     sealer_for_tests,
     serve_in_thread,
+    wechat_on_sandbox,
 )
 
 TOKEN = "wechat-callback-token"
@@ -61,16 +61,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 def settings(
     publisher_env: Settings, monkeypatch: pytest.MonkeyPatch, sandbox: RunningSandbox
 ) -> Settings:
-    enable_signed_channels(monkeypatch)
-    for name, value in {
-        "API_BASE": sandbox.url,
-        "APPID": "sandbox",
-        "SECRET": "sandbox-secret",
-        "CALLBACK_TOKEN": TOKEN,
-    }.items():
-        monkeypatch.setenv(f"PUBLISHER_WECHAT_{name}", value)
-    reset_settings()
-    return get_settings()
+    return wechat_on_sandbox(monkeypatch, sandbox.url, TOKEN)
 
 
 @pytest.fixture

@@ -20,14 +20,14 @@ from publisher.api.app import serve_app
 from publisher.auth import create_token
 from publisher.channel_config import build_channel
 from publisher.cli import main as cli
-from publisher.config import Settings, get_settings, reset_settings
+from publisher.config import Settings
 from publisher.db import get_database
 from publisher.delivery.wechat_digest import MASS_POLL_AFTER, run_daily_digest
 from publisher.models import AuditEvent, Delivery, WeChatDigest, WeChatDigestState
 from publisher.shared import shared_store
 from publisher.up import new_encoding_aes_key
 from tests.channels.test_wechat_push import DAY_ONE, add_push_items
-from tests.support import RunningSandbox, enable_signed_channels, running_sandbox, serve_in_thread
+from tests.support import RunningSandbox, running_sandbox, serve_in_thread, wechat_on_sandbox
 
 TOKEN = "wechat-callback-token"
 
@@ -42,17 +42,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 def settings(
     publisher_env: Settings, monkeypatch: pytest.MonkeyPatch, sandbox: RunningSandbox
 ) -> Settings:
-    enable_signed_channels(monkeypatch)
-    for name, value in {
-        "API_BASE": sandbox.url,
-        "APPID": "sandbox",
-        "SECRET": "sandbox-secret",
-        "CALLBACK_TOKEN": TOKEN,
-        "AES_KEY": new_encoding_aes_key(),
-    }.items():
-        monkeypatch.setenv(f"PUBLISHER_WECHAT_{name}", value)
-    reset_settings()
-    return get_settings()
+    return wechat_on_sandbox(monkeypatch, sandbox.url, TOKEN, aes_key=new_encoding_aes_key())
 
 
 @pytest.fixture
