@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from channels.registry import KINDS
 from publisher.api.routes_common import channel_pool, database_of, settings_of
 from publisher.console.operations import operator
-from publisher.console.ops_forms import done_message, field_errors
+from publisher.console.ops_forms import done_message, field_errors, whole_number
 from publisher.console.web import Viewer, redirect, render
 from publisher.delivery import reconcile
 from publisher.delivery.reconcile import ReconcileReport
@@ -26,12 +26,13 @@ from publisher.errors import Conflict, InvalidInput, NotFound
 from publisher.i18n import t
 from publisher.models import DriftKind
 from publisher.services import queries
-from publisher.services.limits import ID_MAX
+from publisher.services.limits import ID_MAX, OFFSET_MAX
 from publisher.services.queries import Page
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+MAX_PAGE = OFFSET_MAX // PAGE_SIZE  # deeper: narrow the filters (as the API says)
 POLICIES = ("repair", "report")
 
 
@@ -64,11 +65,11 @@ def read_filters(request: Request) -> DriftFilters:
         channel=q.get("channel", "").strip(),
         item=q.get("item", "").strip(),
         kind=q.get("kind", "").strip(),
-        page=int(page) if page.isdigit() and 0 < int(page) <= 100_000 else 1,
+        page=whole_number(page, MAX_PAGE) or 1,
     )
     if found.channel and found.channel not in KINDS:
         found.errors["channel"] = t("ops.filter.bad_channel")
-    if found.item and not (found.item.isdigit() and 1 <= int(found.item) <= ID_MAX):
+    if found.item and whole_number(found.item, ID_MAX) is None:
         found.errors["item"] = t("ops.filter.bad_item")
     if found.kind and found.kind not in {k.value for k in DriftKind}:
         found.errors["kind"] = t("ops.drift.bad_kind")
@@ -130,7 +131,8 @@ def check(
 ) -> Response:
     """Look the channel's (or every channel's) live and withdrawn deliveries up now."""
     errors: dict[str, str] = {}
-    if item.strip() and not (item.strip().isdigit() and 1 <= int(item.strip()) <= ID_MAX):
+    item_id = whole_number(item.strip(), ID_MAX) if item.strip() else None
+    if item.strip() and item_id is None:
         errors["check.item"] = t("ops.filter.bad_item")
     if policy and policy not in POLICIES:
         errors["check.policy"] = t("ops.drift.bad_policy")
@@ -142,7 +144,7 @@ def check(
             settings_of(request),
             channel_pool(request),
             channel=channel or None,
-            item_id=int(item) if item.strip() else None,
+            item_id=item_id,
             policy=policy or None,
             actor=who.principal.actor,
         )

@@ -28,6 +28,7 @@ from publisher.console.ops_forms import (
     confirm_page,
     done_message,
     field_errors,
+    whole_number,
 )
 from publisher.console.web import Viewer, redirect, render, templates, viewer
 from publisher.delivery.ops import retry_failed
@@ -46,7 +47,7 @@ from publisher.services.channel_controls import (
     warm_pool,
 )
 from publisher.services.freeze import active_freeze, freeze_view, lift_freeze, start_freeze
-from publisher.services.limits import REASON_MAX, TOKEN_MAX
+from publisher.services.limits import ID_MAX, REASON_MAX, TOKEN_MAX
 from publisher.services.queue_figures import (
     ChannelQueue,
     attempts_per_hour,
@@ -167,11 +168,7 @@ def dashboard(
     with database_of(request).session() as session:
         hourly = list(attempts_per_hour(session, now).values())
         to_live = list(publish_to_live(session, now).values())
-    n = (
-        int(request.query_params.get("n", "0"))
-        if request.query_params.get("n", "").isdigit()
-        else 0
-    )
+    n = whole_number(request.query_params.get("n", ""), ID_MAX) or 0
     context = {
         "cards": cards,
         "freeze": freeze,

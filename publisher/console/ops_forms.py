@@ -77,6 +77,14 @@ def confirm_page(
     return render(request, "ops/confirm.html", context, who=who)
 
 
+def whole_number(text: str, maximum: int) -> int | None:
+    """`text` as a whole number from 1 to `maximum` (ASCII digits only), else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= maximum else None
+
+
 def done_message(done: str | None, messages: Mapping[str, str]) -> str | None:
     """The status line for `?done=<key>` after an action; None for no key or an unknown one."""
     return messages.get(done or "")

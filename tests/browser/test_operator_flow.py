@@ -12,6 +12,7 @@ import secrets
 import time
 from typing import Any
 
+import pytest
 import requests
 from PIL import Image
 from playwright.sync_api import Page, expect
@@ -105,6 +106,9 @@ def wechat_settings(system: RunningSystem, **changes: Any) -> None:
     ).raise_for_status()
 
 
+# Three waits on workers of up to 90 s each, on two busy cores: more than the default 300 s
+# may pass before one of them fails with its own message.
+@pytest.mark.timeout(600)
 def test_an_operator_retries_a_failed_wechat_delivery_and_pauses_weibo(
     page: Page, publisher_system: RunningSystem
 ) -> None:
