@@ -21,19 +21,21 @@ once one is given); a token gone at call time waits for an operator
 (`AuthExpired(refreshable=False)`). It never appears in an error message.
 
 A lookup reads a post by its id (`statuses/show`); the timeline is searched only for a post
-whose id was lost, and not finding it there leaves the outcome unknown, never "missing".
+whose id was lost. Not finding it there leaves the outcome unknown (it may have scrolled off),
+unless the posts read reach back to before every unanswered share, each share is older than
+the time Weibo may take to show it (`slow_seconds`; 20032 speaks of 1-2 minutes), and Weibo
+never said one was posted (20032) or a repeat (20019/20111): then the share made no post, and
+the lookup answers so (None), so that the engine posts again.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, Self
-from urllib.parse import quote, urlsplit
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 import requests
 
@@ -45,7 +47,6 @@ from channels.base import (
     Receipt,
     Remote,
     SharedStore,
-    token_key,
     transport_error,
 )
 from channels.budgets import BudgetUse, DailyBudgets, next_beijing_midnight
@@ -60,52 +61,35 @@ from channels.errors import (
     Retryable,
 )
 from channels.fetch import FetchPolicy, ImageFetcher
-from channels.weibo_codes import GONE, REPEATED, UNSETTLED, error_for, lookup_code
-from channels.weibo_lookup import Found, PostFinder, idstr, without_links
+from channels.weibo_codes import GONE, POSTED, REPEATED, UNSETTLED, error_for, lookup_code
+from channels.weibo_lookup import (
+    SAID_POSTED,
+    TIMELINE,
+    UNANSWERED,
+    Found,
+    PostFinder,
+    idstr,
+    without_links,
+)
 from channels.weibo_media import weibo_picture
+from channels.weibo_settings import (
+    DAILY_CALLS,
+    NO_RIP,
+    NO_TOKEN,
+    SANDBOX_RIP,
+    SLOW_SECONDS,
+    TOKEN_KEY,
+    WeiboSettings,
+    public_ip,
+    real_api,
+    redact,
+    short_links_for,
+    token_source,
+    web_base_for,
+)
 from channels.weibo_text import LIMIT_UNITS, TooLong, preflight, status_for, units
 
-TOKEN_KEY = token_key("weibo")
-UNANSWERED = "unanswered"  # remote state: when shares whose answer was lost were sent
-REAL_API_HOST = "api.weibo.com"
-REAL_WEB_BASE = "https://weibo.com"
-# Weibo rewrites links to these shorteners; their target is read from the redirect. A sandbox
-# (any API base but the real one) serves its own under `/t/` (docs/protocols.md §7).
-SHORT_LINKS = ("http://t.cn/", "https://t.cn/", "http://sinaurl.cn/", "https://sinaurl.cn/")
-NO_TOKEN = "weibo: no access token: give one with `publisher channels set-token weibo`"
-NO_RIP = (
-    "weibo: set PUBLISHER_WEIBO_RIP to this server's public IP address: Weibo requires the "
-    "real IP of the operating user with every post (statuses/share `rip`)"
-)
-# "一个应用内单授权用户每天累计只能请求微博开放接口 100 次" (https://open.weibo.com/wiki/Rate-limiting)
-DAILY_CALLS = 100
 CALLS = "calls"  # the one daily budget: every API call of the user in the app
-SANDBOX_RIP = "127.0.0.1"  # what a sandbox (or any other API base) is told without a setting
-
-
-@dataclass(frozen=True)
-class WeiboSettings:
-    """What the Weibo adapter needs: the API, the account, its post budget and policies.
-
-    `access_token` None: only the shared store's (`TOKEN_KEY`); `rip` None: refused on the real
-    API (`NO_RIP`); `posts_per_window` posts per `window_seconds` is the account's post
-    budget, `daily_calls` its API calls a Beijing day; `safe_domains` are the hosts a post may
-    link to (empty: not checked before sending); `web_base` None: derived from `api_base`; `fetch`:
-    what may be downloaded of the cover image an item links to (`channels.fetch`).
-    """
-
-    api_base: str
-    access_token: str | None = field(default=None, repr=False)
-    rip: str | None = None
-    account: str = "default"
-    posts_per_window: int = 30
-    window_seconds: float = 3600.0
-    daily_calls: int = DAILY_CALLS
-    edit_policy: Literal["repost", "correction"] = "repost"
-    safe_domains: tuple[str, ...] = ()
-    web_base: str | None = None
-    timeout: float = 10.0
-    fetch: FetchPolicy = field(default_factory=FetchPolicy)
 
 
 class _Repeated(Exception):
@@ -146,6 +130,7 @@ class WeiboChannel(HttpChannel):
         lookup_page_size: int = 50,
         short_links: Iterable[str] | None = None,
         fetch: FetchPolicy | None = None,
+        slow_seconds: float = SLOW_SECONDS,
     ) -> None:
         if edit_policy not in ("repost", "correction"):
             raise ValueError(
@@ -159,8 +144,9 @@ class WeiboChannel(HttpChannel):
         self.posts_per_window = posts_per_window
         self.window_seconds = window_seconds
         self.edit_policy = edit_policy
+        self.slow_seconds = slow_seconds
         self.safe_domains = tuple(d for d in safe_domains if d.strip())
-        self.web_base = (web_base or _web_base(self.api_base)).rstrip("/")
+        self.web_base = (web_base or web_base_for(self.api_base)).rstrip("/")
         self.budgets = DailyBudgets(shared, self.kind, {CALLS: daily_calls})
         self.finder = PostFinder(
             self._call,
@@ -168,9 +154,10 @@ class WeiboChannel(HttpChannel):
             self.http,
             account=account,
             timeout=timeout,
-            short_links=_short_links(self.api_base) if short_links is None else short_links,
+            short_links=short_links_for(self.api_base) if short_links is None else short_links,
             pages=lookup_pages,
             page_size=lookup_page_size,
+            slow_seconds=slow_seconds,
         )
         self.images = ImageFetcher(fetch or FetchPolicy(), channel=self.kind, timeout=timeout)
 
@@ -187,7 +174,7 @@ class WeiboChannel(HttpChannel):
                 "weibo: set PUBLISHER_WEIBO_ACCESS_TOKEN or give a token with "
                 "`publisher channels set-token weibo`"
             )
-        if urlsplit(settings.api_base).hostname == REAL_API_HOST and not _public(settings.rip):
+        if real_api(settings.api_base) and not public_ip(settings.rip):
             raise ChannelDisabled(
                 NO_RIP + (f"; {settings.rip} is not public" if settings.rip else "")
             )
@@ -205,6 +192,7 @@ class WeiboChannel(HttpChannel):
             web_base=settings.web_base,
             timeout=settings.timeout,
             fetch=settings.fetch,
+            slow_seconds=settings.slow_seconds,
         )
 
     # -- the hooks --------------------------------------------------------------------------
@@ -248,16 +236,18 @@ class WeiboChannel(HttpChannel):
     def _post(
         self, pub: Publication, text: str, *, rendered: str, earlier: list[str] | None = None
     ) -> Receipt:
-        """Share `text`; on "repeat content" adopt the post already there, if it can be found."""
+        """Share `text`; on "repeat content" adopt the post already there, if it can be found
+        (never taken for absent: Weibo says it is there)."""
         try:
             status = self._share(pub, text)
         except _Repeated as repeated:
-            found = self._search(pub, self._wanted(pub), self.finder.unanswered(pub))
+            notes = self.finder.notes(pub, {})
+            found = self.finder.search_hourly(pub, self._wanted(pub), notes).found
             if found is None:
                 raise OutcomeUnknown(
                     "weibo: 微博称相同内容已发布，但在账号最新的微博中找不到它；暂不重发，"
                     "稍后再查找（管理员可按微博 ID 认领，或标记为已发布）",
-                    state={UNANSWERED: self.finder.unanswered(pub)},
+                    state=notes.state(),
                     code=repeated.error.code,
                     message=repeated.error.message,
                     http_status=repeated.error.http_status,
@@ -281,53 +271,55 @@ class WeiboChannel(HttpChannel):
         (`PostFinder.recognised`), and no share of `pub` is unanswered.
 
         While a share of `pub` is unanswered (its id lost), the post is searched on the
-        timeline (`PostFinder.on_timeline`, at most once an hour) unless the recorded post
-        already shows this revision. Raises `OutcomeUnknown` when it is not there, or was
-        searched for within the hour: it may have scrolled off, so nothing may be posted again
-        until it is found, adopted or marked by an operator. With no recorded post showing it
-        and none unanswered, only a post linking to its article on the timeline is found, and
-        None otherwise.
+        timeline (`PostFinder.on_timeline`) unless the recorded post already shows this
+        revision: once while Weibo may still be showing a share (`slow_seconds` after the
+        newest), then at most once an hour. Not found there, it was never made (None, or the
+        recorded post, which the share was to replace or correct) only if the posts read
+        reach back to `CLOCK_SKEW_SECONDS` before the oldest share, every share is older than
+        `slow_seconds`, and Weibo never said one was posted (20032) or a repeat (20019/20111).
+        Otherwise raises `OutcomeUnknown` (also when the search's turn is not due): it may
+        still show up, or have scrolled off, so nothing may be posted again until it is found,
+        adopted or marked by an operator. With no recorded post showing it and none
+        unanswered, only a post linking to its article on the timeline is found, and None
+        otherwise.
         """
         known = _all_ids(remote)
         wanted = self._wanted(pub)
-        kept = remote.state.get(UNANSWERED) if remote is not None else None
-        sent = sorted({*self.finder.unanswered(pub), *(kept or [])})
+        notes = self.finder.notes(pub, remote.state if remote is not None else {})
+        sent = list(notes.sent)
+        recorded: Found | None = None
+        read = False
         if remote is not None and remote.remote_id and self._may_read(pub, sent, remote):
             status = self.finder.read(pub, sent, remote.remote_id)
-            found = None if status is None else self.finder.recognised(status, pub, wanted)
-            if found is not None and (found.shows_revision or not sent):
-                return self._adopt(found, pub, known)
+            recorded = None if status is None else self.finder.recognised(status, pub, wanted)
+            read = True
+            if recorded is not None and (recorded.shows_revision or not sent):
+                return self._adopt(recorded, pub, known)
         # No share noted as unanswered (none lost, or its note lost with a killed worker or a
         # flushed store): only a post linking to the item is ours; none there, nothing is.
         if not sent:
-            found = self.finder.on_timeline(pub, wanted, sent)
+            found = self.finder.on_timeline(pub, wanted, sent).found
             return None if found is None else self._adopt(found, pub, known)
-        found = self._search(pub, wanted, sent)
-        if found is None:
-            raise OutcomeUnknown(
-                "weibo: 发出的微博未收到应答，账号时间线上最新的微博中也没有它"
-                "（可能已被新微博挤出）；暂不重发，每小时再查找一次"
-                "（管理员可按微博 ID 认领，或标记为已发布）"
-            )
-        return self._adopt(found, pub, known)
+        found = self.finder.lost_post(pub, wanted, notes)
+        if found is not None:
+            return self._adopt(found, pub, known)
+        # No share made a post. What is there now is the recorded post (a repost's deleted
+        # one, a correction's original), read now if this lookup has not read it yet.
+        if remote is not None and remote.remote_id and not read:
+            try:
+                status = self.finder.by_id(remote.remote_id)
+                recorded = None if status is None else self.finder.recognised(status, pub, wanted)
+            except ChannelError:
+                self.finder.give_back(pub, sent, TIMELINE)  # searched again at the next lookup
+                raise
+        self.finder.absent(pub)
+        return None if recorded is None else self._adopt(recorded, pub, known)
 
     def _may_read(self, pub: Publication, sent: list[float], remote: Remote) -> bool:
         """Whether to read `remote`'s post by its id: always with no share unanswered, else
         once an hour per id (the engine's retries read the recorded post once an hour; an
         id an operator gives is read at once)."""
         return not sent or self.finder.search_due(pub, sent, remote.remote_id)
-
-    def _search(self, pub: Publication, wanted: set[str], sent: list[float]) -> Found | None:
-        """`pub`'s post on the timeline for its unanswered shares (`sent`), or None. Raises
-        `OutcomeUnknown` without calling when the timeline was searched for the newest of
-        them within the hour (`PostFinder.search_due`)."""
-        if not self.finder.search_due(pub, sent):
-            raise OutcomeUnknown(
-                "weibo: 发出的微博结果未知，一小时内已在时间线上查找过、未找到；"
-                "为节省每日 API 调用次数，每小时最多查找一次，暂不重发"
-                "（管理员可按微博 ID 认领，或标记为已发布）"
-            )
-        return self.finder.searched(pub, wanted, sent)
 
     def _adopt(self, found: Found, pub: Publication, known: list[str]) -> Receipt:
         """The receipt for a post judged `pub`'s, claimed for it from now on."""
@@ -363,7 +355,7 @@ class WeiboChannel(HttpChannel):
     def health(self) -> dict[str, Any]:
         return {
             "api_base": self.api_base,
-            "token": _token_source(self.shared.get(TOKEN_KEY), self.configured_token),
+            "token": token_source(self.shared.get(TOKEN_KEY), self.configured_token),
             "posts_per_window": self.posts_per_window,
             "window_seconds": self.window_seconds,
             "edit_policy": self.edit_policy,
@@ -427,6 +419,7 @@ class WeiboChannel(HttpChannel):
         except ChannelError as exc:
             code = int(exc.code) if exc.code is not None and exc.code.isdigit() else None
             if code in REPEATED:
+                self.finder.said_posted(pub, stamp)
                 raise _Repeated(exc) from exc
             if code in UNSETTLED:  # failed mid-way: the post may be out, so look it up first
                 raise OutcomeUnknown(
@@ -441,6 +434,9 @@ class WeiboChannel(HttpChannel):
                 self.finder.failed(pub, stamp)
             else:  # kept with the delivery too: the shared store's note may be lost
                 exc.state[UNANSWERED] = self.finder.unanswered(pub) or [stamp]
+                if code in POSTED:  # Weibo says it went out: never taken for absent
+                    self.finder.said_posted(pub, stamp)
+                    exc.state[SAID_POSTED] = self.finder.posted(pub) or [stamp]
             raise
 
     def _picture(self, url: str) -> tuple[str, bytes, str]:
@@ -491,7 +487,7 @@ class WeiboChannel(HttpChannel):
             )
         except requests.RequestException as exc:
             raise transport_error(
-                "weibo", exc, write=write, message=_redact(str(exc), token)
+                "weibo", exc, write=write, message=redact(str(exc), token)
             ) from exc
         return self._weibo_answer(resp, method, write=write, token=token)
 
@@ -514,14 +510,14 @@ class WeiboChannel(HttpChannel):
                 resp, method, write=write, ok=(200, 201), absent_ok=False, elapsed=0
             )
         except ChannelError as exc:  # Weibo's text, or a proxy's, may repeat the token
-            exc.message = None if exc.message is None else _redact(exc.message, token)
+            exc.message = None if exc.message is None else redact(exc.message, token)
             raise
         assert answered is not None  # absent_ok is off
         if isinstance(answered.body, dict):
             return answered.body
         explanation = f"weibo: answered {resp.status_code} with a body that is not a JSON object"
         common: dict[str, Any] = {
-            "message": _redact(resp.text[:500], token),
+            "message": redact(resp.text[:500], token),
             "http_status": resp.status_code,
         }
         if write:
@@ -548,32 +544,13 @@ class WeiboChannel(HttpChannel):
         user = status.get("user") if isinstance(status.get("user"), Mapping) else {}
         uid = str(user.get("idstr") or user.get("id") or "") if user else ""
         url = f"{self.web_base}/{uid}/{status_id}" if uid else None
-        state: dict[str, Any] = {"id": status_id, UNANSWERED: []}  # its share is answered
+        state: dict[str, Any] = {"id": status_id, UNANSWERED: [], SAID_POSTED: []}  # answered
         if rendered is not None:
             state["rendered"] = rendered
         state["earlier"] = list(earlier or [])
         return Receipt(
             status_id, url, state, content_hash=pub.content_hash if pub is not None else None
         )
-
-
-def _web_base(api_base: str) -> str:
-    """Where status pages live: weibo.com for the real API, else the API server itself."""
-    host = urlsplit(api_base).hostname or ""
-    return REAL_WEB_BASE if host == REAL_API_HOST else api_base
-
-
-def _public(ip: str | None) -> bool:
-    try:
-        return bool(ip) and ipaddress.ip_address(ip or "").is_global
-    except ValueError:
-        return False
-
-
-def _short_links(api_base: str) -> tuple[str, ...]:
-    """Where short links are served: Weibo's shorteners, and a sandbox's own `/t/`."""
-    host = urlsplit(api_base).hostname or ""
-    return SHORT_LINKS if host == REAL_API_HOST else (*SHORT_LINKS, f"{api_base}/t/")
 
 
 def _all_ids(remote: Remote | None) -> list[str]:
@@ -585,14 +562,4 @@ def _all_ids(remote: Remote | None) -> list[str]:
     return list(dict.fromkeys(i for i in ids if i))
 
 
-def _token_source(shared: str | None, configured: str | None) -> str:
-    if shared:
-        return "shared store"
-    return "settings" if configured else "missing: give one with `publisher channels set-token`"
-
-
-def _redact(text: str, token: str) -> str:
-    """`text` without the token (raw or URL-encoded): error messages are logged and shown."""
-    if not token:
-        return text
-    return text.replace(token, "***").replace(quote(token, safe=""), "***")
+__all__ = ["DAILY_CALLS", "TOKEN_KEY", "WeiboChannel", "WeiboSettings"]

@@ -104,6 +104,7 @@ CODES: dict[int, Code] = {
 REAUTH_RANGE = range(21301, 21400)
 REPEATED = frozenset(c for c, row in CODES.items() if row.kind == "repeat")
 UNSETTLED = frozenset(c for c, row in CODES.items() if row.kind == "unsettled")
+POSTED = frozenset(c for c, row in CODES.items() if row.kind == "posted")
 GONE = 20101
 
 

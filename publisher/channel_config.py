@@ -88,6 +88,7 @@ def weibo_settings(settings: Settings) -> WeiboSettings:
         web_base=settings.weibo_web_base,
         timeout=settings.http_timeout_seconds,
         fetch=fetch_policy(settings),
+        slow_seconds=settings.weibo_slow_seconds,
     )
 
 

@@ -186,6 +186,9 @@ class Settings(BaseSettings):
             ) from None
 
     weibo_web_base: str | None = None
+    # How late Weibo may show a share on the timeline (its 20032 says "please wait 1-2
+    # minutes"): a lost share is taken for never posted only once it is older than this.
+    weibo_slow_seconds: float = Field(default=120.0, ge=0)
 
     # Outbound fetches of what items link to (covers, inline images; channels/fetch.py): only
     # public addresses, except our own media origin (`media_base_url`) and these exact origins

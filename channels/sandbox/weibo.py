@@ -4,7 +4,7 @@
 - `POST /2/statuses/destroy.json` `id`
 - `GET  /2/statuses/show.json`    `id` (20101 for a post that does not exist)
 - `GET  /2/statuses/user_timeline.json` `count`, `page`: only the newest `timeline_size`
-                                  posts, newest first, deleted ones hidden
+                                  posts, newest (by `created_at`) first, deleted ones hidden
 - `GET  /t/{code}`                a t.cn-style short link: a 302 to the link it stands for
 - `GET  /{uid}/{idstr}`           the public page of a status
 The token is taken from `Authorization: OAuth2 <token>` or the `access_token` parameter.
@@ -28,6 +28,10 @@ Controls beyond the shared inspection API (`/_sandbox/...`):
 - `POST /_sandbox/weibo/token`        `{"token": "..."}` accept this token from now on
 - `POST /_sandbox/weibo/expire-token` the current token expires now (→ 21327)
 - `POST /_sandbox/weibo/config`       any of `DEFAULT_CONFIG`'s fields
+- `POST /_sandbox/weibo/history`      `{"text": "...", "age_seconds": N}` a post the account
+                                      made N seconds ago (its history: a real government
+                                      account's timeline reaches back before our posts); its
+                                      id is below every share's, as Weibo's ids grow with time
 Records: `statuses` keyed by idstr (`text`, `deleted`, ...), `short_links`, `auth`, `config`.
 """
 
@@ -267,6 +271,13 @@ def _config_value(key: str, value: Any) -> Any:
     return int(value) if key in INT_FIELDS else float(value)
 
 
+def _seconds(value: Any) -> float | None:
+    """`value` as a number of seconds ≥ 0, or None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
 def _image_format(data: bytes) -> str:
     return next(name for name, magic in IMAGE_MAGIC.items() if data.startswith(magic))
 
@@ -385,7 +396,7 @@ def create_app(state: SandboxState) -> FastAPI:
             raise WeiboError(10008, "param error, see doc for more info.") from None
         with state.lock:
             live = [r for r in _records(state)["statuses"].values() if not r["deleted"]]
-            live.sort(key=lambda r: int(r["idstr"]), reverse=True)
+            live.sort(key=lambda r: (r["created_ts"], int(r["idstr"])), reverse=True)
             newest = live[: int(_records(state)["config"]["timeline_size"])]
             shown = newest[(page - 1) * count : page * count]
             body = {
@@ -434,6 +445,29 @@ def create_app(state: SandboxState) -> FastAPI:
             result = dict(config)
         state.save()
         return result
+
+    @app.post("/_sandbox/weibo/history")
+    async def add_history(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        text = body.get("text") if isinstance(body, dict) else None
+        age = _seconds(body.get("age_seconds")) if isinstance(body, dict) else None
+        if not (isinstance(text, str) and text.strip()) or age is None:
+            raise HTTPException(422, 'expected {"text": "...", "age_seconds": N}, N ≥ 0')
+        with state.lock:
+            idstr = str(FIRST_ID - state.count("history_made"))
+            record: dict[str, Any] = {
+                "idstr": idstr,
+                "uid": SANDBOX_UID,
+                "text": text,
+                "deleted": False,
+                "created_ts": time.time() - age,
+                "pic_bytes": 0,
+                "pic_format": None,
+                "rip": None,
+            }
+            _records(state)["statuses"][idstr] = record
+        state.save()
+        return _status_json(state, record, short_base(request))
 
     @app.get("/{uid}/{idstr}", response_class=HTMLResponse)
     def status_page(uid: str, idstr: str) -> HTMLResponse:

@@ -11,10 +11,25 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from publisher.console import account, deliveries, drift, errors, operations
+from publisher.console import (
+    account,
+    audit_log,
+    deliveries,
+    drift,
+    errors,
+    operations,
+    supervision,
+)
 from publisher.console.web import HERE
 
-ROUTERS = (account.router, operations.router, deliveries.router, drift.router)
+ROUTERS = (
+    account.router,
+    supervision.router,
+    audit_log.router,
+    operations.router,
+    deliveries.router,
+    drift.router,
+)
 
 
 def install(app: FastAPI) -> None:

@@ -139,7 +139,14 @@ def logout(request: Request, who: Viewer = Depends(viewer)) -> Response:
 
 @router.get("/console/password")
 def password_form(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
-    return render(request, "password.html", {}, who=who)
+    return password_page(request, who)
+
+
+def password_page(
+    request: Request, who: Viewer, *, status_code: int = 200, **context: object
+) -> HTMLResponse:
+    context["min_length"] = people.MIN_PASSWORD_LENGTH
+    return render(request, "password.html", context, status_code=status_code, who=who)
 
 
 @router.post("/console/password")
@@ -165,5 +172,5 @@ def change_password(
             except InvalidInput as exc:
                 errors["new"] = "；".join(p.message for p in exc.problems)
     if errors:
-        return render(request, "password.html", {"errors": errors}, status_code=422, who=who)
-    return render(request, "password.html", {"done": True}, who=who)
+        return password_page(request, who, errors=errors, status_code=422)
+    return password_page(request, who, done=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from publisher.i18n import console, ops
+from publisher.i18n import console, ops, supervision
 
-_AREAS = (console.MESSAGES, ops.MESSAGES)
+_AREAS = (console.MESSAGES, supervision.MESSAGES, ops.MESSAGES)
 
 
 def _merged() -> MappingProxyType[str, str]:

@@ -35,6 +35,7 @@ MESSAGES: dict[str, str] = {
     "password.title": "修改密码",
     "password.current": "当前密码",
     "password.new": "新密码",
+    "password.new_hint": "至少 {min} 个字符。",
     "password.again": "再次输入新密码",
     "password.submit": "修改密码",
     "password.done": "密码已修改。",

@@ -31,6 +31,7 @@ from channels.errors import (
 )
 from channels.weibo import TOKEN_KEY, WeiboChannel
 from channels.weibo_codes import error_for
+from channels.weibo_lookup import created_at, idstr
 from channels.weibo_text import units
 from publisher.channel_config import build_channel, weibo_settings
 from publisher.config import Settings
@@ -796,3 +797,166 @@ def test_a_search_that_fails_gives_its_hour_back(
     found = channel.lookup(pub, None)
 
     assert found is not None and found.remote_id == max(statuses(sandbox), key=int)
+
+
+def add_history(sandbox: RunningSandbox, text: str, age_seconds: float) -> str:
+    answer = requests.post(
+        f"{sandbox.url}/_sandbox/weibo/history",
+        json={"text": text, "age_seconds": age_seconds},
+        timeout=5,
+    )
+    answer.raise_for_status()
+    return str(answer.json()["idstr"])
+
+
+def test_the_sandbox_s_history_is_older_than_every_share_on_its_timeline(
+    sandbox: RunningSandbox,
+) -> None:
+    shared = share_by_hand(sandbox, f"今日公告 {numbered(1).website_url}")
+    old = add_history(sandbox, "往日公告：松山湖片区停水。", 86400)
+
+    shown = timeline(sandbox)
+
+    assert [idstr(s) for s in shown] == [shared, old]  # newest first, by when each was made
+    made = created_at(shown[1])
+    assert made is not None and abs(made.timestamp() - (time.time() - 86400)) < 5
+    assert int(old) < int(shared)  # Weibo's ids grow with time
+    for bad in ({"text": "", "age_seconds": 1}, {"text": "x", "age_seconds": -1}, {"text": "x"}):
+        refused = requests.post(f"{sandbox.url}/_sandbox/weibo/history", json=bad, timeout=5)
+        assert refused.status_code == 422
+    assert len(statuses(sandbox)) == 2
+
+
+HISTORY = "松山湖管委会：本周六上午举办社区义诊活动，欢迎居民参加。"
+DAY = 86400.0
+
+
+def posts_linking(sandbox: RunningSandbox, pub: Publication) -> int:
+    return sum(pub.website_url in s["text"] for s in live(sandbox) if pub.website_url)
+
+
+@pytest.mark.parametrize("noted_in", ["shared store", "delivery"])
+def test_a_share_whose_worker_died_before_sending_is_absent_once_the_timeline_reaches_back(
+    sandbox: RunningSandbox, store: DatabaseSharedStore, noted_in: str
+) -> None:
+    """A worker killed after noting a share and before sending it leaves a note and no post.
+    Two minutes later (Weibo's "1-2 minutes"), a timeline whose posts reach back to before
+    the share proves it was never made: the lookup says so, and the create posts it once."""
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    add_history(sandbox, HISTORY, DAY)
+    sent = time.time() - channel.slow_seconds - 5
+    channel.finder.sending(pub, sent)
+    remote = None
+    if noted_in == "delivery":  # the store flushed: only the delivery's remote state has it
+        remote = Remote("", None, {"unanswered": channel.finder.unanswered(pub)})
+        channel.finder.failed(pub, sent)
+
+    assert channel.lookup(pub, remote) is None
+
+    assert channel.finder.unanswered(pub) == []
+    receipt = channel.create(pub)
+    assert posts_linking(sandbox, pub) == 1 and len(live(sandbox)) == 2
+    assert receipt.remote_id == max(statuses(sandbox), key=int)
+
+
+def test_a_lost_share_stays_unknown_while_the_timeline_does_not_reach_back_before_it(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store)
+    pub = sample_publication()
+    add_history(sandbox, HISTORY, DAY)
+    channel.finder.sending(pub, time.time() - channel.slow_seconds - 5)
+    for n in range(5):  # newer posts: the five-post timeline no longer shows the history
+        channel.create(numbered(n))
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        channel.lookup(pub, None)
+
+    assert "可能已被新微博挤出" in caught.value.explanation
+    assert caught.value.state["unanswered"] == channel.finder.unanswered(pub) != []
+    assert posts_linking(sandbox, pub) == 0 and len(statuses(sandbox)) == 6
+
+
+def test_a_share_weibo_may_still_be_showing_is_searched_once_then_concluded_when_it_can(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    channel = make_channel(sandbox, store, weibo_slow_seconds=3)
+    pub = sample_publication()
+    add_history(sandbox, HISTORY, DAY)
+    sent = time.time()
+    channel.finder.sending(pub, sent)
+
+    with pytest.raises(OutcomeUnknown) as caught:  # the one early search: not there yet
+        channel.lookup(pub, None)
+    assert "微博可能尚未显示它" in caught.value.explanation
+    assert "暂不重发" in caught.value.explanation
+    calls = sandbox.inspect()["counters"]["calls"]
+    assert calls == 1
+    for _ in range(3):  # the engine's retries meanwhile: no search, no call
+        with pytest.raises(OutcomeUnknown):
+            channel.lookup(pub, None)
+    assert sandbox.inspect()["counters"]["calls"] == calls
+    assert channel.finder.unanswered(pub) == [sent]
+
+    time.sleep(max(0.0, sent + 3.1 - time.time()))
+    assert channel.lookup(pub, None) is None  # the hour's search, which can conclude
+    assert sandbox.inspect()["counters"]["calls"] == calls + 1
+    assert channel.finder.unanswered(pub) == [] and posts_linking(sandbox, pub) == 0
+
+
+def test_a_share_weibo_said_was_posted_is_never_taken_for_absent(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    """Weibo answered 20032 ("posted, server slow"); the post is then deleted by hand, so
+    no search finds it. Weibo said it went out: it stays unknown for an operator, also with
+    the shared store's notes lost (the delivery keeps them)."""
+    channel = make_channel(sandbox, store, weibo_slow_seconds=0)
+    pub = sample_publication()
+    add_history(sandbox, HISTORY, DAY)
+    configure(sandbox, slow_posts=1)
+    with pytest.raises(OutcomeUnknown) as answered:
+        channel.create(pub)
+    assert answered.value.code == "20032"
+    kept = dict(answered.value.state)
+    assert kept["posted"] == kept["unanswered"] != []
+    posted = max(statuses(sandbox), key=int)
+    requests.post(
+        f"{sandbox.url}/2/statuses/destroy.json",
+        data={"access_token": "sandbox", "id": posted},
+        timeout=5,
+    ).raise_for_status()
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        channel.lookup(pub, Remote("", None, kept))
+    assert "微博曾答复该微博已发布" in caught.value.explanation
+    with store.database.session() as session:  # the notes are gone with the store
+        session.execute(delete(SharedValue).where(SharedValue.key.like("weibo:%")))
+    with pytest.raises(OutcomeUnknown) as caught:
+        channel.lookup(pub, Remote("", None, kept))
+    assert "微博曾答复该微博已发布" in caught.value.explanation
+
+    assert len(statuses(sandbox)) == 2 and posts_linking(sandbox, pub) == 0
+    assert channel.finder.unanswered(pub) == []  # the delivery's note is what held it
+
+
+def test_a_lost_correction_never_sent_leaves_the_original_post_recorded(
+    sandbox: RunningSandbox, store: DatabaseSharedStore
+) -> None:
+    """A correction whose worker died before sending: once proven absent, the lookup answers
+    with the original post (not this revision), so the engine corrects it again rather than
+    forget a live post."""
+    channel = make_channel(sandbox, store, weibo_edit_policy="correction")
+    add_history(sandbox, HISTORY, DAY)
+    first = channel.create(sample_publication())
+    recorded = Remote(first.remote_id, first.url, first.state)
+    edited = sample_publication(summary="发放对象名单已更新。", content_hash="1" * 64)
+    channel.finder.sending(edited, time.time() - channel.slow_seconds - 5)
+
+    found = channel.lookup(edited, recorded)
+
+    assert found is not None and found.remote_id == first.remote_id
+    assert found.content_hash is None  # the original: the correction is still to be posted
+    assert channel.finder.unanswered(edited) == []
+    corrected = channel.update(edited, Remote(found.remote_id, found.url, found.state))
+    assert corrected.remote_id != first.remote_id and len(live(sandbox)) == 3

@@ -67,6 +67,10 @@ class ChaosCluster(System):
                 # spend `freepublish/delete`'s 10 a day); lifted here and in the sandbox.
                 "PUBLISHER_WECHAT_DAILY_LIMITS": json.dumps(dict.fromkeys(DAILY_LIMITS, 10**9)),
                 "PUBLISHER_WEIBO_DAILY_CALLS": "100000",
+                # Weibo may show a post 1-2 minutes after answering (its 20032 says so), so a
+                # lost share is taken for never made only 120 s after it was sent; the sandbox
+                # shows a post as soon as it answers, and 3 s keeps the settling bound.
+                "PUBLISHER_WEIBO_SLOW_SECONDS": "3",
             },
         )
         self.database_url = database_url
@@ -86,6 +90,7 @@ class ChaosCluster(System):
             PUBLISHER_WEIBO_ACCESS_TOKEN="sandbox",
         )
         self.events: list[str] = []  # what was done to the cluster, for the failure report
+        self.weibo_history: set[str] = set()  # the account's posts from before the run
         # While the store's connections are being cut, a request may fail with a 5xx; any other
         # time a 5xx is a finding (e.g. a deadlock between an edit and a worker).
         self.cutting_database = False
@@ -118,9 +123,21 @@ class ChaosCluster(System):
                 "daily_quotas": dict.fromkeys(DAILY_QUOTAS, 10**9),
             },
         )
+        # A real government account has a history, and the lookups read back past the posts
+        # of a run: the timeline shows all of them (the sandbox's default of five emulates an
+        # account posting more than a lookup reads) and a post made the day before, so a
+        # share whose worker died before sending it is proven absent and posted once.
         self.post_sandbox(
-            "weibo", "/_sandbox/weibo/config", {"rate_limit": 100000, "daily_calls": 100000}
+            "weibo",
+            "/_sandbox/weibo/config",
+            {"rate_limit": 100000, "daily_calls": 100000, "timeline_size": 500},
         )
+        history = self.post_sandbox(
+            "weibo",
+            "/_sandbox/weibo/history",
+            {"text": "松山湖管委会：本周六上午在社区服务中心举办义诊活动。", "age_seconds": 86400},
+        )
+        self.weibo_history.add(str(history["idstr"]))
 
     def start_worker(self, index: int = 0) -> None:
         self.start(
@@ -177,8 +194,10 @@ class ChaosCluster(System):
             resp.raise_for_status()
         self.note(f"faults {faults}")
 
-    def post_sandbox(self, kind: str, path: str, body: dict[str, Any]) -> None:
-        requests.post(self.sandbox[kind] + path, json=body, timeout=5).raise_for_status()
+    def post_sandbox(self, kind: str, path: str, body: dict[str, Any]) -> Any:
+        resp = requests.post(self.sandbox[kind] + path, json=body, timeout=5)
+        resp.raise_for_status()
+        return resp.json()
 
     def note(self, event: str) -> None:
         self.events.append(f"{time.monotonic() - self.started_at:7.1f}s {event}")

@@ -51,6 +51,9 @@ CONSOLE_ACCESS: dict[tuple[str, str], Page] = {
     ("POST", "/logout"): admits(*EVERYONE),
     ("GET", "/console/password"): admits(*EVERYONE),
     ("POST", "/console/password"): admits(*EVERYONE),
+    ("GET", "/console/supervision"): admits("supervisor"),
+    ("GET", "/console/audit"): admits("supervisor"),
+    ("POST", "/console/audit/verify"): admits("supervisor"),
     # the operator's pages (publisher/console/operations.py, deliveries.py, drift.py)
     ("GET", "/console/operations"): admits("operator"),
     ("GET", "/console/operations/queue"): admits("operator"),

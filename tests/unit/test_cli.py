@@ -106,6 +106,21 @@ def test_bad_input_exits_2_naming_field_and_rule(
     assert "(0 of 0)" in listed.output
 
 
+def test_a_negative_weibo_slow_seconds_exits_2_naming_the_variable(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBLISHER_WEIBO_SLOW_SECONDS", "-1")
+    reset_settings()
+    result = CliRunner().invoke(cli, ["items", "list"])
+    assert result.exit_code == 2
+    assert "error: PUBLISHER_WEIBO_SLOW_SECONDS: Input should be greater than or equal to 0" in (
+        result.output
+    )
+    monkeypatch.setenv("PUBLISHER_WEIBO_SLOW_SECONDS", "3")
+    reset_settings()
+    assert get_settings().weibo_slow_seconds == 3.0
+
+
 def test_bad_date_format_is_a_usage_error(settings: Settings) -> None:
     result = CliRunner().invoke(cli, create_args(**{"--formed-on": "yesterday"}))
     assert result.exit_code == 2
