@@ -1,9 +1,11 @@
 """Error pages of the console: a page in Chinese where the API answers JSON.
 
 A request for a console page (`is_console`) that raises `Forbidden` gets the 403 page (and the
-refusal is audited as the API's are), `NotFound` the 404 page, `Conflict` a 409 page; without a
-session it is sent to `/login` (htmx requests through `HX-Redirect`, so the whole page goes).
-Every other path keeps the API's JSON handlers, which are wrapped, not replaced.
+refusal is audited as the API's are), `NotFound` the 404 page, `Conflict` a 409 page, bad input
+(FastAPI's validation of a path, query or form field, or `InvalidInput`) a 422 page with each
+problem in Chinese and nothing of the input echoed; without a session it is sent to `/login`
+(htmx requests through `HX-Redirect`, so the whole page goes). Every other path keeps the
+API's JSON handlers, which are wrapped, not replaced.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from publisher.api.refusals import note_refusal
 from publisher.console.web import CsrfRefused, LoginRequired, htmx_redirect, render
-from publisher.errors import Conflict, Forbidden, NotFound
+from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound
 from publisher.i18n import t
+from publisher.i18n.problems import zh, zh_pydantic
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 CONSOLE_PREFIXES = ("/console", "/login", "/logout")
@@ -66,6 +70,16 @@ def install(app: FastAPI) -> None:
     async def conflict(request: Request, exc: Exception) -> Response:
         return error_page(request, 409, t("error.409.title"), str(exc))
 
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        detail = "；".join(zh_pydantic(e) for e in exc.errors())
+        return error_page(request, 422, t("error.422.title"), detail)
+
+    async def invalid_input(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InvalidInput)
+        detail = "；".join(zh(p) for p in exc.problems)
+        return error_page(request, 422, t("error.422.title"), detail)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
@@ -79,4 +93,6 @@ def install(app: FastAPI) -> None:
     wrapped(Forbidden, forbidden)
     wrapped(NotFound, not_found)
     wrapped(Conflict, conflict)
+    wrapped(RequestValidationError, invalid_request)
+    wrapped(InvalidInput, invalid_input)
     wrapped(StarletteHTTPException, http_error)

@@ -45,6 +45,7 @@ MESSAGES: dict[str, str] = {
     "error.404.title": "页面不存在",
     "error.404.detail": "您要找的页面或记录不存在，可能已被删除。",
     "error.409.title": "操作冲突",
+    "error.422.title": "输入有误",
     "error.csrf.title": "表单已失效",
     "error.csrf.detail": "该表单已过期或不是从本系统提交的。请返回上一页，刷新后重试。",
     "error.other.title": "出错了",

@@ -1,0 +1,52 @@
+"""Hostile input on the console's pages: ids that are not numbers, fields past their limits,
+bodies too large, characters no store can hold. Each is refused with a page in Chinese that
+says what was wrong (never the API's JSON, never the input echoed back, never a 500).
+
+Real application on a migrated SQLite store (tests/console/conftest.py), driven by TestClient;
+the PostgreSQL-only cases (NUL) on a fresh database of the local PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from publisher.db import Database
+from tests.console.support import login_csrf, session_for
+
+
+def assert_console_page(answer: Response, status: int, *texts: str) -> None:
+    assert answer.status_code == status, answer.text[:500]
+    assert answer.headers["content-type"].startswith("text/html")
+    for text in texts:
+        assert text in answer.text, answer.text[-1500:]
+
+
+def test_a_malformed_id_or_query_gets_a_chinese_page_not_json(
+    browser: TestClient, database: Database
+) -> None:
+    csrf = session_for(browser, database, "editor1")
+    assert_console_page(browser.get("/console/items/abc"), 422, "信息编号须为整数")
+    assert_console_page(browser.get("/console/items?page=abc"), 422, "page须为整数")
+    assert_console_page(
+        browser.post("/console/items/abc/submit", data={"csrf_token": csrf}), 422, "信息编号"
+    )
+
+
+def test_an_over_long_field_is_refused_in_chinese_without_echoing_it(
+    browser: TestClient, database: Database
+) -> None:
+    secret = "s3cret-" * 40  # past the login form's 200 characters
+    answer = browser.post(
+        "/login",
+        data={"username": "editor1", "password": secret, "csrf_token": login_csrf(browser)},
+    )
+    assert_console_page(answer, 422, "200")
+    assert secret not in answer.text
+    csrf = session_for(browser, database, "editor1")
+    changed = browser.post(
+        "/console/password",
+        data={"csrf_token": csrf, "current": secret, "new": "x", "again": "x"},
+    )
+    assert_console_page(changed, 422)
+    assert secret not in changed.text
