@@ -8,7 +8,7 @@ router, listed in `ROUTERS`.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from publisher.console import (
@@ -22,7 +22,7 @@ from publisher.console import (
     operations,
     supervision,
 )
-from publisher.console.web import HERE
+from publisher.console.web import HERE, storable_text
 
 # compose before items: `/console/items/new` is not an item id.
 ROUTERS = (
@@ -39,7 +39,7 @@ ROUTERS = (
 
 def install(app: FastAPI) -> None:
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(storable_text)])
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     errors.install(app)
 

@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from publisher.api.client_address import is_trusted, trusted_networks
 from publisher.api.routes_common import database_of, settings_of
 from publisher.auth import Principal, cached_principal, look_up_principal
+from publisher.errors import FieldProblem, InvalidInput
 from publisher.i18n import t
 from publisher.models import Role
 
@@ -106,6 +107,24 @@ async def viewer(request: Request) -> Viewer:
         if not same(sent, found.csrf):
             raise CsrfRefused()
     return found
+
+
+async def storable_text(request: Request) -> None:
+    """Every console route's first dependency: a query or form field holding NUL, which no
+    PostgreSQL text can store (the driver would fail the request with a 500), raises
+    `InvalidInput` naming the field (the 422 page)."""
+    fields: list[tuple[str, object]] = list(request.query_params.multi_items())
+    if request.method not in ("GET", "HEAD"):
+        fields += list((await request.form()).multi_items())
+    problems = [
+        FieldProblem(
+            name, "characters", f"{name} must not contain U+0000", values={"codepoint": "U+0000"}
+        )
+        for name, value in fields
+        if isinstance(value, str) and ("\x00" in value or "\x00" in name)
+    ]
+    if problems:
+        raise InvalidInput(problems)
 
 
 def over_tls(request: Request) -> bool:
