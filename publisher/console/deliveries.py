@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from channels.registry import KINDS
 from publisher.api.routes_common import channel_pool, database_of, settings_of
+from publisher.console.errors import said
 from publisher.console.operations import live_fragment, operator
 from publisher.console.ops_forms import (
     CONFIRMED,
@@ -247,7 +248,7 @@ def _refused(
         errors = {f"{form}.{name}": text for name, text in field_errors(exc).items()}
         errors[form] = "；".join(zh(p) for p in exc.problems)
         return delivery_page(request, who, delivery_id, errors=errors, status_code=422)
-    return delivery_page(request, who, delivery_id, errors={form: str(exc)}, status_code=409)
+    return delivery_page(request, who, delivery_id, errors={form: said(exc)}, status_code=409)
 
 
 @router.post("/console/deliveries/{delivery_id}/retry")

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from channels.registry import KINDS
 from publisher.api.routes_common import channel_pool, database_of, settings_of
+from publisher.console.errors import said
 from publisher.console.operations import operator
 from publisher.console.ops_forms import done_message, field_errors, whole_number
 from publisher.console.web import Viewer, redirect, render
@@ -152,7 +153,7 @@ def check(
         problems = {f"check.{name}": text for name, text in field_errors(exc).items()}
         return drift_page(request, who, errors=problems, status_code=422)
     except NotFound as exc:
-        return drift_page(request, who, errors={"check.item": str(exc)}, status_code=422)
+        return drift_page(request, who, errors={"check.item": said(exc)}, status_code=422)
     return drift_page(request, who, reports=reports)
 
 
@@ -165,5 +166,5 @@ def repair(drift_id: int, request: Request, who: Viewer = Depends(operator)) -> 
         with database_of(request).session() as session:
             reconcile.repair_drift(session, drift_id, actor=who.principal.actor)
     except Conflict as exc:
-        return drift_page(request, who, errors={f"repair.{drift_id}": str(exc)}, status_code=409)
+        return drift_page(request, who, errors={f"repair.{drift_id}": said(exc)}, status_code=409)
     return redirect("/console/drift?done=repaired")

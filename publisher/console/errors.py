@@ -33,6 +33,11 @@ def is_console(request: Request) -> bool:
     return path == "/" or path.startswith(CONSOLE_PREFIXES)
 
 
+def said(exc: Exception) -> str:
+    """What staff read of a refusal: its Chinese text (`zh`) where it has one."""
+    return getattr(exc, "zh", None) or str(exc)
+
+
 def error_page(request: Request, status: int, title: str, detail: str) -> Response:
     context = {"status": status, "title": title, "detail": detail}
     return render(request, "error.html", context, status_code=status)
@@ -68,7 +73,7 @@ def install(app: FastAPI) -> None:
         return error_page(request, 404, t("error.404.title"), t("error.404.detail"))
 
     async def conflict(request: Request, exc: Exception) -> Response:
-        return error_page(request, 409, t("error.409.title"), str(exc))
+        return error_page(request, 409, t("error.409.title"), said(exc))
 
     async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -11,8 +11,11 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from publisher.config import Settings
 from publisher.db import Database
+from publisher.services.items import create_item
 from tests.console.support import login_csrf, session_for
+from tests.support import item_fields
 
 
 def assert_console_page(answer: Response, status: int, *texts: str) -> None:
@@ -50,3 +53,15 @@ def test_an_over_long_field_is_refused_in_chinese_without_echoing_it(
     )
     assert_console_page(changed, 422)
     assert secret not in changed.text
+
+
+def test_a_refused_action_says_why_in_chinese(
+    publisher_env: Settings, browser: TestClient, database: Database
+) -> None:
+    """A `Conflict` carries its Chinese text (`zh`): the console shows that, not the English."""
+    with database.session() as session:
+        item_id = create_item(session, publisher_env, item_fields(), actor="editor1").id
+    csrf = session_for(browser, database, "reviewer1")
+    answer = browser.post(f"/console/items/{item_id}/approve", data={"csrf_token": csrf})
+    assert_console_page(answer, 409, f"信息 {item_id} 未送审")
+    assert "is not submitted" not in answer.text

@@ -478,7 +478,8 @@ def test_cancel_mark_posted_and_adopt_a_delivery(
     again = browser.post(
         f"/console/deliveries/{to_cancel}/cancel", data={"csrf_token": csrf, "confirm": "yes"}
     )
-    assert again.status_code == 409 and "cannot be cancelled" in again.text
+    assert again.status_code == 409 and "不能取消" in again.text
+    assert "cannot be cancelled" not in again.text  # what staff read is the Chinese
 
     no_reason = browser.post(
         f"/console/deliveries/{to_mark}/mark-posted", data={"csrf_token": csrf}
