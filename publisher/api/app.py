@@ -111,7 +111,12 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     console.install(app)  # after the API's handlers, which it wraps for its own pages
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     uploads = {f"{API_PREFIX}/media": routes_items.MAX_UPLOAD_REQUEST_BYTES}
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, larger=uploads)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_request_bytes,
+        larger=uploads,
+        refusal=console.body_refusal,
+    )
     app.add_middleware(
         SecurityHeadersMiddleware,
         script_hashes=install_docs(app),

@@ -5,31 +5,47 @@ A Content-Length above the cap is answered before the app runs. Past the cap mid
 reading the next chunk raises `BodyTooLarge`, an HTTPException, which FastAPI lets through
 its body parsing to the app's handler (a JSON `detail`). Starlette's own `max_body_size`
 counts the same way, but answers a too-large Content-Length with plain text whatever the
-app's handlers say.
+app's handlers say. Whoever builds the app may give the refusal's answer (`refusal`: the
+console answers a page of its own on its paths); by default the JSON `detail`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, detail=f"request body larger than {limit} bytes")
+        self.limit = limit
+
+
+def json_refusal(_request: Request, refusal: BodyTooLarge) -> Response:
+    return JSONResponse({"detail": refusal.detail}, status_code=413)
 
 
 class BodyLimitMiddleware:
-    """At most `limit` bytes of body per request; `larger` gives paths (uploads) their own."""
+    """At most `limit` bytes of body per request; `larger` gives paths (uploads) their own;
+    `refusal` answers a declared length past the limit."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, larger: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        larger: Mapping[str, int],
+        refusal: Callable[[Request, BodyTooLarge], Response] = json_refusal,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.larger = larger
+        self.refusal = refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,8 +54,7 @@ class BodyLimitMiddleware:
         limit = self.larger.get(scope["path"], self.limit)
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            refusal = BodyTooLarge(limit)
-            answer = JSONResponse({"detail": refusal.detail}, status_code=413)
+            answer = self.refusal(Request(scope), BodyTooLarge(limit))
             await answer(scope, receive, send)
             return
         received = 0

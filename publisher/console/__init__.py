@@ -22,6 +22,7 @@ from publisher.console import (
     operations,
     supervision,
 )
+from publisher.console.errors import body_refusal
 from publisher.console.web import HERE, storable_text
 
 # compose before items: `/console/items/new` is not an item id.
@@ -44,4 +45,4 @@ def install(app: FastAPI) -> None:
     errors.install(app)
 
 
-__all__ = ["install"]
+__all__ = ["body_refusal", "install"]

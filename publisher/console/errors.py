@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from publisher.api.body_limit import BodyTooLarge, json_refusal
 from publisher.api.refusals import note_refusal
 from publisher.console.web import CsrfRefused, LoginRequired, htmx_redirect, render
 from publisher.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -41,6 +42,19 @@ def said(exc: Exception) -> str:
 def error_page(request: Request, status: int, title: str, detail: str) -> Response:
     context = {"status": status, "title": title, "detail": detail}
     return render(request, "error.html", context, status_code=status)
+
+
+def too_large_page(request: Request, limit: int) -> Response:
+    megabytes = f"{limit / 1_000_000:g}"
+    return error_page(request, 413, t("error.413.title"), t("error.413.detail", mb=megabytes))
+
+
+def body_refusal(request: Request, refusal: BodyTooLarge) -> Response:
+    """`BodyLimitMiddleware`'s answer to a declared length past the cap: on a console path
+    the page, elsewhere the API's JSON."""
+    if is_console(request):
+        return too_large_page(request, refusal.limit)
+    return json_refusal(request, refusal)
 
 
 def install(app: FastAPI) -> None:
@@ -91,6 +105,10 @@ def install(app: FastAPI) -> None:
             return await not_found(request, exc)
         if exc.status_code == 403:
             return await forbidden(request, exc)
+        if isinstance(exc, BodyTooLarge):
+            return too_large_page(request, exc.limit)
+        if exc.status_code == 400:  # the form parser's refusal (a field past 1 MB, bad framing)
+            return error_page(request, 400, t("error.other.title"), t("error.400.detail"))
         return error_page(request, exc.status_code, t("error.other.title"), str(exc.detail))
 
     app.add_exception_handler(LoginRequired, login_required)

@@ -8,10 +8,12 @@ the PostgreSQL-only cases (NUL) on a fresh database of the local PostgreSQL.
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from publisher.config import Settings
+from publisher.api.app import create_app
+from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import Database
 from publisher.services.items import create_item
 from tests.console.support import login_csrf, session_for
@@ -65,3 +67,22 @@ def test_a_refused_action_says_why_in_chinese(
     answer = browser.post(f"/console/items/{item_id}/approve", data={"csrf_token": csrf})
     assert_console_page(answer, 409, f"信息 {item_id} 未送审")
     assert "is not submitted" not in answer.text
+
+
+def test_a_body_past_the_caps_gets_a_chinese_page(
+    publisher_env: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the request cap (413, answered before the app reads it) or past the form parser's
+    1 MB a field (400): a console page in Chinese; the API keeps its JSON."""
+    monkeypatch.setenv("PUBLISHER_MAX_REQUEST_BYTES", "2000000")
+    reset_settings()
+    browser = TestClient(create_app(get_settings()), follow_redirects=False)
+    csrf = session_for(browser, database, "editor1")
+    huge = browser.post("/console/items/new", data={"csrf_token": csrf, "body": "x" * 2_100_000})
+    assert_console_page(huge, 413, "2 MB")
+    assert "request body larger" not in huge.text
+    field = browser.post("/console/items/new", data={"csrf_token": csrf, "body": "x" * 1_100_000})
+    assert_console_page(field, 400, "1 MB")
+    assert "exceeded" not in field.text
+    api = browser.post("/api/v1/items", content=b"x" * 2_100_000)
+    assert api.status_code == 413 and "2000000 bytes" in api.json()["detail"]
