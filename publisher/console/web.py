@@ -213,10 +213,18 @@ def day(value: date | datetime | str | None) -> str:
     return str(value)[:10]
 
 
+def web_link(url: str | None) -> str | None:
+    """`url` if it is a web address (http, https), to link; else None, to show as text only
+    (a channel's answer or an operator's word could be `javascript:` or `data:`)."""
+    scheme = (url or "").split(":", 1)[0].strip().lower()
+    return url if scheme in ("http", "https") else None
+
+
 templates.env.globals["t"] = t
 templates.env.globals["Role"] = Role
 templates.env.filters["beijing"] = beijing
 templates.env.filters["day"] = day
+templates.env.filters["web_link"] = web_link
 
 __all__ = [
     "CSRF_FIELD",

@@ -8,6 +8,8 @@ the PostgreSQL-only cases (NUL) on a fresh database of the local PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -15,9 +17,10 @@ from httpx import Response
 from publisher.api.app import create_app
 from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import Database
+from publisher.models import DeliveryState
 from publisher.services.items import create_item
 from tests.console.support import login_csrf, session_for
-from tests.support import item_fields
+from tests.support import failed_delivery, item_fields
 
 
 def assert_console_page(answer: Response, status: int, *texts: str) -> None:
@@ -86,3 +89,28 @@ def test_a_body_past_the_caps_gets_a_chinese_page(
     assert "exceeded" not in field.text
     api = browser.post("/api/v1/items", content=b"x" * 2_100_000)
     assert api.status_code == 413 and "2000000 bytes" in api.json()["detail"]
+
+
+def test_a_post_address_is_a_link_only_when_it_is_a_web_address(
+    publisher_env: Settings, database: Database, new_browser: Callable[[], TestClient]
+) -> None:
+    """A delivery's URL comes from the channel's answer or an operator's "mark posted": a
+    `javascript:` one is shown as text, never as a link staff may click."""
+    with database.session() as session:
+        item_id = create_item(session, publisher_env, item_fields(), actor="editor1").id
+        hostile = failed_delivery(session, item_id, "website")
+        hostile.state, hostile.remote_url = DeliveryState.LIVE, "javascript:alert(document.domain)"
+        honest = failed_delivery(session, item_id, "catalogue")
+        honest.state, honest.remote_url = DeliveryState.LIVE, "https://example.gov.cn/post/1"
+        delivery_id = hostile.id
+    editor = new_browser()
+    session_for(editor, database, "editor1")
+    operator = new_browser()
+    session_for(operator, database, "operator1")
+    for page in (
+        editor.get(f"/console/items/{item_id}"),
+        operator.get(f"/console/deliveries/{delivery_id}"),
+    ):
+        assert page.status_code == 200
+        assert 'href="javascript:' not in page.text
+    assert 'href="https://example.gov.cn/post/1"' in editor.get(f"/console/items/{item_id}").text
