@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -45,6 +45,7 @@ from publisher.api.routes_common import problems_detail
 from publisher.api.routes_system import root_router
 from publisher.api.routes_system import router as system_router
 from publisher.api.security_headers import SecurityHeadersMiddleware
+from publisher.api.storable_text import refuse_nul
 from publisher.api.wechat_callback import CallbackKeys, wechat_callback_router
 from publisher.audit import audit
 from publisher.config import Settings, get_settings
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     app.state.database = database
     app.state.metrics = metrics_registry(database)
 
-    api = APIRouter(prefix=API_PREFIX)
+    # NUL refused before any service runs (PostgreSQL cannot store it): 422, not 500.
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(refuse_nul)])
     for module in (routes_items, routes_deliveries, routes_channels, routes_catalog, routes_drift):
         api.include_router(module.router)
     api.include_router(routes_review.router)
