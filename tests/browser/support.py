@@ -149,6 +149,23 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
+def expect_no_sideways_scroll(page: Page) -> None:
+    """The page body does not scroll sideways at the window's present width (wide tables
+    scroll in their own box)."""
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px at half width"
+
+
+def fits_half_width(page: Page) -> None:
+    """At half the width (what 200 % zoom leaves of a 1280-pixel window) the page body does
+    not scroll sideways."""
+    page.set_viewport_size({"width": 640, "height": 720})
+    expect_no_sideways_scroll(page)
+    page.set_viewport_size({"width": 1280, "height": 720})
+
+
 def login(page: Page, user: str, password: str) -> None:
     """Sign in through the console's `/login` form: the fields labelled 用户名 and 密码
     (`name="username"`, `name="password"`) and the button 登录. Returns once the browser has

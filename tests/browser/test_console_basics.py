@@ -15,7 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import PageErrors, axe_check, login
+from tests.browser.support import PageErrors, axe_check, expect_no_sideways_scroll, login
 from tests.browser.system import RunningSystem
 
 HALF_WIDTH = {"width": 640, "height": 720}  # a 1280-pixel window at 200 % zoom
@@ -83,13 +83,6 @@ def expect_focus_ring(page: Page) -> None:
     where = focused(page)
     assert ring["style"] == "solid" and ring["width"] >= 2, f"{where}: no focus ring: {ring}"
     assert ring["visible"], f"{where} is focused but off screen"
-
-
-def expect_no_sideways_scroll(page: Page) -> None:
-    overflow = page.evaluate(
-        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px at half width"
 
 
 def test_sign_in_by_keyboard_change_the_password_and_sign_out(

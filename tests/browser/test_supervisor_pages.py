@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import PageErrors, axe_check, login, screenshot
+from tests.browser.support import PageErrors, axe_check, fits_half_width, login, screenshot
 from tests.browser.system import RunningSystem
 
 STATES = ("draft", "submitted", "approved", "published", "retracted")
@@ -28,17 +28,6 @@ def api_token(system: RunningSystem, name: str) -> str:
     return token
 
 
-def fits_half_width(page: Page) -> None:
-    """At half the width (what 200 % zoom leaves of a 1280-pixel window) the page body does
-    not scroll sideways: wide tables scroll in their own box."""
-    page.set_viewport_size({"width": 640, "height": 720})
-    overflow = page.evaluate(
-        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px at half width"
-    page.set_viewport_size({"width": 1280, "height": 720})
-
-
 def test_a_supervisor_sees_the_home_page_and_filters_the_audit_log(
     page: Page, publisher_system: RunningSystem
 ) -> None:
@@ -53,7 +42,7 @@ def test_a_supervisor_sees_the_home_page_and_filters_the_audit_log(
     totals = page.locator("#counts-department tfoot")
     for state in STATES:
         link = totals.locator(f'td[data-state="{state}"] a')
-        assert parse_qs(urlsplit(link.get_attribute("href") or "").query) == {"state": [state]}
+        assert parse_qs(urlsplit(link.get_attribute("href") or "").query) == {"status": [state]}
         listed = requests.get(
             f"{publisher_system.base_url}/api/v1/items",
             params={"status": state, "limit": 1},
