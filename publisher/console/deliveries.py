@@ -154,6 +154,7 @@ def deliveries(request: Request, who: Viewer = Depends(operator)) -> HTMLRespons
         "pages": pages,
         "owners": owners,
         "departments": departments,
+        "department_options": [(code, f"{name}（{code}）") for code, name in departments.items()],
         "kinds": KINDS,
         "states": [s.value for s in DeliveryState],
     }

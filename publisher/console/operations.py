@@ -12,6 +12,7 @@ transaction, audited as it is (`publisher/api/routes_channels.py`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -66,8 +67,16 @@ def ops_label(prefix: str, value: str) -> str:
     return t(key) if key in CATALOGUE else value
 
 
+def ops_options(prefix: str, values: Iterable[str]) -> list[tuple[str, str]]:
+    """A select's options: each value with its word (`ops_label`)."""
+    return [(value, ops_label(prefix, value)) for value in values]
+
+
 templates.env.globals.update(
-    ops_label=ops_label, ops_percent=charts.percent, ops_duration=charts.duration_text
+    ops_label=ops_label,
+    ops_options=ops_options,
+    ops_percent=charts.percent,
+    ops_duration=charts.duration_text,
 )
 
 HOME = "/console/operations"
