@@ -262,7 +262,6 @@ def cancel(
                 request,
                 who,
                 question=t("ops.confirm.cancel", id=delivery_id),
-                action=request.url.path,
                 values={"reason": text},
                 back=here,
             )
@@ -332,7 +331,6 @@ def posted(
                 request,
                 who,
                 question=t("ops.confirm.mark_posted", id=delivery_id, reason=values["reason"]),
-                action=request.url.path,
                 values=values,
                 back=f"/console/deliveries/{delivery_id}",
             )

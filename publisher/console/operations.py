@@ -264,9 +264,7 @@ def retry_all_failed(
     check_kind(kind)
     if confirm != CONFIRMED:
         question = t("ops.confirm.retry_failed", channel=charts.channel_name(kind))
-        return confirm_page(
-            request, who, question=question, action=request.url.path, values={}, back=HOME
-        )
+        return confirm_page(request, who, question=question, values={}, back=HOME)
     with database_of(request).session() as session:
         count = retry_failed(session, kind, actor=who.principal.actor)
     return redirect(f"{HOME}?done=retried_failed&n={count}")
@@ -315,7 +313,6 @@ def freeze(
             request,
             who,
             question=question,
-            action=request.url.path,
             values={"reason": text},
             back=HOME,
         )
@@ -339,7 +336,6 @@ def lift(
             request,
             who,
             question=t("ops.confirm.lift"),
-            action=request.url.path,
             values={},
             back=HOME,
             danger=False,

@@ -68,15 +68,15 @@ def confirm_page(
     who: Viewer,
     *,
     question: str,
-    action: str,
     values: Mapping[str, str],
     back: str,
     danger: bool = True,
 ) -> HTMLResponse:
-    """The page asking once more before `action` is posted with `values` and `confirm=yes`."""
+    """The page asking once more before the form is posted again, to the address that asked,
+    with `values` and `confirm=yes`."""
     context = {
         "question": question,
-        "action": action,
+        "action": request.url.path,
         "values": dict(values),
         "back": back,
         "danger": danger,
