@@ -9,7 +9,8 @@ item and revision a save would store (`services.drafts`) and previewed as a save
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -22,17 +23,20 @@ from publisher.api.routes_common import RowId, channel_pool, database_of, settin
 from publisher.console.item_form import ItemForm, problem_text, upload_of
 from publisher.console.preview import preview_view
 from publisher.console.web import Viewer, redirect, render, viewer
+from publisher.delivery.publication import ChannelPool
 from publisher.errors import InvalidInput
 from publisher.models import Item, Revision, Role
 from publisher.services import items as item_service
 from publisher.services import queries
 from publisher.services.channel_controls import build_adapters, disabled_map
 from publisher.services.drafts import draft_of
+from publisher.services.item_fields import ItemFields
 from publisher.services.media import MAX_MEDIA_BYTES, store_image
 from publisher.services.publishing import edit_checked, item_preview
 from publisher.services.scope import list_departments, list_domains
 
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 
 
 def choices(session: Session, who: Viewer) -> dict[str, Any]:
@@ -105,37 +109,52 @@ def store_cover(request: Request, who: Viewer, form: ItemForm, cover: bytes | No
     form.values["cover_image"] = stored.url
 
 
+def save_form(
+    request: Request,
+    who: Viewer,
+    form: ItemForm,
+    cover: bytes | None,
+    write: Callable[[Session, ItemFields, ChannelPool], T],
+    *,
+    editing: bool = False,
+) -> T | None:
+    """Store the cover, then `write` the form's fields in one transaction: what `write`
+    returns, or None when the form or the service refuses the input (each problem noted on
+    `form` beside its field). `Forbidden` for a department the viewer may not write for."""
+    store_cover(request, who, form, cover)
+    fields = form.fields(editing=editing)
+    if fields.department:
+        who.principal.require_department(fields.department)
+    pool = channel_pool(request)
+    build_adapters(pool)
+    try:
+        if form.errors:
+            raise InvalidInput([])
+        with database_of(request).session() as session:
+            return write(session, fields, pool)
+    except InvalidInput as exc:
+        for problem in exc.problems:
+            form.add_error(problem.field, problem_text(problem))
+        return None
+
+
 @router.post("/console/items/new")
 async def create_item(request: Request, who: Viewer = Depends(viewer)) -> Response:
     who.principal.require(Role.EDITOR)
     form, cover = await read_form(request)
 
-    def save() -> int | None:
-        store_cover(request, who, form, cover)
-        fields = form.fields()
-        if fields.department:
-            who.principal.require_department(fields.department)
-        pool = channel_pool(request)
-        build_adapters(pool)
-        try:
-            if form.errors:
-                raise InvalidInput([])
-            with database_of(request).session() as session:
-                item = item_service.create_item(
-                    session,
-                    settings_of(request),
-                    fields,
-                    actor=who.principal.actor,
-                    disabled=disabled_map(pool),
-                    who=who.principal,
-                )
-                return item.id
-        except InvalidInput as exc:
-            for problem in exc.problems:
-                form.add_error(problem.field, problem_text(problem))
-            return None
+    def create(session: Session, fields: ItemFields, pool: ChannelPool) -> int:
+        item = item_service.create_item(
+            session,
+            settings_of(request),
+            fields,
+            actor=who.principal.actor,
+            disabled=disabled_map(pool),
+            who=who.principal,
+        )
+        return item.id
 
-    item_id = await run_in_threadpool(save)
+    item_id = await run_in_threadpool(save_form, request, who, form, cover, create)
     if item_id is None:
         return compose_page(request, who, form, status_code=422)
     return redirect(f"/console/items/{item_id}?done=created")
@@ -168,33 +187,16 @@ def edit_item_form(item_id: RowId, request: Request, who: Viewer = Depends(viewe
 async def edit_item(item_id: RowId, request: Request, who: Viewer = Depends(viewer)) -> Response:
     form, cover = await read_form(request)
 
-    def save() -> tuple[Item | None, bool]:
+    def edit(session: Session, fields: ItemFields, pool: ChannelPool) -> bool:
+        settings = settings_of(request)
+        actor = who.principal.actor
+        edit_checked(session, settings, item_id, fields, pool, actor=actor, who=who.principal)
+        return True
+
+    def save() -> tuple[Item, bool]:
         with database_of(request).session() as session:
             item, _ = editable(session, who, item_id)
-        store_cover(request, who, form, cover)
-        fields = form.fields(editing=True)
-        if fields.department:
-            who.principal.require_department(fields.department)
-        pool = channel_pool(request)
-        build_adapters(pool)
-        try:
-            if form.errors:
-                raise InvalidInput([])
-            with database_of(request).session() as session:
-                edit_checked(
-                    session,
-                    settings_of(request),
-                    item_id,
-                    fields,
-                    pool,
-                    actor=who.principal.actor,
-                    who=who.principal,
-                )
-            return item, True
-        except InvalidInput as exc:
-            for problem in exc.problems:
-                form.add_error(problem.field, problem_text(problem))
-            return item, False
+        return item, save_form(request, who, form, cover, edit, editing=True) is not None
 
     item, saved = await run_in_threadpool(save)
     if not saved:

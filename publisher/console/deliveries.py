@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -25,11 +24,15 @@ from publisher.console.errors import said
 from publisher.console.operations import live_fragment, operator
 from publisher.console.ops_forms import (
     CONFIRMED,
+    ListFilters,
+    channel_item_problems,
     checked_text,
     confirm_page,
     done_message,
     field_errors,
-    whole_number,
+    page_count,
+    page_number,
+    page_rows,
 )
 from publisher.console.web import BEIJING, Viewer, redirect, render
 from publisher.delivery.adopt import ADOPTABLE, adopt_post, mark_posted
@@ -42,23 +45,19 @@ from publisher.services import queries
 from publisher.services.limits import (
     CODE_MAX,
     ID_MAX,
-    OFFSET_MAX,
     REASON_MAX,
     REMOTE_ID_MAX,
     URL_MAX,
 )
-from publisher.services.queries import Page
 
 router = APIRouter(include_in_schema=False)
 
-PAGE_SIZE = 50
-MAX_PAGE = OFFSET_MAX // PAGE_SIZE  # deeper: narrow the filters (as the API says)
 POLL = "every 3s"
 NOT_RETRYABLE = (DeliveryState.RUNNING, DeliveryState.LIVE, DeliveryState.WITHDRAWN)
 
 
 @dataclass
-class Filters:
+class Filters(ListFilters):
     """The list's filters as the form sent them (kept for the form and the pager), and the
     problems of those that are not valid (each shown beside its field)."""
 
@@ -71,23 +70,9 @@ class Filters:
     page: int = 1
     errors: dict[str, str] = field(default_factory=dict)
 
-    def query(self, **changes: Any) -> str:
-        values = {
-            "channel": self.channel,
-            "state": self.state,
-            "item": self.item,
-            "department": self.department,
-            "since": self.since,
-            "until": self.until,
-            "page": self.page,
-            **changes,
-        }
-        return urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
-
 
 def read_filters(request: Request) -> Filters:
     q = request.query_params
-    page = q.get("page", "1")
     found = Filters(
         channel=q.get("channel", "").strip(),
         state=q.get("state", "").strip(),
@@ -95,14 +80,11 @@ def read_filters(request: Request) -> Filters:
         department=q.get("department", "").strip()[: CODE_MAX + 1],
         since=q.get("since", "").strip(),
         until=q.get("until", "").strip(),
-        page=whole_number(page, MAX_PAGE) or 1,
+        page=page_number(request),
     )
-    if found.channel and found.channel not in KINDS:
-        found.errors["channel"] = t("ops.filter.bad_channel")
+    found.errors.update(channel_item_problems(found.channel, found.item))
     if found.state and found.state not in {s.value for s in DeliveryState}:
         found.errors["state"] = t("ops.filter.bad_state")
-    if found.item and whole_number(found.item, ID_MAX) is None:
-        found.errors["item"] = t("ops.filter.bad_item")
     if len(found.department) > CODE_MAX:
         found.errors["department"] = t("ops.form.too_long", n=CODE_MAX)
     for name in ("since", "until"):
@@ -138,7 +120,7 @@ def deliveries(request: Request, who: Viewer = Depends(operator)) -> HTMLRespons
         if not filters.errors:
             found = queries.list_deliveries(
                 session,
-                Page(limit=PAGE_SIZE, offset=(filters.page - 1) * PAGE_SIZE),
+                page_rows(filters.page),
                 state=filters.state or None,
                 channel=filters.channel or None,
                 item=int(filters.item) if filters.item else None,
@@ -147,14 +129,14 @@ def deliveries(request: Request, who: Viewer = Depends(operator)) -> HTMLRespons
                 changed_before=_start_of(until + timedelta(days=1)) if until else None,
             )
         owners = queries.departments_of_items(session, (d["item_id"] for d in found["results"]))
-    pages = max(1, -(-int(found["total"]) // PAGE_SIZE))
     context = {
         "filters": filters,
         "rows": found["results"],
         "total": found["total"],
-        "pages": pages,
+        "pages": page_count(int(found["total"])),
         "owners": owners,
         "departments": departments,
+        "department_options": [(code, f"{name}（{code}）") for code, name in departments.items()],
         "kinds": KINDS,
         "states": [s.value for s in DeliveryState],
     }
@@ -281,7 +263,6 @@ def cancel(
                 request,
                 who,
                 question=t("ops.confirm.cancel", id=delivery_id),
-                action=request.url.path,
                 values={"reason": text},
                 back=here,
             )
@@ -351,7 +332,6 @@ def posted(
                 request,
                 who,
                 question=t("ops.confirm.mark_posted", id=delivery_id, reason=values["reason"]),
-                action=request.url.path,
                 values=values,
                 back=f"/console/deliveries/{delivery_id}",
             )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -19,7 +18,16 @@ from channels.registry import KINDS
 from publisher.api.routes_common import channel_pool, database_of, settings_of
 from publisher.console.errors import said
 from publisher.console.operations import operator
-from publisher.console.ops_forms import done_message, field_errors, whole_number
+from publisher.console.ops_forms import (
+    ListFilters,
+    channel_item_problems,
+    done_message,
+    field_errors,
+    page_count,
+    page_number,
+    page_rows,
+    whole_number,
+)
 from publisher.console.web import Viewer, redirect, render
 from publisher.delivery import reconcile
 from publisher.delivery.reconcile import ReconcileReport
@@ -27,18 +35,15 @@ from publisher.errors import Conflict, InvalidInput, NotFound
 from publisher.i18n import t
 from publisher.models import DriftKind
 from publisher.services import queries
-from publisher.services.limits import ID_MAX, OFFSET_MAX
-from publisher.services.queries import Page
+from publisher.services.limits import ID_MAX
 
 router = APIRouter(include_in_schema=False)
 
-PAGE_SIZE = 50
-MAX_PAGE = OFFSET_MAX // PAGE_SIZE  # deeper: narrow the filters (as the API says)
 POLICIES = ("repair", "report")
 
 
 @dataclass
-class DriftFilters:
+class DriftFilters(ListFilters):
     show: str = "open"  # open | all
     channel: str = ""
     item: str = ""
@@ -46,32 +51,17 @@ class DriftFilters:
     page: int = 1
     errors: dict[str, str] = field(default_factory=dict)
 
-    def query(self, **changes: Any) -> str:
-        values = {
-            "show": self.show,
-            "channel": self.channel,
-            "item": self.item,
-            "kind": self.kind,
-            "page": self.page,
-            **changes,
-        }
-        return urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
-
 
 def read_filters(request: Request) -> DriftFilters:
     q = request.query_params
-    page = q.get("page", "1")
     found = DriftFilters(
         show="all" if q.get("show") == "all" else "open",
         channel=q.get("channel", "").strip(),
         item=q.get("item", "").strip(),
         kind=q.get("kind", "").strip(),
-        page=whole_number(page, MAX_PAGE) or 1,
+        page=page_number(request),
     )
-    if found.channel and found.channel not in KINDS:
-        found.errors["channel"] = t("ops.filter.bad_channel")
-    if found.item and whole_number(found.item, ID_MAX) is None:
-        found.errors["item"] = t("ops.filter.bad_item")
+    found.errors.update(channel_item_problems(found.channel, found.item))
     if found.kind and found.kind not in {k.value for k in DriftKind}:
         found.errors["kind"] = t("ops.drift.bad_kind")
     return found
@@ -91,7 +81,7 @@ def drift_page(
         with database_of(request).session() as session:
             found = queries.list_drift(
                 session,
-                Page(limit=PAGE_SIZE, offset=(filters.page - 1) * PAGE_SIZE),
+                page_rows(filters.page),
                 open_only=filters.show == "open",
                 channel=filters.channel or None,
                 item=int(filters.item) if filters.item else None,
@@ -101,7 +91,7 @@ def drift_page(
         "filters": filters,
         "rows": found["results"],
         "total": found["total"],
-        "pages": max(1, -(-int(found["total"]) // PAGE_SIZE)),
+        "pages": page_count(int(found["total"])),
         "kinds": KINDS,
         "drift_kinds": [k.value for k in DriftKind],
         "policies": POLICIES,

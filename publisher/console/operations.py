@@ -12,6 +12,7 @@ transaction, audited as it is (`publisher/api/routes_channels.py`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -66,8 +67,16 @@ def ops_label(prefix: str, value: str) -> str:
     return t(key) if key in CATALOGUE else value
 
 
+def ops_options(prefix: str, values: Iterable[str]) -> list[tuple[str, str]]:
+    """A select's options: each value with its word (`ops_label`)."""
+    return [(value, ops_label(prefix, value)) for value in values]
+
+
 templates.env.globals.update(
-    ops_label=ops_label, ops_percent=charts.percent, ops_duration=charts.duration_text
+    ops_label=ops_label,
+    ops_options=ops_options,
+    ops_percent=charts.percent,
+    ops_duration=charts.duration_text,
 )
 
 HOME = "/console/operations"
@@ -255,9 +264,7 @@ def retry_all_failed(
     check_kind(kind)
     if confirm != CONFIRMED:
         question = t("ops.confirm.retry_failed", channel=charts.channel_name(kind))
-        return confirm_page(
-            request, who, question=question, action=request.url.path, values={}, back=HOME
-        )
+        return confirm_page(request, who, question=question, values={}, back=HOME)
     with database_of(request).session() as session:
         count = retry_failed(session, kind, actor=who.principal.actor)
     return redirect(f"{HOME}?done=retried_failed&n={count}")
@@ -306,7 +313,6 @@ def freeze(
             request,
             who,
             question=question,
-            action=request.url.path,
             values={"reason": text},
             back=HOME,
         )
@@ -330,7 +336,6 @@ def lift(
             request,
             who,
             question=t("ops.confirm.lift"),
-            action=request.url.path,
             values={},
             back=HOME,
             danger=False,

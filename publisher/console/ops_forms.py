@@ -1,5 +1,6 @@
 """What the operator's forms share: field checks, problems as text, the confirmation step of
-a destructive action, and the status line shown after an action.
+a destructive action, the status line shown after an action, and the filters and pages of
+the lists (deliveries, drift).
 
 A destructive action (cancel a delivery, retry all of a channel's failures, mark a delivery
 posted, freeze, lift a freeze) is confirmed on a page of its own: the first POST answers a
@@ -10,16 +11,24 @@ works without a script and reads the same to a screen reader as to anyone.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from channels.registry import KINDS
 from publisher.console.web import Viewer, render
 from publisher.errors import FieldProblem, InvalidInput
+from publisher.i18n import t
 from publisher.i18n.problems import zh
-from publisher.services.limits import unsafe_character, unsafe_characters
+from publisher.services.limits import ID_MAX, OFFSET_MAX, unsafe_character, unsafe_characters
+from publisher.services.queries import Page
 
 CONFIRMED = "yes"
+PAGE_SIZE = 50
+MAX_PAGE = OFFSET_MAX // PAGE_SIZE  # deeper: narrow the filters (as the API says)
 
 
 def field_errors(exc: InvalidInput) -> dict[str, str]:
@@ -59,15 +68,15 @@ def confirm_page(
     who: Viewer,
     *,
     question: str,
-    action: str,
     values: Mapping[str, str],
     back: str,
     danger: bool = True,
 ) -> HTMLResponse:
-    """The page asking once more before `action` is posted with `values` and `confirm=yes`."""
+    """The page asking once more before the form is posted again, to the address that asked,
+    with `values` and `confirm=yes`."""
     context = {
         "question": question,
-        "action": action,
+        "action": request.url.path,
         "values": dict(values),
         "back": back,
         "danger": danger,
@@ -86,3 +95,44 @@ def whole_number(text: str, maximum: int) -> int | None:
 def done_message(done: str | None, messages: Mapping[str, str]) -> str | None:
     """The status line for `?done=<key>` after an action; None for no key or an unknown one."""
     return messages.get(done or "")
+
+
+# -- the lists' filters and pages -------------------------------------------------------------
+
+
+@dataclass
+class ListFilters:
+    """Base of a list's filters: a dataclass of the fields as the form sent them, `page`, and
+    `errors` (each field's problem, shown beside it)."""
+
+    def query(self, **changes: Any) -> str:
+        """The filters with `changes` as a query string (for the pager): the empty ones and
+        the first page left out."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "errors"}
+        values.update(changes)
+        return urlencode({k: v for k, v in values.items() if v not in ("", None, 1)})
+
+
+def page_number(request: Request) -> int:
+    """`?page=` as a whole number up to `MAX_PAGE`; 1 for none or any other text."""
+    return whole_number(request.query_params.get("page", "1"), MAX_PAGE) or 1
+
+
+def page_rows(page: int) -> Page:
+    """The rows of page `page` (from 1)."""
+    return Page(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+
+
+def page_count(total: int) -> int:
+    """How many pages `total` rows fill; one when there are none."""
+    return max(1, -(-total // PAGE_SIZE))
+
+
+def channel_item_problems(channel: str, item: str) -> dict[str, str]:
+    """The problems of the channel and item filters, keyed by the field's name."""
+    problems: dict[str, str] = {}
+    if channel and channel not in KINDS:
+        problems["channel"] = t("ops.filter.bad_channel")
+    if item and whole_number(item, ID_MAX) is None:
+        problems["item"] = t("ops.filter.bad_item")
+    return problems

@@ -6,6 +6,8 @@
   `vendor/` (WCAG 2.x levels A and AA, what GB/T 37668 asks of a web page);
 - `screenshot(page, name)`: a full-page PNG in `var/screenshots/<name>.png`;
 - `login(page, user, password)`: signs in through the console's `/login` form;
+- `api_token(system, name)` / `add_user(system, …)`: a demo user's API token, and a new user
+  made by the demo admin through the API;
 - `require_chromium()`: skips loudly without Debian's chromium, or fails in CI.
 """
 
@@ -20,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from playwright.sync_api import ConsoleMessage, Error, Locator, Page
+
+from tests.browser.system import RunningSystem
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, installed by `make test`
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,3 +199,32 @@ def _expect_name(field: Locator, label: str, name: str) -> None:
 
 def _is_login(url: str) -> bool:
     return re.search(r"^[a-z]+://[^/]+/login(?:[?#]|$)", url) is not None
+
+
+def api_token(system: RunningSystem, name: str) -> str:
+    """The API token of demo user `name`, signed in through `POST /api/v1/login`."""
+    user = system.users[name]
+    answer = requests.post(
+        f"{system.base_url}/api/v1/login",
+        json={"name": user.name, "password": user.password},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["token"]
+    return token
+
+
+def add_user(
+    system: RunningSystem, name: str, role: str, password: str, departments: tuple[str, ...] = ()
+) -> None:
+    """A new user made by the demo admin through `POST /api/v1/users`."""
+    account: dict[str, Any] = {"name": name, "role": role, "password": password}
+    if departments:
+        account["departments"] = list(departments)
+    made = requests.post(
+        f"{system.base_url}/api/v1/users",
+        json=account,
+        headers={"Authorization": f"Bearer {api_token(system, 'admin')}"},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text

@@ -12,10 +12,9 @@ import secrets
 from dataclasses import dataclass
 
 import pytest
-import requests
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import PageErrors, axe_check, expect_no_sideways_scroll, login
+from tests.browser.support import PageErrors, add_user, axe_check, expect_no_sideways_scroll, login
 from tests.browser.system import RunningSystem
 
 HALF_WIDTH = {"width": 640, "height": 720}  # a 1280-pixel window at 200 % zoom
@@ -28,23 +27,9 @@ class Account:
 
 
 def make_user(system: RunningSystem, role: str) -> Account:
-    """A new user of `role` (no department: supervisor or operator), made by the demo admin
-    through the API."""
-    admin = system.users["admin"]
-    signed = requests.post(
-        f"{system.base_url}/api/v1/login",
-        json={"name": admin.name, "password": admin.password},
-        timeout=10,
-    )
-    assert signed.status_code == 200, signed.text
+    """A new user of `role` (no department: supervisor or operator)."""
     account = Account(f"basics-{role}-{secrets.token_hex(3)}", secrets.token_urlsafe(12))
-    made = requests.post(
-        f"{system.base_url}/api/v1/users",
-        json={"name": account.name, "role": role, "password": account.password},
-        headers={"Authorization": f"Bearer {signed.json()['token']}"},
-        timeout=10,
-    )
-    assert made.status_code == 201, made.text
+    add_user(system, account.name, role, account.password)
     return account
 
 

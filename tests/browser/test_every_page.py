@@ -8,7 +8,7 @@ from __future__ import annotations
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import axe_check, fits_half_width, login, screenshot
+from tests.browser.support import api_token, axe_check, fits_half_width, login, screenshot
 from tests.browser.system import RunningSystem
 
 PAGES = {
@@ -34,14 +34,7 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
 
 
 def demo_ids(system: RunningSystem) -> dict[str, int]:
-    admin = system.users["admin"]
-    signed = requests.post(
-        f"{system.base_url}/api/v1/login",
-        json={"name": admin.name, "password": admin.password},
-        timeout=10,
-    )
-    assert signed.status_code == 200, signed.text
-    headers = {"Authorization": f"Bearer {signed.json()['token']}"}
+    headers = {"Authorization": f"Bearer {api_token(system, 'admin')}"}
     items = requests.get(
         f"{system.base_url}/api/v1/items", params={"limit": 1}, headers=headers, timeout=10
     ).json()["results"]

@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import axe_check, login, screenshot
+from tests.browser.support import api_token, axe_check, login, screenshot
 from tests.browser.system import RunningSystem, wait_for
 
 LIVE_TIMEOUT_MS = 90_000  # the worker, the sweeper and WeChat's publish job, on two busy cores
@@ -28,14 +28,7 @@ class Api:
 
     def __init__(self, system: RunningSystem, user: str) -> None:
         self.base = f"{system.base_url}/api/v1"
-        account = system.users[user]
-        signed = requests.post(
-            f"{self.base}/login",
-            json={"name": account.name, "password": account.password},
-            timeout=15,
-        )
-        assert signed.status_code == 200, signed.text
-        self.headers = {"Authorization": f"Bearer {signed.json()['token']}"}
+        self.headers = {"Authorization": f"Bearer {api_token(system, user)}"}
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         answer = requests.request(

@@ -14,35 +14,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import requests
 from playwright.sync_api import Browser, Page, expect
 
 from channels.weibo_text import LIMIT_UNITS, units
-from tests.browser.support import PageErrors, axe_check, check_page_errors, login, screenshot
+from tests.browser.support import (
+    PageErrors,
+    add_user,
+    axe_check,
+    check_page_errors,
+    login,
+    screenshot,
+)
 from tests.browser.system import RunningSystem
 
 ZHANG = "441900195203150012"  # a valid 身份证号 (GB 11643 check character right)
 LIVE_WAIT_MS = 90_000  # the workers take the deliveries through the sandboxes
-
-
-def add_user(system: RunningSystem, name: str, role: str, department: str) -> str:
-    """A user made by the demo admin through the API; their password."""
-    admin = system.users["admin"]
-    signed = requests.post(
-        f"{system.base_url}/api/v1/login",
-        json={"name": admin.name, "password": admin.password},
-        timeout=10,
-    )
-    assert signed.status_code == 200, signed.text
-    password = secrets.token_urlsafe(18)
-    made = requests.post(
-        f"{system.base_url}/api/v1/users",
-        json={"name": name, "role": role, "departments": [department], "password": password},
-        headers={"Authorization": f"Bearer {signed.json()['token']}"},
-        timeout=10,
-    )
-    assert made.status_code == 201, made.text
-    return password
 
 
 @contextmanager
@@ -82,8 +68,9 @@ def test_staff_compose_mask_submit_two_approvals_publish_and_find_it_on_the_chan
     title = f"关于{stamp}批次临时救助金发放的公示"
     second_reviewer = f"reviewer-b{stamp}"
     other_editor = f"editor-jyj{stamp}"
-    second_password = add_user(system, second_reviewer, "reviewer", "sgj")
-    other_password = add_user(system, other_editor, "editor", "jyj")
+    second_password, other_password = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    add_user(system, second_reviewer, "reviewer", second_password, ("sgj",))
+    add_user(system, other_editor, "editor", other_password, ("jyj",))
     editor = system.users["editor"]
 
     # The editor's list, then the compose form.

@@ -11,21 +11,17 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import PageErrors, axe_check, fits_half_width, login, screenshot
+from tests.browser.support import (
+    PageErrors,
+    api_token,
+    axe_check,
+    fits_half_width,
+    login,
+    screenshot,
+)
 from tests.browser.system import RunningSystem
 
 STATES = ("draft", "submitted", "approved", "published", "retracted")
-
-
-def api_token(system: RunningSystem, name: str) -> str:
-    answer = requests.post(
-        f"{system.base_url}/api/v1/login",
-        json={"name": name, "password": system.users[name].password},
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text
-    token: str = answer.json()["token"]
-    return token
 
 
 def test_a_supervisor_sees_the_home_page_and_filters_the_audit_log(

@@ -1,16 +1,19 @@
-"""Driving the console over HTTP in tests: sign in through the form, read a page's CSRF token."""
+"""Driving the console over HTTP in tests: sign in through the form or straight into a
+session, read a page's CSRF token; and the rows the operator's pages are seeded with."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from publisher.auth import issue_token
 from publisher.console.web import SESSION_COOKIE, csrf_for
 from publisher.db import Database
-from publisher.models import User
+from publisher.models import Delivery, Drift, DriftKind, DriftResolution, User
 from publisher.services.users import LOGIN_TOKEN_LABEL, LOGIN_TOKEN_LIFETIME
 
 PASSWORD = "correct horse battery staple"
@@ -63,3 +66,25 @@ def session_for(browser: TestClient, database: Database, name: str) -> str:
         token = issue_token(session, user, LOGIN_TOKEN_LABEL, expires_in=LOGIN_TOKEN_LIFETIME)
     browser.cookies.set(SESSION_COOKIE, token)
     return csrf_for(token)
+
+
+def signed_in(
+    new_browser: Callable[[], TestClient], database: Database, name: str
+) -> tuple[TestClient, str]:
+    """A new browser with `name` signed in (`session_for`), and the session's CSRF token."""
+    browser = new_browser()
+    return browser, session_for(browser, database, name)
+
+
+def reported_drift(session: Session, delivery: Delivery) -> Drift:
+    """An open drift of `delivery`: its post is missing from the channel (flushed)."""
+    drift = Drift(
+        delivery_id=delivery.id,
+        item_id=delivery.item_id,
+        channel_kind=delivery.channel_kind,
+        kind=DriftKind.MISSING,
+        resolution=DriftResolution.REPORTED,
+    )
+    session.add(drift)
+    session.flush()
+    return drift

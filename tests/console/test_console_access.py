@@ -19,9 +19,8 @@ from fastapi.testclient import TestClient
 
 from publisher.config import Settings
 from publisher.db import Database
-from publisher.models import Drift, DriftKind, DriftResolution
 from publisher.services.items import create_item
-from tests.console.support import BY_ROLE, session_for
+from tests.console.support import BY_ROLE, reported_drift, session_for
 from tests.support import failed_delivery, item_fields
 from tests.unit.test_route_access import CONSOLE
 
@@ -111,15 +110,7 @@ def ids(publisher_env: Settings, database: Database) -> dict[str, Any]:
     with database.session() as session:
         item = create_item(session, publisher_env, item_fields(department="sgj"), actor="test")
         delivery = failed_delivery(session, item.id)
-        drift = Drift(
-            delivery_id=delivery.id,
-            item_id=item.id,
-            channel_kind="website",
-            kind=DriftKind.MISSING,
-            resolution=DriftResolution.REPORTED,
-        )
-        session.add(drift)
-        session.flush()
+        drift = reported_drift(session, delivery)
         return {
             "item_id": item.id,
             "delivery_id": delivery.id,

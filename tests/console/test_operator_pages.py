@@ -29,7 +29,6 @@ from publisher.models import (
     Delivery,
     DeliveryState,
     Drift,
-    DriftKind,
     DriftResolution,
     Freeze,
     Item,
@@ -41,7 +40,7 @@ from publisher.models import (
 from publisher.services.items import create_item
 from publisher.services.queue_figures import hour_of
 from publisher.shared import shared_store
-from tests.console.support import session_for
+from tests.console.support import reported_drift, session_for, signed_in
 from tests.support import (
     TEST_SECRET_KEY,
     RunningSandbox,
@@ -90,13 +89,6 @@ def attempt(
     )
 
 
-def operator_browser(
-    new_browser: Callable[[], TestClient], database: Database
-) -> tuple[TestClient, str]:
-    browser = new_browser()
-    return browser, session_for(browser, database, "operator1")
-
-
 def card(html: str, kind: str) -> str:
     found = re.search(rf'data-channel="{kind}".*?</section>', html, re.S)
     assert found, f"no card for {kind}"
@@ -142,7 +134,7 @@ def test_the_dashboards_figures_are_the_stores(
         attempt(session, live, AttemptOutcome.OK, NOW - timedelta(minutes=10))
         attempt(session, failed, AttemptOutcome.FAILED, NOW - timedelta(minutes=5))
         session.add(Channel(kind="weibo", paused=True, paused_reason="等待微博解封"))
-    browser, _ = operator_browser(new_browser, database)
+    browser, _ = signed_in(new_browser, database, "operator1")
     page = browser.get("/console/operations")
     assert page.status_code == 200, page.text
     html = page.text
@@ -176,7 +168,7 @@ def test_the_dashboards_figures_are_the_stores(
 def test_the_push_quota_left_counts_todays_mass_sends(
     publisher_env: Settings, database: Database, new_browser: Callable[[], TestClient]
 ) -> None:
-    browser, _ = operator_browser(new_browser, database)
+    browser, _ = signed_in(new_browser, database, "operator1")
     before = card(browser.get("/console/operations").text, "wechat")
     assert re.search(r'data-figure="push-left">1<', before)
     beijing_today = (NOW + timedelta(hours=8)).date()
@@ -196,7 +188,7 @@ def test_the_push_quota_left_counts_todays_mass_sends(
 def test_the_workers_fragment_says_plainly_that_it_cannot_ask_on_the_embedded_broker(
     database: Database, new_browser: Callable[[], TestClient]
 ) -> None:
-    browser, _ = operator_browser(new_browser, database)
+    browser, _ = signed_in(new_browser, database, "operator1")
     answer = browser.get("/console/operations/workers")
     assert answer.status_code == 200
     assert "不支持向工作进程广播询问" in answer.text
@@ -225,7 +217,7 @@ def test_the_charts_draw_the_seeded_attempts_and_times_to_live(
             item = session.get(Item, delivery.item_id)
             item.published_at = NOW - timedelta(hours=1)
             delivery.live_at = item.published_at + timedelta(seconds=seconds)
-    browser, _ = operator_browser(new_browser, database)
+    browser, _ = signed_in(new_browser, database, "operator1")
     html = browser.get("/console/operations").text
 
     chart = svg(html, "chart-hourly-website")
@@ -353,7 +345,7 @@ def audited(database: Database, action: str) -> list[AuditEvent]:
 def test_pause_and_resume_a_channel(
     database: Database, new_browser: Callable[[], TestClient]
 ) -> None:
-    browser, csrf = operator_browser(new_browser, database)
+    browser, csrf = signed_in(new_browser, database, "operator1")
     paused = browser.post(
         "/console/channels/weibo/pause", data={"csrf_token": csrf, "reason": "账号维护"}
     )
@@ -385,7 +377,7 @@ def test_retry_all_failed_asks_first_then_starts_them_again(
             for _ in range(2)
         ]
         other = new_delivery(session, publisher_env, "weibo", DeliveryState.FAILED).id
-    browser, csrf = operator_browser(new_browser, database)
+    browser, csrf = signed_in(new_browser, database, "operator1")
     asked = browser.post("/console/channels/website/retry-failed", data={"csrf_token": csrf})
     assert asked.status_code == 200 and "请确认" in asked.text
     assert 'name="confirm" value="yes"' in asked.text
@@ -437,7 +429,7 @@ def test_a_channel_token_is_stored_sealed_and_never_echoed_logged_or_audited(
 def test_freeze_needs_a_reason_and_a_confirmation_and_lifts(
     database: Database, new_browser: Callable[[], TestClient]
 ) -> None:
-    browser, csrf = operator_browser(new_browser, database)
+    browser, csrf = signed_in(new_browser, database, "operator1")
     missing = browser.post("/console/freeze", data={"csrf_token": csrf, "reason": "  "})
     assert missing.status_code == 422
     assert re.search(r'id="freeze-error">请填写理由', missing.text)
@@ -465,7 +457,7 @@ def test_cancel_mark_posted_and_adopt_a_delivery(
     with database.session() as session:
         to_cancel = new_delivery(session, publisher_env, "website", DeliveryState.FAILED).id
         to_mark = new_delivery(session, publisher_env, "weibo", DeliveryState.UNKNOWN).id
-    browser, csrf = operator_browser(new_browser, database)
+    browser, csrf = signed_in(new_browser, database, "operator1")
     asked = browser.post(f"/console/deliveries/{to_cancel}/cancel", data={"csrf_token": csrf})
     assert asked.status_code == 200 and "请确认" in asked.text
     cancelled = browser.post(
@@ -519,7 +511,7 @@ def test_the_deliveries_table_filters_and_refuses_bad_filters_beside_the_field(
         new_delivery(session, publisher_env, "wechat", DeliveryState.LIVE)
         new_delivery(session, publisher_env, "website", DeliveryState.FAILED)
         wanted_id = wanted.id
-    browser, _ = operator_browser(new_browser, database)
+    browser, _ = signed_in(new_browser, database, "operator1")
     page = browser.get("/console/deliveries?channel=wechat&state=failed&department=sgj")
     assert page.status_code == 200
     assert re.findall(r'data-delivery="(\d+)"', page.text) == [str(wanted_id)]
@@ -546,17 +538,9 @@ def test_drift_repair_and_a_check_now(
 ) -> None:
     with database.session() as session:
         delivery = new_delivery(session, publisher_env, "website", DeliveryState.LIVE)
-        drift = Drift(
-            delivery_id=delivery.id,
-            item_id=delivery.item_id,
-            channel_kind="website",
-            kind=DriftKind.MISSING,
-            resolution=DriftResolution.REPORTED,
-        )
-        session.add(drift)
-        session.flush()
+        drift = reported_drift(session, delivery)
         drift_id, delivery_id = drift.id, delivery.id
-    browser, csrf = operator_browser(new_browser, database)
+    browser, csrf = signed_in(new_browser, database, "operator1")
     page = browser.get("/console/drift")
     assert f'data-drift="{drift_id}"' in page.text and "渠道上已不存在" in page.text
     repaired = browser.post(f"/console/drift/{drift_id}/repair", data={"csrf_token": csrf})
@@ -600,7 +584,7 @@ def test_an_action_without_the_csrf_token_is_refused(
 ) -> None:
     with database.session() as session:
         failed = new_delivery(session, publisher_env, "website", DeliveryState.FAILED).id
-    browser, _ = operator_browser(new_browser, database)
+    browser, _ = signed_in(new_browser, database, "operator1")
     for path in ("/console/channels/weibo/pause", f"/console/deliveries/{failed}/retry"):
         answer = browser.post(path, data={"reason": "x"})
         assert answer.status_code == 403 and "表单已失效" in answer.text, path

@@ -23,7 +23,7 @@ from publisher.config import Settings, get_settings, reset_settings
 from publisher.db import Database
 from publisher.models import Item, ItemStatus, Revision
 from publisher.services.items import create_item
-from tests.console.support import session_for
+from tests.console.support import signed_in
 from tests.support import enable_signed_channels, item_fields
 
 ZHANG = "441900195203150012"  # a valid 身份证号 (GB 11643 check character right)
@@ -67,11 +67,6 @@ def form_data(csrf: str, **overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
-
-
-def signed_in(new_browser: Callable[[], TestClient], database: Database, name: str) -> Any:
-    browser = new_browser()
-    return browser, session_for(browser, database, name)
 
 
 def new_item(settings: Settings, database: Database, **overrides: Any) -> int:

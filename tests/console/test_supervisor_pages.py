@@ -20,7 +20,7 @@ from publisher.db import Database
 from publisher.models import AuditEvent, Delivery, DeliveryState, Item
 from publisher.services import review
 from publisher.services.items import create_item, retract_item
-from tests.console.support import session_for
+from tests.console.support import session_for, signed_in
 from tests.support import approve_all, department_user, item_fields, publish_reviewed
 
 
@@ -134,8 +134,7 @@ def seeded(publisher_env: Settings, database: Database) -> dict[str, int]:
 
 
 def supervisor(new_browser: Any, database: Database, name: str = "supervisor1") -> TestClient:
-    browser = new_browser()
-    session_for(browser, database, name)
+    browser, _ = signed_in(new_browser, database, name)
     return browser
 
 
