@@ -18,6 +18,7 @@ from starlette.datastructures import FormData, UploadFile
 from channels.registry import KINDS
 from publisher.errors import FieldProblem
 from publisher.i18n import t
+from publisher.i18n.problems import zh
 from publisher.models import Revision
 from publisher.services.item_fields import ItemFields
 
@@ -44,9 +45,8 @@ _SPLIT = re.compile(r"[,，、;；\s]+")
 
 
 def problem_text(problem: FieldProblem) -> str:
-    """What staff read of a problem. (One line to switch to the Chinese validation messages
-    of `publisher.i18n.problems` once they are on main.)"""
-    return problem.message
+    """What staff read of a problem: its Chinese message (`publisher.i18n.problems`)."""
+    return zh(problem)
 
 
 def form_field(name: str) -> str:
