@@ -287,3 +287,22 @@ def test_the_cli_sets_and_clears_the_short_titles_and_the_digest(settings: Setti
     refused = CliRunner().invoke(cli, ["items", "edit", "1", "--short-title-wechat", "长" * 33])
     assert refused.exit_code == 2
     assert "微信短标题最多32个字" in refused.output and "short_titles.wechat" in refused.output
+
+
+def test_personal_data_in_a_short_title_or_the_digest_is_found_and_masked(
+    client: TestClient,
+) -> None:
+    view = create(
+        client,
+        short_titles={"weibo": "请致电13812345678"},
+        wechat_digest="申领人张三，身份证号441900195203150012。",
+    )
+    resp = client.get(f"/api/v1/items/{view['id']}/preview", headers=ADMIN)
+    found = {(f["field"], f["kind"]) for f in resp.json()["findings"]}
+    assert {("short_titles.weibo", "mobile"), ("wechat_digest", "id_number")} <= found
+
+    masked = client.post(f"/api/v1/items/{view['id']}/mask", headers=ADMIN)
+    assert masked.status_code == 200, masked.text
+    rev = revision(client, view["id"])
+    assert rev["short_titles"] == {"weibo": "请致电138****5678"}
+    assert rev["wechat_digest"] == "申领人张三，身份证号441900********0012。"
