@@ -72,8 +72,9 @@ class Publication:
     website_url: str | None = None
     push_tags: tuple[str, ...] | None = None
     validity: str = "有效"
-    # A channel's own short title by channel kind; it wins over `short_title`.
-    short_titles: Mapping[str, str] = field(default_factory=dict)
+    # A channel's own short title by channel kind; it wins over `short_title`. Left out of
+    # the hash (a dict has none): publications stay usable as keys, and equal ones hash alike.
+    short_titles: Mapping[str, str] = field(default_factory=dict, hash=False)
     # The WeChat article's digest as the editor wrote it; None: cut from the summary.
     wechat_digest: str | None = None
 
