@@ -11,11 +11,30 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from publisher.console import account, audit_log, compose, errors, items, supervision
+from publisher.console import (
+    account,
+    audit_log,
+    compose,
+    deliveries,
+    drift,
+    errors,
+    items,
+    operations,
+    supervision,
+)
 from publisher.console.web import HERE
 
 # compose before items: `/console/items/new` is not an item id.
-ROUTERS = (account.router, compose.router, items.router, supervision.router, audit_log.router)
+ROUTERS = (
+    account.router,
+    compose.router,
+    items.router,
+    supervision.router,
+    audit_log.router,
+    operations.router,
+    deliveries.router,
+    drift.router,
+)
 
 
 def install(app: FastAPI) -> None:

@@ -31,6 +31,7 @@ from publisher.console.web import (
 )
 from publisher.errors import InvalidInput
 from publisher.i18n import t
+from publisher.i18n.problems import zh
 from publisher.models import ApiToken, Role
 from publisher.services import users as people
 
@@ -170,7 +171,7 @@ def change_password(
                     session, who.name, new, actor=who.name, client_address=client_address(request)
                 )
             except InvalidInput as exc:
-                errors["new"] = "；".join(p.message for p in exc.problems)
+                errors["new"] = "；".join(zh(p) for p in exc.problems)
     if errors:
         return password_page(request, who, errors=errors, status_code=422)
     return password_page(request, who, done=True)

@@ -45,7 +45,7 @@ _SPLIT = re.compile(r"[,，、;；\s]+")
 
 
 def problem_text(problem: FieldProblem) -> str:
-    """What staff read of a problem: its Chinese message (`publisher.i18n.problems`)."""
+    """What staff read of a problem: its Chinese message from the catalogue."""
     return zh(problem)
 
 

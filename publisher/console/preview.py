@@ -65,6 +65,6 @@ def preview_view(preview: dict[str, Any], item: Item, revision: Revision) -> Pre
             view.personal_data += 1
     for channel, entry in view.channels.items():
         for problem in entry.get("problems", []):
-            text = f"{channel_name(channel)}：{problem['message']}"
+            text = f"{channel_name(channel)}：{problem.get('message_zh') or problem['message']}"
             view.note(problem["field"], Note(text, "channel"))
     return view

@@ -209,6 +209,12 @@ class _Recorded:
     item_ids: tuple[int, ...]
 
 
+def mass_sends_left(session: Session, quota: int, now: datetime) -> int:
+    """How many of today's `quota` mass sends (Beijing day) are left: the digests accepted,
+    sending or of unknown outcome today count as used."""
+    return max(0, quota - _sends_on(session, now.astimezone(BEIJING).date()))
+
+
 def _sends_on(session: Session, day: date) -> int:
     """Today's mass sends: those WeChat accepted and those whose outcome is still unknown."""
     digests = session.scalars(

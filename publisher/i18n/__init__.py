@@ -17,13 +17,23 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from publisher.i18n import cli, console, deliveries, problems, refusals, staff, supervision
+from publisher.i18n import (
+    cli,
+    console,
+    deliveries,
+    ops,
+    problems,
+    refusals,
+    staff,
+    supervision,
+)
 from publisher.i18n.fill import fill
 
 _AREAS = (
     console.MESSAGES,
     staff.MESSAGES,
     supervision.MESSAGES,
+    ops.MESSAGES,
     problems.MESSAGES,
     deliveries.MESSAGES,
     refusals.MESSAGES,

@@ -100,7 +100,8 @@ class Delivery(Base):
     wait_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    live_at: Mapped[datetime | None] = mapped_column()
+    # Indexed: the operator's charts read the last day's deliveries that went live.
+    live_at: Mapped[datetime | None] = mapped_column(index=True)
 
     item: Mapped[Item] = relationship(lazy="raise_on_sql")
 
@@ -131,7 +132,9 @@ class Attempt(Base):
     revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
     worker: Mapped[str | None] = mapped_column(String(128))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column()
+    # Indexed: the operator's dashboard and charts read the last hours' attempts by when they
+    # ended, and the table holds every attempt ever made.
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
     outcome: Mapped[AttemptOutcome] = mapped_column(
         value_enum(AttemptOutcome), default=AttemptOutcome.STARTED
     )

@@ -314,13 +314,23 @@ def list_deliveries(
     channel: str | None = None,
     item: int | None = None,
     scope: Scope = None,
+    department: str | None = None,
+    changed_from: datetime | None = None,
+    changed_before: datetime | None = None,
 ) -> dict[str, Any]:
-    """Deliveries of items in `scope`, most recently changed first."""
+    """Deliveries of items in `scope`, most recently changed first; optionally only those of
+    `department`'s items, or last changed in [`changed_from`, `changed_before`)."""
     stmt = select(Delivery).order_by(Delivery.updated_at.desc(), Delivery.id.desc())
+    if scope is not None or department:
+        stmt = stmt.join(Item, Delivery.item_id == Item.id)
     if scope is not None:
-        stmt = stmt.join(Item, Delivery.item_id == Item.id).where(
-            Item.department_code.in_(list(scope))
-        )
+        stmt = stmt.where(Item.department_code.in_(list(scope)))
+    if department:
+        stmt = stmt.where(Item.department_code == department)
+    if changed_from is not None:
+        stmt = stmt.where(Delivery.updated_at >= changed_from)
+    if changed_before is not None:
+        stmt = stmt.where(Delivery.updated_at < changed_before)
     if state:
         stmt = stmt.where(Delivery.state == state)
     if channel:
@@ -334,6 +344,15 @@ def list_deliveries(
         "offset": page.offset,
         "results": [delivery_view(delivery) for delivery in rows],
     }
+
+
+def departments_of_items(session: Session, item_ids: Iterable[int]) -> dict[int, str]:
+    """Each item's department code (for lists of deliveries, which carry item ids only)."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return {}
+    rows = session.execute(select(Item.id, Item.department_code).where(Item.id.in_(ids)))
+    return {item_id: code for item_id, code in rows}
 
 
 def delivery_detail(session: Session, delivery_id: int, *, scope: Scope = None) -> dict[str, Any]:

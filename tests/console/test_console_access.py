@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from publisher.config import Settings
 from publisher.db import Database
+from publisher.models import Drift, DriftKind, DriftResolution
 from publisher.services.items import create_item
 from tests.console.support import BY_ROLE, session_for
 from tests.support import failed_delivery, item_fields
@@ -73,6 +74,30 @@ CONSOLE_ACCESS: dict[tuple[str, str], Page] = {
     ("POST", "/console/items/{item_id}/publish"): admits("editor", "reviewer", item=True),
     ("POST", "/console/items/{item_id}/retract"): admits("editor", item=True),
     ("POST", "/console/items/{item_id}/mask"): admits("editor", item=True),
+    # the operator's pages (publisher/console/operations.py, deliveries.py, drift.py)
+    ("GET", "/console/operations"): admits("operator"),
+    ("GET", "/console/operations/queue"): admits("operator"),
+    ("GET", "/console/operations/workers"): admits("operator"),
+    ("POST", "/console/channels/{kind}/pause"): admits("operator", form={"reason": "test"}),
+    ("POST", "/console/channels/{kind}/resume"): admits("operator"),
+    ("POST", "/console/channels/{kind}/retry-failed"): admits("operator"),
+    ("POST", "/console/channels/{kind}/token"): admits("operator", form={"access_token": "x"}),
+    ("POST", "/console/freeze"): admits("operator", form={"reason": "test"}),
+    ("POST", "/console/freeze/lift"): admits("operator"),
+    ("GET", "/console/deliveries"): admits("operator"),
+    ("GET", "/console/deliveries/{delivery_id}"): admits("operator"),
+    ("GET", "/console/deliveries/{delivery_id}/live"): admits("operator"),
+    ("POST", "/console/deliveries/{delivery_id}/retry"): admits("operator"),
+    ("POST", "/console/deliveries/{delivery_id}/cancel"): admits("operator"),
+    ("POST", "/console/deliveries/{delivery_id}/adopt"): admits(
+        "operator", form={"remote_id": "x"}
+    ),
+    ("POST", "/console/deliveries/{delivery_id}/mark-posted"): admits(
+        "operator", form={"reason": "seen on the channel"}
+    ),
+    ("GET", "/console/drift"): admits("operator"),
+    ("POST", "/console/drift/check"): admits("operator", form={"item": "999999"}),
+    ("POST", "/console/drift/{drift_id}/repair"): admits("operator"),
 }
 
 
@@ -86,7 +111,21 @@ def ids(publisher_env: Settings, database: Database) -> dict[str, Any]:
     with database.session() as session:
         item = create_item(session, publisher_env, item_fields(department="sgj"), actor="test")
         delivery = failed_delivery(session, item.id)
-        return {"item_id": item.id, "delivery_id": delivery.id, "kind": "website"}
+        drift = Drift(
+            delivery_id=delivery.id,
+            item_id=item.id,
+            channel_kind="website",
+            kind=DriftKind.MISSING,
+            resolution=DriftResolution.REPORTED,
+        )
+        session.add(drift)
+        session.flush()
+        return {
+            "item_id": item.id,
+            "delivery_id": delivery.id,
+            "kind": "website",
+            "drift_id": drift.id,
+        }
 
 
 def call(browser: TestClient, method: str, path: str, page: Page, csrf: str | None) -> Any:

@@ -237,7 +237,7 @@ def test_a_refused_form_shows_each_message_beside_its_field_and_keeps_what_was_t
     page = refused.text
     title = re.search(r"<input id=\"f-title\"[^>]*>", page).group(0)
     assert 'aria-invalid="true"' in title and "f-title-error" in title
-    assert re.search(r'<p class="error" id="f-title-error">请填写标题</p>', page)
+    assert re.search(r"<p class=\"error\" id=\"f-title-error\">请填写标题", page), page
     formed = re.search(r"<input id=\"f-formed_on\"[^>]*>", page).group(0)
     assert 'aria-invalid="true"' in formed and f'value="{future}"' in formed
     assert re.search(r'<p class="error" id="f-formed_on-error">成文日期不能晚于今天', page)
