@@ -335,7 +335,9 @@ def test_the_preview_partial_shows_every_channel_the_weibo_count_and_the_finding
     assert "发布时分配" in page  # the 索引号 comes at publication
     assert "<h2>补贴标准</h2>" not in page and "张三" in page
     # WeChat: the summary left empty, its digest is cut from the body, marked, not refused.
-    digest = re.search(r'<p class="wechat-digest">([^<]*) <span class="tag">自动截取</span>', page)
+    digest = re.search(
+        r'<p class="wechat-digest">([^<]*) <span class="badge warn">自动截取</span>', page
+    )
     assert digest and html.unescape(digest.group(1)).startswith("经审核，张三")
     assert "自动截取自正文" in page
     status = weibo_status(page)
