@@ -72,6 +72,16 @@ class Publication:
     website_url: str | None = None
     push_tags: tuple[str, ...] | None = None
     validity: str = "有效"
+    # A channel's own short title by channel kind; it wins over `short_title`. Left out of
+    # the hash (a dict has none): publications stay usable as keys, and equal ones hash alike.
+    short_titles: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The WeChat article's digest as the editor wrote it; None: cut from the summary.
+    wechat_digest: str | None = None
+
+    def title_for(self, kind: str) -> str:
+        """The title channel `kind` shows: its own short title, else the item's short title,
+        else the full title."""
+        return self.short_titles.get(kind) or self.short_title or self.title
 
 
 @dataclass(frozen=True)

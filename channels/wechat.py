@@ -157,7 +157,8 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
     # --- preflight --------------------------------------------------------------------------
 
     def preflight(self, pub: Publication) -> list[Problem]:
-        """WeChat's limits: title ≤ 32, author ≤ 16, digest ≤ 128, content < 20,000 and < 1 MB."""
+        """WeChat's limits: title ≤ 32, author ≤ 16, digest ≤ 128 (the editor's own; a summary
+        is cut to fit), content < 20,000 characters and < 1 MB."""
         problems: list[Problem] = []
         title, author = self._title(pub), self._author(pub)
         content = render.wechat_html(pub.body_html)
@@ -182,14 +183,16 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
                     length=len(author),
                 )
             )
-        if len(pub.summary) > render.DIGEST_MAX:
+        # Only the editor's own digest can be too long: a summary is cut to fit (`digest_of`).
+        digest = self._digest(pub)
+        if not digest.automatic and len(digest.text) > render.DIGEST_MAX:
             problems.append(
                 self._problem(
-                    "summary",
+                    "wechat_digest",
                     "max_128_chars",
-                    f"微信摘要最多{render.DIGEST_MAX}个字，当前{len(pub.summary)}个字",
+                    f"微信摘要最多{render.DIGEST_MAX}个字，当前{len(digest.text)}个字",
                     limit=render.DIGEST_MAX,
-                    length=len(pub.summary),
+                    length=len(digest.text),
                 )
             )
         if len(content) >= render.CONTENT_MAX_CHARS:
@@ -357,10 +360,14 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
         """The article WeChat would be given (inline images are moved to its CDN on publish)."""
         title, author = self._title(pub), self._author(pub)
         content = render.wechat_html(pub.body_html)
+        digest = self._digest(pub)
         return {
             "title": title,
             "author": author,
-            "digest": pub.summary,
+            "digest": digest.text,
+            "digest_source": digest.source,
+            "digest_automatic": digest.automatic,
+            "digest_cut": digest.cut,
             "content_html": content,
             "content_source_url": pub.website_url or "",
             "cover": pub.cover_image_url or f"default card of {pub.domain_name}",
@@ -369,7 +376,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
             "limits": {
                 "title_chars": {"used": len(title), "max": render.TITLE_MAX},
                 "author_chars": {"used": len(author), "max": render.AUTHOR_MAX},
-                "digest_chars": {"used": len(pub.summary), "max": render.DIGEST_MAX},
+                "digest_chars": {"used": len(digest.text), "max": render.DIGEST_MAX},
                 "content_chars": {"used": len(content), "under": render.CONTENT_MAX_CHARS},
                 "content_bytes": {
                     "used": len(content.encode()),
@@ -463,7 +470,7 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
         return {
             "title": self._title(pub),
             "author": self._author(pub),
-            "digest": pub.summary,
+            "digest": self._digest(pub).text,
             "content": render.replace_images(content, new_urls),
             "content_source_url": pub.website_url or "",
             "thumb_media_id": self._thumb(pub),
@@ -510,7 +517,10 @@ class WeChatChannel(WeChatLookups, WeChatPush, WeChatMaterials, Channel):
             )
 
     def _title(self, pub: Publication) -> str:
-        return pub.short_title or pub.title
+        return pub.title_for(self.kind)
+
+    def _digest(self, pub: Publication) -> render.Digest:
+        return render.digest_of(pub.wechat_digest, pub.summary, pub.body_html)
 
     def _correction_title(self, pub: Publication) -> str:
         return render.clip(CORRECTION_PREFIX + self._title(pub), render.TITLE_MAX)

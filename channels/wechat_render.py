@@ -5,14 +5,20 @@ iframes, external links); images must live on WeChat's own CDN, so inline `<img>
 collected here and replaced once `media/uploadimg` has given their new URLs. Both go through
 the same HTML parser as the cleaning (nh3's, html5ever), never a regex: what is fetched is
 exactly the `src` a browser would read, entities decoded, however the tag is spelt. The cover is a
-"thumb" material: a JPEG under 64 KB. Every function here is pure (bytes and strings in and out).
+"thumb" material: a JPEG under 64 KB. The digest is the editor's, else the summary (or the
+body's text) cut at the last sentence end within 128 characters (`digest_of`): the adapter
+sends and the preview shows the same. Every function here is pure (bytes and strings in and
+out).
 """
 
 from __future__ import annotations
 
 import hashlib
+import html as html_entities
 import io
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import nh3
@@ -98,6 +104,66 @@ def _clean(html: str, image_source: Callable[[str], str]) -> str:
         strip_comments=True,
         attribute_filter=attribute,
     )
+
+
+# Where an automatic digest may end: a full-width sentence end, or an ASCII one followed by a
+# space or the end of the text (the "?" of a link in the text ends nothing).
+_SENTENCE_END = re.compile(r"[。！？；]|[!?;](?=\s|$)")
+# Block ends read as a space, so that two paragraphs' text does not run together.
+_BLOCK_END = re.compile(
+    r"<(?:br|hr|/p|/h[1-6]|/li|/td|/th|/tr|/blockquote|/section|/figcaption|/pre)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The digest of a WeChat article and where it came from: `source` is `given` (the
+    editor's own), `summary` or `body` (cut automatically); `cut` says text was left out."""
+
+    text: str
+    source: str
+    cut: bool = False
+
+    @property
+    def automatic(self) -> bool:
+        return self.source != "given"
+
+
+def digest_of(given: str | None, summary: str, body_html: str, limit: int = DIGEST_MAX) -> Digest:
+    """The digest the article is given: `given` as it is (preflight bounds it), else the
+    summary's text, else the body's, cut by `sentence_cut`. Never refuses: an item with
+    neither summary nor body text gets an empty digest."""
+    if given and given.strip():
+        return Digest(given, "given")
+    for source, text in (("summary", summary), ("body", body_text(body_html))):
+        text = " ".join(text.split())
+        if text:
+            short = sentence_cut(text, limit)
+            return Digest(short, source, cut=short != text)
+    return Digest("", "summary")
+
+
+def sentence_cut(text: str, limit: int) -> str:
+    """`text` whole if it has at most `limit` characters; else up to the last sentence end
+    (。！？； or !?; before a space) within `limit`, the mark kept; with no sentence end
+    there, the first `limit` − 1 characters and "…"."""
+    if len(text) <= limit:
+        return text
+    end = 0
+    for found in _SENTENCE_END.finditer(text):
+        if found.end() > limit:
+            break
+        end = found.end()
+    if end:
+        return text[:end].rstrip()
+    return text[: limit - 1].rstrip() + "…"
+
+
+def body_text(body_html: str) -> str:
+    """The text of a body as a reader sees it: tags (and scripts) gone, entities read."""
+    text = nh3.clean(_BLOCK_END.sub(" ", body_html), tags=set(), attributes={})
+    return html_entities.unescape(text)
 
 
 def clip(text: str, limit: int) -> str:

@@ -43,6 +43,11 @@ LINK = re.compile(r"https?://[A-Za-z0-9\-._~:/?#@!$&*+,;=%]+")
 LINK_HALF_UNITS = 20  # a link counts as a t.cn short link …
 LONG_LINK_BYTES = 140  # … up to this many bytes; beyond, each further byte counts too
 TOPIC_MARK, ESCAPED_TOPIC_MARK = "#", "＃"
+# The most a Weibo short title may count: what a status shows whole beside the link, even
+# as a correction ("【更正】【title】 link").
+TITLE_MAX_UNITS = LIMIT_UNITS - math.ceil(
+    (len(CORRECTION_PREFIX + "【】") * 2 + 1 + LINK_HALF_UNITS) / 2
+)
 
 
 class TooLong(ValueError):
@@ -129,7 +134,7 @@ def status_for(pub: Publication, *, correction: bool = False) -> str:
     """The status text for `pub` (a correction notice when `correction`). Raises `TooLong`."""
     if not pub.website_url:
         raise ValueError("the website article URL is not known yet")
-    title = pub.short_title or pub.title
+    title = pub.title_for("weibo")
     prefix = CORRECTION_PREFIX if correction else ""
     return compose_status(title, pub.summary, pub.website_url, prefix=prefix)
 

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from channels.registry import KINDS
 from publisher.services.items import ItemFields
 from publisher.services.limits import (
+    CHANNELS_MAX,
     CODE_MAX,
     CODES_MAX,
     NAME_MAX,
@@ -62,6 +63,17 @@ class ItemIn(_ItemBody):
     body_markdown: str | None = None
     summary: str | None = None
     short_title: str | None = None
+    short_titles: dict[str, str] | None = Field(
+        default=None,
+        max_length=CHANNELS_MAX,
+        description="a short title per channel kind (wechat ≤ 32 characters, weibo ≤ 123 "
+        "Weibo units), over short_title",
+    )
+    wechat_digest: str | None = Field(
+        default=None,
+        description="the WeChat article's digest (≤ 128 characters); empty: the summary, cut "
+        "at a sentence end",
+    )
     domain: str
     department: str
     doc_number: str | None = None
@@ -83,6 +95,12 @@ class ItemPatch(_ItemBody):
     body_markdown: str | None = None
     summary: str | None = None
     short_title: str | None = None
+    short_titles: dict[str, str] | None = Field(
+        default=None,
+        max_length=CHANNELS_MAX,
+        description='the kinds given replace theirs; "" clears one',
+    )
+    wechat_digest: str | None = Field(default=None, description='"" clears it')
     domain: str | None = None
     department: str | None = None
     doc_number: str | None = None

@@ -134,7 +134,12 @@ def item_options(func: F) -> F:
     options = [
         click.option("--title"),
         click.option("--summary"),
-        click.option("--short-title"),
+        click.option("--short-title", help="WeChat's and Weibo's, unless they have their own"),
+        click.option("--short-title-wechat", help='WeChat\'s own (≤ 32 characters; "" clears)'),
+        click.option("--short-title-weibo", help='Weibo\'s own ("" clears)'),
+        click.option(
+            "--wechat-digest", help='≤ 128 characters; "" clears: the summary cut at a sentence end'
+        ),
         click.option("--domain"),
         click.option("--department"),
         click.option("--doc-number"),
@@ -177,6 +182,8 @@ def fields_from_options(options: dict[str, Any]) -> ItemFields:
         body_markdown=body_markdown,
         summary=options["summary"],
         short_title=options["short_title"],
+        short_titles=channel_short_titles(options),
+        wechat_digest=options["wechat_digest"],
         domain=options["domain"],
         department=options["department"],
         doc_number=options["doc_number"],
@@ -187,6 +194,16 @@ def fields_from_options(options: dict[str, Any]) -> ItemFields:
         push=push,
         urgent=options["urgent"],
     )
+
+
+def channel_short_titles(options: dict[str, Any]) -> dict[str, str] | None:
+    """The channels' own short titles given (None: none given, unchanged in an edit)."""
+    given = {
+        kind: options[f"short_title_{kind}"]
+        for kind in ("wechat", "weibo")
+        if options[f"short_title_{kind}"] is not None
+    }
+    return given or None
 
 
 @items.command("create")

@@ -26,6 +26,9 @@ from publisher.services.item_fields import ItemFields
 TEXT_FIELDS = (
     "title",
     "short_title",
+    "short_title_wechat",
+    "short_title_weibo",
+    "wechat_digest",
     "summary",
     "body",
     "domain",
@@ -50,6 +53,8 @@ def form_field(name: str) -> str:
     """The form field a problem or finding about item field `name` is shown beside."""
     base = name.split("[", 1)[0]
     return {
+        "short_titles.wechat": "short_title_wechat",
+        "short_titles.weibo": "short_title_weibo",
         "body_html": "body",
         "body_markdown": "body",
         "push": "push_tags",
@@ -111,6 +116,9 @@ class ItemForm:
             values={
                 "title": revision.title,
                 "short_title": revision.short_title or "",
+                "short_title_wechat": (revision.short_titles or {}).get("wechat", ""),
+                "short_title_weibo": (revision.short_titles or {}).get("weibo", ""),
+                "wechat_digest": revision.wechat_digest or "",
                 "summary": revision.summary or "",
                 "body": markdown if markdown is not None else revision.body_html,
                 "domain": domain,
@@ -133,7 +141,8 @@ class ItemForm:
     def fields(self, *, editing: bool = False) -> ItemFields:
         """The item's fields from the form; a problem of the form itself (a date that is not
         one) is noted in `errors` and leaves the field unset. In an edit an emptied short
-        title or 文号 is sent empty (None would mean "unchanged")."""
+        title, channel short title, WeChat digest or 文号 is sent empty (None would mean
+        "unchanged")."""
         cleared = "" if editing else None
         text = {name: self.get(name).strip() for name in TEXT_FIELDS}
         formed_on: date | None = None
@@ -152,6 +161,9 @@ class ItemForm:
         return ItemFields(
             title=text["title"],
             short_title=text["short_title"] or cleared,
+            # Both always: an empty one clears its channel's (and on a create, sets none).
+            short_titles={"wechat": text["short_title_wechat"], "weibo": text["short_title_weibo"]},
+            wechat_digest=text["wechat_digest"] or cleared,
             summary=text["summary"],
             body_html=body if self.body_format == "html" else None,
             body_markdown=body if self.body_format == "markdown" else None,

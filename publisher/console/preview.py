@@ -13,10 +13,6 @@ from publisher.console.item_form import form_field
 from publisher.i18n import CATALOGUE, t
 from publisher.models import Item, Revision
 from publisher.services.findings import KIND_LABELS, PERSONAL_KINDS, FindingKind
-from publisher.services.readable_text import html_text
-
-# WeChat takes the first 54 characters of the article when the digest is left empty.
-WECHAT_AUTO_DIGEST_CHARS = 54
 
 
 @dataclass
@@ -35,7 +31,6 @@ class PreviewView:
     personal_data: int = 0  # findings a mask would take away
     index_no: str | None = None
     cover: str | None = None  # our own upload's path, shown as an image
-    auto_digest: str | None = None  # WeChat's cut when the summary is empty
     weibo_limit: int = LIMIT_UNITS
 
     def note(self, name: str, note: Note) -> None:
@@ -72,8 +67,4 @@ def preview_view(preview: dict[str, Any], item: Item, revision: Revision) -> Pre
         for problem in entry.get("problems", []):
             text = f"{channel_name(channel)}：{problem.get('message_zh') or problem['message']}"
             view.note(problem["field"], Note(text, "channel"))
-    if not (revision.summary or "").strip():
-        view.auto_digest = html_text(revision.body_html or "").text.strip()[
-            :WECHAT_AUTO_DIGEST_CHARS
-        ]
     return view

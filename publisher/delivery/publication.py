@@ -48,6 +48,8 @@ def build_publication(
         external_id=f"item-{item.id}",
         title=rev.title,
         short_title=rev.short_title,
+        short_titles=dict(rev.short_titles or {}),
+        wechat_digest=rev.wechat_digest,
         summary=rev.summary or "",
         body_html=_MEDIA_LINK.sub(
             lambda m: m.group(1) + (absolute_media_url(settings, m.group(2)) or ""), rev.body_html

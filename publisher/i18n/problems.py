@@ -28,6 +28,10 @@ MESSAGES: dict[str, str] = {
     # --- what staff call the fields -----------------------------------------------------------
     "field.title": "标题",
     "field.short_title": "短标题",
+    "field.short_titles": "渠道短标题",
+    "field.short_titles.wechat": "微信短标题",
+    "field.short_titles.weibo": "微博短标题",
+    "field.wechat_digest": "微信摘要",
     "field.body_html": "正文",
     "field.body_markdown": "正文（Markdown）",
     "field.summary": "摘要",
@@ -100,6 +104,7 @@ MESSAGES: dict[str, str] = {
     "problem.known.department": "部门“{value}”不存在或已停用",
     "problem.known.channels": "渠道“{value}”不存在",
     "problem.known.as": "没有名为“{value}”的用户",
+    "problem.known.short_titles": "“{value}”没有单独的短标题（网站和目录显示完整标题）",
     "problem.known.required_metadata": "“{value}”不是可设为必填的信息字段",
     "problem.unique": "{label}“{value}”已存在",
     "problem.unique.review_stages": "各审核环节的名称不能重复",
@@ -117,6 +122,15 @@ MESSAGES: dict[str, str] = {
     "problem.max_length.keywords": "每个关键词最多{limit}个字",
     "problem.max_length.push": "每个推送标签最多{limit}个字符",
     "problem.max_length.channels": "每个渠道代码最多{limit}个字符",
+    "problem.max_length.short_titles.wechat": (
+        "微信短标题最多{limit}个字（微信标题的上限），当前{length}个字"
+    ),
+    "problem.max_length.wechat_digest": (
+        "微信摘要最多{limit}个字，当前{length}个字；留空则自动截取摘要到句末"
+    ),
+    "problem.max_units.short_titles.weibo": (
+        "微博短标题最多{limit}个字（汉字计1个，英文字母和数字计半个），当前{length}个字"
+    ),
     "problem.max_items": "{label}最多{limit}项",
     "problem.max_bytes": "{label}不能超过{size}",
     "problem.max_depth": "{label}的元素嵌套超过{limit}层，请简化排版",

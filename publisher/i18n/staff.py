@@ -78,8 +78,11 @@ MESSAGES: dict[str, str] = {
     "compose.tool.link": "链接",
     "compose.tool.quote": "引用",
     "compose.field.title": "标题",
-    "compose.field.short_title": "短标题（微信、微博）",
-    "compose.field.summary": "摘要（内容概述、微信摘要）",
+    "compose.field.short_title": "短标题（微信、微博共用）",
+    "compose.field.short_title_wechat": "微信短标题",
+    "compose.field.short_title_weibo": "微博短标题",
+    "compose.field.wechat_digest": "微信摘要",
+    "compose.field.summary": "摘要（内容概述、微博正文）",
     "compose.field.body": "正文",
     "compose.field.domain": "领域",
     "compose.field.department": "部门",
@@ -93,9 +96,14 @@ MESSAGES: dict[str, str] = {
     "compose.field.push_tags": "推送标签编号",
     "compose.field.urgent": "紧急信息（灾害事故救援领域可走紧急发布流程）",
     "compose.field.form": "其他",
-    "compose.hint.short_title": "微信标题和微博使用短标题；不填则用标题。微信标题最多32个字。",
-    "compose.hint.summary": "用作政务公开目录的内容概述、微信摘要（最多128个字）和微博正文。"
-    "留空时微信自动截取正文开头作为摘要，预览中可见。",
+    "compose.hint.short_title": "微信标题和微博使用短标题；不填则用标题。微信标题最多32个字。"
+    "下面填了渠道自己的短标题时，以渠道的为准。",
+    "compose.hint.short_title_wechat": "微信文章标题，最多32个字；不填则用上面的短标题或标题。",
+    "compose.hint.short_title_weibo": "微博【】中的标题，最多123个字（英文字母和数字计半个）；"
+    "不填则用上面的短标题或标题。",
+    "compose.hint.wechat_digest": "留空则自动截取到句末（取自摘要，摘要为空时取自正文），"
+    "预览中可见。最多128个字。",
+    "compose.hint.summary": "用作政务公开目录的内容概述和微博正文；微信摘要留空时也从这里截取。",
     "compose.hint.body_markdown": "使用 Markdown 格式："
     "**加粗**、## 小标题、- 列表、[文字](网址)、> 引用。",
     "compose.hint.body_html": "此版本的正文以 HTML 保存（例如遮盖个人信息后），请直接修改 HTML。",
@@ -132,7 +140,9 @@ MESSAGES: dict[str, str] = {
     "preview.validity": "有效性",
     "preview.cover_alt": "封面图片",
     "preview.default_cover": "未设封面：使用本领域的默认封面。",
-    "preview.auto_digest": "摘要留空：微信将自动截取正文开头作为摘要（如上）。",
+    "preview.auto_digest": "自动截取",
+    "preview.auto_digest_from.summary": "微信摘要留空：自动截取自摘要，到句末为止。",
+    "preview.auto_digest_from.body": "微信摘要和摘要都留空：自动截取自正文，到句末为止。",
     "preview.wechat_limits": "标题 {title}/32 字，摘要 {digest}/128 字",
     "preview.wechat_article": "微信文章正文",
     "preview.weibo_count": "微博字数：{units} / {limit}",

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -66,6 +67,13 @@ class Revision(Base):
     number: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200))
     short_title: Mapped[str | None] = mapped_column(String(64))
+    # A channel's own short title, by channel kind (`wechat`, `weibo`): it wins over
+    # `short_title`, which stays the default for both.
+    short_titles: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
+    # The digest of the WeChat article; None: cut from the summary (or body) when sent.
+    wechat_digest: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str] = mapped_column(Text)
     body_markdown: Mapped[str | None] = mapped_column(Text)

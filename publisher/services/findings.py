@@ -11,13 +11,14 @@ interfaces), plus the `rule` that found it and a message for staff, in Chinese:
   empty (rule `required`, start = end = 0), or the 文号 is not of the form `松湖社〔2026〕12号`
   (rule `doc_number_format`, the whole value).
 
-Fields read: `title`, `short_title`, `summary`, `body_html`, each keyword (`keywords[0]`, …)
-and `doc_number`. `start`/`end` are character offsets in the field as stored: for `body_html`,
-in the sanitised HTML that `GET /items/{id}` returns (text nodes and `alt`/`title` are read,
-see `publisher.services.readable_text`), so a match may enclose inline tags. Invisible
-characters are not read (`441900\u200b1990…` reads as one number) and every decimal digit reads
-as its ASCII digit. The URLs of the body (`href`, `src`) are read for ID and mobile numbers
-only: no bank cards (timestamps, ids) and no sensitive words (host names) there.
+Fields read: `title`, `short_title`, each channel's short title (`short_titles.wechat`, …),
+`wechat_digest`, `summary`, `body_html`, each keyword (`keywords[0]`, …) and `doc_number`.
+`start`/`end` are character offsets in the field as stored: for `body_html`, in the sanitised
+HTML that `GET /items/{id}` returns (text nodes and `alt`/`title` are read, see
+`publisher.services.readable_text`), so a match may enclose inline tags. Invisible characters
+are not read (`441900\u200b1990…` reads as one number) and every decimal digit reads as its
+ASCII digit. The URLs of the body (`href`, `src`) are read for ID and mobile numbers only: no
+bank cards (timestamps, ids) and no sensitive words (host names) there.
 
 A finding blocks submitting and publishing (`require_no_blocking_findings`) unless a reviewer
 overrode it (`override_findings`): the override is bound to the revision's content hash, so
@@ -133,6 +134,11 @@ def revision_texts(revision: Revision) -> list[tuple[str, ReadableText]]:
     texts = [
         ("title", plain_text(revision.title or "")),
         ("short_title", plain_text(revision.short_title or "")),
+        *(
+            (f"short_titles.{kind}", plain_text(title))
+            for kind, title in sorted((revision.short_titles or {}).items())
+        ),
+        ("wechat_digest", plain_text(revision.wechat_digest or "")),
         ("summary", plain_text(revision.summary or "")),
         ("body_html", html_text(revision.body_html or "")),
     ]

@@ -17,7 +17,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from channels import wechat_render
 from channels.registry import KINDS
+from channels.weibo_text import TITLE_MAX_UNITS as WEIBO_TITLE_MAX_UNITS
+from channels.weibo_text import units as weibo_units
 from publisher.config import Settings
 from publisher.errors import FieldProblem
 from publisher.models import Department, Domain, DomainDepartment, Item, Revision
@@ -29,7 +32,12 @@ from publisher.services.limits import (
     SUMMARY_MAX,
     TITLE_MAX,
     item_field_problems,
+    unsafe_character,
+    unsafe_characters,
 )
+
+# The channels that take a short title of their own (website and catalogue show the title).
+SHORT_TITLE_KINDS = ("wechat", "weibo")
 
 
 @dataclass
@@ -41,6 +49,9 @@ class ItemFields:
     body_markdown: str | None = None
     summary: str | None = None
     short_title: str | None = None
+    # By channel kind; in an edit, the kinds given replace theirs ("" clears one).
+    short_titles: dict[str, str] | None = None
+    wechat_digest: str | None = None  # in an edit, "" clears it
     domain: str | None = None
     department: str | None = None
     doc_number: str | None = None
@@ -94,6 +105,7 @@ def validate_fields(
         value = getattr(f, name)
         if value is not None and len(value) > limit:
             bad(name, "max_length", f"{name} must be at most {limit} characters", limit=limit)
+    problems += channel_text_problems(f)
     if f.cover_image is not None and not is_cover_url(f.cover_image):
         bad(
             "cover_image",
@@ -144,6 +156,68 @@ def validate_fields(
     return problems
 
 
+def channel_text_problems(f: ItemFields) -> list[FieldProblem]:
+    """The problems of the per-channel short titles and the WeChat digest: a short title of
+    a channel that takes none, control characters, and each beyond its channel's limit
+    (WeChat's title ≤ 32 characters, Weibo's as `weibo_text.TITLE_MAX_UNITS` units, the
+    digest ≤ 128 characters)."""
+    problems: list[FieldProblem] = []
+    for kind, value in (f.short_titles or {}).items():
+        if kind not in SHORT_TITLE_KINDS:
+            message = (
+                f"short_titles: {kind!r} takes no short title of its own; "
+                f"known: {', '.join(SHORT_TITLE_KINDS)}"
+            )
+            choices = list(SHORT_TITLE_KINDS)
+            problems.append(
+                FieldProblem(
+                    "short_titles", "known", message, values={"value": kind, "choices": choices}
+                )
+            )
+        elif unsafe_character(value):
+            problems.append(
+                FieldProblem(
+                    f"short_titles.{kind}",
+                    "characters",
+                    f"short_titles.{kind} {unsafe_characters(value)}",
+                    values={"codepoint": unsafe_character(value)},
+                )
+            )
+        elif kind == "wechat" and len(value) > wechat_render.TITLE_MAX:
+            limit = wechat_render.TITLE_MAX
+            problems.append(
+                FieldProblem(
+                    "short_titles.wechat",
+                    "max_length",
+                    f"short_titles.wechat must be at most {limit} characters (WeChat's title)",
+                    values={"limit": limit, "length": len(value)},
+                )
+            )
+        elif kind == "weibo" and weibo_units(value) > WEIBO_TITLE_MAX_UNITS:
+            limit = WEIBO_TITLE_MAX_UNITS
+            problems.append(
+                FieldProblem(
+                    "short_titles.weibo",
+                    "max_units",
+                    f"short_titles.weibo must count at most {limit} Weibo units "
+                    "(a CJK character 1, an ASCII character 1/2), to show whole beside the link",
+                    values={"limit": limit, "length": weibo_units(value)},
+                )
+            )
+    digest = f.wechat_digest
+    if digest is not None and len(digest.strip()) > wechat_render.DIGEST_MAX:
+        limit = wechat_render.DIGEST_MAX
+        problems.append(
+            FieldProblem(
+                "wechat_digest",
+                "max_length",
+                f"wechat_digest must be at most {limit} characters (WeChat's digest)",
+                values={"limit": limit, "length": len(digest.strip())},
+            )
+        )
+    return problems
+
+
 _COVER = re.compile(r"/media/[0-9a-f]{64}|https?://[^\s<>\"']{1,990}")
 
 
@@ -172,6 +246,10 @@ def hash_fields(rev: Revision, item: Item) -> dict[str, Any]:
         "title": rev.title,
         "short_title": rev.short_title,
         "summary": rev.summary,
+        # Covered only when set, so that a revision written before they existed keeps its
+        # hash (and its approvals), and an edit that leaves them empty changes nothing.
+        **({"short_titles": rev.short_titles} if rev.short_titles else {}),
+        **({"wechat_digest": rev.wechat_digest} if rev.wechat_digest else {}),
         "body_html": rev.body_html,
         "keywords": rev.keywords,
         "doc_number": rev.doc_number,
@@ -208,6 +286,8 @@ def new_revision(
         number=(previous.number + 1) if previous else 1,
         title=pick("title", previous.title if previous else "").strip(),
         short_title=pick("short_title", previous.short_title if previous else None),
+        short_titles=merged_short_titles(f.short_titles, previous),
+        wechat_digest=kept_digest(f.wechat_digest, previous),
         summary=pick("summary", previous.summary if previous else ""),
         body_html=body_html,
         body_markdown=body_markdown,
@@ -219,3 +299,23 @@ def new_revision(
     )
     rev.content_hash = content_hash(hash_fields(rev, item))
     return rev
+
+
+def kept_digest(given: str | None, previous: Revision | None) -> str | None:
+    """The WeChat digest a revision keeps: `given` trimmed (None: the previous one; empty:
+    none, cut from the summary when sent)."""
+    if given is None:
+        return previous.wechat_digest if previous else None
+    return given.strip() or None
+
+
+def merged_short_titles(given: dict[str, str] | None, previous: Revision | None) -> dict[str, str]:
+    """The previous revision's short titles with those `given` put over them: an empty one
+    (after trimming) clears its channel's."""
+    titles = dict(previous.short_titles or {}) if previous else {}
+    for kind, value in (given or {}).items():
+        if value.strip():
+            titles[kind] = value.strip()
+        else:
+            titles.pop(kind, None)
+    return dict(sorted(titles.items()))

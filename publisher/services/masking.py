@@ -2,11 +2,12 @@
 
 ID numbers keep their region and last four characters (`441900********1234`), mobile numbers
 their first three and last four digits (`138****5678`), bank cards their first and last four
-(`6222 **** **** 1234`); separators stay. Title, short title, summary, keywords, 文号 and body
-are masked; in the body only text (text nodes, `alt`, `title`) is touched, never a tag or an
-attribute's syntax (`publisher.services.readable_text`): a number in a link or image URL
-(`href`, `src`) is masked inside the attribute value. The masked body is stored as HTML:
-a revision written in Markdown loses its Markdown source (the HTML is what channels show).
+(`6222 **** **** 1234`); separators stay. Title, short titles, WeChat digest, summary,
+keywords, 文号 and body are masked; in the body only text (text nodes, `alt`, `title`) is
+touched, never a tag or an attribute's syntax (`publisher.services.readable_text`): a number
+in a link or image URL (`href`, `src`) is masked inside the attribute value. The masked body
+is stored as HTML: a revision written in Markdown loses its Markdown source (the HTML is what
+channels show).
 
 The revision goes through the ordinary edit (`edit_checked`): validation, the edit's audit
 row and, for a published item, its channels following it. Services never commit.
@@ -52,6 +53,8 @@ def masked_fields(revision: Revision) -> Masked:
         if name.startswith("keywords["):
             keywords[int(name[len("keywords[") : -1])] = masked
             fields.keywords = keywords
+        elif name.startswith("short_titles."):
+            fields.short_titles = {**(fields.short_titles or {}), name.split(".", 1)[1]: masked}
         else:
             setattr(fields, name, masked)
     return Masked(fields, counts)

@@ -82,6 +82,8 @@ def revision_view(rev: Revision, *, full: bool = True) -> dict[str, Any]:
     if full:
         view.update(
             short_title=rev.short_title,
+            short_titles=dict(rev.short_titles or {}),
+            wechat_digest=rev.wechat_digest,
             summary=rev.summary,
             body_html=rev.body_html,
             body_markdown=rev.body_markdown,

@@ -84,14 +84,14 @@ def test_staff_compose_mask_submit_two_approvals_publish_and_find_it_on_the_chan
     expect(page.get_by_role("heading", level=1)).to_have_text("新建信息")
     page.get_by_label("领域", exact=True).select_option("welfare")
     page.get_by_label("标题", exact=True).fill(title)
-    page.get_by_label("短标题（微信、微博）").fill("临时救助金发放公示")
+    page.get_by_label("短标题（微信、微博共用）").fill("临时救助金发放公示")
     body = page.get_by_label("正文", exact=True)
     body.fill(f"发放名单\n\n经审核，张三（身份证号{ZHANG}）符合临时救助条件，发放救助金1500元。")
     # The toolbar: the cursor at the start, 小标题 makes the first line a heading.
     body.evaluate("area => area.setSelectionRange(0, 0)")
     page.get_by_role("button", name="小标题").click()
     expect(body).to_have_value(re.compile(r"^## 发放名单"))
-    page.get_by_label("摘要（内容概述、微信摘要）").fill("临时救助金发放名单公示。")
+    page.get_by_label("摘要（内容概述、微博正文）").fill("临时救助金发放名单公示。")
     page.get_by_label("文号").fill(f"松湖社〔2026〕{int(stamp[-3:]) + 1}号")
 
     # The previews follow: the website page with the heading, the catalogue's 索引号 to come,
@@ -107,10 +107,16 @@ def test_staff_compose_mask_submit_two_approvals_publish_and_find_it_on_the_chan
     expect(page.locator("#notes-body")).to_contain_text("公开前应遮盖")
 
     longer = "临时救助金发放名单公示。名单按户列出，请相关家庭核对，如有异议请于七日内提出。"
-    page.get_by_label("摘要（内容概述、微信摘要）").fill(longer)
+    page.get_by_label("摘要（内容概述、微博正文）").fill(longer)
     expect(page.locator(".weibo-text")).to_contain_text("请相关家庭核对")
     status, longer_count = weibo_shown(page)
     assert longer_count == units(status) and longer_count > count  # the count follows
+    # WeChat's digest left empty: the summary, marked as cut automatically; then the editor's.
+    card = preview.locator(".wechat-card")
+    expect(card.locator(".wechat-digest")).to_have_text(f"{longer} 自动截取")
+    page.get_by_label("微信摘要", exact=True).fill("临时救助金发放名单公示，请核对。")
+    expect(card.locator(".wechat-digest")).to_have_text("临时救助金发放名单公示，请核对。")
+    expect(card).not_to_contain_text("自动截取")
 
     axe_check(page)
     screenshot(page, "compose")

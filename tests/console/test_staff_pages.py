@@ -247,6 +247,60 @@ def test_a_refused_form_shows_each_message_beside_its_field_and_keeps_what_was_t
     assert other_department.status_code == 403 and "无权访问" in other_department.text
 
 
+def test_the_channels_short_titles_and_the_wechat_digest_round_trip_through_the_form(
+    database: Database, new_browser: Callable[[], TestClient]
+) -> None:
+    editor, csrf = signed_in(new_browser, database, "editor1")
+    form = editor.get("/console/items/new").text
+    for label in ("微信短标题", "微博短标题", "微信摘要"):
+        assert re.search(rf'<label for="f-[a-z_]+">{label}</label>', form), label
+    assert "留空则自动截取到句末" in form
+
+    typed = form_data(
+        csrf,
+        short_title_wechat="供暖补贴按月发放",
+        short_title_weibo="冬季供暖补贴",
+        wechat_digest="每户每月200元，按月发放。",
+    )
+    created = editor.post("/console/items/new", data=typed)
+    assert created.status_code == 303, created.text
+    item_id = int(re.search(r"/console/items/(\d+)", created.headers["location"]).group(1))
+    with database.session() as session:
+        revision = session.scalars(select(Revision).where(Revision.item_id == item_id)).one()
+        assert revision.short_titles == {"wechat": "供暖补贴按月发放", "weibo": "冬季供暖补贴"}
+        assert revision.wechat_digest == "每户每月200元，按月发放。"
+
+    edit = editor.get(f"/console/items/{item_id}/edit").text
+    assert 'value="供暖补贴按月发放"' in edit and 'value="冬季供暖补贴"' in edit
+    assert ">每户每月200元，按月发放。</textarea>" in edit
+    # The item page's preview: WeChat's own title and the editor's digest, not marked automatic.
+    card = re.search(
+        r'<div class="wechat-card">(.*?)</div>', editor.get(f"/console/items/{item_id}").text, re.S
+    )
+    assert card and "供暖补贴按月发放" in card.group(1)
+    assert "每户每月200元，按月发放。" in card.group(1) and "自动截取" not in card.group(1)
+
+    emptied = {**typed, "short_title_weibo": "", "wechat_digest": ""}
+    assert editor.post(f"/console/items/{item_id}/edit", data=emptied).status_code == 303
+    with database.session() as session:
+        latest = session.scalars(
+            select(Revision).where(Revision.item_id == item_id).order_by(Revision.number.desc())
+        ).first()
+        assert latest is not None and latest.number == 2
+        assert latest.short_titles == {"wechat": "供暖补贴按月发放"}
+        assert latest.wechat_digest is None
+
+    too_long = editor.post(
+        f"/console/items/{item_id}/edit", data={**typed, "short_title_wechat": "长" * 33}
+    )
+    assert too_long.status_code == 422
+    field = re.search(r"<input id=\"f-short_title_wechat\"[^>]*>", too_long.text).group(0)
+    assert 'aria-invalid="true"' in field and 'value="长' in field
+    assert re.search(
+        r'<p class="error" id="f-short_title_wechat-error">微信短标题最多32个字', too_long.text
+    )
+
+
 # --- the live preview ------------------------------------------------------------------------
 
 
@@ -275,8 +329,12 @@ def test_the_preview_partial_shows_every_channel_the_weibo_count_and_the_finding
         assert f">{name}</h3>" in page, name
     assert "发布时分配" in page  # the 索引号 comes at publication
     assert "<h2>补贴标准</h2>" not in page and "张三" in page
-    # WeChat: the summary left empty is cut from the body, not refused.
-    assert "微信将自动截取正文开头" in page
+    # WeChat: the summary left empty, its digest is cut from the body, marked, not refused.
+    digest = re.search(
+        r'<p class="wechat-digest">([^<]*) <span class="badge warn">自动截取</span>', page
+    )
+    assert digest and html.unescape(digest.group(1)).startswith("经审核，张三")
+    assert "自动截取自正文" in page
     status = weibo_status(page)
     assert status.startswith("【冬季供暖补贴发放】")  # the short title
     assert weibo_count(page) == units(status)

@@ -121,3 +121,13 @@ def test_a_long_article_url_counts_as_a_short_link_and_cuts_nothing() -> None:
 def test_a_hash_in_the_title_or_summary_makes_no_topic() -> None:
     text = compose_status("第#3号#楼停水", "详见#公告#", URL + "#part")
     assert text == f"【第＃3号＃楼停水】详见＃公告＃ {URL}#part"
+
+
+def test_weibos_own_short_title_wins_over_the_shared_one() -> None:
+    shared = sample_publication(short_title="临时救助资金公示")
+    own = sample_publication(
+        short_title="临时救助资金公示",
+        short_titles={"weibo": "临时救助公示名单", "wechat": "微信的标题"},
+    )
+    assert status_for(shared).startswith("【临时救助资金公示】")
+    assert status_for(own).startswith("【临时救助公示名单】")
