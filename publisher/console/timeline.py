@@ -18,6 +18,9 @@ from publisher.models import AuditEvent, DeliveryState, Revision
 DIFF_FIELDS = (
     "title",
     "short_title",
+    "short_title_wechat",
+    "short_title_weibo",
+    "wechat_digest",
     "summary",
     "body",
     "keywords",
@@ -75,6 +78,8 @@ def field_text(revision: Revision, name: str) -> str:
         return "，".join(revision.keywords or [])
     if name == "formed_on":
         return revision.formed_on.isoformat()
+    if name.startswith("short_title_"):  # a channel's own short title
+        return str((revision.short_titles or {}).get(name.removeprefix("short_title_"), ""))
     value = getattr(revision, name)
     return value or ""
 

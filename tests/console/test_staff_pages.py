@@ -198,6 +198,8 @@ def test_the_compose_form_creates_an_item_and_an_edit_makes_a_revision_with_its_
         channels=["website", "weibo"],
         push_mode="tags",
         push_tags="101，102",
+        short_title_wechat="供暖补贴调整",
+        wechat_digest="补贴标准调整为每户每月260元。",
     )
     saved = editor.post(f"/console/items/{item_id}/edit", data=changed)
     assert saved.status_code == 303, saved.text
@@ -211,6 +213,8 @@ def test_the_compose_form_creates_an_item_and_an_edit_makes_a_revision_with_its_
     assert "<ins>关于2026年冬季供暖补贴发放的通知</ins>" in timeline
     assert "<del>每户每月**200元**。</del>" in timeline
     assert "<ins>每户每月**260元**。</ins>" in timeline
+    assert "<ins>供暖补贴调整</ins>" in timeline and "微信短标题" in timeline
+    assert "<ins>补贴标准调整为每户每月260元。</ins>" in timeline and "微信摘要" in timeline
 
     same = editor.post(f"/console/items/{item_id}/edit", data=changed)
     assert same.status_code == 303
