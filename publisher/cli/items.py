@@ -108,6 +108,12 @@ def print_item(view: dict[str, Any], names: ScopeNames) -> None:
         ("id", view["id"]),
         ("status", f"{view['status']} {item_status_name(view['status'])}"),
         ("title", rev.get("title")),
+        *_given(
+            ("short_title", rev.get("short_title")),
+            ("short_title_wechat", (rev.get("short_titles") or {}).get("wechat")),
+            ("short_title_weibo", (rev.get("short_titles") or {}).get("weibo")),
+            ("wechat_digest", rev.get("wechat_digest")),
+        ),
         ("index_no", view["index_no"]),
         ("domain", names.domain(view["domain"])),
         ("department", names.department(view["department"])),
@@ -123,6 +129,11 @@ def print_item(view: dict[str, Any], names: ScopeNames) -> None:
     if view["deliveries"]:
         click.echo()
         click.echo(delivery_table(view["deliveries"]))
+
+
+def _given(*pairs: tuple[str, Any]) -> list[tuple[str, Any]]:
+    """The optional fields an item has (the others are not listed)."""
+    return [(key, value) for key, value in pairs if value]
 
 
 def delivery_table(deliveries: Sequence[dict[str, Any]]) -> str:

@@ -273,6 +273,10 @@ def test_the_cli_sets_and_clears_the_short_titles_and_the_digest(settings: Setti
         rev = latest_revision(session, 1)
         assert rev.short_titles == {"wechat": "义诊活动通知", "weibo": "周六义诊"}
         assert rev.wechat_digest == "每周六上午义诊。"
+    shown = run("items", "show", "1").output
+    for label, value in (("微信短标题", "义诊活动通知"), ("微博短标题", "周六义诊")):
+        assert any(line.split() == [label, value] for line in shown.splitlines()), shown
+    assert any(line.split() == ["微信摘要", "每周六上午义诊。"] for line in shown.splitlines())
 
     edited = run("items", "edit", "1", "--short-title-weibo", "", "--wechat-digest", "")
     assert edited.exit_code == 0, edited.output
