@@ -495,6 +495,30 @@ def enable_signed_channels(monkeypatch: Any) -> None:
         monkeypatch.setenv(f"PUBLISHER_{kind}_SECRET", "sandbox-secret")
 
 
+def enable_every_channel_offline(monkeypatch: Any) -> None:
+    """All four channels enabled, at an address nothing listens on: previews are built
+    locally and deliveries are recorded (`dispatched`), never sent."""
+    enable_signed_channels(monkeypatch)
+    for name, value in {
+        "WECHAT_APPID": "sandbox",
+        "WECHAT_SECRET": "sandbox-secret",
+        "WECHAT_API_BASE": "http://127.0.0.1:9",
+        "WEIBO_ACCESS_TOKEN": "sandbox",
+        "WEIBO_API_BASE": "http://127.0.0.1:9",
+        "WEIBO_RIP": "211.156.0.1",
+    }.items():
+        monkeypatch.setenv(f"PUBLISHER_{name}", value)
+
+
+# Three sentences: 27, 66 and 136 characters in — the third ends past WeChat's digest limit (128).
+LONG_SUMMARY = (
+    "今冬供暖补贴按月发放，每户每月二百元，由社区统一造册。"
+    "低保家庭、特困人员和困难残疾人家庭可以申领，须在每月十日前向所在社区提出申请。"
+    "社区工作人员核实后于次月五日前发放到户，发放名单在社区公示栏公示七天，"
+    "群众对名单有异议的可以向社管局反映，社管局将在五个工作日内核实并答复。"
+)
+
+
 def wechat_on_sandbox(
     monkeypatch: Any, sandbox_url: str, callback_token: str, aes_key: str | None = None
 ) -> Any:

@@ -16,15 +16,7 @@ from channels.errors import Permanent
 from tests.channels.test_wechat import articles, counters, settled
 from tests.contract.harness_wechat import make
 from tests.contract.harnesses import ContractHarness
-from tests.support import sample_publication
-
-# 3 sentences: 27, 66 and 136 characters in — the third ends past WeChat's 128.
-LONG_SUMMARY = (
-    "今冬供暖补贴按月发放，每户每月二百元，由社区统一造册。"
-    "低保家庭、特困人员和困难残疾人家庭可以申领，须在每月十日前向所在社区提出申请。"
-    "社区工作人员核实后于次月五日前发放到户，发放名单在社区公示栏公示七天，"
-    "群众对名单有异议的可以向社管局反映，社管局将在五个工作日内核实并答复。"
-)
+from tests.support import LONG_SUMMARY, sample_publication
 
 
 @pytest.fixture

@@ -24,7 +24,10 @@ from publisher.db import Database
 from publisher.models import Item, ItemStatus, Revision
 from publisher.services.items import create_item
 from tests.console.support import signed_in
-from tests.support import enable_signed_channels, item_fields
+from tests.support import (
+    enable_every_channel_offline,
+    item_fields,
+)
 
 ZHANG = "441900195203150012"  # a valid 身份证号 (GB 11643 check character right)
 
@@ -33,16 +36,7 @@ ZHANG = "441900195203150012"  # a valid 身份证号 (GB 11643 check character r
 def publisher_env(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """All four channels enabled, at an address nothing listens on: previews are built
     locally and deliveries are recorded (`dispatched`), never sent."""
-    enable_signed_channels(monkeypatch)
-    for name, value in {
-        "WECHAT_APPID": "sandbox",
-        "WECHAT_SECRET": "sandbox-secret",
-        "WECHAT_API_BASE": "http://127.0.0.1:9",
-        "WEIBO_ACCESS_TOKEN": "sandbox",
-        "WEIBO_API_BASE": "http://127.0.0.1:9",
-        "WEIBO_RIP": "211.156.0.1",
-    }.items():
-        monkeypatch.setenv(f"PUBLISHER_{name}", value)
+    enable_every_channel_offline(monkeypatch)
     reset_settings()
     return get_settings()
 

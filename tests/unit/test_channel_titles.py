@@ -20,32 +20,22 @@ from publisher.db import get_database
 from publisher.models import Item, Revision
 from publisher.services.content import content_hash
 from publisher.services.items import latest_revision
-from tests.support import enable_signed_channels, item_json, user_with_token
+from tests.support import (
+    LONG_SUMMARY,
+    enable_every_channel_offline,
+    item_json,
+    user_with_token,
+)
 
 ADMIN_TOKEN = "pub_admin-token-of-the-channel-title-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-LONG_SUMMARY = (
-    "今冬供暖补贴按月发放，每户每月二百元，由社区统一造册。"
-    "低保家庭、特困人员和困难残疾人家庭可以申领，须在每月十日前向所在社区提出申请。"
-    "社区工作人员核实后于次月五日前发放到户，发放名单在社区公示栏公示七天，"
-    "群众对名单有异议的可以向社管局反映，社管局将在五个工作日内核实并答复。"
-)
 
 
 @pytest.fixture
 def settings(publisher_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """All four channels enabled at an address nothing listens on: previews are built
     locally, nothing is sent."""
-    enable_signed_channels(monkeypatch)
-    for name, value in {
-        "WECHAT_APPID": "sandbox",
-        "WECHAT_SECRET": "sandbox-secret",
-        "WECHAT_API_BASE": "http://127.0.0.1:9",
-        "WEIBO_ACCESS_TOKEN": "sandbox",
-        "WEIBO_API_BASE": "http://127.0.0.1:9",
-        "WEIBO_RIP": "211.156.0.1",
-    }.items():
-        monkeypatch.setenv(f"PUBLISHER_{name}", value)
+    enable_every_channel_offline(monkeypatch)
     reset_settings()
     user_with_token(get_database(), "admin", name="admin", token=ADMIN_TOKEN)
     return get_settings()
