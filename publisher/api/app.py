@@ -26,6 +26,7 @@ from channels.wechat import finished_key
 from publisher import console
 from publisher.api import (
     routes_audit,
+    routes_calendar,
     routes_catalog,
     routes_channels,
     routes_checks,
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, freeze_on_start: bool = Fals
     api.include_router(routes_review.router)
     api.include_router(routes_checks.router)
     api.include_router(routes_audit.router)
+    api.include_router(routes_calendar.router)
     api.include_router(routes_users.router)
     api.include_router(routes_wechat.router)
     api.include_router(system_router)

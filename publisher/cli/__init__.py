@@ -24,6 +24,7 @@ from publisher.audit import client_address_as
 from publisher.cli import (
     audit,
     bench,
+    calendar,
     channels,
     drift,
     freeze,
@@ -93,6 +94,7 @@ COMMANDS: tuple[click.Command, ...] = (
     scope.domains,
     scope.departments,
     words.words,
+    calendar.calendar,
     freeze.freeze,
     drift.drift,
     audit.audit,

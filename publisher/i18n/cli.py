@@ -29,6 +29,7 @@ MESSAGES: dict[str, str] = {
     "col.ms": "耗时(毫秒)",
     "col.error": "错误",
     "col.kind": "类型",
+    "col.created_by": "录入人",
     "col.field": "字段",
     "col.start": "起",
     "col.end": "止",
@@ -246,4 +247,13 @@ MESSAGES: dict[str, str] = {
     "cli.audit.nothing": "无需清理：没有{keep}",
     "cli.audit.would_remove": "将删除 {count} 条{keep}，至第 {row} 行",
     "cli.audit.removed": "已删除 {count} 条{keep}，至第 {row} 行",
+    "cli.calendar.workday": "工作日（调休）",
+    "cli.calendar.holiday": "休息日（节假日）",
+    "cli.calendar.set": "已记录：{day} 为{kind}",
+    "cli.calendar.confirmed": "已确认 {year} 年的节假日安排",
+    "cli.calendar.known": "{year} 年：按国务院办公厅节假日安排（chinese_calendar）计算工作日",
+    "cli.calendar.by_overrides": "{year} 年：已由管理员确认，按录入的节假日和调休计算工作日",
+    "cli.calendar.unconfirmed": (
+        "{year} 年：节假日安排尚未确认，除下列录入外只按周末计算工作日，期限可能不准"
+    ),
 }

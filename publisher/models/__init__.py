@@ -2,8 +2,9 @@
 
 An *item* has immutable *revisions*; a *delivery* says "channel C must show revision R of item
 I" (or must not show it); every call to a channel is an *attempt* row. Enums are stored by value.
-The models live in `base`, `catalog`, `items`, `delivery` and `people`, each importing only
-those before it; this package names them all in one place (and so registers every table).
+The models live in `base`, `calendar`, `catalog`, `items`, `delivery` and `people`, each
+importing only those before it; this package names them all in one place (and so registers
+every table).
 """
 
 from publisher.models.base import (
@@ -21,6 +22,7 @@ from publisher.models.base import (
     utcnow,
     value_enum,
 )
+from publisher.models.calendar import ConfirmedYear, WorkdayOverride
 from publisher.models.catalog import (
     DEFAULT_REVIEW_STAGES,
     Department,
@@ -69,6 +71,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Channel",
+    "ConfirmedYear",
     "Delivery",
     "DeliveryState",
     "Department",
@@ -95,6 +98,7 @@ __all__ = [
     "WeChatDigest",
     "WeChatDigestEntry",
     "WeChatDigestState",
+    "WorkdayOverride",
     "utcnow",
     "value_enum",
 ]

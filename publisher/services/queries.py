@@ -34,6 +34,7 @@ from publisher.models import (
     ItemStatus,
     Revision,
 )
+from publisher.services.deadlines import deadlines
 from publisher.services.review import item_approvals, review_fields
 
 
@@ -182,7 +183,27 @@ def item_view(session: Session, item_id: int, *, scope: Scope = None) -> dict[st
     deliveries = session.scalars(
         select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)
     )
-    return item_view_of(item, revisions, deliveries, item_approvals(session, item_id))
+    view = item_view_of(item, revisions, deliveries, item_approvals(session, item_id))
+    return with_deadlines(session, [item], {item.id: revisions[-1]} if revisions else {}, [view])[0]
+
+
+def with_deadlines(
+    session: Session,
+    items: Sequence[Item],
+    latest: dict[int, Revision],
+    views: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """`views` (of `items`, in that order) with each one's deadline fields (DESIGN §6.1:
+    `due_on`, `timeliness`, `days_late`, `calendar_confirmed`; None without a revision)."""
+    found = deadlines(session, items, latest)
+    for item, view in zip(items, views, strict=True):
+        deadline = found.get(item.id)
+        view.update(
+            deadline.fields()
+            if deadline
+            else dict.fromkeys(("due_on", "timeliness", "days_late", "calendar_confirmed"))
+        )
+    return views
 
 
 def item_view_of(
@@ -271,7 +292,9 @@ def list_items(
         "total": total,
         "limit": page.limit,
         "offset": page.offset,
-        "results": [item_summary(i, latest.get(i.id)) for i in items],
+        "results": with_deadlines(
+            session, items, latest, [item_summary(i, latest.get(i.id)) for i in items]
+        ),
     }
 
 

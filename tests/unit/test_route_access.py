@@ -147,6 +147,11 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/tokens"): admits(*EVERYONE),
     ("DELETE", "/api/v1/tokens/{token_id}"): admits(*EVERYONE),  # one's own (the caller's)
     ("GET", "/api/v1/audit"): admits("supervisor"),
+    # the working-day calendar
+    ("GET", "/api/v1/calendar/overrides"): admits("supervisor"),
+    ("POST", "/api/v1/calendar/overrides"): admits(
+        *ADMINS, body={"day": "2027-10-01", "is_workday": False}
+    ),
     # system
     ("GET", "/api/v1/metrics"): admits("operator", "supervisor"),
 }
