@@ -124,11 +124,29 @@ def print_item(view: dict[str, Any], names: ScopeNames) -> None:
         ("review", review_line(view)),
         ("sent_back", view.get("sent_back_comment")),
         ("published_at", beijing(view.get("published_at"))),
+        ("due_on", deadline_line(view)),
     ]
     show_pairs([(t(f"cli.item.{key}"), value) for key, value in pairs])
     if view["deliveries"]:
         click.echo()
         click.echo(delivery_table(view["deliveries"]))
+
+
+def deadline_line(view: dict[str, Any]) -> str | None:
+    """`2024-10-30 逾期公开（晚 3 个工作日）`, and a warning when a year's holidays were not
+    confirmed; None for an item without a deadline."""
+    if not view.get("due_on"):
+        return None
+    parts = [view["due_on"]]
+    if view.get("timeliness"):
+        parts.append(t(f"timeliness.{view['timeliness']}"))
+    line = " ".join(parts)
+    notes = []
+    if view.get("days_late"):
+        notes.append(t("timeliness.days_late", days=view["days_late"]))
+    if view.get("calendar_confirmed") is False:
+        notes.append(t("timeliness.unconfirmed"))
+    return line + (f"（{'；'.join(notes)}）" if notes else "")
 
 
 def _given(*pairs: tuple[str, Any]) -> list[tuple[str, Any]]:

@@ -140,6 +140,7 @@ MESSAGES: dict[str, str] = {
     "cli.item.review": "审核",
     "cli.item.sent_back": "退回意见",
     "cli.item.published_at": "发布时间",
+    "cli.item.due_on": "公开期限",
     "cli.findings.count": "（共 {total} 处，{blocking} 处待处理）",
     "cli.findings.overridden": "信息 {id} 第{number}版：已放行 {count} 处检查结果",
     "cli.findings.masked": "信息 {id}：已生成第{number}版，遮盖了{masked}",

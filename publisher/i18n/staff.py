@@ -51,6 +51,7 @@ MESSAGES: dict[str, str] = {
     "items.count": "共 {total} 条信息",
     "items.caption": "信息列表，按创建时间从新到旧排列",
     "items.col.title": "标题",
+    "items.col.due_on": "公开期限",
     "items.col.index_no": "索引号",
     "items.col.created": "创建时间",
     "items.untitled": "（无标题）",
@@ -208,4 +209,12 @@ MESSAGES: dict[str, str] = {
     "timeline.action.item.override_findings": "放行检查问题",
     "timeline.action.item.publish": "发布",
     "timeline.action.item.retract": "撤回",
+    # An item's Art. 26 deadline (publisher/services/deadlines.py).
+    "timeliness.on_track": "办理中",
+    "timeliness.due_soon": "即将到期",
+    "timeliness.overdue": "已逾期",
+    "timeliness.on_time": "按时公开",
+    "timeliness.late": "逾期公开",
+    "timeliness.days_late": "晚 {days} 个工作日",
+    "timeliness.unconfirmed": "该年节假日安排未确认，仅按周末计算",
 }

@@ -9,9 +9,11 @@ from datetime import date, datetime
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from publisher.cli import main as cli
 from publisher.config import Settings
 from publisher.db import get_database
 from publisher.models import (
@@ -168,3 +170,13 @@ def test_the_item_api_shows_the_deadline(settings: Settings, client: TestClient)
     }
     assert {key: shown[key] for key in expected} == expected
     assert [{key: row[key] for key in expected} for row in listed] == [expected]
+
+
+def test_items_show_prints_the_deadline(settings: Settings) -> None:
+    with get_database().session() as session:
+        item, _ = _item(session, settings, date(2024, 9, 27))
+        item_id = item.id
+    shown = CliRunner().invoke(cli, ["items", "show", str(item_id)])
+    assert shown.exit_code == 0, shown.output
+    assert "公开期限" in shown.output and "2024-10-30 已逾期" in shown.output
+    assert "未确认" not in shown.output
