@@ -128,11 +128,9 @@ def publish_item(
         locked = item_service.lock_item(session, item_id)
         who.require_department(locked.item.department_code)
         publish_checked(session, settings_of(request), locked, pool, actor=who.actor, who=who)
-        view = queries.item_view_of(
+        return queries.item_view_of(
             locked.item, locked.revisions, locked.deliveries.values(), locked.approvals
         )
-        latest = {locked.item.id: locked.revisions[-1]} if locked.revisions else {}
-        return queries.with_deadlines(session, [locked.item], latest, [view])[0]
 
 
 @router.post("/items/{item_id}/retract", status_code=status.HTTP_202_ACCEPTED)
