@@ -27,6 +27,7 @@ from publisher.i18n.fill import fill
 MESSAGES: dict[str, str] = {
     # --- what staff call the fields -----------------------------------------------------------
     "field.title": "标题",
+    "field.note": "备注",
     "field.short_title": "短标题",
     "field.short_titles": "渠道短标题",
     "field.short_titles.wechat": "微信短标题",
