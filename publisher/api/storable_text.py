@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import Request
@@ -28,11 +29,7 @@ CODEPOINT = "U+0000"
 
 async def refuse_nul(request: Request) -> None:
     """Raise `InvalidInput` when a query parameter or the JSON body holds NUL."""
-    problems = [
-        _problem(f"query.{name}")
-        for name, value in request.query_params.multi_items()
-        if "\x00" in name or "\x00" in value
-    ]
+    problems = nul_fields(request.query_params.multi_items(), prefix="query.")
     if request.method not in ("GET", "HEAD", "DELETE") and _is_json(request):
         raw = await request.body()
         if NUL_ESCAPE.search(raw):
@@ -43,6 +40,16 @@ async def refuse_nul(request: Request) -> None:
             problems += [_problem(path) for path in _paths_with_nul(parsed, "")]
     if problems:
         raise InvalidInput(problems)
+
+
+def nul_fields(fields: Iterable[tuple[str, object]], *, prefix: str = "") -> list[FieldProblem]:
+    """A `characters` problem for each (name, value) pair whose name or text value holds NUL
+    (query parameters here, form fields in the console), named `prefix` + name."""
+    return [
+        _problem(f"{prefix}{name}")
+        for name, value in fields
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value)
+    ]
 
 
 def _is_json(request: Request) -> bool:

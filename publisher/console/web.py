@@ -30,8 +30,9 @@ from starlette.concurrency import run_in_threadpool
 
 from publisher.api.client_address import is_trusted, trusted_networks
 from publisher.api.routes_common import database_of, settings_of
+from publisher.api.storable_text import nul_fields
 from publisher.auth import Principal, cached_principal, look_up_principal
-from publisher.errors import FieldProblem, InvalidInput
+from publisher.errors import InvalidInput
 from publisher.i18n import t
 from publisher.models import Role
 
@@ -116,13 +117,7 @@ async def storable_text(request: Request) -> None:
     fields: list[tuple[str, object]] = list(request.query_params.multi_items())
     if request.method not in ("GET", "HEAD"):
         fields += list((await request.form()).multi_items())
-    problems = [
-        FieldProblem(
-            name, "characters", f"{name} must not contain U+0000", values={"codepoint": "U+0000"}
-        )
-        for name, value in fields
-        if isinstance(value, str) and ("\x00" in value or "\x00" in name)
-    ]
+    problems = nul_fields(fields)
     if problems:
         raise InvalidInput(problems)
 
